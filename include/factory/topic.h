@@ -1,0 +1,54 @@
+// Topic specifications and descriptions. Plain values; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "factory/status.h"
+#include "factory/types.h"
+
+namespace factory {
+
+// Per-topic config, named as Kafka names it (`retention.ms`, ...). -1 means unlimited.
+struct TopicConfig {
+  int64_t retention_ms = 604'800'000;        // 7 days, Kafka's default
+  int64_t retention_bytes = -1;              // per partition, as in Kafka
+  int64_t max_message_bytes = 1'048'588;     // Kafka's default; key + value + headers
+  std::string cleanup_policy = "delete";     // only "delete" is supported
+  bool operator==(const TopicConfig&) const = default;
+};
+
+// Sets one config entry from its Kafka name and text value. Returns InvalidArgument naming the
+// key for an unknown key, a non-numeric value, or an unsupported cleanup.policy.
+Status set_topic_config(TopicConfig* config, std::string_view key, std::string_view value);
+// The entries as (name, value) pairs in a fixed order, for display.
+std::vector<std::pair<std::string, std::string>> topic_config_entries(const TopicConfig& config);
+
+struct TopicSpec {
+  std::string name;
+  int32_t partitions = 1;
+  TopicConfig config;
+};
+
+// Returns InvalidArgument when the name is not a legal topic name (Kafka's rule: 1-249 chars of
+// [a-zA-Z0-9._-], not "." or "..") or the partition count is outside 1..10000.
+Status validate_topic_spec(const TopicSpec& spec);
+
+struct PartitionInfo {
+  int32_t partition = 0;
+  Offset log_start;     // first readable offset
+  Offset log_end;       // offset the next append gets (the high watermark)
+  int64_t size_bytes = 0;
+};
+
+struct TopicInfo {
+  TopicSpec spec;
+  std::vector<PartitionInfo> partitions;
+};
+
+// What apply_topic did.
+enum class TopicChange { kCreated, kUpdated, kUnchanged };
+
+}  // namespace factory

@@ -1,0 +1,31 @@
+// Byte encodings shared by the on-disk formats (leveldb util/coding.h).
+// Big-endian fixed-width integers sort correctly as RocksDB keys; varints keep values small.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace factory::base {
+
+void put_fixed32_be(std::string* dst, uint32_t v);
+void put_fixed64_be(std::string* dst, uint64_t v);
+uint32_t decode_fixed32_be(const char* p);
+uint64_t decode_fixed64_be(const char* p);
+
+void put_varint64(std::string* dst, uint64_t v);
+// Zig-zag signed varint.
+void put_varsint64(std::string* dst, int64_t v);
+// Length-prefixed bytes: varint length, then the bytes.
+void put_length_prefixed(std::string* dst, std::string_view s);
+
+// Each get_* consumes from the front of *in; returns false when *in is truncated or malformed.
+bool get_varint64(std::string_view* in, uint64_t* v);
+bool get_varsint64(std::string_view* in, int64_t* v);
+bool get_length_prefixed(std::string_view* in, std::string_view* s);
+
+// JSON string escaping (RFC 8259) of possibly binary bytes: invalid UTF-8 becomes U+FFFD.
+void append_json_string(std::string* dst, std::string_view s);
+
+}  // namespace factory::base

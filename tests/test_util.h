@@ -1,0 +1,67 @@
+// Helpers shared by the tests: REQUIRE_OK, a temp dir per test, waiting on a condition.
+#pragma once
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "factory/status.h"
+
+#define REQUIRE_OK(expr)                                   \
+  do {                                                     \
+    const auto& factory_s_ = (expr);                       \
+    INFO(::factory::test::status_of(factory_s_).to_string()); \
+    REQUIRE(::factory::test::status_of(factory_s_).ok());  \
+  } while (0)
+
+namespace factory::test {
+
+inline const Status& status_of(const Status& s) { return s; }
+template <typename T>
+const Status& status_of(const Result<T>& r) { return r.status(); }
+
+// A fresh directory under $TMPDIR, removed when the TempDir goes out of scope.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "factory-test-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (!p) throw std::runtime_error("mkdtemp failed");
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Polls `cond` until it is true or `timeout_ms` passes; returns the last value. For conditions
+// owned by another process (no latch to wait on); in-process waits use the API's own waits.
+template <typename F>
+bool eventually(F&& cond, int timeout_ms = 10000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cond();
+}
+
+// Seed for randomized tests: FACTORY_TEST_SEED or a fixed default, printed by the caller.
+inline uint64_t test_seed(uint64_t fallback = 20261128) {
+  const char* s = std::getenv("FACTORY_TEST_SEED");
+  return s ? std::strtoull(s, nullptr, 10) : fallback;
+}
+
+}  // namespace factory::test
