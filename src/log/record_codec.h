@@ -1,0 +1,52 @@
+// On-disk layout of the log inside RocksDB. Three column families:
+//
+//   "records"   key:   topic_id u32 BE | partition u32 BE | offset u64 BE        (16 bytes)
+//               value: the encoded record (below)
+//   "timeindex" key:   topic_id u32 BE | partition u32 BE | ts u64 BE(biased) | offset u64 BE
+//               value: empty. One entry each time a partition's running maximum timestamp
+//               grows: the first offset whose running max reached `ts`.
+//   "default"   metadata:
+//               "T" name         -> topic: "id=..\npartitions=..\n<config k=v lines>"
+//               "N"              -> next topic id, u32 BE (ids are never reused)
+//               "P" id u32 | p u32 -> partition state: start u64 | end u64 | bytes u64 | max_ts u64(biased)
+//               "G" group \0 topic \0 partition u32 -> committed offset u64 BE
+//
+// Encoded record (format 1):
+//   u8 format=1 | varsint timestamp_ms | u8 flags (bit0: key present, bit1: value present)
+//   | [len-prefixed key] | [len-prefixed value] | varint header count | (len-prefixed name,
+//   len-prefixed value)*
+// Big-endian keys sort in offset order; biased timestamps (sign bit flipped) sort numerically.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "factory/record.h"
+#include "factory/status.h"
+
+namespace factory::log {
+
+inline constexpr size_t kRecordKeySize = 16;
+inline constexpr uint8_t kRecordFormat = 1;
+
+std::string partition_prefix(uint32_t topic_id, int32_t partition);
+std::string record_key(uint32_t topic_id, int32_t partition, int64_t offset);
+// The offset in a record key; the key must be kRecordKeySize bytes.
+int64_t record_key_offset(std::string_view key);
+
+std::string time_index_key(uint32_t topic_id, int32_t partition, int64_t ts, int64_t offset);
+// Decodes a time-index key; false when it is malformed.
+bool parse_time_index_key(std::string_view key, int64_t* ts, int64_t* offset);
+uint64_t bias_timestamp(int64_t ts);
+int64_t unbias_timestamp(uint64_t v);
+
+// Appends the encoding of r, stamped with timestamp_ms, to *dst.
+void encode_record(const ProducerRecord& r, int64_t timestamp_ms, std::string* dst);
+// Decodes the value fields (timestamp, key, value, headers) into *out. Corruption on bad bytes.
+Status decode_record(std::string_view bytes, Record* out);
+// Reads just the timestamp; false on bad bytes.
+bool decode_record_timestamp(std::string_view bytes, int64_t* ts);
+
+}  // namespace factory::log
