@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   scripts/quickstart.sh demo   installs packages, builds, runs the walkthrough
+#   scripts/quickstart.sh test   installs packages, builds, runs the whole test suite
+# Run as root on a fresh Debian 12 machine (it apt-installs what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-demo}
+case "$mode" in
+  demo|test) ;;
+  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+
+bash scripts/setup.sh
+cmake --preset release >/dev/null
+cmake --build --preset release
+
+case "$mode" in
+  demo) bash scripts/walkthrough.sh build/release/src/cli/factoryd ;;
+  test) ctest --preset release -j2 ;;
+esac
