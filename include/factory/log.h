@@ -166,8 +166,11 @@ class Log {
 // another process holds it, Corruption when the data cannot be read, InvalidArgument for bad options.
 Result<std::unique_ptr<Log>> open_log(const LogOptions& options);
 
-// Kafka's default partitioner: toPositive(murmur2(key)) % partitions.
+// Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2): the same 32 bits as Java's
+// signed int result, returned unsigned.
 uint32_t murmur2(std::string_view data);
+// Kafka's default partitioner for a keyed record: (murmur2(key) & 0x7fffffff) % partitions.
+// Requires partitions > 0 (aborts otherwise).
 int32_t partition_for_key(std::string_view key, int32_t partitions);
 
 }  // namespace factory

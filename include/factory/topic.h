@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "factory/status.h"
@@ -21,7 +22,8 @@ struct TopicConfig {
 };
 
 // Sets one config entry from its Kafka name and text value. Returns InvalidArgument naming the
-// key for an unknown key, a non-numeric value, or an unsupported cleanup.policy.
+// key for an unknown key, a non-numeric or out-of-range value, or an unsupported cleanup.policy;
+// *config is unchanged then.
 Status set_topic_config(TopicConfig* config, std::string_view key, std::string_view value);
 // The entries as (name, value) pairs in a fixed order, for display.
 std::vector<std::pair<std::string, std::string>> topic_config_entries(const TopicConfig& config);
@@ -33,7 +35,8 @@ struct TopicSpec {
 };
 
 // Returns InvalidArgument when the name is not a legal topic name (Kafka's rule: 1-249 chars of
-// [a-zA-Z0-9._-], not "." or "..") or the partition count is outside 1..10000.
+// [a-zA-Z0-9._-], not "." or ".."), the partition count is outside 1..10000, or the config is
+// invalid (retention below -1, max.message.bytes <= 0, a cleanup.policy other than delete).
 Status validate_topic_spec(const TopicSpec& spec);
 
 struct PartitionInfo {
