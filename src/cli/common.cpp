@@ -1,0 +1,321 @@
+#include "cli/common.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include <CLI/CLI.hpp>
+
+#include "base/coding.h"
+
+namespace factory::cli {
+
+void add_common_options(CLI::App* cmd, CommonOptions* common,
+                        const std::string& output_names) {
+  cmd->add_option(
+         "--data-dir", common->data_dir,
+         "Data directory; the log is <data-dir>/log (env FACTORY_DATA_DIR)")
+      ->capture_default_str();
+  cmd->add_option(output_names, common->output, "Output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+}
+
+void CommandRegistry::add(CLI::App* app, std::unique_ptr<Command> command) {
+  commands_.emplace_back(app, std::move(command));
+}
+
+Command* CommandRegistry::parsed() const {
+  for (const auto& [app, command] : commands_) {
+    if (app->parsed()) return command.get();
+  }
+  return nullptr;
+}
+
+namespace {
+
+int report(int code, std::string_view what, std::string_view how) {
+  std::string line = "factoryd: error: ";
+  line += what;
+  if (!how.empty()) {
+    line += "; ";
+    line += how;
+  }
+  line += "\n";
+  std::fflush(stdout);  // keep stdout lines printed before the error ahead of
+                        // it on a terminal
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  return code;
+}
+
+}  // namespace
+
+int runtime_error(std::string_view what, std::string_view how) {
+  return report(kExitRuntime, what, how);
+}
+
+int usage_error(std::string_view what, std::string_view how) {
+  return report(kExitUsage, what, how);
+}
+
+int status_error(std::string_view context, const Status& s,
+                 std::string_view how) {
+  std::string what(context);
+  if (!what.empty()) what += ": ";
+  what += s.message().empty() ? s.to_string() : s.message();
+  bool has_hint = s.message().find("; ") != std::string::npos;
+  return report(kExitRuntime, what, has_hint ? std::string_view() : how);
+}
+
+int topic_not_found(const CommonOptions& common, std::string_view topic) {
+  std::string what =
+      "topic '" + std::string(topic) + "' not found in " + common.log_dir();
+  std::string how = "create it with 'factoryd topics create " +
+                    std::string(topic) +
+                    " --partitions N' or 'factoryd topics apply -f FILE', or "
+                    "check --data-dir";
+  return runtime_error(what, how);
+}
+
+std::unique_ptr<Log> open_log_or_report(const CommonOptions& common) {
+  std::error_code ec;
+  std::filesystem::create_directories(common.data_dir, ec);
+  if (ec) {
+    runtime_error(
+        "cannot create data dir '" + common.data_dir + "': " + ec.message(),
+        "pass a writable --data-dir or set FACTORY_DATA_DIR");
+    return nullptr;
+  }
+  LogOptions options;
+  options.dir = common.log_dir();
+  options.retention_interval_ms = 0;
+  auto log = open_log(options);
+  if (!log.ok()) {
+    const Status& s = log.status();
+    std::string context = "cannot open the log in '" + options.dir + "'";
+    if (s.is_busy()) {
+      status_error(context, s,
+                   "another factoryd process holds this data dir; stop it or "
+                   "use another "
+                   "--data-dir");
+    } else if (s.code() == Status::Code::kCorruption) {
+      status_error(context, s,
+                   "the data is damaged; restore the data dir from a backup");
+    } else {
+      status_error(context, s,
+                   "check that --data-dir points at a factoryd data dir");
+    }
+    return nullptr;
+  }
+  return std::move(*log);
+}
+
+bool write_stdout(std::string_view s) {
+  if (s.empty()) return !std::ferror(stdout);
+  return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+}
+
+bool flush_stdout() { return std::fflush(stdout) == 0 && !std::ferror(stdout); }
+
+std::string Table::render() const {
+  std::vector<size_t> width;
+  for (const auto& row : rows_) {
+    if (row.size() > width.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i)
+      width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out.append(width[i] - row[i].size() + 2, ' ');
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void JsonObject::key(std::string_view k) {
+  if (body_.size() > 1) body_ += ",";
+  base::append_json_string(&body_, k);
+  body_ += ":";
+}
+
+JsonObject& JsonObject::str(std::string_view k, std::string_view value) {
+  key(k);
+  base::append_json_string(&body_, value);
+  return *this;
+}
+
+JsonObject& JsonObject::opt_str(std::string_view k,
+                                const std::optional<std::string>& value) {
+  if (!value) return null(k);
+  return str(k, *value);
+}
+
+JsonObject& JsonObject::num(std::string_view k, int64_t value) {
+  key(k);
+  body_ += std::to_string(value);
+  return *this;
+}
+
+JsonObject& JsonObject::boolean(std::string_view k, bool value) {
+  key(k);
+  body_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonObject& JsonObject::null(std::string_view k) {
+  key(k);
+  body_ += "null";
+  return *this;
+}
+
+JsonObject& JsonObject::raw(std::string_view k, std::string_view json) {
+  key(k);
+  body_ += json;
+  return *this;
+}
+
+std::string json_quote(std::string_view s) {
+  std::string out;
+  base::append_json_string(&out, s);
+  return out;
+}
+
+std::string json_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ",";
+    out += items[i];
+  }
+  out += "]";
+  return out;
+}
+
+std::string json_scalar(std::string_view value) {
+  if (parse_int64(value)) return std::string(value);
+  return json_quote(value);
+}
+
+std::optional<int64_t> parse_int64(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  std::string text(s);
+  if (!(std::isdigit(static_cast<unsigned char>(text[0])) ||
+        (text[0] == '-' && text.size() > 1))) {
+    return std::nullopt;
+  }
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size()) return std::nullopt;
+  return static_cast<int64_t>(v);
+}
+
+namespace {
+
+// Reads exactly `n` digits at *pos; -1 when they are not there.
+int take_digits(std::string_view s, size_t* pos, size_t n) {
+  if (*pos + n > s.size()) return -1;
+  int v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = s[*pos + i];
+    if (c < '0' || c > '9') return -1;
+    v = v * 10 + (c - '0');
+  }
+  *pos += n;
+  return v;
+}
+
+bool take_char(std::string_view s, size_t* pos, char c) {
+  if (*pos < s.size() && s[*pos] == c) {
+    ++*pos;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<int64_t> parse_iso8601_ms(std::string_view s) {
+  auto bad = [&](std::string_view why) {
+    return Status::invalid_argument(
+        "invalid date-time '" + std::string(s) + "' (" + std::string(why) +
+        "); use ISO-8601 like 2026-11-28T09:00:00.000 (UTC) or "
+        "2026-11-28T10:00:00+01:00");
+  };
+  size_t pos = 0;
+  int year = take_digits(s, &pos, 4);
+  if (year < 0 || !take_char(s, &pos, '-')) return bad("expected YYYY-");
+  int month = take_digits(s, &pos, 2);
+  if (month < 0 || !take_char(s, &pos, '-')) return bad("expected MM-");
+  int day = take_digits(s, &pos, 2);
+  if (day < 0) return bad("expected DD");
+  if (!(take_char(s, &pos, 'T') || take_char(s, &pos, 't') ||
+        take_char(s, &pos, ' '))) {
+    return bad("expected T between date and time");
+  }
+  int hour = take_digits(s, &pos, 2);
+  if (hour < 0 || !take_char(s, &pos, ':')) return bad("expected HH:");
+  int minute = take_digits(s, &pos, 2);
+  if (minute < 0) return bad("expected MM after HH:");
+  int second = 0;
+  int64_t millis = 0;
+  if (take_char(s, &pos, ':')) {
+    second = take_digits(s, &pos, 2);
+    if (second < 0) return bad("expected SS");
+    if (take_char(s, &pos, '.') || take_char(s, &pos, ',')) {
+      // Fraction: keep milliseconds, ignore finer digits.
+      int digits = 0;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+        if (digits < 3) millis = millis * 10 + (s[pos] - '0');
+        ++digits;
+        ++pos;
+      }
+      if (digits == 0) return bad("expected digits after the decimal point");
+      for (int i = digits; i < 3; ++i) millis *= 10;
+    }
+  }
+  int64_t zone_offset_min = 0;
+  if (take_char(s, &pos, 'Z') || take_char(s, &pos, 'z')) {
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int sign = s[pos] == '-' ? -1 : 1;
+    ++pos;
+    int zh = take_digits(s, &pos, 2);
+    if (zh < 0) return bad("expected a zone offset like +01:00");
+    int zm = 0;
+    if (pos < s.size()) {
+      take_char(s, &pos, ':');
+      zm = take_digits(s, &pos, 2);
+      if (zm < 0) return bad("expected a zone offset like +01:00");
+    }
+    if (zh > 23 || zm > 59) return bad("zone offset out of range");
+    zone_offset_min = sign * (zh * 60 + zm);
+  }
+  if (pos != s.size()) return bad("unexpected text at the end");
+  if (hour > 23 || minute > 59 || second > 60) return bad("time out of range");
+  using namespace std::chrono;
+  year_month_day ymd{std::chrono::year{year},
+                     std::chrono::month{static_cast<unsigned>(month)},
+                     std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok()) return bad("no such date");
+  int64_t days = sys_days(ymd).time_since_epoch().count();
+  int64_t ms = ((days * 24 + hour) * 60 + minute) * 60'000 +
+               int64_t{second} * 1000 + millis;
+  return ms - zone_offset_min * 60'000;
+}
+
+std::optional<std::pair<std::string, std::string>> split_assignment(
+    std::string_view s) {
+  size_t eq = s.find('=');
+  if (eq == std::string_view::npos || eq == 0) return std::nullopt;
+  return std::make_pair(std::string(s.substr(0, eq)),
+                        std::string(s.substr(eq + 1)));
+}
+
+}  // namespace factory::cli

@@ -1,0 +1,162 @@
+// Shared pieces of the factoryd commands: the options every command takes, how
+// a command is registered and run, error reporting with exit codes, and the
+// table/JSON output helpers.
+//
+// Every command takes --data-dir (default $FACTORY_DATA_DIR, else ./data) and
+// an output format, table or json: `-o/--output` everywhere except `consume`,
+// where `-o` is kcat's offset and the format is `--output` only. The log lives
+// in <data-dir>/log.
+//
+// Exit codes: 0 ok, 1 runtime error (the log said no), 2 usage error (the
+// command line is wrong, found by CLI11 or by checking an argument before the
+// log is opened). Errors are one line on stderr: "factoryd: error: <what>; <how
+// to fix>".
+//
+// Thread-safety: the CLI is single-threaded; nothing here is meant for
+// concurrent use.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "factory/log.h"
+#include "factory/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace factory::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+
+// Options shared by all commands. One instance, owned by run(); every leaf
+// command binds its
+// --data-dir/--output to it (CLI11 parses exactly one leaf).
+struct CommonOptions {
+  std::string data_dir;  // initialised from $FACTORY_DATA_DIR, else "./data"
+  std::string output = "table";  // "table" or "json"
+  bool json() const { return output == "json"; }
+  std::string log_dir() const { return data_dir + "/log"; }
+};
+
+// Adds --data-dir and the output format option to `cmd`. `output_names` is
+// "-o,--output" for all commands but consume ("--output").
+void add_common_options(CLI::App* cmd, CommonOptions* common,
+                        const std::string& output_names = "-o,--output");
+
+// One leaf command (e.g. `topics create`): its options are members bound into
+// CLI11; run() executes it once parsing succeeded and returns the exit code.
+class Command {
+ public:
+  virtual ~Command() = default;
+  virtual int run() = 0;
+};
+
+// Which CLI11 subcommand runs which Command. Owns the Commands.
+class CommandRegistry {
+ public:
+  explicit CommandRegistry(CommonOptions* common) : common_(common) {}
+  CommandRegistry(const CommandRegistry&) = delete;
+  CommandRegistry& operator=(const CommandRegistry&) = delete;
+
+  CommonOptions* common() const { return common_; }
+  // Registers `command` to run when `app` is the subcommand CLI11 parsed.
+  void add(CLI::App* app, std::unique_ptr<Command> command);
+  // The Command whose subcommand was parsed, or nullptr when none was.
+  Command* parsed() const;
+
+ private:
+  CommonOptions* common_;  // borrowed; outlives the registry
+  std::vector<std::pair<CLI::App*, std::unique_ptr<Command>>> commands_;
+};
+
+// Each *_cmd.cpp adds its subcommand tree under `root`.
+void add_topics_command(CLI::App* root, CommandRegistry* registry);
+void add_produce_command(CLI::App* root, CommandRegistry* registry);
+void add_consume_command(CLI::App* root, CommandRegistry* registry);
+void add_groups_command(CLI::App* root, CommandRegistry* registry);
+
+// --- Errors ---
+// Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and
+// return the code.
+int runtime_error(std::string_view what, std::string_view how);
+int usage_error(std::string_view what, std::string_view how);
+// A Status from the log: `context: message; how`. The hint is dropped when the
+// message already carries one (contains "; "). Returns kExitRuntime.
+int status_error(std::string_view context, const Status& s,
+                 std::string_view how);
+// The standard report for a topic the log does not have: names the topic and
+// the data dir.
+int topic_not_found(const CommonOptions& common, std::string_view topic);
+
+// Opens <data-dir>/log (creating the data dir when missing), with retention
+// off: a CLI process never deletes records on its own. On failure prints the
+// error and returns nullptr.
+std::unique_ptr<Log> open_log_or_report(const CommonOptions& common);
+
+// --- Output ---
+// Writes to stdout. Returns false (once stdout is broken, e.g. EPIPE) so
+// callers can stop.
+bool write_stdout(std::string_view s);
+bool flush_stdout();
+
+// Left-aligned columns separated by two spaces; the last column is not padded.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void add_row(std::vector<std::string> row) {
+    rows_.push_back(std::move(row));
+  }
+  std::string render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;  // rows_[0] is the header
+};
+
+// Builds one JSON object; string escaping is base::append_json_string (invalid
+// UTF-8 → U+FFFD).
+class JsonObject {
+ public:
+  JsonObject& str(std::string_view key, std::string_view value);
+  JsonObject& opt_str(std::string_view key,
+                      const std::optional<std::string>& value);  // null
+  JsonObject& num(std::string_view key, int64_t value);
+  JsonObject& boolean(std::string_view key, bool value);
+  JsonObject& null(std::string_view key);
+  JsonObject& raw(std::string_view key,
+                  std::string_view json);  // an already-encoded value
+  std::string done() const { return body_ + "}"; }
+
+ private:
+  void key(std::string_view k);
+  std::string body_ = "{";
+};
+
+std::string json_quote(std::string_view s);
+// "[a,b]" from already-encoded items.
+std::string json_array(const std::vector<std::string>& items);
+// A number when `value` is a plain base-10 int64, else a JSON string (topic
+// config values).
+std::string json_scalar(std::string_view value);
+
+// --- Parsing ---
+// Base-10 int64, the whole string. nullopt when it is not one.
+std::optional<int64_t> parse_int64(std::string_view s);
+// ISO-8601 date-time as Kafka's --to-datetime takes it:
+// YYYY-MM-DDTHH:MM[:SS[.fff]] then optionally Z or ±HH[:MM]; no zone means UTC.
+// Returns ms since the epoch, or InvalidArgument.
+Result<int64_t> parse_iso8601_ms(std::string_view s);
+// Splits "name=value" at the first '='. nullopt when there is no '=' or the
+// name is empty.
+std::optional<std::pair<std::string, std::string>> split_assignment(
+    std::string_view s);
+
+}  // namespace factory::cli
