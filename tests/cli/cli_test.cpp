@@ -104,7 +104,7 @@ TEST_CASE("topics apply on config/topics.yaml creates the article's topics",
   }
 }
 
-TEST_CASE("topics apply reports each topic, notes and JSON", "[cli]") {
+TEST_CASE("topics apply reports each topic with its notes and as JSON", "[cli]") {
   Factoryd f;
   std::string file = f.path("topics.yaml");
   write_file(file,
@@ -143,7 +143,7 @@ TEST_CASE("topics apply reports each topic, notes and JSON", "[cli]") {
   CHECK(f.ok({"topics", "list"}).out == "feature-specs\njira-events\n");
 }
 
-TEST_CASE("topics create, describe and delete", "[cli]") {
+TEST_CASE("topics create then describe then delete", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "events", "--partitions", "3", "--config",
         "retention.ms=1000", "--config", "max.message.bytes=2048"});
@@ -504,7 +504,7 @@ TEST_CASE("a missing topic or group exits 1 naming it", "[cli]") {
   CHECK(p.err.find("partition 2") != std::string::npos);
 }
 
-TEST_CASE("--data-dir defaults to $FACTORY_DATA_DIR", "[cli]") {
+TEST_CASE("the data dir defaults to $FACTORY_DATA_DIR", "[cli]") {
   TempDir dir;
   ChildProcess p = spawn_process({FACTORYD_BIN, "topics", "create", "t"},
                                  {"FACTORY_DATA_DIR=" + dir.str()});
