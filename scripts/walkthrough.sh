@@ -23,6 +23,7 @@ printf 'PROJ-106|{"issue":"PROJ-106","event":"jira:issue_created"}\nPROJ-107|{"i
   "$factoryd" produce jira-events -K '|'
 step "$factoryd" groups describe ingest
 step "$factoryd" groups reset-offsets ingest --topic jira-events --to-earliest
-step "$factoryd" consume jira-events -o -2 -p "$("$factoryd" produce jira-events -K '|' --acks <<<'PROJ-108|{}' | cut -d' ' -f1)" -e
+step "$factoryd" groups reset-offsets ingest --topic jira-events --to-earliest --execute
+step "$factoryd" consume jira-events -p 1 -o -2 -e -f '%p/%o %T %k %s\n'
 echo
 echo "Data is in $data (remove it with: rm -rf $data)"
