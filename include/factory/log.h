@@ -117,9 +117,15 @@ class Log {
   // --- Producing ---
   // Appends records to one topic as one atomic, synced write and returns each record's position
   // in input order. InvalidArgument (naming the record's index) for an oversize record or a
-  // partition out of range; NotFound for a missing topic; IOError when the disk fails.
+  // partition out of range or a missing/non-increasing producer sequence; NotFound for a missing
+  // topic; IOError when the disk fails.
   virtual Result<std::vector<RecordPosition>> append(std::string_view topic,
-                                                     std::span<const ProducerRecord> records) = 0;
+                                                     std::span<const ProducerRecord> records,
+                                                     const AppendOptions& options) = 0;
+  Result<std::vector<RecordPosition>> append(std::string_view topic,
+                                             std::span<const ProducerRecord> records) {
+    return append(topic, records, AppendOptions{});
+  }
 
   // --- Consuming ---
   // Reads records from `from` on. OutOfRange (with the log start and end) when `from` is below

@@ -25,6 +25,8 @@ struct ProducerRecord {
   std::vector<Header> headers;
   std::optional<int32_t> partition;
   std::optional<int64_t> timestamp_ms;  // unset: the append time (ms since the epoch)
+  // With AppendOptions::producer_id: this record's producer sequence (see AppendOptions).
+  std::optional<int64_t> sequence;
 };
 
 // A stored record as read back. A null key or value stays null (distinct from empty).
@@ -42,7 +44,20 @@ struct Record {
 struct RecordPosition {
   int32_t partition = 0;
   Offset offset;
+  // True when the record was not appended because its producer sequence was already appended
+  // (a replay); partition and offset are then -1.
+  bool duplicate = false;
   bool operator==(const RecordPosition&) const = default;
+};
+
+// Options for one append call.
+struct AppendOptions {
+  // Idempotent producer (Kafka's enable.idempotence, by sequence): when set, every record
+  // carries a `sequence`, strictly increasing within the call. The log durably remembers the
+  // highest sequence appended per (producer_id, topic), in the same write as the records, and
+  // skips any record whose sequence is not above it. A producer that replays after a crash
+  // with the same sequences therefore appends nothing twice. Empty: no deduplication.
+  std::string producer_id;
 };
 
 }  // namespace factory

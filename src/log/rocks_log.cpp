@@ -40,6 +40,13 @@ std::string group_meta_key(std::string_view group, std::string_view topic, int32
   return k;
 }
 
+std::string producer_meta_key(uint32_t topic_id, std::string_view producer) {
+  std::string k = "Q";
+  base::put_fixed32_be(&k, topic_id);
+  k += producer;
+  return k;
+}
+
 std::string encode_u64(uint64_t v) {
   std::string s;
   base::put_fixed64_be(&s, v);
@@ -73,6 +80,8 @@ struct RocksLog::Writer {
   std::vector<int32_t> partitions;
   std::vector<std::string> values;
   std::vector<int64_t> timestamps;
+  std::string producer_id;                // with sequences: idempotent append
+  std::vector<int64_t> sequences;
   std::vector<RecordPosition> positions;  // filled by the leader
   // kCommit
   std::string group;
@@ -218,6 +227,9 @@ Status RocksLog::load() {
       topics_[t->spec.name] = t;
     } else if (k.starts_with("P") && k.size() == 9 && v.size() == 32) {
       partition_rows.emplace_back(k, v);
+    } else if (k.starts_with("Q") && k.size() > 5 && v.size() == 8) {
+      producer_seqs_[{base::decode_fixed32_be(k.data() + 1), std::string(k.substr(5))}] =
+          static_cast<int64_t>(base::decode_fixed64_be(v.data()));
     } else if (k.starts_with("G") && k.size() > 7 && k[k.size() - 5] == '\0') {
       std::string_view rest = k.substr(1, k.size() - 6);  // group \0 topic
       size_t z = rest.find('\0');
@@ -335,6 +347,7 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     Partition next;
   };
   std::map<Partition*, Staged> staged;
+  std::map<ProducerKey, int64_t> staged_seqs;
   std::vector<std::string> index_keys;
   for (Writer* x : group) {
     if (x->kind != Writer::Kind::kAppend) continue;
@@ -344,7 +357,24 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
       continue;
     }
     x->positions.resize(x->values.size());
+    int64_t* last_seq = nullptr;
+    if (!x->producer_id.empty()) {
+      ProducerKey key{t.id, x->producer_id};
+      auto [it, fresh] = staged_seqs.try_emplace(key, INT64_MIN);
+      if (fresh) {
+        auto known = producer_seqs_.find(key);
+        if (known != producer_seqs_.end()) it->second = known->second;
+      }
+      last_seq = &it->second;
+    }
     for (size_t i = 0; i < x->values.size(); ++i) {
+      if (last_seq) {
+        if (x->sequences[i] <= *last_seq) {
+          x->positions[i] = {-1, Offset(-1), true};
+          continue;
+        }
+        *last_seq = x->sequences[i];
+      }
       int32_t p = x->partitions[i];
       Partition* ps = t.parts[p].get();
       auto [it, fresh] = staged.try_emplace(ps, Staged{t.id, p, *ps});
@@ -366,6 +396,7 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     if (!x->status.ok()) continue;
     if (x->kind == Writer::Kind::kAppend) {
       for (size_t i = 0; i < x->values.size(); ++i) {
+        if (x->positions[i].duplicate) continue;
         batch.Put(records_cf_,
                   record_key(x->topic->id, x->positions[i].partition,
                              x->positions[i].offset.value()),
@@ -380,6 +411,10 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   }
   for (const std::string& k : index_keys) batch.Put(index_cf_, k, rocksdb::Slice());
   for (const auto& [ps, st] : staged) put_partition_meta(&batch, st.topic_id, st.partition, st.next);
+  for (const auto& [key, seq] : staged_seqs) {
+    batch.Put(meta_cf_, producer_meta_key(key.first, key.second),
+              encode_u64(static_cast<uint64_t>(seq)));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   Status s = to_status(db_->Write(wo, &batch), "appending");
@@ -390,6 +425,7 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     obs::error("log write failed", {{"error", s.to_string()}});
     return s;
   }
+  for (const auto& [key, seq] : staged_seqs) producer_seqs_[key] = seq;
   for (const auto& [ps, st] : staged) {
     ps->end = st.next.end;
     ps->bytes = st.next.bytes;
@@ -510,6 +546,7 @@ Status RocksLog::delete_topic(std::string_view name) {
     rocksdb::WriteBatch batch;
     batch.Delete(meta_cf_, topic_meta_key(topic));
     batch.DeleteRange(meta_cf_, partition_meta_key(t->id, 0), partition_meta_key(t->id + 1, 0));
+    batch.DeleteRange(meta_cf_, producer_meta_key(t->id, ""), producer_meta_key(t->id + 1, ""));
     std::string lo = partition_prefix(t->id, 0), hi = partition_prefix(t->id + 1, 0);
     batch.DeleteRange(records_cf_, lo, hi);
     batch.DeleteRange(index_cf_, lo, hi);
@@ -521,6 +558,7 @@ Status RocksLog::delete_topic(std::string_view name) {
     t->deleted = true;
     topics_.erase(topic);
     for (const auto& k : group_keys) committed_.erase(k);
+    std::erase_if(producer_seqs_, [&](const auto& kv) { return kv.first.first == t->id; });
     return Status();
   });
   if (s.ok()) notify_waiters();
@@ -551,9 +589,24 @@ Result<TopicInfo> RocksLog::describe_topic(std::string_view name) {
 // Producing and reading.
 
 Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
-                                                     std::span<const ProducerRecord> records) {
+                                                     std::span<const ProducerRecord> records,
+                                                     const AppendOptions& options) {
   if (records.empty()) return std::vector<RecordPosition>{};
   Writer w(&mu_, Writer::Kind::kAppend);
+  if (!options.producer_id.empty()) {
+    w.producer_id = options.producer_id;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (!records[i].sequence || (i > 0 && *records[i].sequence <= *records[i - 1].sequence)) {
+        return Status::invalid_argument(
+            "record " + std::to_string(i) + " of an idempotent append (producer " +
+            quote(options.producer_id) + ") has " +
+            (records[i].sequence ? "a sequence not above the previous record's"
+                                 : "no sequence") +
+            "; give every record a strictly increasing sequence");
+      }
+      w.sequences.push_back(*records[i].sequence);
+    }
+  }
   size_t nparts;
   int64_t max_bytes;
   {

@@ -44,8 +44,10 @@ class RocksLog final : public Log {
   std::vector<std::string> list_topics() override;
   Result<TopicInfo> describe_topic(std::string_view name) override;
 
+  using Log::append;
   Result<std::vector<RecordPosition>> append(std::string_view topic,
-                                             std::span<const ProducerRecord> records) override;
+                                             std::span<const ProducerRecord> records,
+                                             const AppendOptions& options) override;
 
   Result<FetchResult> read(std::string_view topic, int32_t partition, Offset from,
                            const ReadOptions& options) override;
@@ -89,6 +91,7 @@ class RocksLog final : public Log {
   };
   struct Writer;
   using GroupKey = std::tuple<std::string, std::string, int32_t>;  // group, topic, partition
+  using ProducerKey = std::pair<uint32_t, std::string>;              // topic id, producer id
 
   RocksLog(const LogOptions& options, rocksdb::DB* db,
            std::vector<rocksdb::ColumnFamilyHandle*> handles);
@@ -122,6 +125,7 @@ class RocksLog final : public Log {
   std::map<std::string, std::shared_ptr<Topic>, std::less<>> topics_ GUARDED_BY(mu_);
   uint32_t next_topic_id_ GUARDED_BY(mu_) = 1;
   std::map<GroupKey, int64_t> committed_ GUARDED_BY(mu_);
+  std::map<ProducerKey, int64_t> producer_seqs_ GUARDED_BY(mu_);  // highest sequence appended
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   uint64_t append_seq_ GUARDED_BY(mu_) = 0;
   bool closing_ GUARDED_BY(mu_) = false;

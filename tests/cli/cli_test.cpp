@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include <boost/json/src.hpp>  // header-only Boost.JSON; only this file of cli_test includes it
 
 #include "cli/run_process.h"
 #include "factory/log.h"

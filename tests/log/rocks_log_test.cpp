@@ -220,3 +220,47 @@ TEST_CASE("offset_for_timestamp finds the first record at or after a time", "[lo
   CHECK(at(501) == 6);
   CHECK(at(601) == 7);  // none: the log end
 }
+
+TEST_CASE("an idempotent producer's replayed sequences are skipped, across restarts", "[log]") {
+  test::TempDir dir;
+  auto options = test::test_log_options(dir);
+  auto batch = [](std::vector<int64_t> seqs) {
+    std::vector<ProducerRecord> out;
+    for (int64_t s : seqs) {
+      ProducerRecord r = rec("seq" + std::to_string(s));
+      r.partition = 0;
+      r.sequence = s;
+      out.push_back(r);
+    }
+    return out;
+  };
+  {
+    auto log = test::open_test_log(options);
+    REQUIRE_OK(log->create_topic({.name = "t", .partitions = 1}));
+    auto first = log->append("t", batch({1, 2, 3}), {.producer_id = "stage-a/in/0"});
+    REQUIRE_OK(first);
+    CHECK((*first)[2] == RecordPosition{0, Offset(2)});
+    auto replay = log->append("t", batch({2, 3, 4}), {.producer_id = "stage-a/in/0"});
+    REQUIRE_OK(replay);
+    CHECK((*replay)[0].duplicate);
+    CHECK((*replay)[1].duplicate);
+    CHECK((*replay)[2] == RecordPosition{0, Offset(3)});
+    // Another producer has its own sequence space.
+    auto other = log->append("t", batch({1}), {.producer_id = "stage-b/in/0"});
+    CHECK_FALSE((*other)[0].duplicate);
+    // Sequences must be present and increasing.
+    CHECK(log->append("t", batch({5, 5}), {.producer_id = "p"}).status().is_invalid_argument());
+    std::vector<ProducerRecord> unsequenced{rec("x")};
+    CHECK(log->append("t", unsequenced, {.producer_id = "p"}).status().is_invalid_argument());
+  }
+  auto log = test::open_test_log(options);
+  auto after = log->append("t", batch({3, 4, 5}), {.producer_id = "stage-a/in/0"});
+  REQUIRE_OK(after);
+  CHECK((*after)[0].duplicate);
+  CHECK((*after)[1].duplicate);
+  CHECK((*after)[2].offset == Offset(5));
+  auto all = log->read("t", 0, Offset(0), {.max_records = 100});
+  std::vector<std::string> values;
+  for (auto& r : all->records) values.push_back(*r.value);
+  CHECK(values == std::vector<std::string>{"seq1", "seq2", "seq3", "seq4", "seq1", "seq5"});
+}
