@@ -60,6 +60,10 @@ class Consumer {
   virtual Status commit() = 0;
   // Moves the position of an owned partition (the next poll reads from `offset`).
   virtual Status seek(const TopicPartition& tp, Offset offset) = 0;
+  // Stops returning records from an owned partition until resume() (Kafka's pause): used to
+  // hold a partition while one of its events waits for a retry. Position and ownership stay.
+  virtual void pause(const TopicPartition& tp) = 0;
+  virtual void resume(const TopicPartition& tp) = 0;
   virtual std::vector<TopicPartition> assignment() const = 0;
   virtual const std::string& member_id() const = 0;
 };

@@ -25,7 +25,9 @@ struct ProducerRecord {
   std::vector<Header> headers;
   std::optional<int32_t> partition;
   std::optional<int64_t> timestamp_ms;  // unset: the append time (ms since the epoch)
-  // With AppendOptions::producer_id: this record's producer sequence (see AppendOptions).
+  // Idempotent producer (see AppendOptions): the producer this record comes from (empty: the
+  // call's AppendOptions::producer_id) and its sequence.
+  std::string producer_id;
   std::optional<int64_t> sequence;
 };
 
@@ -52,11 +54,12 @@ struct RecordPosition {
 
 // Options for one append call.
 struct AppendOptions {
-  // Idempotent producer (Kafka's enable.idempotence, by sequence): when set, every record
-  // carries a `sequence`, strictly increasing within the call. The log durably remembers the
-  // highest sequence appended per (producer_id, topic), in the same write as the records, and
-  // skips any record whose sequence is not above it. A producer that replays after a crash
-  // with the same sequences therefore appends nothing twice. Empty: no deduplication.
+  // Idempotent producer (Kafka's enable.idempotence, by sequence): a record with a producer id
+  // (its own, else this default) carries a `sequence`, strictly increasing per producer within
+  // the call. The log durably remembers the highest sequence appended per (producer, topic), in
+  // the same write as the records, and skips any record whose sequence is not above it. A
+  // producer that replays after a crash with the same sequences appends nothing twice.
+  // Records with no producer id are never deduplicated.
   std::string producer_id;
 };
 

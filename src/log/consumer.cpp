@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "log/rocks_log.h"
 
@@ -21,6 +22,8 @@ class ConsumerImpl final : public Consumer {
   Result<std::vector<ConsumerRecord>> poll(int32_t max_records, int64_t wait_ms) override;
   Status commit() override;
   Status seek(const TopicPartition& tp, Offset offset) override;
+  void pause(const TopicPartition& tp) override { paused_.insert(tp); }
+  void resume(const TopicPartition& tp) override { paused_.erase(tp); }
   std::vector<TopicPartition> assignment() const override;
   const std::string& member_id() const override { return member_; }
 
@@ -39,6 +42,7 @@ class ConsumerImpl final : public Consumer {
   const ConsumerOptions options_;
   std::string member_;
   std::map<TopicPartition, Position> owned_;
+  std::set<TopicPartition> paused_;
   size_t rr_ = 0;  // round-robin start among owned partitions
 };
 
@@ -66,6 +70,7 @@ Status ConsumerImpl::rebalance() {
     FACTORY_RETURN_IF_ERROR(commit_partitions(revoked));
     for (const TopicPartition& tp : revoked) {
       owned_.erase(tp);
+      paused_.erase(tp);
       c->release(options_.group, member_, tp);
     }
   }
@@ -89,7 +94,9 @@ Result<std::vector<ConsumerRecord>> ConsumerImpl::poll(int32_t max_records, int6
     uint64_t seq = log_->append_sequence();
     FACTORY_RETURN_IF_ERROR(rebalance());
     std::vector<TopicPartition> order;
-    for (const auto& [tp, pos] : owned_) order.push_back(tp);
+    for (const auto& [tp, pos] : owned_) {
+      if (!paused_.count(tp)) order.push_back(tp);
+    }
     for (size_t k = 0; k < order.size() && static_cast<int32_t>(out.size()) < max_records; ++k) {
       const TopicPartition& tp = order[(rr_ + k) % order.size()];
       Position& pos = owned_[tp];

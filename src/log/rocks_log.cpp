@@ -80,7 +80,9 @@ struct RocksLog::Writer {
   std::vector<int32_t> partitions;
   std::vector<std::string> values;
   std::vector<int64_t> timestamps;
-  std::string producer_id;                // with sequences: idempotent append
+  // Idempotent records: per record, an index into producers (-1: none) and its sequence.
+  std::vector<std::string> producers;
+  std::vector<int32_t> producer_of;
   std::vector<int64_t> sequences;
   std::vector<RecordPosition> positions;  // filled by the leader
   // kCommit
@@ -357,23 +359,24 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
       continue;
     }
     x->positions.resize(x->values.size());
-    int64_t* last_seq = nullptr;
-    if (!x->producer_id.empty()) {
-      ProducerKey key{t.id, x->producer_id};
+    std::vector<int64_t*> last_seqs;  // per entry of x->producers
+    for (const std::string& producer : x->producers) {
+      ProducerKey key{t.id, producer};
       auto [it, fresh] = staged_seqs.try_emplace(key, INT64_MIN);
       if (fresh) {
         auto known = producer_seqs_.find(key);
         if (known != producer_seqs_.end()) it->second = known->second;
       }
-      last_seq = &it->second;
+      last_seqs.push_back(&it->second);
     }
     for (size_t i = 0; i < x->values.size(); ++i) {
-      if (last_seq) {
-        if (x->sequences[i] <= *last_seq) {
+      if (!x->producer_of.empty() && x->producer_of[i] >= 0) {
+        int64_t* last = last_seqs[x->producer_of[i]];
+        if (x->sequences[i] <= *last) {
           x->positions[i] = {-1, Offset(-1), true};
           continue;
         }
-        *last_seq = x->sequences[i];
+        *last = x->sequences[i];
       }
       int32_t p = x->partitions[i];
       Partition* ps = t.parts[p].get();
@@ -593,19 +596,29 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
                                                      const AppendOptions& options) {
   if (records.empty()) return std::vector<RecordPosition>{};
   Writer w(&mu_, Writer::Kind::kAppend);
-  if (!options.producer_id.empty()) {
-    w.producer_id = options.producer_id;
-    for (size_t i = 0; i < records.size(); ++i) {
-      if (!records[i].sequence || (i > 0 && *records[i].sequence <= *records[i - 1].sequence)) {
-        return Status::invalid_argument(
-            "record " + std::to_string(i) + " of an idempotent append (producer " +
-            quote(options.producer_id) + ") has " +
-            (records[i].sequence ? "a sequence not above the previous record's"
-                                 : "no sequence") +
-            "; give every record a strictly increasing sequence");
-      }
-      w.sequences.push_back(*records[i].sequence);
+  std::map<std::string_view, std::pair<int32_t, int64_t>> producer_state;  // index, last seq
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string& producer =
+        records[i].producer_id.empty() ? options.producer_id : records[i].producer_id;
+    if (producer.empty()) continue;
+    if (w.producer_of.empty()) {
+      w.producer_of.assign(records.size(), -1);
+      w.sequences.assign(records.size(), 0);
     }
+    auto [it, fresh] = producer_state.try_emplace(
+        producer, static_cast<int32_t>(w.producers.size()), INT64_MIN);
+    if (fresh) w.producers.push_back(producer);
+    if (!records[i].sequence || *records[i].sequence <= it->second.second) {
+      return Status::invalid_argument(
+          "record " + std::to_string(i) + " of an idempotent append (producer " + quote(producer) +
+          ") has " +
+          (records[i].sequence ? "a sequence not above the previous one of that producer"
+                               : "no sequence") +
+          "; give every record of a producer a strictly increasing sequence");
+    }
+    it->second.second = *records[i].sequence;
+    w.producer_of[i] = it->second.first;
+    w.sequences[i] = *records[i].sequence;
   }
   size_t nparts;
   int64_t max_bytes;

@@ -264,3 +264,29 @@ TEST_CASE("an idempotent producer's replayed sequences are skipped, across resta
   for (auto& r : all->records) values.push_back(*r.value);
   CHECK(values == std::vector<std::string>{"seq1", "seq2", "seq3", "seq4", "seq1", "seq5"});
 }
+
+TEST_CASE("records of several producers share one idempotent append", "[log]") {
+  test::TempDir dir;
+  auto log = test::open_test_log(test::test_log_options(dir));
+  REQUIRE_OK(log->create_topic({.name = "t", .partitions = 2}));
+  auto make = [](std::string producer, int64_t seq, int32_t partition) {
+    ProducerRecord r = rec(producer + "#" + std::to_string(seq));
+    r.producer_id = std::move(producer);
+    r.sequence = seq;
+    r.partition = partition;
+    return r;
+  };
+  std::vector<ProducerRecord> batch = {make("a", 10, 0), make("b", 1, 1), make("a", 11, 1),
+                                       make("b", 2, 0)};
+  REQUIRE_OK(log->append("t", batch));
+  std::vector<ProducerRecord> replay = {make("b", 2, 0), make("a", 11, 1), make("a", 12, 0),
+                                        rec("plain")};
+  auto r = log->append("t", replay);
+  REQUIRE_OK(r);
+  CHECK((*r)[0].duplicate);
+  CHECK((*r)[1].duplicate);
+  CHECK_FALSE((*r)[2].duplicate);
+  CHECK_FALSE((*r)[3].duplicate);  // no producer: never deduplicated
+  std::vector<ProducerRecord> backwards = {make("a", 20, 0), make("a", 19, 0)};
+  CHECK(log->append("t", backwards).status().is_invalid_argument());
+}
