@@ -1,0 +1,91 @@
+// MetaStore: factoryd's metadata database — for now the idempotency table and the intents that
+// fence side effects; later DAG runs, task instances, approvals and audit.
+//
+// Exactly-once effect per (stage, event id) rests on two tables:
+//   processed  one row per (stage, event id) whose outcome is recorded. A stage worker checks a
+//              polled batch with is_processed(), runs the stage for the rest, and records them
+//              with commit_processed() before it commits its log offset, so a redelivered event
+//              is recognised and skipped.
+//   intents    for "fenced" stages whose side effect cannot be made idempotent (a deploy, a
+//              message to a person): record_intents() is written before the side effect, and
+//              commit_processed() deletes the intent in the same transaction that records the
+//              outcome. An intent still open after a crash (open_intents()) means "the effect
+//              may or may not have happened": recovery must find out before running it again.
+//
+// MetaStore is the seam for scale-out: open_sqlite_store() returns the embedded SQLite
+// implementation (sqlite_store.h); a PostgreSQL one can sit behind the same interface later.
+//
+// Thread-safety: all methods are safe to call concurrently. The store never returns SQLite's
+// "database is locked": it waits up to StoreOptions::busy_timeout_ms for another connection and
+// then returns Busy.
+//
+// Example (a stage worker's polled batch):
+//   auto store = factory::store::open_sqlite_store({.dir = "data/store"});
+//   if (!store.ok()) return store.status();
+//   auto done = (*store)->is_processed("codegen", ids);        // one bool per id
+//   ... run the stage for ids[i] where !(*done)[i], append its outputs ...
+//   FACTORY_RETURN_IF_ERROR((*store)->commit_processed("codegen", ids));  // then commit offsets
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "factory/event.h"
+#include "factory/status.h"
+
+namespace factory::store {
+
+struct StoreOptions {
+  std::string dir;  // created when missing; the database is <dir>/factory.db
+  // How long one call waits for a lock held by another connection (another process, or a
+  // checkpoint) before it gives up with Busy.
+  int64_t busy_timeout_ms = 5'000;
+  // synchronous=FULL: a commit returns after the WAL is fsynced, so it survives power loss
+  // (one fsync per write transaction). false = NORMAL: survives kill -9 but may lose the last
+  // commits on power loss; for tests and benchmarks only.
+  bool sync = true;
+  std::function<int64_t()> now_ms;  // ms since the epoch for processed_at/created_at; null = system
+};
+
+class MetaStore {
+ public:
+  virtual ~MetaStore() = default;
+
+  // For each id, in input order, whether (stage, id) is already processed. The whole batch is
+  // read from one snapshot. InvalidArgument for an empty stage; Busy, IOError or Corruption
+  // from the database.
+  virtual Result<std::vector<bool>> is_processed(std::string_view stage,
+                                                 std::span<const EventId> ids) = 0;
+
+  // Records an intent for each id, in one transaction, before the caller runs a fenced side
+  // effect. Recording an intent that is already open keeps the first one (and its created_at).
+  virtual Status record_intents(std::string_view stage, std::span<const EventId> ids) = 0;
+
+  // Marks every id processed for the stage and deletes their intents, in ONE transaction: either
+  // all of the batch is recorded or none. Ids already processed (earlier, or repeated within the
+  // batch) are fine and keep their first processed_at. Durable when it returns OK (see
+  // StoreOptions::sync).
+  virtual Status commit_processed(std::string_view stage, std::span<const EventId> ids) = 0;
+
+  // The stage's intents with no recorded outcome, oldest first: the side effects a crash may have
+  // interrupted.
+  virtual Result<std::vector<EventId>> open_intents(std::string_view stage) = 0;
+
+  // How many ids are processed for the stage. Scans the table: for status pages and tests, not
+  // for the hot path.
+  virtual Result<int64_t> processed_count(std::string_view stage) = 0;
+};
+
+// Opens (creating when missing) <options.dir>/factory.db and brings its schema up to date.
+// InvalidArgument for an empty dir; IOError when the dir or file cannot be created or opened;
+// FailedPrecondition when the database was written by a newer factoryd (its schema version is
+// above this binary's); Corruption when the file is not a SQLite database; Busy when another
+// process holds it locked for longer than busy_timeout_ms.
+Result<std::unique_ptr<MetaStore>> open_sqlite_store(const StoreOptions& options);
+
+}  // namespace factory::store

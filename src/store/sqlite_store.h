@@ -1,0 +1,92 @@
+// SqliteStore: the embedded MetaStore on SQLite (one file, <dir>/factory.db, in WAL mode).
+//
+// Operation: SQLite allows one writer at a time, so every write transaction goes through one
+// connection, writer_, under write_mu_ (waiting on our mutex is cheap; waiting on SQLite's lock
+// is a sleep-and-poll). Write transactions start with BEGIN IMMEDIATE, so the write lock is
+// taken up front and a transaction never fails half-way for a lock. Reads run on a pool of
+// reader connections, each in its own WAL snapshot, so they never wait for the writer and see
+// every transaction committed before they began. Each connection caches its prepared statements.
+//
+// Schema: an ordered list of migrations (sqlite_store.cpp, kMigrations); entry i brings the
+// schema to version i + 1 and is recorded in schema_migrations(version, applied_at). At open,
+// the pending ones are applied in one transaction each, re-checking the version inside the
+// transaction so that two processes opening a fresh file at once apply each migration once.
+//
+// Locks held by other connections (another process, the sqlite3 shell, a WAL checkpoint) are
+// waited out by SQLite's busy handler and, for the cases it does not cover (a stale snapshot,
+// WAL recovery), by retrying the whole transaction with backoff; after busy_timeout_ms the call
+// returns Busy naming the database. SQLite result codes become Status here and nowhere else.
+//
+// Concurrency: thread-safe. The destructor must not race with calls in flight.
+//
+// Limitations: a second process may open the same file (WAL allows it, and its writes are
+// waited for as above), but factoryd itself opens the store only while holding the log's
+// data-dir lock, so one factoryd owns a data dir. Writes are serialized: throughput is bounded
+// by one fsync per transaction (see StoreOptions::sync), hence batch-sized transactions.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/mutex.h"
+#include "store/meta_store.h"
+
+struct sqlite3;
+
+namespace factory::store {
+
+class SqliteStore final : public MetaStore {
+ public:
+  // The schema migrations this binary knows, in order.
+  static std::span<const std::string_view> builtin_migrations();
+
+  // Opens the store with `migrations` as its schema history (open_sqlite_store passes
+  // builtin_migrations(); tests pass a longer list to play a newer binary). Errors as
+  // open_sqlite_store.
+  static Result<std::unique_ptr<SqliteStore>> open(const StoreOptions& options,
+                                                   std::span<const std::string_view> migrations);
+  ~SqliteStore() override;
+
+  Result<std::vector<bool>> is_processed(std::string_view stage,
+                                         std::span<const EventId> ids) override;
+  Status record_intents(std::string_view stage, std::span<const EventId> ids) override;
+  Status commit_processed(std::string_view stage, std::span<const EventId> ids) override;
+  Result<std::vector<EventId>> open_intents(std::string_view stage) override;
+  Result<int64_t> processed_count(std::string_view stage) override;
+
+  // The highest migration applied to the database (0 for an empty one).
+  Result<int64_t> schema_version();
+  const std::string& path() const { return path_; }
+
+ private:
+  class Conn;
+
+  SqliteStore(const StoreOptions& options, std::string path);
+
+  Result<std::unique_ptr<Conn>> open_conn(bool writer);
+  Status migrate(std::span<const std::string_view> migrations) EXCLUDES(write_mu_);
+  // Runs fn (one whole transaction on the writer) until it succeeds, fails for a reason other
+  // than a lock, or busy_timeout_ms passes.
+  template <typename Fn>
+  Status write_txn(std::string_view what, Fn&& fn) EXCLUDES(write_mu_);
+  // The same for a read transaction on a pooled reader connection.
+  template <typename Fn>
+  Status read_txn(std::string_view what, Fn&& fn) EXCLUDES(read_mu_);
+  template <typename Fn>
+  Status with_retry(Conn* conn, std::string_view what, Fn&& fn);
+  int64_t now_ms() const;
+
+  const StoreOptions options_;
+  const std::string path_;
+
+  base::Mutex write_mu_;
+  std::unique_ptr<Conn> writer_ GUARDED_BY(write_mu_);
+
+  base::Mutex read_mu_;
+  std::vector<std::unique_ptr<Conn>> idle_readers_ GUARDED_BY(read_mu_);
+};
+
+}  // namespace factory::store
