@@ -68,6 +68,8 @@ int run(int argc, char** argv) {
   add_produce_command(&app, &registry);
   add_consume_command(&app, &registry);
   add_groups_command(&app, &registry);
+  add_run_command(&app, &registry);
+  add_dlq_command(&app, &registry);
 
   // Catching here is CLI11's protocol for reporting a parse result (CLI11_PARSE
   // does the same); runtime failures are Status values, and anything else

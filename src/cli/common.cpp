@@ -82,7 +82,8 @@ int topic_not_found(const CommonOptions& common, std::string_view topic) {
   return runtime_error(what, how);
 }
 
-std::unique_ptr<Log> open_log_or_report(const CommonOptions& common) {
+std::unique_ptr<Log> open_log_or_report(const CommonOptions& common,
+                                        bool background_retention) {
   std::error_code ec;
   std::filesystem::create_directories(common.data_dir, ec);
   if (ec) {
@@ -93,7 +94,7 @@ std::unique_ptr<Log> open_log_or_report(const CommonOptions& common) {
   }
   LogOptions options;
   options.dir = common.log_dir();
-  options.retention_interval_ms = 0;
+  if (!background_retention) options.retention_interval_ms = 0;
   auto log = open_log(options);
   if (!log.ok()) {
     const Status& s = log.status();

@@ -83,6 +83,8 @@ void add_topics_command(CLI::App* root, CommandRegistry* registry);
 void add_produce_command(CLI::App* root, CommandRegistry* registry);
 void add_consume_command(CLI::App* root, CommandRegistry* registry);
 void add_groups_command(CLI::App* root, CommandRegistry* registry);
+void add_run_command(CLI::App* root, CommandRegistry* registry);
+void add_dlq_command(CLI::App* root, CommandRegistry* registry);
 
 // --- Errors ---
 // Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and
@@ -97,10 +99,12 @@ int status_error(std::string_view context, const Status& s,
 // the data dir.
 int topic_not_found(const CommonOptions& common, std::string_view topic);
 
-// Opens <data-dir>/log (creating the data dir when missing), with retention
-// off: a CLI process never deletes records on its own. On failure prints the
+// Opens <data-dir>/log (creating the data dir when missing). Retention is off
+// unless `background_retention` (long-running commands such as `run`): a
+// one-shot CLI command never deletes records on its own. On failure prints the
 // error and returns nullptr.
-std::unique_ptr<Log> open_log_or_report(const CommonOptions& common);
+std::unique_ptr<Log> open_log_or_report(const CommonOptions& common,
+                                        bool background_retention = false);
 
 // --- Output ---
 // Writes to stdout. Returns false (once stdout is broken, e.g. EPIPE) so

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
 
 #include "cli/run_process.h"
 #include "factory/log.h"

@@ -1,0 +1,154 @@
+// factoryd run -c CONFIG_DIR [--drain-timeout-ms MS] [--exit-when-idle MS]
+//
+// Runs the pipelines of CONFIG_DIR in the foreground until SIGTERM/SIGINT: applies
+// CONFIG_DIR/topics.yaml when present, loads plugins, starts the engine. The first signal
+// drains (in-flight batches finish and commit, then exit 0; exit 1 if the drain deadline
+// passes); a second signal exits at once (143) — still losing nothing acknowledged.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/common.h"
+#include "log/topic_file.h"
+#include "obs/logger.h"
+#include "runtime/engine.h"
+#include "runtime/pipeline_config.h"
+#include "runtime/stage_registry.h"
+#include "store/meta_store.h"
+
+namespace factory::cli {
+namespace {
+
+void exit_now(int) { _exit(143); }
+
+class Run : public Command {
+ public:
+  explicit Run(const CommonOptions* common) : common_(common) {}
+  std::string config_dir = "config";
+  int64_t drain_timeout_ms = 25'000;
+  int64_t exit_when_idle_ms = 0;
+
+  int run() override {
+    if (!std::getenv("FACTORY_LOG_LEVEL")) obs::set_min_level(obs::Level::kInfo);
+    auto pipelines = runtime::load_pipelines(config_dir);
+    if (!pipelines.ok()) return status_error("invalid pipeline config", pipelines.status(), "");
+    for (const std::string& dir : pipelines->plugin_dirs) {
+      auto loaded = runtime::load_plugin_dir(dir);
+      if (!loaded.ok()) return status_error("cannot load plugins", loaded.status(), "");
+    }
+    // Block the stop signals before any thread starts, so they reach only sigtimedwait below.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    auto log = open_log_or_report(*common_, /*background_retention=*/true);
+    if (!log) return kExitRuntime;
+    std::string topics_file = config_dir + "/topics.yaml";
+    if (std::filesystem::exists(topics_file)) {
+      auto entries = log::parse_topic_file(topics_file);
+      if (!entries.ok()) return status_error("invalid topics file", entries.status(), "");
+      for (const auto& e : *entries) {
+        auto applied = log->apply_topic(e.spec);
+        if (!applied.ok()) {
+          return status_error(topics_file + ":" + std::to_string(e.line), applied.status(), "");
+        }
+      }
+    }
+    auto store = store::open_sqlite_store({.dir = common_->data_dir + "/store"});
+    if (!store.ok()) return status_error("cannot open the metadata store", store.status(), "");
+    runtime::EngineOptions eo;
+    eo.data_dir = common_->data_dir;
+    eo.secrets_dir = config_dir + "/secrets";
+    auto engine = runtime::Engine::start(log.get(), store->get(), *pipelines, eo);
+    if (!engine.ok()) return status_error("cannot start the pipelines", engine.status(), "");
+    obs::info("factoryd running", {{"config", config_dir}, {"data_dir", common_->data_dir},
+                                   {"bindings", static_cast<long>(pipelines->bindings.size())}});
+
+    auto idle_since = std::chrono::steady_clock::now();
+    int64_t last_total = -1;
+    for (;;) {
+      timespec tick{0, 100'000'000};
+      int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+      if (sig == SIGTERM || sig == SIGINT) {
+        obs::info("draining", {{"signal", sig}, {"deadline_ms", static_cast<long>(drain_timeout_ms)}});
+        break;
+      }
+      if (exit_when_idle_ms > 0) {
+        int64_t total = 0;
+        for (const auto& s : (*engine)->stats()) {
+          total += s.processed + s.dead_lettered + s.routed + s.duplicates + s.retries;
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (total != last_total || !all_caught_up(log.get(), *pipelines)) {
+          last_total = total;
+          idle_since = now;
+        } else if (now - idle_since >= std::chrono::milliseconds(exit_when_idle_ms)) {
+          obs::info("idle: every binding caught up", {{"idle_ms", static_cast<long>(exit_when_idle_ms)}});
+          break;
+        }
+      }
+    }
+    // A second signal during the drain exits at once.
+    struct sigaction sa {};
+    sa.sa_handler = exit_now;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+    Status s = (*engine)->stop(drain_timeout_ms);
+    if (!s.ok()) {
+      obs::error("drain deadline passed", {{"error", s.to_string()}});
+      _exit(kExitRuntime);  // workers still inside a stage: do not wait for them
+    }
+    engine->reset();
+    obs::info("stopped cleanly");
+    return kExitOk;
+  }
+
+ private:
+  static bool all_caught_up(Log* log, const runtime::PipelineConfig& config) {
+    for (const auto& b : config.bindings) {
+      auto d = log->describe_group(b.group);
+      if (!d.ok()) {
+        auto info = log->describe_topic(b.input_topic);
+        if (!info.ok()) return false;
+        for (const auto& p : info->partitions) {
+          if (p.log_end > p.log_start) return false;
+        }
+        continue;
+      }
+      for (const auto& row : d->partitions) {
+        if (row.lag > 0) return false;
+      }
+    }
+    return true;
+  }
+
+  const CommonOptions* common_;
+};
+
+}  // namespace
+
+void add_run_command(CLI::App* root, CommandRegistry* registry) {
+  CommonOptions* common = registry->common();
+  auto cmd = std::make_unique<Run>(common);
+  CLI::App* app = root->add_subcommand(
+      "run", "Run the pipelines of a config directory in the foreground until SIGTERM");
+  app->add_option("-c,--config", cmd->config_dir,
+                  "Config directory (topics.yaml, pipelines/*.yaml)")
+      ->capture_default_str();
+  app->add_option("--drain-timeout-ms", cmd->drain_timeout_ms,
+                  "How long SIGTERM waits for in-flight events")
+      ->capture_default_str();
+  app->add_option("--exit-when-idle", cmd->exit_when_idle_ms,
+                  "Exit 0 once every binding has caught up and stayed idle this many ms (CI)");
+  add_common_options(app, common);
+  registry->add(app, std::move(cmd));
+}
+
+}  // namespace factory::cli
