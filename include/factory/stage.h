@@ -149,6 +149,13 @@ class Stage {
  public:
   virtual ~Stage() = default;
   virtual StageInfo info() const = 0;
+  // Checks a binding's `config:` block (JSON text) when the pipeline starts, so a bad config
+  // is refused up front instead of failing every event. InvalidArgument saying what is wrong
+  // and how to fix it. Default: any config is fine.
+  virtual Status check_config(std::string_view config_json) const {
+    (void)config_json;
+    return Status();
+  }
   virtual StageResult process(const Event& event, StageContext& ctx) = 0;
 
   enum class Recovery { kDone, kNotDone };
@@ -164,7 +171,8 @@ class Stage {
 
 using StageFactory = std::unique_ptr<Stage> (*)();
 
-// Registers a built-in stage under info().name at static-initialisation time.
+// Registers a built-in stage under info().name at static-initialisation time. The macro takes
+// an unqualified type name (use it inside the stage's namespace).
 bool register_stage(StageFactory factory);
 
 }  // namespace factory

@@ -550,6 +550,10 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
     }
     b->stage = std::move(*stage);
     b->info = b->stage->info();
+    Status config_ok = b->stage->check_config(bind.config_json);
+    if (!config_ok.ok()) {
+      return Status::invalid_argument(where(bind) + ": config: " + config_ok.message());
+    }
     auto in = Contract::compile(b->info.input_schema, "the input schema of stage '" + bind.stage + "'");
     if (!in.ok()) return Status::invalid_argument(where(bind) + ": " + in.status().message());
     auto out = Contract::compile(b->info.output_schema, "the output schema of stage '" + bind.stage + "'");

@@ -117,6 +117,13 @@ class ExecStage final : public Stage {
             .blocking = true};
   }
 
+  Status check_config(std::string_view config_json) const override {
+    ExecConfig config;
+    std::string why;
+    if (parse_config(std::string(config_json), &config, &why)) return Status();
+    return Status::invalid_argument("exec: " + why + std::string(kUsage));
+  }
+
   StageResult process(const Event& event, StageContext& ctx) override {
     ExecConfig config;
     std::string why;

@@ -58,6 +58,13 @@ class FailStage final : public Stage {
     return {.name = "fail", .version = "1.0.0", .side_effects = SideEffects::kPure};
   }
 
+  Status check_config(std::string_view config_json) const override {
+    FailConfig config;
+    std::string why;
+    if (parse_config(std::string(config_json), &config, &why)) return Status();
+    return Status::invalid_argument("fail stage: " + why + "; fix the binding's config:");
+  }
+
   StageResult process(const Event& event, StageContext& ctx) override {
     FailConfig config;
     std::string why;

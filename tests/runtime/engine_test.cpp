@@ -409,3 +409,16 @@ TEST_CASE("an unknown stage or input topic is refused naming the binding and fil
   CHECK(e.status().is_not_found());
   CHECK(e.status().message().find("'missing', which does not exist") != std::string::npos);
 }
+
+TEST_CASE("a binding whose config its stage rejects is refused at start", "[runtime]") {
+  Harness h;
+  h.topic("in");
+  auto b = binding("exec", "in", "out");
+  b.config_json = R"({"command": []})";
+  runtime::PipelineConfig config;
+  config.bindings = {b};
+  auto e = runtime::Engine::start(h.log.get(), h.store.get(), config, {.data_dir = h.dir.str()});
+  CHECK(e.status().is_invalid_argument());
+  CHECK(e.status().message().find("test.yaml:1") != std::string::npos);
+  CHECK(e.status().message().find("config.command must be a non-empty list") != std::string::npos);
+}
