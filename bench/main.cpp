@@ -2,6 +2,7 @@
 // last, one JSON line ({"bench": "<name>", ...}) for scripts to collect.
 //
 //   factory-bench log [--records N] [--quick] [--factoryd PATH] [--redis-server PATH]
+//   factory-bench pipeline [--events N] [--quick]
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/log_bench.h"
+#include "bench/pipeline_bench.h"
 
 namespace {
 
@@ -55,6 +57,15 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     log->add_flag("--markdown", log_opts.markdown, "also print the table as Markdown");
 
+    factory::bench::PipelineBenchOptions pipe_opts;
+    auto* pipe = app.add_subcommand(
+        "pipeline", "Three noop stages end to end vs the raw log and SQLite's batched upsert");
+    pipe->add_option("--events", pipe_opts.events, "Events through the pipeline")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    pipe->add_flag("--quick", pipe_opts.quick, "10x fewer events, for smoke tests");
+    pipe->add_flag("--markdown", pipe_opts.markdown, "also print the table as Markdown");
+
     // Hidden: the idle-RSS probe run_log_bench spawns.
     std::string child_dir;
     bool child_raw = false;
@@ -65,6 +76,7 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
     if (log->parsed()) return factory::bench::run_log_bench(log_opts);
+    if (pipe->parsed()) return factory::bench::run_pipeline_bench(pipe_opts);
     if (child->parsed()) return factory::bench::run_idle_rss_child(child_dir, child_raw);
     return 2;
   } catch (const std::exception& e) {

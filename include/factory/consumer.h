@@ -36,6 +36,9 @@ struct ConsumerOptions {
   std::vector<std::string> topics;
   enum class Reset { kEarliest, kLatest } auto_offset_reset = Reset::kEarliest;
   std::string client_id = "consumer";
+  // Commit offsets without waiting for an fsync (see Log::commit_offsets); for consumers whose
+  // processing is idempotent.
+  bool sync_commits = true;
 };
 
 struct ConsumerRecord {

@@ -146,9 +146,13 @@ class Log {
   // Joins options.group as a new member (see factory/consumer.h). The Log must outlive it.
   // InvalidArgument for an empty group or topic list; NotFound for a missing topic.
   virtual Result<std::unique_ptr<Consumer>> subscribe(const ConsumerOptions& options) = 0;
-  // Durably stores offsets for a group (synced, group-committed with appends).
+  // Stores offsets for a group, group-committed with appends. sync=true: durable against power
+  // loss when it returns. sync=false: written to the log's WAL without waiting for an fsync —
+  // survives kill -9, and the next synced write makes it durable; for consumers whose
+  // processing is idempotent, where a lost commit only means a harmless redelivery.
   virtual Status commit_offsets(std::string_view group,
-                                std::span<const TopicPartitionOffset> offsets) = 0;
+                                std::span<const TopicPartitionOffset> offsets,
+                                bool sync = true) = 0;
   // The committed offset, or nullopt when the group never committed on that partition.
   virtual Result<std::optional<Offset>> committed_offset(std::string_view group,
                                                          std::string_view topic,

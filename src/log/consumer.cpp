@@ -89,6 +89,7 @@ Status ConsumerImpl::rebalance() {
 Result<std::vector<ConsumerRecord>> ConsumerImpl::poll(int32_t max_records, int64_t wait_ms) {
   std::vector<ConsumerRecord> out;
   max_records = std::max(max_records, 1);
+  out.reserve(static_cast<size_t>(std::min(max_records, 4096)));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     uint64_t seq = log_->append_sequence();
@@ -134,7 +135,7 @@ Status ConsumerImpl::commit_partitions(const std::vector<TopicPartition>& tps) {
     if (pos.next != pos.committed) offsets.push_back({tp.topic, tp.partition, Offset(pos.next)});
   }
   if (offsets.empty()) return Status();
-  Status s = log_->commit_offsets(options_.group, offsets);
+  Status s = log_->commit_offsets(options_.group, offsets, options_.sync_commits);
   if (!s.ok()) return s;
   for (const TopicPartitionOffset& o : offsets) {
     owned_[{o.topic, o.partition}].committed = o.offset.value();

@@ -92,6 +92,7 @@ struct RocksLog::Writer {
   const std::function<Status()>* fn = nullptr;
 
   size_t bytes = 0;
+  bool sync = true;  // false: an offset commit that need not wait for an fsync
   Status status;
   bool done = false;
   base::CondVar cv;
@@ -104,6 +105,10 @@ rocksdb::Options make_rocksdb_options(const LogOptions& options) {
   o.max_background_jobs = 2;
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = 3;
+  // The metadata and time-index column families get a few bytes per batch and would rarely
+  // flush on their own, pinning every WAL file (measured: 1.1 GB of WAL and 6x slower
+  // reopens). Capping the WAL forces their flush and keeps restarts fast.
+  o.max_total_wal_size = 128 << 20;
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
@@ -419,7 +424,9 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
               encode_u64(static_cast<uint64_t>(seq)));
   }
   rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
+  wo.sync = false;
+  for (Writer* x : group) wo.sync = wo.sync || x->sync;
+  wo.sync = wo.sync && options_.sync;
   Status s = to_status(db_->Write(wo, &batch), "appending");
 
   // Phase 3, under mu_ again: publish.
@@ -793,7 +800,7 @@ uint64_t RocksLog::wait_for_append(uint64_t seen, int64_t wait_ms) {
 // Consumer-group offsets.
 
 Status RocksLog::commit_offsets(std::string_view group,
-                                std::span<const TopicPartitionOffset> offsets) {
+                                std::span<const TopicPartitionOffset> offsets, bool sync) {
   if (group.empty()) return Status::invalid_argument("group name is empty; give a group id");
   Writer w(&mu_, Writer::Kind::kCommit);
   w.group = std::string(group);
@@ -814,6 +821,7 @@ Status RocksLog::commit_offsets(std::string_view group,
   }
   w.offsets.assign(offsets.begin(), offsets.end());
   w.bytes = offsets.size() * 32;
+  w.sync = sync;
   return write(&w);
 }
 

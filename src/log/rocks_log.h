@@ -58,8 +58,8 @@ class RocksLog final : public Log {
   uint64_t append_sequence() override;
 
   Result<std::unique_ptr<Consumer>> subscribe(const ConsumerOptions& options) override;
-  Status commit_offsets(std::string_view group,
-                        std::span<const TopicPartitionOffset> offsets) override;
+  Status commit_offsets(std::string_view group, std::span<const TopicPartitionOffset> offsets,
+                        bool sync = true) override;
   Result<std::optional<Offset>> committed_offset(std::string_view group, std::string_view topic,
                                                  int32_t partition) override;
   std::vector<std::string> list_groups() override;

@@ -227,6 +227,9 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
   co.group = bind.group;
   co.topics = {bind.input_topic};
   co.client_id = bind.name + "-" + std::to_string(index);
+  // Redelivery is harmless (the idempotency table and producer sequences catch it), so offset
+  // commits need not wait for their own fsync: the next synced append carries them.
+  co.sync_commits = false;
   auto sub = log->subscribe(co);
   if (!sub.ok()) {
     obs::error("worker cannot join its group", {{"binding", bind.name}, {"error", sub.status().to_string()}});
