@@ -1,5 +1,6 @@
-// MetaStore: factoryd's metadata database — for now the idempotency table and the intents that
-// fence side effects; later DAG runs, task instances, approvals and audit.
+// MetaStore: factoryd's metadata database — the idempotency table and the intents that fence
+// side effects (below), and the scheduler's durable state: DAG runs, task instances, approvals,
+// the audit trail and cursors (run_rows.h, written by apply_scheduler_batch).
 //
 // Exactly-once effect per (stage, event id) rests on two tables:
 //   processed  one row per (stage, event id) whose outcome is recorded. A stage worker checks a
@@ -30,6 +31,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -37,6 +39,7 @@
 
 #include "factory/event.h"
 #include "factory/status.h"
+#include "store/run_rows.h"
 
 namespace factory::store {
 
@@ -79,6 +82,31 @@ class MetaStore {
   // How many ids are processed for the stage. Scans the table: for status pages and tests, not
   // for the hot path.
   virtual Result<int64_t> processed_count(std::string_view stage) = 0;
+
+  // --- Scheduler state (run_rows.h) ---
+  // Applies a whole scheduler step in ONE transaction (upserts runs, task instances, approvals
+  // and cursors; appends audit rows). Durability follows StoreOptions::sync. An upsert replaces
+  // every non-key field; within a batch the last row for a key wins. An empty batch returns OK
+  // without a transaction. InvalidArgument (nothing written) for an empty run_id, task_id or
+  // cursor key; otherwise all of the batch or none of it is written.
+  virtual Status apply_scheduler_batch(const SchedulerBatch& batch) = 0;
+  // Runs matching the filter, newest first (by created_ms, then run_id, both descending).
+  // InvalidArgument for a negative limit.
+  virtual Result<std::vector<RunRow>> list_runs(const RunFilter& filter) = 0;
+  // NotFound naming the run when it does not exist.
+  virtual Result<RunRow> get_run(std::string_view run_id) = 0;
+  // A run's task instances, in task_id order (empty for an unknown run).
+  virtual Result<std::vector<TaskRow>> list_tasks(std::string_view run_id) = 0;
+  // Task instances of every unfinished run (state queued or running), for recovery at start;
+  // ordered by run_id, then task_id.
+  virtual Result<std::vector<TaskRow>> list_unfinished_tasks() = 0;
+  // Approvals in a state ("" = any), oldest first (by requested_ms, then run_id, task_id).
+  virtual Result<std::vector<ApprovalRow>> list_approvals(std::string_view state) = 0;
+  // Audit rows, newest first (in append order), at most `limit` (0 = all). InvalidArgument for a
+  // negative limit.
+  virtual Result<std::vector<AuditRow>> list_audit(int limit) = 0;
+  // A cursor written by apply_scheduler_batch; nullopt when never written.
+  virtual Result<std::optional<std::string>> get_kv(std::string_view key) = 0;
 };
 
 // Opens (creating when missing) <options.dir>/factory.db and brings its schema up to date.

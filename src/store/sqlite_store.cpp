@@ -1,20 +1,23 @@
 #include "store/sqlite_store.h"
 
-#include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <thread>
-#include <unordered_map>
 #include <utility>
 
 #include <sqlite3.h>
 
 #include "base/clock.h"
 #include "obs/logger.h"
+#include "store/sqlite_conn.h"
 
 namespace factory::store {
 namespace {
+
+using internal::describe;
+using internal::kBeginWrite;
+using internal::kCommit;
+using internal::StmtScope;
+using internal::to_status;
 
 // Schema history. Entry i brings the schema to version i + 1; each runs in its own transaction
 // (SQLite DDL is transactional) together with its schema_migrations row. Never edit or reorder
@@ -39,6 +42,75 @@ constexpr std::string_view kMigrations[] = {
       event_id   BLOB(32) NOT NULL CHECK (length(event_id) = 32),
       created_at INTEGER  NOT NULL,  -- ms since the epoch
       PRIMARY KEY (event_id, stage)
+    ) WITHOUT ROWID;
+    )sql",
+    // 3: the scheduler's durable state (store/run_rows.h; written by apply_scheduler_batch in
+    // run_store.cpp, one transaction per scheduler step). Times are ms since the epoch, 0 = unset.
+    // States are not CHECKed: SQLite cannot alter a CHECK, and the scheduler owns their meaning.
+    // task_instances is the hot table (tens of thousands of upserts per step): WITHOUT ROWID
+    // keeps each row in its (run_id, task_id) B-tree, so an upsert touches one B-tree and a
+    // run's tasks are contiguous. dag_runs_by_dag carries run_id so "a DAG's runs, newest first"
+    // is an index walk with no sort; dag_runs_by_state finds the unfinished runs at recovery.
+    // audit is append-only: the triggers refuse UPDATE and DELETE from any connection, and
+    // AUTOINCREMENT never reuses an id, so ids order the trail.
+    R"sql(
+    CREATE TABLE dag_runs (
+      run_id          TEXT    NOT NULL PRIMARY KEY,
+      dag_id          TEXT    NOT NULL,
+      state           TEXT    NOT NULL,  -- queued | running | success | failed | cancelled
+      conf_json       TEXT    NOT NULL,
+      trigger         TEXT    NOT NULL,
+      logical_ms      INTEGER NOT NULL,
+      created_ms      INTEGER NOT NULL,
+      started_ms      INTEGER NOT NULL,
+      ended_ms        INTEGER NOT NULL,
+      deadline_ms     INTEGER NOT NULL,  -- 0: none
+      deadline_missed INTEGER NOT NULL CHECK (deadline_missed IN (0, 1))
+    );
+    CREATE INDEX dag_runs_by_dag ON dag_runs (dag_id, created_ms, run_id);
+    CREATE INDEX dag_runs_by_state ON dag_runs (state);
+    CREATE TABLE task_instances (
+      run_id       TEXT    NOT NULL,
+      task_id      TEXT    NOT NULL,
+      state        TEXT    NOT NULL,
+      try_number   INTEGER NOT NULL,
+      dispatch_seq INTEGER NOT NULL,
+      next_try_ms  INTEGER NOT NULL,
+      started_ms   INTEGER NOT NULL,
+      ended_ms     INTEGER NOT NULL,
+      output_json  TEXT    NOT NULL,  -- '' when none
+      error        TEXT    NOT NULL,
+      PRIMARY KEY (run_id, task_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE approvals (
+      run_id       TEXT    NOT NULL,
+      task_id      TEXT    NOT NULL,
+      state        TEXT    NOT NULL,  -- pending | approved | rejected | expired
+      requested_ms INTEGER NOT NULL,
+      expires_ms   INTEGER NOT NULL,  -- 0: never
+      decided_by   TEXT    NOT NULL,
+      decided_ms   INTEGER NOT NULL,
+      comment      TEXT    NOT NULL,
+      bound_to     TEXT    NOT NULL,
+      PRIMARY KEY (run_id, task_id)
+    );
+    CREATE TABLE audit (
+      id         INTEGER PRIMARY KEY AUTOINCREMENT,
+      at_ms      INTEGER NOT NULL,
+      actor      TEXT    NOT NULL,
+      action     TEXT    NOT NULL,
+      object     TEXT    NOT NULL,
+      result     TEXT    NOT NULL,
+      detail     TEXT    NOT NULL,
+      request_id TEXT    NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+      BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+      BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+    CREATE TABLE scheduler_kv (
+      key   TEXT NOT NULL PRIMARY KEY,
+      value TEXT NOT NULL
     ) WITHOUT ROWID;
     )sql",
 };
@@ -70,22 +142,26 @@ constexpr std::string_view kOpenIntents =
     "ORDER BY created_at, event_id";
 constexpr std::string_view kProcessedCount = "SELECT count(*) FROM processed WHERE stage = ?2";
 
-constexpr std::string_view kBeginRead = "BEGIN";
-// IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can fail
-// with SQLITE_BUSY_SNAPSHOT, which no busy handler can wait out.
-constexpr std::string_view kBeginWrite = "BEGIN IMMEDIATE";
-constexpr std::string_view kCommit = "COMMIT";
-constexpr std::string_view kRollback = "ROLLBACK";
+Status check_stage(std::string_view stage) {
+  if (stage.empty()) return Status::invalid_argument("store: the stage name is empty");
+  return Status::ok_status();
+}
 
-// Reader connections kept open for reuse; more may exist while many threads read at once.
-constexpr size_t kMaxIdleReaders = 8;
+void bind_id(sqlite3_stmt* s, const EventId& id) {
+  sqlite3_bind_blob(s, 1, id.digest.data(), EventId::kSize, SQLITE_STATIC);
+}
+void bind_stage(sqlite3_stmt* s, std::string_view stage) {
+  sqlite3_bind_text(s, 2, stage.data(), static_cast<int>(stage.size()), SQLITE_STATIC);
+}
+
+}  // namespace
+
+namespace internal {
 
 std::string describe(std::string_view path, std::string_view what) {
   return "store '" + std::string(path) + "': " + std::string(what) + ": ";
 }
 
-// The one place SQLite result codes become Status. `message` is sqlite3_errmsg, read right
-// after the failing call (any later call on the connection replaces it).
 Status to_status(int rc, std::string_view message, std::string_view path, std::string_view what) {
   std::string m =
       describe(path, what) + std::string(message) + " (SQLite code " + std::to_string(rc) + ")";
@@ -108,97 +184,7 @@ Status to_status(int rc, std::string_view message, std::string_view path, std::s
   }
 }
 
-Status check_stage(std::string_view stage) {
-  if (stage.empty()) return Status::invalid_argument("store: the stage name is empty");
-  return Status::ok_status();
-}
-
-}  // namespace
-
-// One SQLite connection and its prepared statements. Not thread-safe: used by one thread at a
-// time (the writer under write_mu_, a reader while taken out of the pool).
-class SqliteStore::Conn {
- public:
-  Conn(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~Conn() {
-    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
-    sqlite3_close(db_);  // every statement is finalized, so this cannot be refused
-  }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  sqlite3* db() const { return db_; }
-  bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
-
-  Status error(int rc, std::string_view what) const {
-    return to_status(rc, sqlite3_errmsg(db_), path_, what);
-  }
-
-  // The cached statement for `sql`, which must have static storage (the cache keys on it).
-  // The caller binds every parameter before each step and resets it through a StmtScope.
-  Result<sqlite3_stmt*> stmt(std::string_view sql) {
-    auto it = stmts_.find(sql);
-    if (it != stmts_.end()) return it->second;
-    sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
-                                SQLITE_PREPARE_PERSISTENT, &s, nullptr);
-    if (rc != SQLITE_OK) return error(rc, "prepare '" + std::string(sql) + "'");
-    stmts_.emplace(sql, s);
-    return s;
-  }
-
-  // Runs a statement that returns no rows (BEGIN, COMMIT, pragmas that set).
-  Status run(std::string_view sql, std::string_view what) {
-    Result<sqlite3_stmt*> s = stmt(sql);
-    if (!s.ok()) return s.status();
-    int rc = sqlite3_step(*s);
-    Status st = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? Status() : error(rc, what);
-    sqlite3_reset(*s);
-    return st;
-  }
-
-  // Runs one or more uncached statements (migrations, one-off pragmas).
-  Status exec(std::string_view sql, std::string_view what) {
-    int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, nullptr);
-    return rc == SQLITE_OK ? Status() : error(rc, what);
-  }
-
-  void rollback() {
-    if (in_transaction()) (void)run(kRollback, "rollback");
-  }
-
- private:
-  sqlite3* const db_;
-  const std::string path_;
-  std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;
-};
-
-namespace {
-
-// Resets a cached statement and drops its bindings when leaving scope, so no statement keeps a
-// read snapshot open or points at a caller's buffers.
-class StmtScope {
- public:
-  explicit StmtScope(sqlite3_stmt* s) : s_(s) {}
-  ~StmtScope() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  StmtScope(const StmtScope&) = delete;
-  StmtScope& operator=(const StmtScope&) = delete;
-
- private:
-  sqlite3_stmt* const s_;
-};
-
-void bind_id(sqlite3_stmt* s, const EventId& id) {
-  sqlite3_bind_blob(s, 1, id.digest.data(), EventId::kSize, SQLITE_STATIC);
-}
-void bind_stage(sqlite3_stmt* s, std::string_view stage) {
-  sqlite3_bind_text(s, 2, stage.data(), static_cast<int>(stage.size()), SQLITE_STATIC);
-}
-
-}  // namespace
+}  // namespace internal
 
 std::span<const std::string_view> SqliteStore::builtin_migrations() { return kMigrations; }
 
@@ -216,71 +202,6 @@ SqliteStore::~SqliteStore() = default;
 
 int64_t SqliteStore::now_ms() const {
   return options_.now_ms ? options_.now_ms() : base::SystemClock::instance()->now_ms();
-}
-
-template <typename Fn>
-Status SqliteStore::with_retry(Conn* conn, std::string_view what, Fn&& fn) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.busy_timeout_ms);
-  auto backoff = std::chrono::milliseconds(1);
-  for (int attempt = 1;; ++attempt) {
-    Status s = fn(conn);
-    if (s.ok()) return s;
-    conn->rollback();  // a failed attempt must not leave its transaction (or locks) behind
-    if (!s.is_busy()) return s;
-    auto now = Clock::now();
-    if (now >= deadline) {
-      // Reaching here means another connection (another process, or the sqlite3 shell) held a
-      // lock for the whole budget: our own threads never wait on SQLite's lock for each other.
-      std::string last = s.message();  // "store '<path>': <what>: <SQLite's message>"
-      const std::string store_prefix = "store '" + path_ + "': ";
-      if (last.starts_with(store_prefix)) last.erase(0, store_prefix.size());
-      return Status::busy(describe(path_, what) + "still locked by another connection after " +
-                          std::to_string(options_.busy_timeout_ms) + " ms (busy_timeout_ms, " +
-                          std::to_string(attempt) + (attempt == 1 ? " attempt" : " attempts") +
-                          "); is another process writing to the database? Last error: " + last);
-    }
-    // SQLite's busy handler already waited inside the call; this covers the lock errors it does
-    // not wait for (WAL recovery, a snapshot gone stale) without spinning.
-    std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - now));
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
-  }
-}
-
-template <typename Fn>
-Status SqliteStore::write_txn(std::string_view what, Fn&& fn) {
-  base::MutexLock l(&write_mu_);
-  return with_retry(writer_.get(), what, [&](Conn* c) -> Status {
-    FACTORY_RETURN_IF_ERROR(c->run(kBeginWrite, what));
-    FACTORY_RETURN_IF_ERROR(fn(c));
-    return c->run(kCommit, what);
-  });
-}
-
-template <typename Fn>
-Status SqliteStore::read_txn(std::string_view what, Fn&& fn) {
-  std::unique_ptr<Conn> conn;
-  {
-    base::MutexLock l(&read_mu_);
-    if (!idle_readers_.empty()) {
-      conn = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-    }
-  }
-  if (!conn) {
-    Result<std::unique_ptr<Conn>> r = open_conn(/*writer=*/false);
-    if (!r.ok()) return r.status();
-    conn = std::move(*r);
-  }
-  // One read transaction: every statement in fn sees the same snapshot.
-  Status s = with_retry(conn.get(), what, [&](Conn* c) -> Status {
-    FACTORY_RETURN_IF_ERROR(c->run(kBeginRead, what));
-    FACTORY_RETURN_IF_ERROR(fn(c));
-    return c->run(kCommit, what);
-  });
-  base::MutexLock l(&read_mu_);
-  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(conn));
-  return s;
 }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(

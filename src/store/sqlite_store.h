@@ -26,6 +26,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +44,10 @@ class SqliteStore final : public MetaStore {
   // The schema migrations this binary knows, in order.
   static std::span<const std::string_view> builtin_migrations();
 
+  // One SQLite connection (sqlite_conn.h, internal to src/store). Public only so that helpers in
+  // the store's .cpp files can name it; callers never see one.
+  class Conn;
+
   // Opens the store with `migrations` as its schema history (open_sqlite_store passes
   // builtin_migrations(); tests pass a longer list to play a newer binary). Errors as
   // open_sqlite_store.
@@ -57,13 +62,21 @@ class SqliteStore final : public MetaStore {
   Result<std::vector<EventId>> open_intents(std::string_view stage) override;
   Result<int64_t> processed_count(std::string_view stage) override;
 
+  // Scheduler state (run_store.cpp).
+  Status apply_scheduler_batch(const SchedulerBatch& batch) override;
+  Result<std::vector<RunRow>> list_runs(const RunFilter& filter) override;
+  Result<RunRow> get_run(std::string_view run_id) override;
+  Result<std::vector<TaskRow>> list_tasks(std::string_view run_id) override;
+  Result<std::vector<TaskRow>> list_unfinished_tasks() override;
+  Result<std::vector<ApprovalRow>> list_approvals(std::string_view state) override;
+  Result<std::vector<AuditRow>> list_audit(int limit) override;
+  Result<std::optional<std::string>> get_kv(std::string_view key) override;
+
   // The highest migration applied to the database (0 for an empty one).
   Result<int64_t> schema_version();
   const std::string& path() const { return path_; }
 
  private:
-  class Conn;
-
   SqliteStore(const StoreOptions& options, std::string path);
 
   Result<std::unique_ptr<Conn>> open_conn(bool writer);
