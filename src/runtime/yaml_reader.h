@@ -7,9 +7,10 @@
 // YAML -> JSON for free-form blocks handed to stages. The file's schema stays in its parser
 // (pipeline_config.cpp).
 //
-// Internal to factory_runtime: it exposes yaml-cpp types, and yaml-cpp is a private dependency,
-// so only the runtime's .cpp files include it. yaml-cpp throws; callers wrap their use of nodes
-// in try/catch (YAML::Exception) so nothing escapes the module.
+// Internal to factoryd: it exposes yaml-cpp types, and yaml-cpp is a private dependency, so only
+// .cpp files of targets that link yaml-cpp themselves include it (the runtime's pipeline files,
+// the scheduler's DAG files: scheduler/dag_parser.cpp). yaml-cpp throws; callers wrap their use
+// of nodes in try/catch (YAML::Exception) so nothing escapes the module.
 //
 // Immutable after construction; const methods only, so safe to share.
 #pragma once

@@ -1,0 +1,881 @@
+// DAG files (dag_parser.h): the schema, on top of the runtime's YamlReader
+// (runtime/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix"
+// form, rejects repeated and unknown keys with a did-you-mean, reads typed scalars and turns
+// `params` blocks into JSON.
+//
+// Checks that need the whole file (upstream names, cycles, pools, templates) run after every
+// task is read, with the YAML marks kept so each error still points at its line. The graph
+// itself is built by build_index() (dag.h), which re-checks what it relies on for DAGs built
+// in code. Durations, directories and run confs are in dag_loader.cpp.
+#include "scheduler/dag_parser.h"
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "factory/topic.h"
+#include "runtime/contract.h"
+#include "runtime/yaml_reader.h"
+#include "scheduler/templates.h"
+
+namespace factory::scheduler {
+namespace {
+
+namespace json = boost::json;
+using runtime::in_quotes;
+using runtime::YamlAliases;
+using runtime::YamlEntry;
+using runtime::YamlKeys;
+using runtime::YamlReader;
+
+constexpr int kMaxRetries = 1000;
+constexpr int kMaxActiveRuns = 100'000;
+constexpr int kMaxActiveTasks = 1'000'000;
+constexpr int kMaxPoolSlots = 1'000'000;
+// Airflow keeps priority weights in a 32-bit column; sums over a DAG still fit in 64 bits.
+constexpr int64_t kMaxPriorityWeight = std::numeric_limits<int32_t>::max();
+// Bounds on walking a params block before it is converted to JSON (which enforces its own):
+// enough for any real block, and a recursive alias stops here.
+constexpr int kMaxWalkDepth = 64;
+constexpr int kMaxWalkNodes = 100'000;
+
+const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule", "catchup",
+                            "max_active_runs", "max_active_tasks", "pools",    "params",
+                            "default_args",    "deadline",         "tasks"};
+const YamlKeys kTaskKeys = {"stage",
+                            "description",
+                            "upstream",
+                            "trigger_rule",
+                            "retries",
+                            "retry_delay",
+                            "retry_exponential_backoff",
+                            "max_retry_delay",
+                            "execution_timeout",
+                            "pool",
+                            "pool_slots",
+                            "priority_weight",
+                            "weight_rule",
+                            "output_topic",
+                            "params",
+                            "approval",
+                            "approval_timeout",
+                            "deadline"};
+const YamlKeys kDefaultArgsKeys = {"retries", "retry_delay", "retry_exponential_backoff",
+                                   "max_retry_delay", "execution_timeout"};
+const YamlKeys kParamsKeys = {"schema", "defaults"};
+const YamlKeys kScheduleKeys = {"cron", "topic", "timezone"};
+const YamlKeys kDagDeadlineKeys = {"after", "trigger_dag"};
+const YamlKeys kTaskDeadlineKeys = {"after"};
+
+// Names people bring from Airflow, Kubernetes or CI files, spelled differently here.
+// clang-format off
+const YamlAliases kAliases = {
+    {"schedule_interval", "schedule"},  {"timetable", "schedule"},
+    {"cron", "schedule"},               {"trigger", "schedule"},
+    {"concurrency", "max_active_tasks"}, {"max_active_tis_per_dag", "max_active_tasks"},
+    {"id", "dag_id"},                   {"name", "dag_id"},
+    {"dag", "dag_id"},                  {"doc_md", "description"},
+    {"doc", "description"},             {"steps", "tasks"},
+    {"operators", "tasks"},             {"jobs", "tasks"},
+    {"default_params", "params"},       {"sla", "deadline"},
+    {"operator", "stage"},              {"agent", "stage"},
+    {"depends_on", "upstream"},         {"dependencies", "upstream"},
+    {"upstream_task_ids", "upstream"},  {"after", "upstream"},
+    {"needs", "upstream"},              {"output", "output_topic"},
+    {"topic", "output_topic"},          {"outputs", "output_topic"},
+    {"timeout", "execution_timeout"},   {"op_kwargs", "params"},
+    {"kwargs", "params"},               {"config", "params"},
+    {"retry_backoff", "retry_exponential_backoff"},
+    {"exponential_backoff", "retry_exponential_backoff"},
+    {"max_retries", "retries"},         {"priority", "priority_weight"},
+    {"approve", "approval"},            {"requires_approval", "approval"},
+    {"default", "defaults"},            {"json_schema", "schema"},
+    {"timeout_after", "after"},         {"dag_to_trigger", "trigger_dag"},
+};
+// Old or neighbouring spellings of trigger rules.
+const YamlAliases kTriggerRuleAliases = {
+    {"dummy", "always"},
+    {"none_failed_or_skipped", "none_failed_min_one_success"},
+    {"all_succeeded", "all_success"},
+    {"one_succeeded", "one_success"},
+};
+// clang-format on
+
+std::vector<std::string_view> trigger_rule_names() {
+  std::vector<std::string_view> names;
+  for (TriggerRule r : kAllTriggerRules) names.push_back(trigger_rule_name(r));
+  return names;
+}
+
+// A JSON Schema without its top-level "required": defaults may leave required keys to the
+// conf a run is triggered with, so only the keys they do set are checked at load time.
+std::string without_required(const std::string& schema_json) {
+  boost::system::error_code ec;
+  json::value v = json::parse(schema_json, ec);
+  if (ec || !v.is_object()) return schema_json;
+  v.get_object().erase("required");
+  return json::serialize(v);
+}
+
+// Per-task marks kept for the checks that run after every task is read.
+struct TaskMarks {
+  YAML::Mark id;
+  YAML::Mark pool;
+  YAML::Mark pool_slots;
+  std::vector<YAML::Mark> upstream;  // one per Task::upstream entry
+  YAML::Node params;                 // the params block, or a null node
+};
+
+// Parses one file. Not thread-safe; one per parse call.
+class DagParser {
+ public:
+  DagParser(std::string_view source, const DagParseOptions& options)
+      : yaml_(std::string(source), &kAliases),
+        rules_(std::string(source), &kTriggerRuleAliases),
+        options_(options) {}
+
+  Result<Dag> parse(std::string_view text) {
+    YAML::Node doc;
+    FACTORY_RETURN_IF_ERROR(yaml_.load(text, &doc));
+    // No yaml-cpp, Boost.JSON or callback exception may escape this module, whatever the input.
+    try {
+      FACTORY_RETURN_IF_ERROR(parse_document(doc));
+    } catch (const YAML::Exception& e) {
+      return yaml_.error(e.mark, "cannot read this YAML: " + e.msg);
+    } catch (const std::exception& e) {
+      return Status::internal(yaml_.source() + ": cannot read this DAG file: " + e.what());
+    }
+    return std::move(dag_);
+  }
+
+ private:
+  Status error(const YAML::Mark& mark, std::string_view what) const {
+    return yaml_.error(mark, what);
+  }
+  static YAML::Mark where(const YamlEntry& e) { return YamlReader::where(e); }
+  static const YamlEntry* find(const std::vector<YamlEntry>& entries, std::string_view key) {
+    return YamlReader::find(entries, key);
+  }
+
+  // A duration of at least `min_ms`.
+  Status duration(const YamlEntry& e, std::string_view field, int64_t min_ms, int64_t* out) const {
+    std::string s;
+    FACTORY_RETURN_IF_ERROR(yaml_.text(e, field, &s));
+    Result<int64_t> ms = parse_duration_ms(s);
+    if (!ms.ok()) return error(where(e), std::string(field) + ": " + ms.status().message());
+    if (*ms < min_ms) {
+      return error(where(e),
+                   std::string(field) + ": " + in_quotes(s) + " is too short; use " +
+                       (min_ms == 1 ? "more than 0" : "at least " + std::to_string(min_ms) + "ms"));
+    }
+    *out = *ms;
+    return Status::ok_status();
+  }
+
+  Status optional_duration(const YamlEntry& e, std::string_view field, int64_t min_ms,
+                           std::optional<int64_t>* out) const {
+    int64_t v = 0;
+    FACTORY_RETURN_IF_ERROR(duration(e, field, min_ms, &v));
+    *out = v;
+    return Status::ok_status();
+  }
+
+  Status topic(const YamlEntry& e, std::string_view field, std::string* out) const {
+    FACTORY_RETURN_IF_ERROR(yaml_.text(e, field, out));
+    TopicSpec spec;
+    spec.name = *out;
+    Status s = validate_topic_spec(spec);
+    if (!s.ok()) return error(where(e), std::string(field) + ": " + s.message());
+    return Status::ok_status();
+  }
+
+  Status parse_document(const YAML::Node& doc) {
+    if (doc.IsNull()) {
+      return error(doc.Mark(),
+                   "this DAG file is empty; a DAG file needs dag_id: and tasks:, "
+                   "see docs/dags.md");
+    }
+    if (!doc.IsMap()) {
+      return error(doc.Mark(),
+                   "a DAG file is a mapping with dag_id: and tasks:; see "
+                   "docs/dags.md or config/dags/software_factory_pipeline.yaml");
+    }
+    std::vector<YamlEntry> root;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(doc, "a DAG file", &kRootKeys, &root));
+    dag_.source = yaml_.source();
+    const YamlEntry* dag_id = find(root, "dag_id");
+    if (dag_id == nullptr) {
+      return error(doc.Mark(),
+                   "this DAG file has no dag_id; add dag_id: <name> (letters, "
+                   "digits, '_', '-' or '.')");
+    }
+    FACTORY_RETURN_IF_ERROR(yaml_.text(*dag_id, "dag_id", &dag_.dag_id));
+    if (!valid_dag_id(dag_.dag_id)) {
+      return error(where(*dag_id), "dag_id " + in_quotes(dag_.dag_id) +
+                                       " is not valid; use 1 to 250 letters, digits, '_', '-' "
+                                       "or '.'");
+    }
+    dag_.line = dag_id->key_node.Mark().line + 1;
+
+    const YamlEntry* tasks = nullptr;
+    const YamlEntry* catchup = nullptr;
+    for (const YamlEntry& e : root) {
+      const std::string& k = e.key;
+      if (k == "description") {
+        if (!e.value.IsNull())
+          FACTORY_RETURN_IF_ERROR(yaml_.text(e, "description", &dag_.description));
+      } else if (k == "schedule") {
+        FACTORY_RETURN_IF_ERROR(parse_schedule(e));
+      } else if (k == "catchup") {
+        FACTORY_RETURN_IF_ERROR(yaml_.boolean(e, "catchup", &dag_.trigger.catchup));
+        catchup = &e;
+      } else if (k == "max_active_runs") {
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.integer(e, "max_active_runs", 1, kMaxActiveRuns, &dag_.max_active_runs));
+      } else if (k == "max_active_tasks") {
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.integer(e, "max_active_tasks", 1, kMaxActiveTasks, &dag_.max_active_tasks));
+      } else if (k == "pools") {
+        FACTORY_RETURN_IF_ERROR(parse_pools(e));
+      } else if (k == "params") {
+        FACTORY_RETURN_IF_ERROR(parse_params(e));
+      } else if (k == "default_args") {
+        FACTORY_RETURN_IF_ERROR(parse_default_args(e));
+      } else if (k == "deadline") {
+        FACTORY_RETURN_IF_ERROR(parse_dag_deadline(e));
+      } else if (k == "tasks") {
+        tasks = &e;
+      }
+    }
+    if (catchup != nullptr && dag_.trigger.catchup && dag_.trigger.kind != Trigger::Kind::kCron) {
+      return error(where(*catchup),
+                   "catchup: true needs a cron schedule (it runs the fire "
+                   "times missed while factoryd was stopped); remove it or set "
+                   "schedule: to a cron expression");
+    }
+    if (tasks == nullptr) {
+      return error(doc.Mark(), "DAG " + in_quotes(dag_.dag_id) +
+                                   " has no tasks; add tasks: with one `<id>: {stage: ...}` "
+                                   "entry per task");
+    }
+    FACTORY_RETURN_IF_ERROR(parse_tasks(*tasks));
+    FACTORY_RETURN_IF_ERROR(check_graph());
+    FACTORY_RETURN_IF_ERROR(check_templates());
+    Status s = build_index(&dag_);
+    if (!s.ok()) return Status::invalid_argument(yaml_.source() + ": " + s.message());
+    return Status::ok_status();
+  }
+
+  Status parse_schedule(const YamlEntry& e) {
+    Trigger& t = dag_.trigger;
+    if (e.value.IsNull()) {
+      t.kind = Trigger::Kind::kManual;
+      return Status::ok_status();
+    }
+    if (e.value.IsScalar()) {
+      t.kind = Trigger::Kind::kCron;
+      FACTORY_RETURN_IF_ERROR(yaml_.text(e, "schedule", &t.cron));
+      return check_cron(e, "schedule");
+    }
+    if (!e.value.IsMap()) {
+      return error(where(e),
+                   "schedule must be null (manual runs only), a cron expression such "
+                   "as \"0 * * * *\" or \"@hourly\", or {topic: <name>}");
+    }
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "schedule", &kScheduleKeys, &fields));
+    const YamlEntry* cron = find(fields, "cron");
+    const YamlEntry* topic_entry = find(fields, "topic");
+    const YamlEntry* timezone = find(fields, "timezone");
+    if ((cron == nullptr) == (topic_entry == nullptr)) {
+      return error(where(e), std::string("schedule takes one of cron: or topic:, not ") +
+                                 (cron == nullptr ? "neither" : "both"));
+    }
+    if (topic_entry != nullptr) {
+      if (timezone != nullptr) {
+        return error(where(*timezone),
+                     "schedule.timezone applies to cron schedules only; "
+                     "remove it");
+      }
+      t.kind = Trigger::Kind::kTopic;
+      return topic(*topic_entry, "schedule.topic", &t.topic);
+    }
+    t.kind = Trigger::Kind::kCron;
+    FACTORY_RETURN_IF_ERROR(yaml_.text(*cron, "schedule.cron", &t.cron));
+    FACTORY_RETURN_IF_ERROR(check_cron(*cron, "schedule.cron"));
+    if (timezone != nullptr) {
+      FACTORY_RETURN_IF_ERROR(yaml_.text(*timezone, "schedule.timezone", &t.timezone));
+      if (t.timezone.empty()) {
+        return error(where(*timezone),
+                     "schedule.timezone is empty; name a zone such as UTC or "
+                     "Europe/Berlin, or remove it for UTC");
+      }
+      if (options_.check_timezone) {
+        Status s = options_.check_timezone(t.timezone);
+        if (!s.ok()) {
+          return error(where(*timezone),
+                       "schedule.timezone " + in_quotes(t.timezone) + ": " + s.message());
+        }
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status check_cron(const YamlEntry& e, std::string_view field) const {
+    const std::string& expr = dag_.trigger.cron;
+    if (expr.find_first_not_of(" \t") == std::string::npos) {
+      return error(where(e), std::string(field) +
+                                 " is empty; write a cron expression such as "
+                                 "\"0 * * * *\", or null for manual runs");
+    }
+    if (!options_.check_cron) return Status::ok_status();
+    Status s = options_.check_cron(expr);
+    if (!s.ok()) {
+      return error(where(e), std::string(field) + ": " + in_quotes(expr) + ": " + s.message());
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_pools(const YamlEntry& e) {
+    if (e.value.IsNull()) return Status::ok_status();
+    std::vector<YamlEntry> pools;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "pools", nullptr, &pools));
+    for (const YamlEntry& p : pools) {
+      if (!valid_dag_id(p.key)) {
+        return error(p.key_node.Mark(), "pool name " + in_quotes(p.key) +
+                                            " is not valid; use letters, digits, '_', '-' or '.'");
+      }
+      int slots = 0;
+      FACTORY_RETURN_IF_ERROR(yaml_.integer(p, "pools." + p.key, 1, kMaxPoolSlots, &slots));
+      dag_.pools[p.key] = slots;
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_params(const YamlEntry& e) {
+    if (e.value.IsNull()) return Status::ok_status();
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "params", &kParamsKeys, &fields));
+    const YamlEntry* schema = find(fields, "schema");
+    const YamlEntry* defaults = find(fields, "defaults");
+    if (schema != nullptr && !schema->value.IsNull()) {
+      if (!schema->value.IsMap()) {
+        return error(where(*schema),
+                     "params.schema must be a JSON Schema written as a mapping, "
+                     "e.g. {type: object, properties: {ticket: {type: string}}}");
+      }
+      FACTORY_RETURN_IF_ERROR(yaml_.to_json(schema->value, "params.schema", &dag_.params_schema));
+      auto compiled = runtime::Contract::compile(dag_.params_schema, "params.schema");
+      if (!compiled.ok()) return error(where(*schema), compiled.status().message());
+    }
+    if (defaults != nullptr && !defaults->value.IsNull()) {
+      if (!defaults->value.IsMap()) {
+        return error(where(*defaults),
+                     "params.defaults must be a mapping of names to values, "
+                     "e.g. {ticket: PROJ-1}");
+      }
+      FACTORY_RETURN_IF_ERROR(
+          yaml_.to_json(defaults->value, "params.defaults", &dag_.params_defaults));
+    }
+    if (!dag_.params_schema.empty()) {
+      auto partial =
+          runtime::Contract::compile(without_required(dag_.params_schema), "params.schema");
+      if (!partial.ok()) return error(where(*schema), partial.status().message());
+      Status s = (*partial)->validate(dag_.params_defaults);
+      if (!s.ok()) {
+        std::string msg = s.message();
+        const std::string prefix = "payload violates the schema: ";
+        if (msg.starts_with(prefix)) msg.erase(0, prefix.size());
+        return error(defaults != nullptr ? where(*defaults) : where(*schema),
+                     "params.defaults do not match params.schema: " + msg +
+                         "; fix the default or the schema");
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_default_args(const YamlEntry& e) {
+    if (e.value.IsNull()) return Status::ok_status();
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "default_args", &kDefaultArgsKeys, &fields));
+    DefaultArgs& d = dag_.default_args;
+    for (const YamlEntry& f : fields) {
+      if (f.key == "retries") {
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.integer(f, "default_args.retries", 0, kMaxRetries, &d.retries));
+      } else if (f.key == "retry_delay") {
+        FACTORY_RETURN_IF_ERROR(duration(f, "default_args.retry_delay", 0, &d.retry_delay_ms));
+      } else if (f.key == "retry_exponential_backoff") {
+        FACTORY_RETURN_IF_ERROR(yaml_.boolean(f, "default_args.retry_exponential_backoff",
+                                              &d.retry_exponential_backoff));
+      } else if (f.key == "max_retry_delay") {
+        FACTORY_RETURN_IF_ERROR(
+            optional_duration(f, "default_args.max_retry_delay", 1, &d.max_retry_delay_ms));
+      } else if (f.key == "execution_timeout") {
+        FACTORY_RETURN_IF_ERROR(
+            optional_duration(f, "default_args.execution_timeout", 1, &d.execution_timeout_ms));
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_dag_deadline(const YamlEntry& e) {
+    if (e.value.IsNull()) return Status::ok_status();
+    if (e.value.IsScalar()) return optional_duration(e, "deadline", 1, &dag_.deadline_ms);
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "deadline", &kDagDeadlineKeys, &fields));
+    const YamlEntry* after = find(fields, "after");
+    if (after == nullptr) {
+      return error(where(e),
+                   "deadline has no after:; write deadline: {after: 1h} (the time "
+                   "from the run's start)");
+    }
+    FACTORY_RETURN_IF_ERROR(optional_duration(*after, "deadline.after", 1, &dag_.deadline_ms));
+    if (const YamlEntry* trigger = find(fields, "trigger_dag")) {
+      FACTORY_RETURN_IF_ERROR(
+          yaml_.text(*trigger, "deadline.trigger_dag", &dag_.deadline_trigger_dag));
+      if (!valid_dag_id(dag_.deadline_trigger_dag)) {
+        return error(where(*trigger), "deadline.trigger_dag " +
+                                          in_quotes(dag_.deadline_trigger_dag) +
+                                          " is not a valid dag_id");
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_tasks(const YamlEntry& e) {
+    if (e.value.IsSequence()) {
+      return error(where(e),
+                   "tasks is a mapping from task id to task, not a list; write "
+                   "tasks: {ingest_spec: {stage: ingest}, ...}");
+    }
+    if (e.value.IsNull() || (e.value.IsMap() && e.value.size() == 0)) {
+      return error(where(e), "tasks is empty; add at least one `<id>: {stage: ...}` entry");
+    }
+    if (!e.value.IsMap()) {
+      return error(where(e),
+                   "tasks must be a mapping from task id to task, e.g. "
+                   "tasks: {ingest_spec: {stage: ingest}}");
+    }
+    // YamlReader::entries() finds repeats by a linear scan; a 100,000-task file needs a map.
+    std::vector<YamlEntry> items;
+    items.reserve(e.value.size());
+    std::unordered_map<std::string, int> first_line;
+    for (auto it = e.value.begin(); it != e.value.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        return error(it->first.Mark(), "a task id is not plain text; write <id>: {stage: ...}");
+      }
+      YamlEntry item{it->first.Scalar(), it->first, it->second};
+      auto [at, fresh] = first_line.emplace(item.key, item.key_node.Mark().line + 1);
+      if (!fresh) {
+        return error(item.key_node.Mark(), in_quotes(item.key) +
+                                               " appears twice in tasks (first at line " +
+                                               std::to_string(at->second) + "); keep one of them");
+      }
+      items.push_back(std::move(item));
+    }
+    dag_.tasks.reserve(items.size());
+    marks_.reserve(items.size());
+    for (const YamlEntry& item : items) {
+      Task t;
+      TaskMarks m;
+      FACTORY_RETURN_IF_ERROR(parse_task(item, &t, &m));
+      dag_.tasks.push_back(std::move(t));
+      marks_.push_back(std::move(m));
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_task(const YamlEntry& item, Task* t, TaskMarks* m) {
+    t->id = item.key;
+    t->line = item.key_node.Mark().line + 1;
+    m->id = item.key_node.Mark();
+    if (!valid_task_id(t->id)) {
+      return error(m->id, "task id " + in_quotes(t->id) +
+                              " is not valid; use 1 to 250 letters, digits, '_' or '-' (no dots: "
+                              "templates read tasks.<id>.output)");
+    }
+    const std::string what = "task " + in_quotes(t->id);
+    if (item.value.IsNull()) {
+      return error(m->id, what + " is empty; give it a stage, e.g. " + t->id + ": {stage: noop}");
+    }
+    if (!item.value.IsMap()) {
+      return error(where(item), what + " must be a mapping, e.g. " + t->id +
+                                    ": {stage: codegen, upstream: [ingest_spec]}");
+    }
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(item.value, what, &kTaskKeys, &fields));
+    const YamlEntry* approval = find(fields, "approval");
+    if (approval != nullptr)
+      FACTORY_RETURN_IF_ERROR(yaml_.boolean(*approval, "approval", &t->approval));
+    const YamlEntry* stage = find(fields, "stage");
+    if (stage == nullptr) {
+      if (!t->approval) {
+        return error(m->id, what +
+                                " has no stage; add stage: <name> (a registered stage, or "
+                                "approval for a human approval)");
+      }
+      t->stage = std::string(kApprovalStage);
+    } else {
+      FACTORY_RETURN_IF_ERROR(yaml_.text(*stage, "stage", &t->stage));
+      if (t->stage.empty()) {
+        return error(where(*stage), "stage is empty; name a registered stage");
+      }
+      if (t->stage == kApprovalStage) {
+        if (approval != nullptr && !t->approval) {
+          return error(where(*approval),
+                       "stage approval is always an approval task; remove "
+                       "approval: false");
+        }
+        t->approval = true;
+      } else if (t->approval) {
+        // An approval task dispatches nothing: a stage here would silently never run.
+        return error(where(*stage),
+                     "an approval task runs no stage, it waits for a person; "
+                     "remove stage: " +
+                         t->stage +
+                         " (or use stage: approval), "
+                         "and put the work in a task of its own before or after it");
+      } else if (options_.stage_exists && !options_.stage_exists(t->stage)) {
+        return error(where(*stage), "unknown stage " + in_quotes(t->stage) +
+                                        "; use a built-in stage or one a plugin registers "
+                                        "(check the spelling, and that the plugin is loaded)");
+      }
+    }
+
+    const YamlEntry* approval_timeout = nullptr;
+    for (const YamlEntry& f : fields) {
+      const std::string& k = f.key;
+      if (k == "description") {
+        if (!f.value.IsNull())
+          FACTORY_RETURN_IF_ERROR(yaml_.text(f, "description", &t->description));
+      } else if (k == "upstream") {
+        FACTORY_RETURN_IF_ERROR(parse_upstream(f, t, m));
+      } else if (k == "trigger_rule") {
+        FACTORY_RETURN_IF_ERROR(parse_rule(f, t));
+      } else if (k == "retries") {
+        int v = 0;
+        FACTORY_RETURN_IF_ERROR(yaml_.integer(f, "retries", 0, kMaxRetries, &v));
+        t->retries = v;
+      } else if (k == "retry_delay") {
+        FACTORY_RETURN_IF_ERROR(optional_duration(f, "retry_delay", 0, &t->retry_delay_ms));
+      } else if (k == "retry_exponential_backoff") {
+        bool v = false;
+        FACTORY_RETURN_IF_ERROR(yaml_.boolean(f, "retry_exponential_backoff", &v));
+        t->retry_exponential_backoff = v;
+      } else if (k == "max_retry_delay") {
+        FACTORY_RETURN_IF_ERROR(optional_duration(f, "max_retry_delay", 1, &t->max_retry_delay_ms));
+      } else if (k == "execution_timeout") {
+        FACTORY_RETURN_IF_ERROR(
+            optional_duration(f, "execution_timeout", 1, &t->execution_timeout_ms));
+      } else if (k == "pool") {
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "pool", &t->pool));
+        m->pool = where(f);
+      } else if (k == "pool_slots") {
+        FACTORY_RETURN_IF_ERROR(yaml_.integer(f, "pool_slots", 1, kMaxPoolSlots, &t->pool_slots));
+        m->pool_slots = where(f);
+      } else if (k == "priority_weight") {
+        FACTORY_RETURN_IF_ERROR(yaml_.integer(f, "priority_weight", -kMaxPriorityWeight,
+                                              kMaxPriorityWeight, &t->priority_weight));
+      } else if (k == "weight_rule") {
+        std::string name;
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "weight_rule", &name));
+        auto rule = parse_weight_rule(name);
+        if (!rule) {
+          return error(where(f), "weight_rule " + in_quotes(name) +
+                                     " is not one of downstream, upstream, absolute");
+        }
+        t->weight_rule = *rule;
+      } else if (k == "output_topic") {
+        if (!f.value.IsNull()) FACTORY_RETURN_IF_ERROR(topic(f, "output_topic", &t->output_topic));
+      } else if (k == "params") {
+        FACTORY_RETURN_IF_ERROR(parse_task_params(f, t, m));
+      } else if (k == "approval_timeout") {
+        FACTORY_RETURN_IF_ERROR(
+            optional_duration(f, "approval_timeout", 1, &t->approval_timeout_ms));
+        approval_timeout = &f;
+      } else if (k == "deadline") {
+        FACTORY_RETURN_IF_ERROR(parse_task_deadline(f, t));
+      }
+    }
+    if (approval_timeout != nullptr && !t->approval) {
+      return error(where(*approval_timeout),
+                   "approval_timeout applies only to approval tasks; add approval: true (or use "
+                   "stage: approval), or remove it");
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_upstream(const YamlEntry& f, Task* t, TaskMarks* m) const {
+    if (f.value.IsNull()) return Status::ok_status();
+    std::vector<YamlEntry> items;
+    if (f.value.IsScalar()) {
+      items.push_back(f);
+    } else if (f.value.IsSequence()) {
+      for (const YAML::Node& n : f.value) items.push_back({"upstream", f.key_node, n});
+    } else {
+      return error(where(f),
+                   "upstream must be a task id or a list of them, e.g. "
+                   "upstream: [ingest_spec]");
+    }
+    std::unordered_set<std::string> listed;  // a fan-in may list 100,000 upstreams
+    for (const YamlEntry& item : items) {
+      std::string id;
+      FACTORY_RETURN_IF_ERROR(yaml_.text(item, "upstream", &id));
+      if (!listed.insert(id).second) {
+        return error(where(item), "upstream lists " + in_quotes(id) + " twice; keep one");
+      }
+      t->upstream.push_back(std::move(id));
+      m->upstream.push_back(where(item));
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_rule(const YamlEntry& f, Task* t) const {
+    std::string name;
+    FACTORY_RETURN_IF_ERROR(yaml_.text(f, "trigger_rule", &name));
+    if (auto rule = parse_trigger_rule(name)) {
+      t->trigger_rule = *rule;
+      return Status::ok_status();
+    }
+    const std::vector<std::string_view> names = trigger_rule_names();
+    std::string msg = "unknown trigger_rule " + in_quotes(name);
+    std::string_view guess = rules_.suggest(name, names);
+    if (!guess.empty()) {
+      msg += "; did you mean " + in_quotes(guess) + "?";
+    } else {
+      msg += "; use one of ";
+      for (size_t i = 0; i < names.size(); ++i) {
+        if (i > 0) msg += ", ";
+        msg += names[i];
+      }
+    }
+    return error(where(f), msg);
+  }
+
+  // An unquoted `{{ x }}` is a YAML flow mapping whose key is another mapping: say so before
+  // the JSON conversion reports a puzzling "key is not plain text".
+  Status find_unquoted_template(const YAML::Node& n, const std::string& path, int depth,
+                                int* nodes) const {
+    if (depth > kMaxWalkDepth || ++*nodes > kMaxWalkNodes) return Status::ok_status();
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (it->first.IsMap()) {
+          return error(it->first.Mark(), path +
+                                             ": a template must be quoted (unquoted, YAML "
+                                             "reads {{ ... }} as a mapping); write "
+                                             "name: \"{{ run.conf.ticket }}\"");
+        }
+        std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
+        FACTORY_RETURN_IF_ERROR(
+            find_unquoted_template(it->second, path + "." + key, depth + 1, nodes));
+      }
+    } else if (n.IsSequence()) {
+      size_t i = 0;
+      for (const YAML::Node& item : n) {
+        if (item.IsMap() && item.size() == 1 && item.begin()->first.IsMap()) {
+          return error(item.Mark(), path + "[" + std::to_string(i) +
+                                        "]: a template must be quoted (unquoted, YAML reads "
+                                        "{{ ... }} as a mapping); write \"{{ ... }}\"");
+        }
+        FACTORY_RETURN_IF_ERROR(
+            find_unquoted_template(item, path + "[" + std::to_string(i++) + "]", depth + 1, nodes));
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status parse_task_params(const YamlEntry& f, Task* t, TaskMarks* m) const {
+    if (f.value.IsNull()) return Status::ok_status();
+    if (!f.value.IsMap()) {
+      return error(where(f),
+                   "params must be a mapping of names to values, e.g. "
+                   "params: {ticket: \"{{ run.conf.ticket }}\"}");
+    }
+    int nodes = 0;
+    FACTORY_RETURN_IF_ERROR(find_unquoted_template(f.value, "params", 0, &nodes));
+    FACTORY_RETURN_IF_ERROR(yaml_.to_json(f.value, "params", &t->params));
+    m->params = f.value;
+    return Status::ok_status();
+  }
+
+  Status parse_task_deadline(const YamlEntry& f, Task* t) const {
+    if (f.value.IsNull()) return Status::ok_status();
+    if (f.value.IsScalar()) return optional_duration(f, "deadline", 1, &t->deadline_ms);
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(f.value, "deadline", &kTaskDeadlineKeys, &fields));
+    const YamlEntry* after = find(fields, "after");
+    if (after == nullptr) {
+      return error(where(f), "deadline has no after:; write deadline: 30m or {after: 30m}");
+    }
+    return optional_duration(*after, "deadline.after", 1, &t->deadline_ms);
+  }
+
+  // Upstream names, cycles and pools: the checks that need every task.
+  Status check_graph() {
+    const size_t n = dag_.tasks.size();
+    std::vector<std::string_view> ids;
+    position_.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      position_.emplace(dag_.tasks[i].id, static_cast<int>(i));
+      ids.push_back(dag_.tasks[i].id);
+    }
+    upstream_.assign(n, {});
+    for (size_t i = 0; i < n; ++i) {
+      const Task& t = dag_.tasks[i];
+      for (size_t j = 0; j < t.upstream.size(); ++j) {
+        const std::string& u = t.upstream[j];
+        if (u == t.id) {
+          return error(marks_[i].upstream[j],
+                       "task " + in_quotes(t.id) + " lists itself as upstream; remove it");
+        }
+        auto it = position_.find(u);
+        if (it == position_.end()) {
+          std::string msg = "task " + in_quotes(t.id) + " has unknown upstream " + in_quotes(u);
+          std::string_view guess = yaml_.suggest(u, ids);
+          msg += guess.empty() ? "; it must be the id of a task in this file"
+                               : "; did you mean " + in_quotes(guess) + "?";
+          return error(marks_[i].upstream[j], msg);
+        }
+        upstream_[i].push_back(it->second);
+      }
+    }
+    std::vector<int> cycle = find_cycle(upstream_);
+    if (!cycle.empty()) {
+      std::string path;
+      for (int t : cycle) {
+        if (!path.empty()) path += " -> ";
+        path += dag_.tasks[t].id;
+      }
+      // Point at the upstream entry of the cycle's first task that closes the loop.
+      const int first = cycle.front();
+      const int before = cycle[cycle.size() - 2];
+      YAML::Mark at = marks_[first].id;
+      const Task& t = dag_.tasks[first];
+      for (size_t j = 0; j < t.upstream.size(); ++j) {
+        if (t.upstream[j] == dag_.tasks[before].id) at = marks_[first].upstream[j];
+      }
+      return error(at, "tasks form a cycle: " + path +
+                           "; a task cannot wait for itself, remove one of these upstream links");
+    }
+
+    std::vector<std::string_view> pool_names;
+    for (const auto& [name, slots] : dag_.pools) pool_names.push_back(name);
+    if (dag_.pools.find(kDefaultPool) == dag_.pools.end()) pool_names.push_back(kDefaultPool);
+    for (size_t i = 0; i < n; ++i) {
+      const Task& t = dag_.tasks[i];
+      int slots = kDefaultPoolSlots;
+      auto it = dag_.pools.find(t.pool);
+      if (it != dag_.pools.end()) {
+        slots = it->second;
+      } else if (t.pool != kDefaultPool) {
+        std::string msg = "task " + in_quotes(t.id) + " uses unknown pool " + in_quotes(t.pool);
+        std::string_view guess = yaml_.suggest(t.pool, pool_names);
+        msg += guess.empty() ? "; declare it under pools: (e.g. pools: {" + t.pool + ": 2})"
+                             : "; did you mean " + in_quotes(guess) + "?";
+        return error(marks_[i].pool, msg);
+      }
+      if (t.pool_slots > slots) {
+        return error(marks_[i].pool_slots, "task " + in_quotes(t.id) + " needs " +
+                                               std::to_string(t.pool_slots) + " slots but pool " +
+                                               in_quotes(t.pool) + " has " + std::to_string(slots) +
+                                               "; it could never run: lower pool_slots or "
+                                               "enlarge the pool");
+      }
+    }
+    return Status::ok_status();
+  }
+
+  // Every params string of every task, with the line of the string that is wrong.
+  Status check_templates() {
+    std::vector<uint32_t> seen(dag_.tasks.size(), 0);
+    uint32_t stamp = 0;
+    for (size_t i = 0; i < dag_.tasks.size(); ++i) {
+      const Task& t = dag_.tasks[i];
+      if (t.params.find('{') == std::string::npos || marks_[i].params.IsNull()) continue;
+      bool marked = false;
+      TemplateScope scope;
+      scope.task_id = t.id;
+      scope.task_exists = [&](std::string_view id) { return find_position(id) >= 0; };
+      scope.is_upstream = [&](std::string_view id) {
+        const int target = find_position(id);
+        if (target < 0) return false;
+        // Most templates read a direct upstream; only the others pay for the ancestor walk.
+        for (int u : upstream_[i]) {
+          if (u == target) return true;
+        }
+        if (!marked) {  // mark every ancestor of task i once
+          ++stamp;
+          std::vector<int> stack(upstream_[i].begin(), upstream_[i].end());
+          while (!stack.empty()) {
+            int x = stack.back();
+            stack.pop_back();
+            if (seen[x] == stamp) continue;
+            seen[x] = stamp;
+            stack.insert(stack.end(), upstream_[x].begin(), upstream_[x].end());
+          }
+          marked = true;
+        }
+        return seen[target] == stamp;
+      };
+      FACTORY_RETURN_IF_ERROR(walk_templates(marks_[i].params, "params", t, scope));
+    }
+    return Status::ok_status();
+  }
+
+  int find_position(std::string_view id) const {
+    auto it = position_.find(id);
+    return it == position_.end() ? -1 : it->second;
+  }
+
+  // The params block converted to JSON already, so it is finite and acyclic here.
+  Status walk_templates(const YAML::Node& n, const std::string& path, const Task& t,
+                        const TemplateScope& scope) const {
+    if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        FACTORY_RETURN_IF_ERROR(
+            walk_templates(it->second, path + "." + it->first.Scalar(), t, scope));
+      }
+    } else if (n.IsSequence()) {
+      size_t i = 0;
+      for (const YAML::Node& item : n) {
+        FACTORY_RETURN_IF_ERROR(
+            walk_templates(item, path + "[" + std::to_string(i++) + "]", t, scope));
+      }
+    } else if (n.IsScalar()) {
+      Status s = check_template(n.Scalar(), scope, nullptr);
+      if (!s.ok()) {
+        return error(n.Mark(), "task " + in_quotes(t.id) + " " + path + ": " + s.message());
+      }
+    }
+    return Status::ok_status();
+  }
+
+  YamlReader yaml_;
+  YamlReader rules_;  // the same file; its aliases are old trigger rule names
+  const DagParseOptions& options_;
+  Dag dag_;
+  std::vector<TaskMarks> marks_;            // parallel to dag_.tasks
+  std::vector<std::vector<int>> upstream_;  // positions, parallel to dag_.tasks
+  // Task id -> position; views into dag_.tasks, which no longer changes once it is filled.
+  std::unordered_map<std::string_view, int> position_;
+};
+
+}  // namespace
+
+Result<Dag> parse_dag_yaml(std::string_view text, std::string_view source,
+                           const DagParseOptions& options) {
+  DagParser parser(source, options);
+  return parser.parse(text);
+}
+
+}  // namespace factory::scheduler
