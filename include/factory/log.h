@@ -141,6 +141,9 @@ class Log {
   // deadline passes. Returns the current sequence. Used by consumers that poll many partitions.
   virtual uint64_t wait_for_append(uint64_t seen, int64_t wait_ms) = 0;
   virtual uint64_t append_sequence() = 0;
+  // Wakes every wait_for_append() and long-poll now (they re-check and may wait again); for a
+  // loop that also waits for work that is not an append (e.g. scheduler commands).
+  virtual void wake_waiters() = 0;
 
   // --- Consumer groups ---
   // Joins options.group as a new member (see factory/consumer.h). The Log must outlive it.

@@ -165,7 +165,7 @@ RocksLog::RocksLog(const LogOptions& options, rocksdb::DB* db,
             auto it = topics_.find(topic);
             return it == topics_.end() ? 0 : static_cast<int32_t>(it->second->parts.size());
           },
-          [this] { notify_waiters(); }),
+          [this] { wake_waiters(); }),
       data_cv_(&mu_),
       retention_cv_(&mu_) {}
 
@@ -288,7 +288,7 @@ Result<std::shared_ptr<RocksLog::Topic>> RocksLog::find_topic(std::string_view n
   return it->second;
 }
 
-void RocksLog::notify_waiters() {
+void RocksLog::wake_waiters() {
   base::MutexLock lock(&mu_);
   ++append_seq_;
   data_cv_.signal_all();
@@ -535,7 +535,7 @@ Result<TopicChange> RocksLog::apply_topic(const TopicSpec& spec) {
     return Status();
   });
   if (!s.ok()) return s;
-  if (change != TopicChange::kUnchanged) notify_waiters();  // consumers rebalance new partitions
+  if (change != TopicChange::kUnchanged) wake_waiters();  // consumers rebalance new partitions
   return change;
 }
 
@@ -571,7 +571,7 @@ Status RocksLog::delete_topic(std::string_view name) {
     std::erase_if(producer_seqs_, [&](const auto& kv) { return kv.first.first == t->id; });
     return Status();
   });
-  if (s.ok()) notify_waiters();
+  if (s.ok()) wake_waiters();
   return s;
 }
 

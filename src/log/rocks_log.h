@@ -71,9 +71,9 @@ class RocksLog final : public Log {
 
   Result<RetentionStats> enforce_retention() override;
 
+  void wake_waiters() override;
+
   GroupCoordinator* coordinator() { return &coordinator_; }
-  // Wakes every long-poll (used when group ownership changes).
-  void notify_waiters();
 
  private:
   struct Partition {

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <ctime>
 #include <mutex>
 
 #include "base/clock.h"
@@ -43,15 +42,8 @@ void set_sink(std::FILE* sink) { g_sink = sink; }
 
 std::string format_line(int64_t now_ms, Level level, std::string_view msg,
                         std::initializer_list<Field> fields) {
-  std::time_t secs = now_ms / 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char ts[64];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(now_ms % 1000));
   std::string line = "{\"ts\":\"";
-  line += ts;
+  line += base::format_iso8601_utc(now_ms);
   line += "\",\"level\":\"";
   line += level_name(level);
   line += "\",\"msg\":";

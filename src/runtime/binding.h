@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "factory/stage.h"
 
 #include "runtime/backpressure.h"
 #include "runtime/circuit_breaker.h"
@@ -33,6 +36,10 @@ struct Binding {
   Watermarks backpressure{10'000, 5'000};  // lag of the output topic's consumer groups
   std::vector<BreakerBinding> breakers;
   std::string config_json = "{}"; // the binding's `config:` block, as JSON text
+
+  // Set by code (not files): run this stage object instead of creating `stage` from the
+  // registry — e.g. the scheduler's TaskStage adapters.
+  std::shared_ptr<Stage> stage_instance;
 
   std::string source;  // file the binding came from, and its line, for error messages
   int line = 0;

@@ -58,7 +58,7 @@ class BreakerImpl final : public Breaker {
 // Everything one binding shares between its workers.
 struct BindingRuntime {
   Binding binding;
-  std::unique_ptr<Stage> stage;
+  std::shared_ptr<Stage> stage;
   StageInfo info;
   std::unique_ptr<Contract> input;
   std::unique_ptr<Contract> output;
@@ -547,11 +547,15 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
   for (const Binding& bind : config.bindings) {
     auto b = std::make_unique<BindingRuntime>();
     b->binding = bind;
-    auto stage = create_stage(bind.stage);
-    if (!stage.ok()) {
-      return Status::not_found(where(bind) + ": " + stage.status().message());
+    if (bind.stage_instance) {
+      b->stage = bind.stage_instance;
+    } else {
+      auto stage = create_stage(bind.stage);
+      if (!stage.ok()) {
+        return Status::not_found(where(bind) + ": " + stage.status().message());
+      }
+      b->stage = std::move(*stage);
     }
-    b->stage = std::move(*stage);
     b->info = b->stage->info();
     Status config_ok = b->stage->check_config(bind.config_json);
     if (!config_ok.ok()) {

@@ -74,7 +74,7 @@ TEST_CASE("exponential backoff follows Airflow's formula in milliseconds", "[sch
   CHECK(next_retry_delay_ms(backoff(1000), small, 3) == 5'644);
 }
 
-TEST_CASE("backoff delays stay in [base, 2*base) and under the caps", "[scheduler]") {
+TEST_CASE("backoff delays stay between base and twice base and under the caps", "[scheduler]") {
   for (int n = 1; n <= 12; ++n) {
     const int64_t base = 1000LL << (n - 1);
     for (int i = 0; i < 50; ++i) {

@@ -1,0 +1,1041 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <set>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "factory/consumer.h"
+#include "obs/logger.h"
+#include "runtime/contract.h"
+#include "runtime/stage_registry.h"
+#include "runtime/thread_pool.h"
+#include "scheduler/cron.h"
+#include "scheduler/dag_parser.h"
+#include "scheduler/retry_delay.h"
+#include "scheduler/task_stage.h"
+#include "scheduler/templates.h"
+#include "scheduler/trigger_rules.h"
+
+namespace factory::scheduler {
+namespace json = boost::json;
+namespace {
+
+constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
+
+std::string iso_utc(int64_t ms) { return base::format_iso8601_utc(ms); }
+
+struct TaskInst {
+  TaskState state = TaskState::kNone;
+  int try_number = 0;
+  int64_t dispatch_seq = 0;
+  int64_t next_try_ms = 0;
+  int64_t started_ms = 0;
+  int64_t ended_ms = 0;
+  int64_t timeout_at_ms = 0;
+  std::string output;
+  std::string error;
+  bool in_ready = false;
+};
+
+struct Run {
+  store::RunRow row;
+  const Dag* dag = nullptr;
+  std::vector<TaskInst> tasks;
+  int unfinished = 0;
+  int active = 0;  // running tasks (count toward max_active_tasks)
+  bool row_dirty = false;
+  std::vector<int> dirty;
+  std::vector<char> is_dirty;
+};
+
+struct DagState {
+  const Dag* dag = nullptr;
+  bool paused = false;
+  int active_runs = 0;
+  int active_tasks = 0;
+  std::deque<std::string> waiting_runs;  // queued beyond max_active_runs
+  std::unique_ptr<Consumer> trigger_consumer;
+  std::optional<CronSchedule> cron;
+  int64_t next_fire_ms = 0;
+  std::unique_ptr<runtime::Contract> params;
+};
+
+// A ready task: higher priority first, then first come.
+struct ReadyKey {
+  int64_t priority;
+  uint64_t order;
+  std::string run_id;
+  int task;
+  bool operator<(const ReadyKey& o) const {
+    if (priority != o.priority) return priority > o.priority;
+    return order < o.order;
+  }
+};
+
+struct Timer {
+  enum class Kind { kRetry, kTimeout, kApprovalExpiry, kRunDeadline };
+  int64_t at_ms;
+  Kind kind;
+  std::string run_id;
+  int task;
+  int try_number;
+  bool operator>(const Timer& o) const { return at_ms > o.at_ms; }
+};
+
+}  // namespace
+
+struct Scheduler::Impl {
+  Log* log = nullptr;
+  store::MetaStore* store = nullptr;
+  SchedulerOptions options;
+  const base::Clock* clock = nullptr;
+  std::vector<Dag> dags;
+  std::map<std::string, DagState, std::less<>> dag_states;
+  std::map<std::string, std::unique_ptr<Run>, std::less<>> runs;  // unfinished runs
+  std::set<ReadyKey> ready;
+  uint64_t ready_order = 0;
+  std::map<std::string, int, std::less<>> pool_used;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+  int64_t next_dispatch_seq = 1;
+  std::unique_ptr<Consumer> results;
+  std::set<std::string> stages;  // stages that get a dispatch binding
+
+  // Produced by one step, flushed together.
+  std::map<std::string, std::vector<ProducerRecord>> dispatches;
+  std::vector<ProducerRecord> events;
+  store::SchedulerBatch batch;
+  std::vector<std::pair<Consumer*, bool>> to_commit;
+
+  // Commands from other threads.
+  std::mutex cmd_mu;
+  std::deque<std::pair<std::function<Status()>, std::promise<Status>>> commands;
+  std::condition_variable done_cv;
+  std::mutex done_mu;
+  std::set<std::string> finished_runs;  // runs that ended since start (wait_for_run)
+
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<runtime::ThreadPool> loop_pool;  // one thread: the loop
+
+  int64_t now() const { return clock->now_ms(); }
+
+  // ---- state changes ----
+  void touch(Run& r, int t) {
+    if (!r.is_dirty[t]) {
+      r.is_dirty[t] = 1;
+      r.dirty.push_back(t);
+    }
+  }
+
+  void set_state(Run& r, int t, TaskState s) {
+    TaskInst& ti = r.tasks[t];
+    if (ti.state == s) return;
+    bool was_finished = is_finished(ti.state);
+    bool was_active = ti.state == TaskState::kRunning;
+    ti.state = s;
+    touch(r, t);
+    DagState& ds = dag_states.find(r.row.dag_id)->second;
+    if (was_active) {
+      --r.active;
+      --ds.active_tasks;
+      pool_used[r.dag->tasks[t].pool] -= r.dag->tasks[t].pool_slots;
+    }
+    if (s == TaskState::kRunning) {
+      ++r.active;
+      ++ds.active_tasks;
+      pool_used[r.dag->tasks[t].pool] += r.dag->tasks[t].pool_slots;
+    }
+    if (!was_finished && is_finished(s)) {
+      --r.unfinished;
+      ti.ended_ms = now();
+    } else if (was_finished && !is_finished(s)) {
+      ++r.unfinished;
+    }
+    json::object e;
+    e["run_id"] = r.row.run_id;
+    e["dag_id"] = r.row.dag_id;
+    e["task_id"] = r.dag->tasks[t].id;
+    e["state"] = std::string(task_state_name(s));
+    e["try"] = ti.try_number;
+    e["at_ms"] = now();
+    ProducerRecord rec;
+    rec.key = r.row.run_id;
+    rec.value = json::serialize(e);
+    events.push_back(std::move(rec));
+    if (is_finished(s)) on_finished(r, t);
+  }
+
+  void on_finished(Run& r, int t) {
+    for (int d : r.dag->index.downstream(t)) evaluate(r, d);
+    if (r.unfinished == 0) finish_run(r);
+  }
+
+  // Decides a task whose upstreams may all be settled.
+  void evaluate(Run& r, int t) {
+    if (r.tasks[t].state != TaskState::kNone) return;
+    UpstreamCounts c;
+    for (int u : r.dag->index.upstream(t)) c.add(r.tasks[u].state);
+    // Branching: a successful upstream whose output names "_branch" follows only those tasks.
+    for (int u : r.dag->index.upstream(t)) {
+      const TaskInst& up = r.tasks[u];
+      if (up.state != TaskState::kSuccess || up.output.find("\"_branch\"") == std::string::npos) continue;
+      boost::system::error_code ec;
+      json::value v = json::parse(up.output, ec);
+      const json::value* b = ec || !v.is_object() ? nullptr : v.as_object().if_contains("_branch");
+      if (!b || !b->is_array()) continue;
+      bool followed = false;
+      for (const auto& id : b->as_array()) {
+        if (id.is_string() && id.as_string() == r.dag->tasks[t].id) followed = true;
+      }
+      if (!followed) {
+        set_state(r, t, TaskState::kSkipped);
+        return;
+      }
+    }
+    switch (scheduler::evaluate(r.dag->tasks[t].trigger_rule, c)) {
+      case Readiness::kWait: return;
+      case Readiness::kSkip: set_state(r, t, TaskState::kSkipped); return;
+      case Readiness::kUpstreamFailed: set_state(r, t, TaskState::kUpstreamFailed); return;
+      case Readiness::kRun: make_ready(r, t); return;
+    }
+  }
+
+  void make_ready(Run& r, int t) {
+    const Task& task = r.dag->tasks[t];
+    if (task.approval || task.stage == kApprovalStage) {
+      set_state(r, t, TaskState::kAwaitingApproval);
+      store::ApprovalRow a;
+      a.run_id = r.row.run_id;
+      a.task_id = task.id;
+      a.state = "pending";
+      a.requested_ms = now();
+      if (task.approval_timeout_ms) {
+        a.expires_ms = a.requested_ms + *task.approval_timeout_ms;
+        timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, r.row.run_id, t, 0});
+      }
+      batch.approvals.push_back(std::move(a));
+      return;
+    }
+    set_state(r, t, TaskState::kScheduled);
+    r.tasks[t].in_ready = true;
+    ready.insert({r.dag->index.priority(t), ready_order++, r.row.run_id, t});
+  }
+
+  void start_run(Run& r) {
+    r.row.state = "running";
+    r.row.started_ms = now();
+    r.row_dirty = true;
+    ++dag_states.find(r.row.dag_id)->second.active_runs;
+    if (r.dag->deadline_ms) {
+      r.row.deadline_ms = r.row.started_ms + *r.dag->deadline_ms;
+      timers.push({r.row.deadline_ms, Timer::Kind::kRunDeadline, r.row.run_id, -1, 0});
+    }
+    for (size_t t = 0; t < r.tasks.size(); ++t) {
+      if (r.dag->tasks[t].deadline_ms) {
+        timers.push({r.row.started_ms + *r.dag->tasks[t].deadline_ms, Timer::Kind::kRunDeadline,
+                     r.row.run_id, static_cast<int>(t), 0});
+      }
+    }
+    for (int t : r.dag->index.roots()) evaluate(r, t);
+    if (r.unfinished == 0) finish_run(r);
+  }
+
+  void finish_run(Run& r) {
+    if (r.row.state == "success" || r.row.state == "failed" || r.row.state == "cancelled") return;
+    // Airflow: a run fails when any leaf task failed or was upstream_failed.
+    bool failed = false;
+    for (size_t t = 0; t < r.tasks.size(); ++t) {
+      if (!r.dag->index.downstream(static_cast<int>(t)).empty()) continue;
+      TaskState s = r.tasks[t].state;
+      if (s == TaskState::kFailed || s == TaskState::kUpstreamFailed) failed = true;
+    }
+    r.row.state = failed ? "failed" : "success";
+    r.row.ended_ms = now();
+    r.row_dirty = true;
+    DagState& ds = dag_states.find(r.row.dag_id)->second;
+    --ds.active_runs;
+    json::object e;
+    e["run_id"] = r.row.run_id;
+    e["dag_id"] = r.row.dag_id;
+    e["run_state"] = r.row.state;
+    e["at_ms"] = r.row.ended_ms;
+    ProducerRecord rec;
+    rec.key = r.row.run_id;
+    rec.value = json::serialize(e);
+    events.push_back(std::move(rec));
+  }
+
+  // Queued runs of DAGs with free run slots start.
+  void start_waiting_runs() {
+    for (auto& [id, ds] : dag_states) {
+      while (!ds.waiting_runs.empty() && !ds.paused && ds.active_runs < ds.dag->max_active_runs) {
+        auto it = runs.find(ds.waiting_runs.front());
+        ds.waiting_runs.pop_front();
+        if (it != runs.end() && it->second->row.state == "queued") start_run(*it->second);
+      }
+    }
+  }
+
+  // Dispatches ready tasks by priority within pool slots and max_active_tasks.
+  void dispatch_ready() {
+    for (auto it = ready.begin(); it != ready.end();) {
+      auto rit = runs.find(it->run_id);
+      if (rit == runs.end() || rit->second->tasks[it->task].state != TaskState::kScheduled) {
+        it = ready.erase(it);
+        continue;
+      }
+      Run& r = *rit->second;
+      const Task& task = r.dag->tasks[it->task];
+      DagState& ds = dag_states.find(r.row.dag_id)->second;
+      auto pool = r.dag->pools.find(task.pool);
+      int slots = pool != r.dag->pools.end() ? pool->second
+                  : task.pool == kDefaultPool ? kDefaultPoolSlots
+                                              : kDefaultPoolSlots;
+      if (ds.paused || ds.active_tasks >= r.dag->max_active_tasks ||
+          pool_used[task.pool] + task.pool_slots > slots) {
+        ++it;
+        continue;
+      }
+      int t = it->task;
+      r.tasks[t].in_ready = false;
+      it = ready.erase(it);
+      dispatch(r, t);
+    }
+  }
+
+  void dispatch(Run& r, int t) {
+    const Task& task = r.dag->tasks[t];
+    TaskInst& ti = r.tasks[t];
+    RenderContext rc;
+    std::string logical = iso_utc(r.row.logical_ms);
+    rc.dag_id = r.row.dag_id;
+    rc.run_id = r.row.run_id;
+    rc.logical_date = logical;
+    rc.conf_json = r.row.conf_json;
+    rc.task_id = task.id;
+    rc.task_output = [&](std::string_view id) -> std::optional<std::string_view> {
+      int u = r.dag->index.find(id);
+      if (u < 0 || r.tasks[u].output.empty()) return std::nullopt;
+      return std::string_view(r.tasks[u].output);
+    };
+    auto params = render_params(task.params, rc);
+    ++ti.try_number;
+    ti.started_ms = now();
+    if (!params.ok()) {
+      ti.error = params.status().message();
+      set_state(r, t, TaskState::kFailed);
+      return;
+    }
+    ti.dispatch_seq = next_dispatch_seq++;
+    ti.error.clear();
+    if (auto timeout = r.dag->index.execution_timeout_ms(t)) {
+      ti.timeout_at_ms = ti.started_ms + *timeout;
+      timers.push({ti.timeout_at_ms, Timer::Kind::kTimeout, r.row.run_id, t, ti.try_number});
+    }
+    set_state(r, t, TaskState::kRunning);
+    append_dispatch(r, t, *params);
+  }
+
+  void append_dispatch(Run& r, int t, const std::string& params) {
+    const Task& task = r.dag->tasks[t];
+    const TaskInst& ti = r.tasks[t];
+    std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
+                    ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
+                    ",\"task_id\":" + json::serialize(json::value(task.id)) +
+                    ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
+                    ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
+                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
+    ProducerRecord rec;
+    rec.key = r.row.run_id;
+    rec.value = std::move(d);
+    rec.producer_id = "scheduler";
+    rec.sequence = ti.dispatch_seq;
+    dispatches[options.dispatch_prefix + task.stage].push_back(std::move(rec));
+  }
+
+  // A failed try: retry per the task's policy, else failed.
+  void fail_try(Run& r, int t, std::string error, bool allow_retry) {
+    TaskInst& ti = r.tasks[t];
+    ti.error = std::move(error);
+    const RetrySpec& spec = r.dag->index.retry(t);
+    if (allow_retry && should_retry(spec, ti.try_number)) {
+      std::string logical = iso_utc(r.row.logical_ms);
+      int64_t delay = next_retry_delay_ms(spec, {r.row.dag_id, r.dag->tasks[t].id, logical},
+                                          ti.try_number);
+      ti.next_try_ms = now() + delay;
+      set_state(r, t, TaskState::kUpForRetry);
+      timers.push({ti.next_try_ms, Timer::Kind::kRetry, r.row.run_id, t, ti.try_number});
+    } else {
+      set_state(r, t, TaskState::kFailed);
+    }
+  }
+
+  void apply_result(const std::string& payload) {
+    boost::system::error_code ec;
+    json::value v = json::parse(payload, ec);
+    if (ec || !v.is_object()) return;
+    const json::object& o = v.as_object();
+    auto str = [&](const char* k) -> std::string {
+      auto* p = o.if_contains(k);
+      return p && p->is_string() ? std::string(p->as_string()) : std::string();
+    };
+    auto rit = runs.find(str("run_id"));
+    if (rit == runs.end()) return;  // finished or unknown: nothing to change
+    Run& r = *rit->second;
+    int t = r.dag->index.find(str("task_id"));
+    if (t < 0) return;
+    TaskInst& ti = r.tasks[t];
+    auto* tr = o.if_contains("try");
+    if (!tr || !tr->is_int64() || tr->as_int64() != ti.try_number || ti.state != TaskState::kRunning) {
+      return;  // a late or replayed result of another try: ignored (idempotent)
+    }
+    if (str("state") == "success") {
+      auto* out = o.if_contains("output");
+      ti.output = out && !out->is_null() ? json::serialize(*out) : "";
+      set_state(r, t, TaskState::kSuccess);
+    } else {
+      auto* rt = o.if_contains("retryable");
+      // A permanent failure (AirflowFailException's analogue) is not retried.
+      fail_try(r, t, str("error"), !rt || !rt->is_bool() || rt->as_bool());
+    }
+  }
+
+  void fire_timers() {
+    int64_t t_now = now();
+    while (!timers.empty() && timers.top().at_ms <= t_now) {
+      Timer tm = timers.top();
+      timers.pop();
+      auto rit = runs.find(tm.run_id);
+      if (rit == runs.end()) continue;
+      Run& r = *rit->second;
+      switch (tm.kind) {
+        case Timer::Kind::kRetry:
+          if (r.tasks[tm.task].state == TaskState::kUpForRetry &&
+              r.tasks[tm.task].try_number == tm.try_number) {
+            r.tasks[tm.task].state = TaskState::kNone;  // re-decided below, then scheduled
+            set_state(r, tm.task, TaskState::kScheduled);
+            r.tasks[tm.task].in_ready = true;
+            ready.insert({r.dag->index.priority(tm.task), ready_order++, r.row.run_id, tm.task});
+          }
+          break;
+        case Timer::Kind::kTimeout:
+          if (r.tasks[tm.task].state == TaskState::kRunning &&
+              r.tasks[tm.task].try_number == tm.try_number) {
+            fail_try(r, tm.task, "execution_timeout passed", true);
+          }
+          break;
+        case Timer::Kind::kApprovalExpiry:
+          if (r.tasks[tm.task].state == TaskState::kAwaitingApproval) {
+            store::ApprovalRow a;
+            a.run_id = r.row.run_id;
+            a.task_id = r.dag->tasks[tm.task].id;
+            a.state = "expired";
+            a.decided_by = "scheduler";
+            a.decided_ms = t_now;
+            a.expires_ms = tm.at_ms;
+            batch.approvals.push_back(a);
+            r.tasks[tm.task].error = "approval expired";
+            set_state(r, tm.task, TaskState::kFailed);
+          }
+          break;
+        case Timer::Kind::kRunDeadline: {
+          bool missed = tm.task < 0 ? !r.row.deadline_missed
+                                    : !is_finished(r.tasks[tm.task].state);
+          if (!missed) break;
+          if (tm.task < 0) {
+            r.row.deadline_missed = true;
+            r.row_dirty = true;
+          }
+          json::object e;
+          e["run_id"] = r.row.run_id;
+          e["dag_id"] = r.row.dag_id;
+          e["deadline_missed"] = tm.task < 0 ? std::string("run") : r.dag->tasks[tm.task].id;
+          e["at_ms"] = t_now;
+          ProducerRecord rec;
+          rec.key = r.row.run_id;
+          rec.value = json::serialize(e);
+          events.push_back(std::move(rec));
+          batch.audit.push_back({t_now, "scheduler", "deadline.missed",
+                                 "run/" + r.row.run_id, "ok",
+                                 tm.task < 0 ? "run deadline" : "task " + r.dag->tasks[tm.task].id, ""});
+          if (tm.task < 0 && !r.dag->deadline_trigger_dag.empty()) {
+            json::object conf;
+            conf["missed_run_id"] = r.row.run_id;
+            conf["dag_id"] = r.row.dag_id;
+            (void)create_run(r.dag->deadline_trigger_dag, json::serialize(conf),
+                             "deadline__" + r.row.run_id, "deadline");
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  Result<std::string> create_run(std::string_view dag_id, std::string_view conf_json,
+                                 std::string run_id, std::string trigger) {
+    auto dit = dag_states.find(dag_id);
+    if (dit == dag_states.end()) {
+      return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded; `factoryd dags list` shows the DAGs");
+    }
+    DagState& ds = dit->second;
+    auto conf = resolve_run_conf(*ds.dag, conf_json);
+    if (!conf.ok()) return conf.status();
+    int64_t t_now = now();
+    if (run_id.empty()) run_id = trigger + "__" + iso_utc(t_now) + "_" + std::to_string(next_dispatch_seq + ready_order);
+    if (runs.count(run_id) || store->get_run(run_id).ok()) {
+      return Status::already_exists("run '" + run_id + "' already exists");
+    }
+    auto r = std::make_unique<Run>();
+    r->row.run_id = run_id;
+    r->row.dag_id = std::string(dag_id);
+    r->row.state = "queued";
+    r->row.conf_json = *conf;
+    r->row.trigger = std::move(trigger);
+    r->row.logical_ms = t_now;
+    r->row.created_ms = t_now;
+    r->row_dirty = true;
+    r->dag = ds.dag;
+    r->tasks.resize(ds.dag->tasks.size());
+    r->is_dirty.assign(ds.dag->tasks.size(), 0);
+    r->unfinished = static_cast<int>(ds.dag->tasks.size());
+    Run* raw = r.get();
+    runs[run_id] = std::move(r);
+    if (!ds.paused && ds.active_runs < ds.dag->max_active_runs) {
+      start_run(*raw);
+    } else {
+      ds.waiting_runs.push_back(run_id);
+    }
+    return run_id;
+  }
+
+  // ---- the step ----
+  Status flush() {
+    for (auto& [id, rp] : runs) {
+      Run& r = *rp;
+      if (r.row_dirty) batch.runs.push_back(r.row);
+      r.row_dirty = false;
+      for (int t : r.dirty) {
+        const TaskInst& ti = r.tasks[t];
+        store::TaskRow row;
+        row.run_id = r.row.run_id;
+        row.task_id = r.dag->tasks[t].id;
+        row.state = std::string(task_state_name(ti.state));
+        row.try_number = ti.try_number;
+        row.dispatch_seq = ti.dispatch_seq;
+        row.next_try_ms = ti.next_try_ms;
+        row.started_ms = ti.started_ms;
+        row.ended_ms = ti.ended_ms;
+        row.output_json = ti.output;
+        row.error = ti.error;
+        batch.tasks.push_back(std::move(row));
+        r.is_dirty[t] = 0;
+      }
+      r.dirty.clear();
+    }
+    if (!batch.empty()) {
+      batch.kv.emplace_back(kDispatchSeqKey, std::to_string(next_dispatch_seq));
+      FACTORY_RETURN_IF_ERROR(store->apply_scheduler_batch(batch));
+    }
+    batch = store::SchedulerBatch();
+    for (auto& [topic, records] : dispatches) {
+      auto a = log->append(topic, records);
+      if (!a.ok()) return a.status();
+    }
+    dispatches.clear();
+    if (!events.empty()) {
+      auto a = log->append(options.events_topic, events);
+      if (!a.ok()) obs::warn("task events not appended", {{"error", a.status().to_string()}});
+      events.clear();
+    }
+    for (auto& [c, unused] : to_commit) {
+      Status s = c->commit();
+      if (!s.ok()) obs::warn("scheduler offset commit failed", {{"error", s.to_string()}});
+    }
+    to_commit.clear();
+    // Forget finished runs; wake their waiters.
+    std::vector<std::string> ended;
+    for (auto it = runs.begin(); it != runs.end();) {
+      const std::string& st = it->second->row.state;
+      if (st == "success" || st == "failed" || st == "cancelled") {
+        ended.push_back(it->first);
+        it = runs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!ended.empty()) {
+      std::lock_guard<std::mutex> lock(done_mu);
+      finished_runs.insert(ended.begin(), ended.end());
+      done_cv.notify_all();
+    }
+    return Status();
+  }
+
+  void step() {
+    // 1. Commands.
+    std::deque<std::pair<std::function<Status()>, std::promise<Status>>> cmds;
+    {
+      std::lock_guard<std::mutex> lock(cmd_mu);
+      cmds.swap(commands);
+    }
+    std::vector<std::pair<std::promise<Status>, Status>> replies;
+    for (auto& [fn, promise] : cmds) replies.emplace_back(std::move(promise), fn());
+    // 2. Results and topic triggers.
+    if (results) {
+      auto got = results->poll(5000, 0);
+      if (got.ok() && !got->empty()) {
+        for (const auto& cr : *got) {
+          if (cr.record.value) apply_result(*cr.record.value);
+        }
+        to_commit.emplace_back(results.get(), true);
+      }
+    }
+    for (auto& [id, ds] : dag_states) {
+      if (!ds.trigger_consumer || ds.paused) continue;
+      auto got = ds.trigger_consumer->poll(1000, 0);
+      if (!got.ok() || got->empty()) continue;
+      for (const auto& cr : *got) {
+        std::string run_id = "topic__" + cr.topic + "_" + std::to_string(cr.record.partition) + "_" +
+                             std::to_string(cr.record.offset.value());
+        std::string conf = cr.record.value.value_or("{}");
+        auto made = create_run(id, conf, run_id,
+                               "topic:" + cr.topic + "/" + std::to_string(cr.record.partition) + "/" +
+                                   std::to_string(cr.record.offset.value()));
+        if (!made.ok() && made.status().code() != Status::Code::kAlreadyExists) {
+          obs::warn("trigger record did not start a run",
+                    {{"dag_id", id}, {"run_id", run_id}, {"error", made.status().to_string()}});
+        }
+      }
+      to_commit.emplace_back(ds.trigger_consumer.get(), true);
+    }
+    // 3. Timers and cron.
+    fire_timers();
+    int64_t t_now = now();
+    for (auto& [id, ds] : dag_states) {
+      if (!ds.cron || ds.paused || ds.next_fire_ms > t_now) continue;
+      int64_t fire = ds.cron->last_at_or_before(t_now);  // catchup off: only the latest
+      (void)create_run(id, "{}", "scheduled__" + iso_utc(fire), "cron");
+      batch.kv.emplace_back("scheduler.cron." + id, std::to_string(fire));
+      ds.next_fire_ms = ds.cron->next_after(t_now);
+    }
+    // 4. Dispatch.
+    start_waiting_runs();
+    dispatch_ready();
+    // 5, 6. Persist, then act.
+    Status s = flush();
+    if (!s.ok()) obs::error("scheduler step failed", {{"error", s.to_string()}});
+    for (auto& [promise, status] : replies) promise.set_value(s.ok() ? status : s);
+  }
+
+  int64_t wait_budget_ms() {
+    int64_t wait = options.tick_ms;
+    if (!timers.empty()) wait = std::min(wait, std::max<int64_t>(0, timers.top().at_ms - now()));
+    return wait;
+  }
+
+  void loop() {
+    while (!stopping.load()) {
+      uint64_t seq = log->append_sequence();
+      step();
+      bool pending;
+      {
+        std::lock_guard<std::mutex> lock(cmd_mu);
+        pending = !commands.empty();
+      }
+      if (!pending) log->wait_for_append(seq, std::max<int64_t>(1, wait_budget_ms()));
+    }
+  }
+
+  Status run_command(std::function<Status()> fn) {
+    std::promise<Status> p;
+    auto f = p.get_future();
+    {
+      std::lock_guard<std::mutex> lock(cmd_mu);
+      commands.emplace_back(std::move(fn), std::move(p));
+    }
+    log->wake_waiters();
+    return f.get();
+  }
+};
+
+
+Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+const std::vector<Dag>& Scheduler::dags() const { return impl_->dags; }
+
+Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore* store,
+                                                     std::vector<Dag> dags,
+                                                     const SchedulerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->log = log;
+  impl->store = store;
+  impl->options = options;
+  impl->clock = options.clock ? options.clock : base::SystemClock::instance();
+  impl->dags = std::move(dags);
+  Impl& m = *impl;
+  auto ensure_topic = [&](const std::string& name) -> Status {
+    if (log->describe_topic(name).ok()) return Status();
+    Status s = log->create_topic({.name = name, .partitions = options.partitions});
+    return s.code() == Status::Code::kAlreadyExists ? Status() : s;
+  };
+  FACTORY_RETURN_IF_ERROR(ensure_topic(options.results_topic));
+  FACTORY_RETURN_IF_ERROR(ensure_topic(options.events_topic));
+  for (const Dag& dag : m.dags) {
+    DagState ds;
+    ds.dag = &dag;
+    auto paused = store->get_kv("scheduler.paused." + dag.dag_id);
+    if (paused.ok() && *paused) ds.paused = **paused == "1";
+    for (const Task& t : dag.tasks) {
+      if (t.stage == kApprovalStage) continue;
+      m.stages.insert(t.stage);
+      if (!t.output_topic.empty()) FACTORY_RETURN_IF_ERROR(ensure_topic(t.output_topic));
+    }
+    if (dag.trigger.kind == Trigger::Kind::kTopic) {
+      FACTORY_RETURN_IF_ERROR(ensure_topic(dag.trigger.topic));
+      auto c = log->subscribe({.group = "factory.trigger." + dag.dag_id,
+                               .topics = {dag.trigger.topic},
+                               .client_id = "trigger-" + dag.dag_id});
+      if (!c.ok()) return c.status();
+      ds.trigger_consumer = std::move(*c);
+    } else if (dag.trigger.kind == Trigger::Kind::kCron) {
+      auto cron = CronSchedule::parse(dag.trigger.cron, dag.trigger.timezone);
+      if (!cron.ok()) return cron.status();
+      ds.cron = std::move(*cron);
+      int64_t last = 0;
+      auto kv = store->get_kv("scheduler.cron." + dag.dag_id);
+      if (kv.ok() && *kv) last = std::stoll(**kv);
+      // Never fired: start from now (catchup is for fires missed while stopped, not history).
+      int64_t from = last > 0 ? last : m.now();
+      ds.next_fire_ms = ds.cron->next_after(from);
+    }
+    m.dag_states.emplace(dag.dag_id, std::move(ds));
+  }
+  for (const std::string& stage : m.stages) {
+    FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage));
+  }
+  auto seq = store->get_kv(kDispatchSeqKey);
+  if (!seq.ok()) return seq.status();
+  if (*seq) m.next_dispatch_seq = std::stoll(**seq);
+
+  // Recover unfinished runs.
+  auto runs = store->list_runs({.unfinished_only = true});
+  if (!runs.ok()) return runs.status();
+  auto tasks = store->list_unfinished_tasks();
+  if (!tasks.ok()) return tasks.status();
+  std::map<std::string, std::vector<store::TaskRow>> by_run;
+  for (auto& t : *tasks) by_run[t.run_id].push_back(std::move(t));
+  std::vector<std::pair<int64_t, std::pair<Run*, int>>> redispatch;
+  // Oldest first, so runs waiting for a slot keep their order.
+  std::reverse(runs->begin(), runs->end());
+  for (store::RunRow& row : *runs) {
+    auto dit = m.dag_states.find(row.dag_id);
+    if (dit == m.dag_states.end()) {
+      obs::warn("unfinished run of a DAG that is no longer loaded", {{"run_id", row.run_id}});
+      continue;
+    }
+    DagState& ds = dit->second;
+    auto r = std::make_unique<Run>();
+    r->dag = ds.dag;
+    r->row = row;
+    r->tasks.resize(ds.dag->tasks.size());
+    r->is_dirty.assign(ds.dag->tasks.size(), 0);
+    r->unfinished = static_cast<int>(ds.dag->tasks.size());
+    for (const store::TaskRow& tr : by_run[row.run_id]) {
+      int t = ds.dag->index.find(tr.task_id);
+      if (t < 0) continue;
+      TaskInst& ti = r->tasks[t];
+      ti.state = parse_task_state(tr.state).value_or(TaskState::kNone);
+      ti.try_number = tr.try_number;
+      ti.dispatch_seq = tr.dispatch_seq;
+      ti.next_try_ms = tr.next_try_ms;
+      ti.started_ms = tr.started_ms;
+      ti.ended_ms = tr.ended_ms;
+      ti.output = tr.output_json;
+      ti.error = tr.error;
+      if (is_finished(ti.state)) --r->unfinished;
+    }
+    Run& run = *r;
+    m.runs[row.run_id] = std::move(r);
+    if (row.state == "queued") {
+      ds.waiting_runs.push_back(row.run_id);
+      continue;
+    }
+    ++ds.active_runs;
+    if (row.deadline_ms > 0 && !row.deadline_missed) {
+      m.timers.push({row.deadline_ms, Timer::Kind::kRunDeadline, row.run_id, -1, 0});
+    }
+    for (size_t i = 0; i < run.tasks.size(); ++i) {
+      int t = static_cast<int>(i);
+      TaskInst& ti = run.tasks[i];
+      const Task& task = ds.dag->tasks[i];
+      switch (ti.state) {
+        case TaskState::kRunning:
+          ++run.active;
+          ++ds.active_tasks;
+          m.pool_used[task.pool] += task.pool_slots;
+          redispatch.push_back({ti.dispatch_seq, {&run, t}});
+          if (auto timeout = ds.dag->index.execution_timeout_ms(t)) {
+            m.timers.push({ti.started_ms + *timeout, Timer::Kind::kTimeout, row.run_id, t, ti.try_number});
+          }
+          break;
+        case TaskState::kScheduled:
+          ti.in_ready = true;
+          m.ready.insert({ds.dag->index.priority(t), m.ready_order++, row.run_id, t});
+          break;
+        case TaskState::kUpForRetry:
+          m.timers.push({ti.next_try_ms, Timer::Kind::kRetry, row.run_id, t, ti.try_number});
+          break;
+        default:
+          break;
+      }
+    }
+    for (size_t i = 0; i < run.tasks.size(); ++i) m.evaluate(run, static_cast<int>(i));
+    if (run.unfinished == 0) m.finish_run(run);
+  }
+  // Approvals still pending get their expiry timers back.
+  auto pending = store->list_approvals("pending");
+  if (!pending.ok()) return pending.status();
+  for (const store::ApprovalRow& a : *pending) {
+    auto rit = m.runs.find(a.run_id);
+    if (rit == m.runs.end() || a.expires_ms == 0) continue;
+    int t = rit->second->dag->index.find(a.task_id);
+    if (t >= 0) m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
+  }
+  // Re-append the dispatch of every running task, in sequence order: the log keeps only those
+  // it does not have yet (idempotent producer "scheduler").
+  std::sort(redispatch.begin(), redispatch.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [seq_no, rt] : redispatch) {
+    Run& run = *rt.first;
+    int t = rt.second;
+    RenderContext rc;
+    std::string logical = iso_utc(run.row.logical_ms);
+    rc.dag_id = run.row.dag_id;
+    rc.run_id = run.row.run_id;
+    rc.logical_date = logical;
+    rc.conf_json = run.row.conf_json;
+    rc.task_id = run.dag->tasks[t].id;
+    rc.task_output = [&](std::string_view id) -> std::optional<std::string_view> {
+      int u = run.dag->index.find(id);
+      if (u < 0 || run.tasks[u].output.empty()) return std::nullopt;
+      return std::string_view(run.tasks[u].output);
+    };
+    auto params = render_params(run.dag->tasks[t].params, rc);
+    if (params.ok()) m.append_dispatch(run, t, *params);
+  }
+  auto results = log->subscribe({.group = "factory.scheduler",
+                                 .topics = {options.results_topic},
+                                 .client_id = "scheduler",
+                                 .sync_commits = false});
+  if (!results.ok()) return results.status();
+  m.results = std::move(*results);
+  return std::unique_ptr<Scheduler>(new Scheduler(std::move(impl)));
+}
+
+std::vector<runtime::Binding> Scheduler::task_bindings() const {
+  std::vector<runtime::Binding> out;
+  for (const std::string& stage : impl_->stages) {
+    auto inner = runtime::create_stage(stage);
+    if (!inner.ok()) continue;  // the engine reports the unknown stage
+    auto ts = TaskStage::create(std::move(*inner));
+    runtime::Binding b;
+    b.name = "task." + stage;
+    b.stage = "task:" + stage;
+    b.input_topic = impl_->options.dispatch_prefix + stage;
+    b.group = b.name;
+    b.dead_letter_topic = b.input_topic + ".dlq";
+    b.concurrency = impl_->options.task_concurrency;
+    b.max_poll_records = 500;
+    b.source = "scheduler";
+    if (ts.ok()) b.stage_instance = std::shared_ptr<Stage>(std::move(*ts));
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Status Scheduler::start() {
+  if (impl_->loop_pool) return Status();
+  auto pool = runtime::ThreadPool::create({.name = "scheduler", .min_threads = 1, .max_threads = 1});
+  if (!pool.ok()) return pool.status();
+  impl_->loop_pool = std::move(*pool);
+  // Dispatches recovered in create() are appended by the first step's flush.
+  impl_->loop_pool->submit([m = impl_.get()] { m->loop(); });
+  return Status();
+}
+
+void Scheduler::stop() {
+  impl_->stopping = true;
+  impl_->log->wake_waiters();
+  if (impl_->loop_pool) impl_->loop_pool->shutdown();
+}
+
+Result<std::string> Scheduler::trigger(std::string_view dag_id, std::string_view conf_json,
+                                       std::string run_id, std::string trigger) {
+  std::string out;
+  Status s = impl_->run_command([&]() -> Status {
+    auto r = impl_->create_run(dag_id, conf_json, run_id, trigger);
+    if (!r.ok()) return r.status();
+    out = *r;
+    return Status();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool approve,
+                         std::string_view actor, std::string_view comment) {
+  return impl_->run_command([&]() -> Status {
+    Impl& m = *impl_;
+    auto rit = m.runs.find(run_id);
+    if (rit == m.runs.end()) {
+      return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
+    }
+    Run& r = *rit->second;
+    int t = r.dag->index.find(task_id);
+    if (t < 0 || r.tasks[t].state != TaskState::kAwaitingApproval) {
+      return Status::failed_precondition("task '" + std::string(task_id) + "' of run '" +
+                                         std::string(run_id) + "' is not awaiting approval");
+    }
+    store::ApprovalRow a;
+    a.run_id = std::string(run_id);
+    a.task_id = std::string(task_id);
+    a.state = approve ? "approved" : "rejected";
+    a.decided_by = std::string(actor);
+    a.decided_ms = m.now();
+    a.comment = std::string(comment);
+    m.batch.approvals.push_back(a);
+    m.batch.audit.push_back({a.decided_ms, std::string(actor),
+                             approve ? "approval.approve" : "approval.reject",
+                             "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    if (approve) {
+      r.tasks[t].output = "{\"approved_by\":" + json::serialize(json::value(actor)) + "}";
+      m.set_state(r, t, TaskState::kSuccess);
+      json::object e;
+      e["event"] = "approval_granted";
+      e["run_id"] = a.run_id;
+      e["task_id"] = a.task_id;
+      e["by"] = a.decided_by;
+      ProducerRecord rec;
+      rec.key = a.run_id;
+      rec.value = json::serialize(e);
+      m.events.push_back(std::move(rec));
+    } else {
+      r.tasks[t].error = "rejected by " + std::string(actor);
+      m.set_state(r, t, TaskState::kFailed);
+    }
+    return Status();
+  });
+}
+
+Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
+  return impl_->run_command([&]() -> Status {
+    Impl& m = *impl_;
+    auto rit = m.runs.find(run_id);
+    if (rit == m.runs.end()) return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
+    Run& r = *rit->second;
+    bool was_running = r.row.state == "running";
+    for (size_t t = 0; t < r.tasks.size(); ++t) {
+      TaskState s = r.tasks[t].state;
+      if (is_finished(s)) continue;
+      // set_state without evaluating downstream: the whole run stops.
+      r.tasks[t].error = "run cancelled";
+      r.unfinished = r.unfinished;  // counters follow in set_state
+      if (s == TaskState::kRunning) {
+        m.set_state(r, static_cast<int>(t), TaskState::kFailed);
+      } else {
+        m.set_state(r, static_cast<int>(t), TaskState::kSkipped);
+      }
+    }
+    if (r.row.state != "cancelled") {
+      if (was_running && r.row.state == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
+      r.row.state = "cancelled";
+      r.row.ended_ms = m.now();
+      r.row_dirty = true;
+    }
+    m.batch.audit.push_back({m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
+    return Status();
+  });
+}
+
+Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool downstream,
+                        std::string_view actor) {
+  return Status::failed_precondition("tasks clear is not implemented yet (" + std::string(run_id) +
+                                     "/" + std::string(task_id) + (downstream ? ", downstream" : "") +
+                                     ", by " + std::string(actor) + ")");
+}
+
+Status Scheduler::set_paused(std::string_view dag_id, bool paused, std::string_view actor) {
+  return impl_->run_command([&]() -> Status {
+    auto it = impl_->dag_states.find(dag_id);
+    if (it == impl_->dag_states.end()) return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded");
+    it->second.paused = paused;
+    impl_->batch.kv.emplace_back("scheduler.paused." + std::string(dag_id), paused ? "1" : "0");
+    impl_->batch.audit.push_back({impl_->now(), std::string(actor), paused ? "dag.pause" : "dag.unpause",
+                                  "dag/" + std::string(dag_id), "ok", "", ""});
+    return Status();
+  });
+}
+
+Result<RunView> Scheduler::show_run(std::string_view run_id) {
+  auto run = impl_->store->get_run(run_id);
+  if (!run.ok()) return run.status();
+  auto tasks = impl_->store->list_tasks(run_id);
+  if (!tasks.ok()) return tasks.status();
+  RunView v;
+  v.run = *run;
+  const Dag* dag = nullptr;
+  for (const Dag& d : impl_->dags) {
+    if (d.dag_id == v.run.dag_id) dag = &d;
+  }
+  std::map<std::string, store::TaskRow> rows;
+  for (auto& t : *tasks) rows[t.task_id] = t;
+  if (dag) {
+    for (const Task& t : dag->tasks) {
+      TaskView tv;
+      tv.stage = t.stage;
+      auto it = rows.find(t.id);
+      if (it != rows.end()) {
+        tv.row = it->second;
+      } else {
+        tv.row.run_id = v.run.run_id;
+        tv.row.task_id = t.id;
+        tv.row.state = "none";
+      }
+      v.tasks.push_back(std::move(tv));
+    }
+  } else {
+    for (auto& [id, row] : rows) v.tasks.push_back({row, ""});
+  }
+  return v;
+}
+
+Result<RunView> Scheduler::wait_for_run(std::string_view run_id, int64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock<std::mutex> lock(impl_->done_mu);
+  for (;;) {
+    if (impl_->finished_runs.count(std::string(run_id))) break;
+    lock.unlock();
+    auto r = impl_->store->get_run(run_id);
+    lock.lock();
+    if (r.ok() && (r->state == "success" || r->state == "failed" || r->state == "cancelled")) break;
+    if (impl_->done_cv.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return Status::timed_out("run '" + std::string(run_id) + "' did not finish in " +
+                               std::to_string(timeout_ms) + " ms");
+    }
+  }
+  lock.unlock();
+  return show_run(run_id);
+}
+
+}  // namespace factory::scheduler

@@ -1,0 +1,109 @@
+// Scheduler: runs DAGs (dag.h) durably on the log, the store and the runtime's stages.
+//
+// Operation. One loop thread owns all run state; callers talk to it through commands that
+// return once their effect is durable. Each step of the loop:
+//   1. applies queued commands (trigger, approve/reject, cancel, clear, pause);
+//   2. reads task results from the results topic (written by task workers, see task_stage.h)
+//      and records from topic triggers (one record -> one run, run id = its position);
+//   3. fires due timers: retry delays (Airflow's formula, retry_delay.h), execution timeouts,
+//      approval expiry, run deadlines, cron schedules;
+//   4. moves tasks whose trigger rule is decided (trigger_rules.h) to scheduled, skipped or
+//      upstream_failed, and dispatches scheduled tasks by priority within pool slots and the
+//      DAG's max_active_tasks (runs beyond max_active_runs wait queued);
+//   5. writes every changed run, task instance, approval and cursor in ONE store transaction;
+//   6. appends the dispatch records (topic "<dispatch_prefix><stage>", one append per stage,
+//      an idempotent producer whose sequence is the task's dispatch_seq) and the task events.
+// State is written (5) before the records that act on it (6): after a crash, running tasks
+// whose dispatch may not have been appended are re-dispatched with the same sequence, which
+// the log drops when it already has it; results are applied only to the try they belong to,
+// so replaying results changes nothing. No task succeeds twice, none is forgotten.
+//
+// Concurrency: thread-safe; commands block until the loop has made them durable.
+//
+// Limitations: one scheduler per data dir (the log's lock guarantees it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "factory/log.h"
+#include "factory/status.h"
+#include "runtime/binding.h"
+#include "scheduler/dag.h"
+#include "store/meta_store.h"
+
+namespace factory::scheduler {
+
+struct SchedulerOptions {
+  std::string results_topic = "factory.task-results";
+  std::string events_topic = "factory.task-events";
+  std::string dispatch_prefix = "factory.dispatch.";
+  int32_t partitions = 4;              // of the topics the scheduler creates
+  int64_t tick_ms = 100;               // longest wait when nothing happens
+  int task_concurrency = 4;            // workers per stage for dispatched tasks
+  const base::Clock* clock = nullptr;  // null: system clock
+};
+
+// One task instance as the CLI and API show it.
+struct TaskView {
+  store::TaskRow row;
+  std::string stage;
+};
+
+struct RunView {
+  store::RunRow run;
+  std::vector<TaskView> tasks;
+};
+
+class Scheduler {
+ public:
+  // Loads the unfinished runs from *store and creates the scheduler's topics. *log and *store
+  // must outlive the Scheduler. InvalidArgument for an unknown stage in a DAG.
+  static Result<std::unique_ptr<Scheduler>> create(Log* log, store::MetaStore* store,
+                                                   std::vector<Dag> dags,
+                                                   const SchedulerOptions& options);
+  ~Scheduler();  // stop()
+
+  // The bindings that execute dispatched tasks (one per stage used by a DAG, wrapping the
+  // stage in a TaskStage); add them to the runtime engine's pipeline config.
+  std::vector<runtime::Binding> task_bindings() const;
+
+  // Starts the loop thread. Recovers first: re-dispatches running tasks.
+  Status start();
+  // Stops the loop after its current step. Idempotent.
+  void stop();
+
+  // Creates a run (durable when this returns) and returns its id. NotFound for an unknown DAG,
+  // InvalidArgument for a conf that is not a JSON object or fails the DAG's params schema,
+  // AlreadyExists when run_id is taken.
+  Result<std::string> trigger(std::string_view dag_id, std::string_view conf_json,
+                              std::string run_id = "", std::string trigger = "manual");
+  // Resolves an approval task that is awaiting_approval. FailedPrecondition when it is not.
+  Status decide(std::string_view run_id, std::string_view task_id, bool approve,
+                std::string_view actor, std::string_view comment);
+  // Cancels a run: unfinished tasks are marked failed/skipped, nothing new is dispatched.
+  Status cancel(std::string_view run_id, std::string_view actor);
+  // Clears a task (and with downstream=true everything downstream of it) so it runs again.
+  Status clear(std::string_view run_id, std::string_view task_id, bool downstream,
+               std::string_view actor);
+  Status set_paused(std::string_view dag_id, bool paused, std::string_view actor);
+
+  // Waits until the run reaches success, failed or cancelled, or timeout_ms passes (TimedOut).
+  Result<RunView> wait_for_run(std::string_view run_id, int64_t timeout_ms);
+  // The run as stored.
+  Result<RunView> show_run(std::string_view run_id);
+  const std::vector<Dag>& dags() const;
+
+  struct Impl;
+
+ private:
+  explicit Scheduler(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace factory::scheduler

@@ -1,0 +1,180 @@
+#include "scheduler/task_stage.h"
+
+#include <boost/json.hpp>
+
+#include "runtime/contract.h"
+
+namespace factory::scheduler {
+namespace json = boost::json;
+
+struct TaskStage::Impl {
+  std::unique_ptr<Stage> inner;
+  StageInfo inner_info;
+  std::unique_ptr<runtime::Contract> input;
+  std::unique_ptr<runtime::Contract> output;
+};
+
+namespace {
+
+struct Dispatch {
+  std::string run_id, dag_id, task_id, params = "{}", output_topic, results_topic;
+  int64_t try_number = 0;
+};
+
+Result<Dispatch> parse_dispatch(std::string_view payload) {
+  boost::system::error_code ec;
+  json::value v = json::parse(payload, ec);
+  if (ec || !v.is_object()) return Status::invalid_argument("dispatch record is not a JSON object");
+  const json::object& o = v.as_object();
+  Dispatch d;
+  auto str = [&](const char* k, std::string* out) {
+    if (auto* p = o.if_contains(k); p && p->is_string()) *out = std::string(p->as_string());
+  };
+  str("run_id", &d.run_id);
+  str("dag_id", &d.dag_id);
+  str("task_id", &d.task_id);
+  str("output_topic", &d.output_topic);
+  str("results_topic", &d.results_topic);
+  if (auto* p = o.if_contains("try"); p && p->is_int64()) d.try_number = p->as_int64();
+  if (auto* p = o.if_contains("params")) d.params = json::serialize(*p);
+  if (d.run_id.empty() || d.task_id.empty() || d.results_topic.empty() || d.try_number < 1) {
+    return Status::invalid_argument("dispatch record lacks run_id, task_id, try or results_topic");
+  }
+  return d;
+}
+
+// Forwards everything to the outer context but keeps the inner stage's outputs.
+class CapturingContext final : public StageContext {
+ public:
+  explicit CapturingContext(StageContext* outer) : outer_(outer) {}
+  void emit(Output output) override { outputs.push_back(std::move(output)); }
+  const std::string& config() const override { return outer_->config(); }
+  std::optional<std::string> secret(std::string_view n) const override { return outer_->secret(n); }
+  void log_info(std::string_view m) override { outer_->log_info(m); }
+  void log_warn(std::string_view m) override { outer_->log_warn(m); }
+  void count(std::string_view m, int64_t d) override { outer_->count(m, d); }
+  std::chrono::steady_clock::time_point deadline() const override { return outer_->deadline(); }
+  bool cancelled() const override { return outer_->cancelled(); }
+  const std::filesystem::path& scratch_dir() const override { return outer_->scratch_dir(); }
+  Breaker& breaker(std::string_view name) override { return outer_->breaker(name); }
+  std::vector<Output> outputs;
+
+ private:
+  StageContext* outer_;
+};
+
+void emit_result(StageContext& ctx, const Dispatch& d, bool success, std::string_view output,
+                 std::string_view error, bool retryable) {
+  json::object r;
+  r["run_id"] = d.run_id;
+  r["task_id"] = d.task_id;
+  r["try"] = d.try_number;
+  r["state"] = success ? "success" : "failed";
+  if (!output.empty()) {
+    boost::system::error_code ec;
+    json::value v = json::parse(output, ec);
+    r["output"] = ec ? json::value(std::string(output)) : std::move(v);
+  } else {
+    r["output"] = nullptr;
+  }
+  if (!error.empty()) r["error"] = error;
+  r["retryable"] = retryable;
+  ctx.emit({.payload = json::serialize(r), .key = d.run_id, .topic = d.results_topic});
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inner) {
+  auto impl = std::make_unique<Impl>();
+  impl->inner_info = inner->info();
+  auto in = runtime::Contract::compile(impl->inner_info.input_schema,
+                                       "the input schema of stage '" + impl->inner_info.name + "'");
+  if (!in.ok()) return in.status();
+  auto out = runtime::Contract::compile(impl->inner_info.output_schema,
+                                        "the output schema of stage '" + impl->inner_info.name + "'");
+  if (!out.ok()) return out.status();
+  impl->input = std::move(*in);
+  impl->output = std::move(*out);
+  impl->inner = std::move(inner);
+  return std::unique_ptr<TaskStage>(new TaskStage(std::move(impl)));
+}
+
+TaskStage::TaskStage(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TaskStage::~TaskStage() = default;
+
+StageInfo TaskStage::info() const {
+  StageInfo i = impl_->inner_info;
+  i.name = "task:" + impl_->inner_info.name;
+  i.input_schema.clear();  // the dispatch record; the inner schema is checked on its params
+  i.output_schema.clear();
+  return i;
+}
+
+StageResult TaskStage::process(const Event& event, StageContext& ctx) {
+  auto d = parse_dispatch(event.payload);
+  if (!d.ok()) return StageResult::permanent(d.status().message());
+  Status valid = impl_->input->validate(d->params);
+  if (!valid.ok()) {
+    emit_result(ctx, *d, false, "", "params violate the input schema: " + valid.message(), false);
+    return StageResult::success();
+  }
+  Event inner = event;
+  inner.payload = d->params;
+  inner.attempt = static_cast<int>(d->try_number);
+  CapturingContext capture(&ctx);
+  StageResult r = StageResult::success();
+  try {
+    r = impl_->inner->process(inner, capture);
+  } catch (const std::exception& e) {
+    r = StageResult::retryable(std::string("stage threw: ") + e.what());
+  }
+  switch (r.kind()) {
+    case StageResult::Kind::kSuccess: {
+      for (const Output& o : capture.outputs) {
+        Status v = impl_->output->validate(o.payload);
+        if (!v.ok()) {
+          emit_result(ctx, *d, false, "", "output violates the output schema: " + v.message(), false);
+          return StageResult::success();
+        }
+      }
+      for (const Output& o : capture.outputs) {
+        Output fwd = o;
+        if (fwd.topic.empty()) fwd.topic = d->output_topic;
+        if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
+      }
+      emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
+                  false);
+      break;
+    }
+    case StageResult::Kind::kRetryable:
+      emit_result(ctx, *d, false, "", r.reason(), true);
+      break;
+    case StageResult::Kind::kPermanent:
+      emit_result(ctx, *d, false, "", r.reason(), false);
+      break;
+    case StageResult::Kind::kRoute:
+      emit_result(ctx, *d, false, "", "routed to " + r.route_topic() + ": " + r.reason(), false);
+      break;
+  }
+  return StageResult::success();
+}
+
+Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
+  auto d = parse_dispatch(event.payload);
+  if (!d.ok()) return Recovery::kNotDone;
+  Event inner = event;
+  inner.payload = d->params;
+  inner.attempt = static_cast<int>(d->try_number);
+  CapturingContext capture(&ctx);
+  if (impl_->inner->recover(inner, capture) != Recovery::kDone) return Recovery::kNotDone;
+  for (const Output& o : capture.outputs) {
+    Output fwd = o;
+    if (fwd.topic.empty()) fwd.topic = d->output_topic;
+    if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
+  }
+  emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
+              false);
+  return Recovery::kDone;
+}
+
+}  // namespace factory::scheduler

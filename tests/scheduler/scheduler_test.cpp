@@ -1,0 +1,280 @@
+#include "scheduler/scheduler.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "factory/stage.h"
+#include "log/log_test_util.h"
+#include "runtime/engine.h"
+#include "runtime/stage_registry.h"
+#include "scheduler/dag_parser.h"
+#include "store/meta_store.h"
+
+using namespace factory;
+using namespace factory::scheduler;
+
+namespace {
+
+// Counts its executions per (run, task); emits {"task": id, "n": executions, "params": ...}.
+std::mutex g_mu;
+std::map<std::string, int> g_runs;     // "run/task" -> executions
+std::atomic<int> g_running{0}, g_max_running{0};
+
+class CountStage final : public Stage {
+ public:
+  StageInfo info() const override { return {.name = "sched-count", .version = "1", .default_concurrency = 4}; }
+  StageResult process(const Event& e, StageContext& ctx) override {
+    int now = ++g_running;
+    int prev = g_max_running.load();
+    while (now > prev && !g_max_running.compare_exchange_weak(prev, now)) {
+    }
+    std::string key = e.payload;  // params: {"id": "<run>/<task>", ...}
+    int n;
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      n = ++g_runs[key];
+    }
+    --g_running;
+    if (e.payload.find("\"fail\":true") != std::string::npos) return StageResult::permanent("asked to fail");
+    if (e.payload.find("\"flaky\":true") != std::string::npos && e.attempt < 3) {
+      return StageResult::retryable("flaky try " + std::to_string(e.attempt));
+    }
+    ctx.emit({.payload = R"({"n":)" + std::to_string(n) + R"(,"echo":)" + e.payload + "}"});
+    return StageResult::success();
+  }
+};
+FACTORY_REGISTER_STAGE(CountStage);
+
+Dag parse(const std::string& yaml) {
+  DagParseOptions po;
+  po.stage_exists = [](const std::string& s) { return s == "sched-count" || s == "approval"; };
+  auto d = parse_dag_yaml(yaml, "test.yaml", po);
+  INFO(d.status().to_string());
+  REQUIRE(d.ok());
+  return std::move(*d);
+}
+
+struct Harness {
+  test::TempDir dir;
+  std::unique_ptr<Log> log;
+  std::unique_ptr<store::MetaStore> store;
+  std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<runtime::Engine> engine;
+  std::vector<Dag> dags;
+
+  explicit Harness(std::vector<Dag> d) : dags(std::move(d)) {
+    log = test::open_test_log(test::test_log_options(dir));
+    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
+    REQUIRE_OK(s);
+    store = std::move(*s);
+    start();
+  }
+  void start() {
+    SchedulerOptions so;
+    so.tick_ms = 20;
+    auto sc = Scheduler::create(log.get(), store.get(), dags, so);
+    REQUIRE_OK(sc);
+    sched = std::move(*sc);
+    runtime::PipelineConfig pc;
+    pc.bindings = sched->task_bindings();
+    runtime::EngineOptions eo;
+    eo.data_dir = dir.str();
+    eo.idle_poll_ms = 20;
+    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
+    REQUIRE_OK(e);
+    engine = std::move(*e);
+    REQUIRE_OK(sched->start());
+  }
+  void stop() {
+    sched->stop();
+    REQUIRE_OK(engine->stop(10'000));
+    engine.reset();
+    sched.reset();
+  }
+  ~Harness() {
+    if (sched) stop();
+  }
+  RunView run(const std::string& dag, const std::string& conf = "{}") {
+    auto id = sched->trigger(dag, conf);
+    REQUIRE_OK(id);
+    auto v = sched->wait_for_run(*id, 20'000);
+    REQUIRE_OK(v);
+    return *v;
+  }
+};
+
+const store::TaskRow& task(const RunView& v, const std::string& id) {
+  for (const auto& t : v.tasks) {
+    if (t.row.task_id == id) return t.row;
+  }
+  FAIL("no task " << id);
+  static store::TaskRow none;
+  return none;
+}
+
+}  // namespace
+
+TEST_CASE("a chain runs in order and passes outputs through templates", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: chain
+tasks:
+  a: {stage: sched-count, params: {id: "{{ run.id }}/a", ticket: "{{ run.conf.ticket }}"}}
+  b: {stage: sched-count, upstream: [a], params: {id: "{{ run.id }}/b", from_a: "{{ tasks.a.output.echo.ticket }}"}}
+  c: {stage: sched-count, upstream: [b], params: {id: "{{ run.id }}/c"}}
+)")});
+  RunView v = h.run("chain", R"({"ticket":"PROJ-7"})");
+  CHECK(v.run.state == "success");
+  CHECK(task(v, "a").state == "success");
+  CHECK(task(v, "c").state == "success");
+  CHECK(task(v, "b").output_json.find("\"from_a\":\"PROJ-7\"") != std::string::npos);
+  CHECK(task(v, "a").ended_ms <= task(v, "b").started_ms);
+  std::lock_guard<std::mutex> lock(g_mu);
+  CHECK(g_runs[R"({"id":")" + v.run.run_id + R"(/b","from_a":"PROJ-7"})"] == 1);
+}
+
+TEST_CASE("failures follow retries, then trigger rules downstream", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: rules
+default_args: {retries: 2, retry_delay: 10ms}
+tasks:
+  flaky: {stage: sched-count, params: {id: "{{ run.id }}/flaky", flaky: true}}
+  bad: {stage: sched-count, params: {id: "{{ run.id }}/bad", fail: true}}
+  after_bad: {stage: sched-count, upstream: [bad], params: {id: "{{ run.id }}/ab"}}
+  on_failure: {stage: sched-count, upstream: [bad], trigger_rule: one_failed, params: {id: "{{ run.id }}/of"}}
+  cleanup: {stage: sched-count, upstream: [after_bad, flaky], trigger_rule: all_done, params: {id: "{{ run.id }}/cl"}}
+)")});
+  RunView v = h.run("rules");
+  CHECK(task(v, "flaky").state == "success");
+  CHECK(task(v, "flaky").try_number == 3);
+  CHECK(task(v, "bad").state == "failed");
+  CHECK(task(v, "bad").try_number == 1);  // a permanent failure is not retried
+  CHECK(task(v, "bad").error.find("asked to fail") != std::string::npos);
+  CHECK(task(v, "after_bad").state == "upstream_failed");
+  CHECK(task(v, "on_failure").state == "success");
+  CHECK(task(v, "cleanup").state == "success");
+  // Airflow's rule: the run's state is its leaves' (on_failure and cleanup both succeeded).
+  CHECK(v.run.state == "success");
+}
+
+TEST_CASE("approval tasks park the run until approved, rejected or expired", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: gated
+tasks:
+  build: {stage: sched-count, params: {id: "{{ run.id }}/build"}}
+  approve: {stage: approval, upstream: [build], approval_timeout: 300ms}
+  deploy: {stage: sched-count, upstream: [approve], params: {id: "{{ run.id }}/deploy"}}
+)")});
+  auto wait_awaiting = [&](const std::string& run) {
+    return test::eventually([&] {
+      auto v = h.sched->show_run(run);
+      return v.ok() && task(*v, "approve").state == "awaiting_approval";
+    });
+  };
+  auto approved = h.sched->trigger("gated", "{}");
+  REQUIRE_OK(approved);
+  REQUIRE(wait_awaiting(*approved));
+  REQUIRE_OK(h.sched->decide(*approved, "approve", true, "alice", "ship it"));
+  auto v = h.sched->wait_for_run(*approved, 20'000);
+  REQUIRE_OK(v);
+  CHECK(v->run.state == "success");
+  CHECK(task(*v, "deploy").state == "success");
+
+  auto rejected = h.sched->trigger("gated", "{}");
+  REQUIRE(wait_awaiting(*rejected));
+  REQUIRE_OK(h.sched->decide(*rejected, "approve", false, "bob", "not today"));
+  v = h.sched->wait_for_run(*rejected, 20'000);
+  CHECK(v->run.state == "failed");
+  CHECK(task(*v, "deploy").state == "upstream_failed");
+  CHECK(h.sched->decide(*rejected, "approve", true, "bob", "").code() ==
+        Status::Code::kFailedPrecondition);
+
+  auto expired = h.sched->trigger("gated", "{}");
+  v = h.sched->wait_for_run(*expired, 20'000);
+  REQUIRE_OK(v);
+  CHECK(task(*v, "approve").state == "failed");
+  CHECK(task(*v, "approve").error == "approval expired");
+
+  auto approvals = h.store->list_approvals("");
+  REQUIRE_OK(approvals);
+  std::map<std::string, std::string> by_state;
+  for (const auto& a : *approvals) by_state[a.state] = a.decided_by;
+  CHECK(by_state["approved"] == "alice");
+  CHECK(by_state["rejected"] == "bob");
+  CHECK(by_state["expired"] == "scheduler");
+  auto audit = h.store->list_audit(0);
+  REQUIRE_OK(audit);
+  CHECK(audit->size() >= 2);
+}
+
+TEST_CASE("a topic trigger starts one run per record, not again after a restart", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: on_ticket
+schedule: {topic: tickets}
+tasks:
+  ingest: {stage: sched-count, params: {id: "{{ run.id }}", ticket: "{{ run.conf.key }}"}}
+)")});
+  std::vector<ProducerRecord> recs;
+  for (int i = 0; i < 3; ++i) recs.push_back(test::rec(R"({"key":"T-)" + std::to_string(i) + "\"}"));
+  test::append_ok(h.log.get(), "tickets", recs);
+  auto all_done = [&] {
+    auto runs = h.store->list_runs({.dag_id = "on_ticket"});
+    if (!runs.ok() || runs->size() != 3) return false;
+    for (const auto& r : *runs) {
+      if (r.state != "success") return false;
+    }
+    return true;
+  };
+  REQUIRE(test::eventually(all_done, 20'000));
+  h.stop();
+  h.start();
+  test::append_ok(h.log.get(), "tickets", {test::rec(R"({"key":"T-3"})")});
+  REQUIRE(test::eventually([&] {
+    auto runs = h.store->list_runs({.dag_id = "on_ticket"});
+    return runs.ok() && runs->size() == 4 && runs->front().state == "success";
+  }, 20'000));
+  auto runs = h.store->list_runs({.dag_id = "on_ticket"});
+  CHECK(runs->size() == 4);
+}
+
+TEST_CASE("a pool with one slot runs its tasks one at a time", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: pooled
+pools: {narrow: 1}
+tasks:
+  t1: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/1"}}
+  t2: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/2"}}
+  t3: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/3"}}
+  t4: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/4"}}
+)")});
+  g_max_running = 0;
+  RunView v = h.run("pooled");
+  CHECK(v.run.state == "success");
+  CHECK(g_max_running == 1);
+}
+
+TEST_CASE("a run survives a restart mid-way and every task runs once", "[scheduler]") {
+  std::string yaml = "dag_id: long\ntasks:\n";
+  for (int i = 0; i < 30; ++i) {
+    yaml += "  t" + std::to_string(i) + ": {stage: sched-count" +
+            (i ? ", upstream: [t" + std::to_string(i - 1) + "]" : std::string()) +
+            ", params: {id: \"{{ run.id }}/t" + std::to_string(i) + "\"}}\n";
+  }
+  Harness h({parse(yaml)});
+  auto id = h.sched->trigger("long", "{}");
+  REQUIRE_OK(id);
+  REQUIRE(test::eventually([&] {
+    auto v = h.sched->show_run(*id);
+    return v.ok() && task(*v, "t10").state == "success";
+  }));
+  h.stop();
+  h.start();
+  auto v = h.sched->wait_for_run(*id, 20'000);
+  REQUIRE_OK(v);
+  CHECK(v->run.state == "success");
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (int i = 0; i < 30; ++i) {
+    INFO("t" << i);
+    CHECK(g_runs[R"({"id":")" + *id + "/t" + std::to_string(i) + "\"}"] == 1);
+  }
+}
