@@ -13,12 +13,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
-#include "log/topic_file.h"
+#include "cli/host.h"
 #include "obs/logger.h"
-#include "runtime/engine.h"
-#include "runtime/pipeline_config.h"
-#include "runtime/stage_registry.h"
-#include "store/meta_store.h"
 
 namespace factory::cli {
 namespace {
@@ -34,12 +30,6 @@ class Run : public Command {
 
   int run() override {
     if (!std::getenv("FACTORY_LOG_LEVEL")) obs::set_min_level(obs::Level::kInfo);
-    auto pipelines = runtime::load_pipelines(config_dir);
-    if (!pipelines.ok()) return status_error("invalid pipeline config", pipelines.status(), "");
-    for (const std::string& dir : pipelines->plugin_dirs) {
-      auto loaded = runtime::load_plugin_dir(dir);
-      if (!loaded.ok()) return status_error("cannot load plugins", loaded.status(), "");
-    }
     // Block the stop signals before any thread starts, so they reach only sigtimedwait below.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -47,28 +37,14 @@ class Run : public Command {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    auto log = open_log_or_report(*common_, /*background_retention=*/true);
-    if (!log) return kExitRuntime;
-    std::string topics_file = config_dir + "/topics.yaml";
-    if (std::filesystem::exists(topics_file)) {
-      auto entries = log::parse_topic_file(topics_file);
-      if (!entries.ok()) return status_error("invalid topics file", entries.status(), "");
-      for (const auto& e : *entries) {
-        auto applied = log->apply_topic(e.spec);
-        if (!applied.ok()) {
-          return status_error(topics_file + ":" + std::to_string(e.line), applied.status(), "");
-        }
-      }
-    }
-    auto store = store::open_sqlite_store({.dir = common_->data_dir + "/store"});
-    if (!store.ok()) return status_error("cannot open the metadata store", store.status(), "");
-    runtime::EngineOptions eo;
-    eo.data_dir = common_->data_dir;
-    eo.secrets_dir = config_dir + "/secrets";
-    auto engine = runtime::Engine::start(log.get(), store->get(), *pipelines, eo);
-    if (!engine.ok()) return status_error("cannot start the pipelines", engine.status(), "");
-    obs::info("factoryd running", {{"config", config_dir}, {"data_dir", common_->data_dir},
-                                   {"bindings", static_cast<long>(pipelines->bindings.size())}});
+    auto host = Host::open(*common_, {.config_dir = config_dir,
+                                      .background_retention = true,
+                                      .start_workers = true});
+    if (!host) return kExitRuntime;
+    obs::info("factoryd running",
+              {{"config", config_dir}, {"data_dir", common_->data_dir},
+               {"bindings", static_cast<long>(host->pipelines().bindings.size())},
+               {"dags", static_cast<long>(host->scheduler()->dags().size())}});
 
     auto idle_since = std::chrono::steady_clock::now();
     int64_t last_total = -1;
@@ -81,11 +57,11 @@ class Run : public Command {
       }
       if (exit_when_idle_ms > 0) {
         int64_t total = 0;
-        for (const auto& s : (*engine)->stats()) {
+        for (const auto& s : host->engine()->stats()) {
           total += s.processed + s.dead_lettered + s.routed + s.duplicates + s.retries;
         }
         auto now = std::chrono::steady_clock::now();
-        if (total != last_total || !all_caught_up(log.get(), *pipelines)) {
+        if (total != last_total || !host->caught_up()) {
           last_total = total;
           idle_since = now;
         } else if (now - idle_since >= std::chrono::milliseconds(exit_when_idle_ms)) {
@@ -100,35 +76,17 @@ class Run : public Command {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
-    Status s = (*engine)->stop(drain_timeout_ms);
+    Status s = host->close(drain_timeout_ms);
     if (!s.ok()) {
       obs::error("drain deadline passed", {{"error", s.to_string()}});
       _exit(kExitRuntime);  // workers still inside a stage: do not wait for them
     }
-    engine->reset();
+    host.reset();
     obs::info("stopped cleanly");
     return kExitOk;
   }
 
  private:
-  static bool all_caught_up(Log* log, const runtime::PipelineConfig& config) {
-    for (const auto& b : config.bindings) {
-      auto d = log->describe_group(b.group);
-      if (!d.ok()) {
-        auto info = log->describe_topic(b.input_topic);
-        if (!info.ok()) return false;
-        for (const auto& p : info->partitions) {
-          if (p.log_end > p.log_start) return false;
-        }
-        continue;
-      }
-      for (const auto& row : d->partitions) {
-        if (row.lag > 0) return false;
-      }
-    }
-    return true;
-  }
-
   const CommonOptions* common_;
 };
 

@@ -1,0 +1,60 @@
+// Host: everything a long-lived factoryd (or a command that acts on DAG runs) opens, in the
+// order it must be opened and closed: plugins, the log (its lock holds the data dir), the
+// topics file, the store, the pipelines and DAGs, the scheduler, and the runtime engine.
+//
+// Not thread-safe; owned by one command. close() (or the destructor) stops the scheduler, then
+// the engine, then closes the store and the log.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cli/common.h"
+#include "runtime/engine.h"
+#include "runtime/pipeline_config.h"
+#include "scheduler/scheduler.h"
+#include "store/meta_store.h"
+
+namespace factory::cli {
+
+struct HostOptions {
+  std::string config_dir = "config";
+  bool background_retention = false;  // long-running commands only
+  bool start_workers = false;         // run stages (the engine); false: scheduler state only
+  bool start_scheduler = true;        // the scheduler loop (needed to trigger or decide)
+};
+
+class Host {
+ public:
+  // Opens everything; on failure prints the error (with file:line where the config is at
+  // fault) and returns nullptr.
+  static std::unique_ptr<Host> open(const CommonOptions& common, const HostOptions& options);
+  ~Host();
+
+  // Stops the engine (draining up to deadline_ms) and the scheduler. TimedOut from the engine.
+  Status close(int64_t deadline_ms);
+
+  Log* log() { return log_.get(); }
+  store::MetaStore* store() { return store_.get(); }
+  scheduler::Scheduler* scheduler() { return scheduler_.get(); }
+  runtime::Engine* engine() { return engine_.get(); }
+  const runtime::PipelineConfig& pipelines() const { return pipelines_; }
+  // True when every running binding's group has consumed its input and no DAG run is
+  // unfinished (for `run --exit-when-idle`).
+  bool caught_up();
+
+ private:
+  Host() = default;
+  std::unique_ptr<Log> log_;
+  std::unique_ptr<store::MetaStore> store_;
+  runtime::PipelineConfig pipelines_;
+  std::vector<runtime::Binding> running_;  // pipelines plus the scheduler's task bindings
+  std::unique_ptr<scheduler::Scheduler> scheduler_;
+  std::unique_ptr<runtime::Engine> engine_;
+};
+
+// Loads <config_dir>/dags/*.yaml (none when the folder is missing), checking stages against
+// the registry and cron expressions and time zones with CronSchedule.
+Result<std::vector<scheduler::Dag>> load_config_dags(const std::string& config_dir);
+
+}  // namespace factory::cli
