@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 
+#include "base/clock.h"
 #include "factory/stage.h"
 #include "log/log_test_util.h"
 #include "runtime/engine.h"
@@ -62,8 +63,9 @@ struct Harness {
   std::unique_ptr<Scheduler> sched;
   std::unique_ptr<runtime::Engine> engine;
   std::vector<Dag> dags;
+  const base::Clock* clock = nullptr;
 
-  explicit Harness(std::vector<Dag> d) : dags(std::move(d)) {
+  explicit Harness(std::vector<Dag> d, const base::Clock* c = nullptr) : dags(std::move(d)), clock(c) {
     log = test::open_test_log(test::test_log_options(dir));
     auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
     REQUIRE_OK(s);
@@ -73,6 +75,7 @@ struct Harness {
   void start() {
     SchedulerOptions so;
     so.tick_ms = 20;
+    so.clock = clock;
     auto sc = Scheduler::create(log.get(), store.get(), dags, so);
     REQUIRE_OK(sc);
     sched = std::move(*sc);
@@ -277,4 +280,78 @@ TEST_CASE("a run survives a restart mid-way and every task runs once", "[schedul
     INFO("t" << i);
     CHECK(g_runs[R"({"id":")" + *id + "/t" + std::to_string(i) + "\"}"] == 1);
   }
+}
+
+TEST_CASE("a missed run deadline is recorded, published and triggers its DAG", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: slow
+deadline: {after: 100ms, trigger_dag: postmortem}
+tasks:
+  wait_for_human: {stage: approval}
+)"),
+             parse(R"(
+dag_id: postmortem
+tasks:
+  report: {stage: sched-count, params: {id: "{{ run.id }}", missed: "{{ run.conf.missed_run_id }}"}}
+)")});
+  auto id = h.sched->trigger("slow", "{}");
+  REQUIRE_OK(id);
+  auto pm = h.sched->wait_for_run("deadline__" + *id, 20'000);
+  REQUIRE_OK(pm);
+  CHECK(pm->run.state == "success");
+  CHECK(pm->tasks[0].row.output_json.find(*id) != std::string::npos);
+  auto slow = h.store->get_run(*id);
+  REQUIRE_OK(slow);
+  CHECK(slow->deadline_missed);
+  CHECK(slow->state == "running");  // a deadline is an alert, not a cancellation
+}
+
+TEST_CASE("a cron DAG fires on the injected clock, once per missed interval", "[scheduler]") {
+  // 2026-11-28T10:02:00Z
+  base::ManualClock clock(1'795'860'120'000);
+  Harness h({parse(R"(
+dag_id: every5
+schedule: "*/5 * * * *"
+tasks:
+  tick: {stage: sched-count, params: {id: "{{ run.id }}"}}
+)")},
+            &clock);
+  auto runs = [&] { return h.store->list_runs({.dag_id = "every5"})->size(); };
+  clock.advance_ms(60'000);  // 10:03: nothing due
+  h.log->wake_waiters();
+  clock.advance_ms(2 * 60'000);  // 10:05: one fire
+  REQUIRE(test::eventually([&] { return runs() == 1; }));
+  CHECK(h.store->list_runs({.dag_id = "every5"})->front().run_id ==
+        "scheduled__2026-11-28T10:05:00.000Z");
+  clock.advance_ms(60 * 60'000);  // an hour later; catchup is off: only the latest fire runs
+  REQUIRE(test::eventually([&] { return runs() == 2; }));
+  CHECK(h.store->list_runs({.dag_id = "every5"})->front().run_id ==
+        "scheduled__2026-11-28T11:05:00.000Z");
+  clock.set_ms(1'795'860'120'000);  // the clock jumps back: nothing fires again
+  h.log->wake_waiters();
+  CHECK_FALSE(test::eventually([&] { return runs() > 2; }, 300));
+}
+
+TEST_CASE("max_active_runs holds further runs queued until one finishes", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: one_at_a_time
+max_active_runs: 1
+tasks:
+  gate: {stage: approval}
+)")});
+  auto first = h.sched->trigger("one_at_a_time", "{}");
+  auto second = h.sched->trigger("one_at_a_time", "{}");
+  REQUIRE_OK(first);
+  REQUIRE_OK(second);
+  REQUIRE(test::eventually([&] {
+    auto v = h.sched->show_run(*first);
+    return v.ok() && v->tasks[0].row.state == "awaiting_approval";
+  }));
+  CHECK(h.store->get_run(*second)->state == "queued");
+  REQUIRE_OK(h.sched->decide(*first, "gate", true, "carol", ""));
+  REQUIRE(test::eventually([&] {
+    auto v = h.sched->show_run(*second);
+    return v.ok() && v->tasks[0].row.state == "awaiting_approval";
+  }));
+  CHECK(h.store->get_run(*first)->state == "success");
 }
