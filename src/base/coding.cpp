@@ -1,5 +1,7 @@
 #include "base/coding.h"
 
+#include <charconv>
+
 namespace factory::base {
 
 void put_fixed32_be(std::string* dst, uint32_t v) {
@@ -69,6 +71,13 @@ bool get_length_prefixed(std::string_view* in, std::string_view* s) {
   *s = in->substr(0, n);
   in->remove_prefix(n);
   return true;
+}
+
+bool parse_int64(std::string_view text, int64_t* out) {
+  if (text.empty()) return false;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, *out);
+  return ec == std::errc() && p == end;
 }
 
 namespace {

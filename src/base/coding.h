@@ -25,6 +25,10 @@ bool get_varint64(std::string_view* in, uint64_t* v);
 bool get_varsint64(std::string_view* in, int64_t* v);
 bool get_length_prefixed(std::string_view* in, std::string_view* s);
 
+// Parses a whole base-10 integer: an optional '-', digits, nothing else, no overflow. False
+// otherwise (*out unspecified).
+bool parse_int64(std::string_view text, int64_t* out);
+
 // JSON string escaping (RFC 8259) of possibly binary bytes: invalid UTF-8 becomes U+FFFD.
 void append_json_string(std::string* dst, std::string_view s);
 

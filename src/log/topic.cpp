@@ -5,6 +5,8 @@
 // is rejected rather than silently ignored, so a typo never changes behaviour unnoticed.
 #include "factory/topic.h"
 
+#include "base/coding.h"
+
 #include <charconv>
 #include <string>
 #include <system_error>
@@ -17,14 +19,6 @@ constexpr size_t kMaxTopicNameLength = 249;  // Kafka's limit (255 minus room fo
 constexpr std::string_view kSupportedKeys =
     "retention.ms, retention.bytes, max.message.bytes, cleanup.policy";
 
-// Parses a whole base-10 integer: no sign other than '-', no spaces, no suffix, no overflow.
-bool parse_int64(std::string_view text, int64_t* out) {
-  if (text.empty()) return false;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, *out);
-  return ec == std::errc() && p == end;
-}
-
 std::string quoted(std::string_view s) {
   std::string q = "'";
   q += s;
@@ -36,7 +30,7 @@ std::string quoted(std::string_view s) {
 Status parse_limit(std::string_view key, std::string_view value, int64_t min,
                    std::string_view example, int64_t* out) {
   int64_t v = 0;
-  if (!parse_int64(value, &v)) {
+  if (!base::parse_int64(value, &v)) {
     return Status::invalid_argument(std::string(key) + ": " + quoted(value) +
                                     " is not a whole number; write it as digits, e.g. " +
                                     std::string(key) + ": " + std::string(example));

@@ -6,6 +6,7 @@
 //
 // yaml-cpp 0.7 accepts a mapping with a repeated key and keeps both entries; a repeated
 // `partitions:` would silently pick one, so every mapping read here is checked for repeats.
+#include "base/coding.h"
 #include "log/topic_file.h"
 
 #include <cerrno>
@@ -33,13 +34,6 @@ struct MapEntry {
   YAML::Node key_node;
   YAML::Node value;
 };
-
-bool parse_int64(std::string_view text, int64_t* out) {
-  if (text.empty()) return false;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, *out);
-  return ec == std::errc() && p == end;
-}
 
 std::string quoted(std::string_view s) {
   std::string q = "'";
@@ -341,7 +335,7 @@ class TopicFileParser {
     std::string text;
     FACTORY_RETURN_IF_ERROR(text_of(e, field, &text));
     int64_t v = 0;
-    if (!parse_int64(text, &v)) {
+    if (!base::parse_int64(text, &v)) {
       return error(where(e), std::string(field) + ": " + quoted(text) +
                                  " is not a whole number; write the partition count as digits, "
                                  "e.g. partitions: 12");
@@ -360,7 +354,7 @@ class TopicFileParser {
     std::string text;
     FACTORY_RETURN_IF_ERROR(text_of(e, field, &text));
     int64_t v = 0;
-    if (!parse_int64(text, &v) || v < 1 || v > 32767) {
+    if (!base::parse_int64(text, &v) || v < 1 || v > 32767) {
       return error(where(e), std::string(field) + ": " + quoted(text) +
                                  " is not a replica count; use a whole number from 1 to 32767, "
                                  "e.g. replicas: 3");
