@@ -5,11 +5,11 @@
 // is rejected rather than silently ignored, so a typo never changes behaviour unnoticed.
 #include "factory/topic.h"
 
-#include "base/coding.h"
-
 #include <charconv>
 #include <string>
 #include <system_error>
+
+#include "base/coding.h"
 
 namespace factory {
 namespace {

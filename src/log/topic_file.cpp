@@ -6,7 +6,6 @@
 //
 // yaml-cpp 0.7 accepts a mapping with a repeated key and keeps both entries; a repeated
 // `partitions:` would silently pick one, so every mapping read here is checked for repeats.
-#include "base/coding.h"
 #include "log/topic_file.h"
 
 #include <cerrno>
@@ -22,6 +21,8 @@
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
+
+#include "base/coding.h"
 
 namespace factory::log {
 namespace {
