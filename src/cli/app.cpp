@@ -70,6 +70,10 @@ int run(int argc, char** argv) {
   add_groups_command(&app, &registry);
   add_run_command(&app, &registry);
   add_dlq_command(&app, &registry);
+  add_dags_command(&app, &registry);
+  add_runs_command(&app, &registry);
+  add_tasks_command(&app, &registry);
+  add_approvals_command(&app, &registry);
 
   // Catching here is CLI11's protocol for reporting a parse result (CLI11_PARSE
   // does the same); runtime failures are Status values, and anything else

@@ -85,6 +85,10 @@ void add_consume_command(CLI::App* root, CommandRegistry* registry);
 void add_groups_command(CLI::App* root, CommandRegistry* registry);
 void add_run_command(CLI::App* root, CommandRegistry* registry);
 void add_dlq_command(CLI::App* root, CommandRegistry* registry);
+void add_dags_command(CLI::App* root, CommandRegistry* registry);       // dags_cmd.cpp
+void add_runs_command(CLI::App* root, CommandRegistry* registry);       // runs_cmd.cpp
+void add_tasks_command(CLI::App* root, CommandRegistry* registry);      // runs_cmd.cpp
+void add_approvals_command(CLI::App* root, CommandRegistry* registry);  // runs_cmd.cpp
 
 // --- Errors ---
 // Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and

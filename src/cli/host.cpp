@@ -1,17 +1,16 @@
 #include "cli/host.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "log/topic_file.h"
 #include "runtime/stage_registry.h"
 #include "scheduler/cron.h"
-#include "scheduler/dag_parser.h"
 
 namespace factory::cli {
 
-Result<std::vector<scheduler::Dag>> load_config_dags(const std::string& config_dir) {
-  std::string dir = config_dir + "/dags";
-  if (!std::filesystem::is_directory(dir)) return std::vector<scheduler::Dag>{};
+scheduler::DagParseOptions config_dag_parse_options() {
   scheduler::DagParseOptions po;
   auto known = runtime::registered_stages();
   po.stage_exists = [known](const std::string& s) {
@@ -21,7 +20,13 @@ Result<std::vector<scheduler::Dag>> load_config_dags(const std::string& config_d
   po.check_timezone = [](const std::string& tz) {
     return scheduler::CronSchedule::parse("@daily", tz).status();
   };
-  return scheduler::load_dags(dir, po);
+  return po;
+}
+
+Result<std::vector<scheduler::Dag>> load_config_dags(const std::string& config_dir) {
+  std::string dir = config_dir + "/dags";
+  if (!std::filesystem::is_directory(dir)) return std::vector<scheduler::Dag>{};
+  return scheduler::load_dags(dir, config_dag_parse_options());
 }
 
 std::unique_ptr<Host> Host::open(const CommonOptions& common, const HostOptions& options) {
@@ -113,8 +118,25 @@ bool Host::caught_up() {
       if (row.lag > 0) return false;
     }
   }
-  auto unfinished = store_->list_runs({.unfinished_only = true, .limit = 1});
-  return unfinished.ok() && unfinished->empty();
+  auto unfinished = store_->list_runs({.unfinished_only = true});
+  if (!unfinished.ok()) return false;
+  if (unfinished->empty()) return true;
+  // A run parked on an approval waits for a person, not for this process.
+  auto tasks = store_->list_unfinished_tasks();
+  if (!tasks.ok()) return false;
+  std::set<std::string, std::less<>> parked, busy;
+  for (const store::TaskRow& t : *tasks) {
+    if (t.state == "awaiting_approval") {
+      parked.insert(t.run_id);
+    } else if (t.state == "scheduled" || t.state == "queued" || t.state == "running" ||
+               t.state == "up_for_retry") {
+      busy.insert(t.run_id);
+    }
+  }
+  for (const store::RunRow& r : *unfinished) {
+    if (r.state != "running" || !parked.count(r.run_id) || busy.count(r.run_id)) return false;
+  }
+  return true;
 }
 
 Status Host::close(int64_t deadline_ms) {

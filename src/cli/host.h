@@ -12,6 +12,7 @@
 #include "cli/common.h"
 #include "runtime/engine.h"
 #include "runtime/pipeline_config.h"
+#include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
 #include "store/meta_store.h"
 
@@ -39,8 +40,9 @@ class Host {
   scheduler::Scheduler* scheduler() { return scheduler_.get(); }
   runtime::Engine* engine() { return engine_.get(); }
   const runtime::PipelineConfig& pipelines() const { return pipelines_; }
-  // True when every running binding's group has consumed its input and no DAG run is
-  // unfinished (for `run --exit-when-idle`).
+  // True when every running binding's group has consumed its input and every unfinished DAG
+  // run is parked on an approval: running, with a task awaiting_approval and none scheduled,
+  // queued, running or up_for_retry (for `run --exit-when-idle`; a person decides the rest).
   bool caught_up();
 
  private:
@@ -52,6 +54,10 @@ class Host {
   std::unique_ptr<scheduler::Scheduler> scheduler_;
   std::unique_ptr<runtime::Engine> engine_;
 };
+
+// How config DAG files are checked: stages against the registry (load plugins first), cron
+// expressions and time zones with CronSchedule.
+scheduler::DagParseOptions config_dag_parse_options();
 
 // Loads <config_dir>/dags/*.yaml (none when the folder is missing), checking stages against
 // the registry and cron expressions and time zones with CronSchedule.

@@ -970,9 +970,102 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
 
 Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool downstream,
                         std::string_view actor) {
-  return Status::failed_precondition("tasks clear is not implemented yet (" + std::string(run_id) +
-                                     "/" + std::string(task_id) + (downstream ? ", downstream" : "") +
-                                     ", by " + std::string(actor) + ")");
+  return impl_->run_command([&]() -> Status {
+    Impl& m = *impl_;
+    auto rit = m.runs.find(run_id);
+    std::unique_ptr<Run> reopened;  // a run that had ended, back from the store
+    Run* r = rit != m.runs.end() ? rit->second.get() : nullptr;
+    if (!r) {
+      auto row = m.store->get_run(run_id);
+      if (!row.ok()) return row.status();
+      auto dit = m.dag_states.find(row->dag_id);
+      if (dit == m.dag_states.end()) {
+        return Status::failed_precondition("run '" + row->run_id + "' is of DAG '" + row->dag_id +
+                                           "', which is not loaded");
+      }
+      auto rows = m.store->list_tasks(run_id);
+      if (!rows.ok()) return rows.status();
+      reopened = std::make_unique<Run>();
+      reopened->row = *row;
+      reopened->dag = dit->second.dag;
+      size_t n = reopened->dag->tasks.size();
+      reopened->tasks.resize(n);
+      reopened->is_dirty.assign(n, 0);
+      reopened->unfinished = static_cast<int>(n);
+      for (const store::TaskRow& tr : *rows) {
+        int t = reopened->dag->index.find(tr.task_id);
+        if (t < 0) continue;
+        TaskInst& ti = reopened->tasks[t];
+        ti.state = parse_task_state(tr.state).value_or(TaskState::kNone);
+        ti.try_number = tr.try_number;
+        ti.dispatch_seq = tr.dispatch_seq;
+        ti.started_ms = tr.started_ms;
+        ti.ended_ms = tr.ended_ms;
+        ti.output = tr.output_json;
+        ti.error = tr.error;
+        if (is_finished(ti.state)) --reopened->unfinished;
+      }
+      r = reopened.get();
+    }
+    int t0 = r->dag->index.find(task_id);
+    if (t0 < 0) {
+      return Status::not_found("task '" + std::string(task_id) + "' is not in DAG '" +
+                               r->row.dag_id + "'");
+    }
+    if (reopened) {
+      // It ended, so every task is finished and none holds a slot: it only runs again.
+      r->row.state = "running";
+      r->row.ended_ms = 0;
+      r->row_dirty = true;
+      ++m.dag_states.find(r->row.dag_id)->second.active_runs;
+      m.runs[std::string(run_id)] = std::move(reopened);
+      std::lock_guard<std::mutex> lock(m.done_mu);
+      m.finished_runs.erase(std::string(run_id));
+    }
+    std::vector<char> cleared(r->tasks.size(), 0);
+    std::vector<int> todo = {t0};
+    cleared[t0] = 1;
+    while (downstream && !todo.empty()) {
+      int t = todo.back();
+      todo.pop_back();
+      for (int d : r->dag->index.downstream(t)) {
+        if (cleared[d]) continue;
+        cleared[d] = 1;
+        todo.push_back(d);
+      }
+    }
+    // Back to none, keeping try_number: timers and results of the old try no longer match it.
+    for (int t : r->dag->index.topological_order()) {
+      if (!cleared[t]) continue;
+      TaskInst& ti = r->tasks[t];
+      if (ti.state == TaskState::kAwaitingApproval) {
+        store::ApprovalRow a;
+        a.run_id = r->row.run_id;
+        a.task_id = r->dag->tasks[t].id;
+        a.state = "cleared";
+        a.decided_by = std::string(actor);
+        a.decided_ms = m.now();
+        m.batch.approvals.push_back(std::move(a));
+      }
+      m.set_state(*r, t, TaskState::kNone);
+      ti.output.clear();
+      ti.error.clear();
+      ti.next_try_ms = ti.started_ms = ti.ended_ms = ti.timeout_at_ms = 0;
+      ti.in_ready = false;
+      m.touch(*r, t);
+    }
+    m.batch.audit.push_back({m.now(), std::string(actor), "task.clear",
+                             "run/" + r->row.run_id + "/task/" + std::string(task_id), "ok",
+                             downstream ? "with downstream" : "", ""});
+    // A queued run decides its tasks when it starts.
+    if (r->row.state == "running") {
+      for (int t : r->dag->index.topological_order()) {
+        if (cleared[t]) m.evaluate(*r, t);
+      }
+      if (r->unfinished == 0) m.finish_run(*r);
+    }
+    return Status();
+  });
 }
 
 Status Scheduler::set_paused(std::string_view dag_id, bool paused, std::string_view actor) {

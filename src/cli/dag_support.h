@@ -1,0 +1,99 @@
+// Pieces shared by the DAG commands (`dags`, `runs`, `tasks`, `approvals`): loading DAG files
+// as `factoryd run` does, reading the scheduler's state from the store without taking the data
+// dir, opening a Host to change that state, and printing runs and task instances.
+//
+// Reads and writes take different paths on purpose:
+//   - listing and showing (dags list/show, runs list/show, tasks list, approvals list) read
+//     <data-dir>/store/factory.db directly. SQLite (WAL) serves readers from other processes, so
+//     these work while a `factoryd run` holds the data dir, and they create nothing;
+//   - changing (trigger, pause, cancel, clear, approve/reject) goes through the scheduler of a
+//     Host (the log's lock: Busy while another factoryd holds the data dir), so every change is
+//     one durable scheduler step with its audit row and task events.
+//
+// Not thread-safe: the CLI is single-threaded.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/common.h"
+#include "cli/host.h"
+#include "scheduler/dag.h"
+#include "scheduler/scheduler.h"
+#include "store/meta_store.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace factory::cli {
+
+// Subcommand trees (registered from app.cpp through common.h's add_*_command).
+void add_dags_test_command(CLI::App* dags, CommandRegistry* registry);     // dag_test_cmd.cpp
+void add_tasks_test_command(CLI::App* tasks, CommandRegistry* registry);   // dag_test_cmd.cpp
+void add_tasks_list_commands(CLI::App* tasks, CommandRegistry* registry);  // runs_cmd.cpp
+
+// Adds `-c,--config DIR` (or just `--config` when -c means something else) bound to *dir.
+void add_config_dir_option(CLI::App* cmd, std::string* dir, bool short_flag = true);
+
+// Loads the plugins the pipeline files name (so their stages count as known), then
+// <config_dir>/dags/*.yaml with every check `factoryd run` makes. Prints the error (with
+// file:line) and returns nullopt on failure. Loads plugins: call at most once per process, and
+// never together with Host::open.
+std::optional<std::vector<scheduler::Dag>> load_dags_or_report(const std::string& config_dir);
+// The DAG files parsed without checking stages, cron or time zones (enough to order and name
+// the tasks of a stored run); empty when they do not parse.
+std::vector<scheduler::Dag> load_dags_unchecked(const std::string& config_dir);
+
+const scheduler::Dag* find_dag(const std::vector<scheduler::Dag>& dags, std::string_view dag_id);
+// "DAG 'x' not found in DIR/dags; list the DAGs with ..." Returns kExitRuntime.
+int dag_not_found(std::string_view dag_id, const std::string& config_dir);
+// "run 'x' not found in DATA_DIR; list runs with ..." Returns kExitRuntime.
+int run_not_found(const CommonOptions& common, std::string_view run_id);
+
+// The data dir's store, opened beside whoever holds the data dir. nullptr (OK) when the data
+// dir has no store yet: nothing has ever run there. Busy when a writer keeps it locked, IOError,
+// Corruption or FailedPrecondition (newer schema) from the store.
+Result<std::unique_ptr<store::MetaStore>> open_store_for_reading(const CommonOptions& common);
+// The same, printing the error; nullopt on failure (an engaged nullptr: no store yet).
+std::optional<std::unique_ptr<store::MetaStore>> open_store_or_report(const CommonOptions& common);
+
+// Whether the DAG is paused per the store (kv "scheduler.paused.<dag>"): "true"/"false", or
+// "?" when the store cannot be read. *store may be null (no store yet: never paused).
+std::string paused_text(store::MetaStore* store, std::string_view dag_id);
+
+// A Host that can change scheduler state: the scheduler loop runs, the stages do not. Prints
+// the error and returns nullptr on failure (Busy: another factoryd holds the data dir).
+std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
+                                           const std::string& config_dir);
+
+// Who the CLI acts as in the audit trail: "cli:$USER", else "cli:unknown".
+std::string cli_actor();
+
+// --- Formatting ---
+std::string format_time(int64_t ms);                            // ISO-8601 UTC, "-" for 0
+std::string format_duration(int64_t ms);                        // "850ms", "2.5s", "3m4s", "1h2m"
+std::string format_duration(int64_t start_ms, int64_t end_ms);  // "-" unless both set
+// "manual", "cron: 0 * * * * (UTC)", "topic: jira-events".
+std::string trigger_text(const scheduler::Trigger& trigger);
+// Text cut to `max` characters with "..." at the end.
+std::string clip(std::string_view text, size_t max);
+
+// The run's task instances in the DAG's file order; a task without a stored row shows as state
+// "none". Without the DAG (`dag` null), the stored rows in task_id order.
+std::vector<scheduler::TaskView> task_views(const store::RunRow& run,
+                                            std::vector<store::TaskRow> rows,
+                                            const scheduler::Dag* dag);
+// TASK STATE TRY STARTED ENDED DURATION ERROR
+std::string task_table(const std::vector<scheduler::TaskView>& tasks);
+// {"task_id","stage","state","try_number","started","ended","duration_ms","output","error"}
+std::string task_json(const scheduler::TaskView& task);
+// {"run_id","dag_id","state","trigger","conf","logical_date","created","started","ended",
+//  "duration_ms","deadline","deadline_missed"}; with `tasks`, also "tasks":[task_json...].
+std::string run_json(const store::RunRow& run,
+                     const std::vector<scheduler::TaskView>* tasks = nullptr);
+
+}  // namespace factory::cli

@@ -1,0 +1,417 @@
+// End-to-end tests of the DAG commands (dags, runs, tasks, approvals): each runs the real binary
+// (FACTORYD_BIN) on its own temp data dir, with a temp config dir of small DAGs built on the
+// `noop` and `fail` stages and the `approval` task type.
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "cli/run_process.h"
+#include "test_util.h"
+
+namespace factory::test {
+namespace {
+
+namespace json = boost::json;
+
+constexpr char kChain[] =
+    "dag_id: chain\n"
+    "description: three noop tasks in a row\n"
+    "params:\n"
+    "  defaults: {x: 1}\n"
+    "tasks:\n"
+    "  a: {stage: noop, params: {x: \"{{ run.conf.x }}\"}}\n"
+    "  b: {stage: noop, upstream: [a], params: {y: \"{{ tasks.a.output.x }}\"}}\n"
+    "  c: {stage: noop, upstream: [b]}\n";
+
+constexpr char kFailing[] =
+    "dag_id: failing\n"
+    "tasks:\n"
+    "  ok: {stage: noop}\n"
+    "  boom: {stage: fail, upstream: [ok]}\n"
+    "  after: {stage: noop, upstream: [boom]}\n";
+
+constexpr char kGated[] =
+    "dag_id: gated\n"
+    "tasks:\n"
+    "  build: {stage: noop}\n"
+    "  approve: {stage: approval, upstream: [build]}\n"
+    "  deploy: {stage: noop, upstream: [approve]}\n";
+
+// A temp dir holding a data dir (data/) and a config dir (config/dags/*.yaml).
+class DagEnv {
+ public:
+  DagEnv() {
+    std::filesystem::create_directories(dir_.path() / "config" / "dags");
+    write("chain.yaml", kChain);
+    write("failing.yaml", kFailing);
+    write("gated.yaml", kGated);
+  }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(config() + "/dags/" + name) << text;
+  }
+  std::string config() const { return (dir_.path() / "config").string(); }
+  std::string data() const { return (dir_.path() / "data").string(); }
+  std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
+
+  // factoryd ARGS --data-dir DATA, plus the config dir: `-c DIR` unless `long_config` (the
+  // commands where -c is the conf).
+  ProcessResult run(std::vector<std::string> args, bool with_config = true,
+                    bool long_config = false) {
+    if (with_config) {
+      args.push_back(long_config ? "--config" : "-c");
+      args.push_back(config());
+    }
+    args.push_back("--data-dir");
+    args.push_back(data());
+    return run_factoryd(std::move(args));
+  }
+  ProcessResult ok(std::vector<std::string> args, bool with_config = true,
+                   bool long_config = false) {
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    ProcessResult r = run(std::move(args), with_config, long_config);
+    INFO("factoryd " << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return r;
+  }
+  json::value ok_json(std::vector<std::string> args, bool with_config = true,
+                      bool long_config = false) {
+    args.push_back("-o");
+    args.push_back("json");
+    ProcessResult r = ok(std::move(args), with_config, long_config);
+    INFO("stdout: " << r.out);
+    return json::parse(r.out);
+  }
+  // `factoryd run` until nothing is left to do (runs done, or parked on an approval).
+  void run_until_idle() {
+    ProcessResult r = run_factoryd(
+        {"run", "--config", config(), "--data-dir", data(), "--exit-when-idle", "300"});
+    INFO("stderr: " << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0));
+    REQUIRE(r.exit_code == 0);
+  }
+  // task_id -> state, from `runs show RUN -o json`.
+  std::map<std::string, std::string> task_states(const std::string& run_id) {
+    json::value v = ok_json({"runs", "show", run_id});
+    std::map<std::string, std::string> out;
+    for (const auto& t : v.at("tasks").as_array()) {
+      out[std::string(t.at("task_id").as_string())] = std::string(t.at("state").as_string());
+    }
+    return out;
+  }
+  std::string run_state(const std::string& run_id) {
+    return std::string(ok_json({"runs", "show", run_id}).at("state").as_string());
+  }
+
+ private:
+  TempDir dir_;
+};
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// The table row of `task` (the line starting with it), or "".
+std::string row_of(const std::string& table, const std::string& task) {
+  size_t at = 0;
+  while (at < table.size()) {
+    size_t nl = table.find('\n', at);
+    std::string line = table.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    if (line.rfind(task + " ", 0) == 0) return line;
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  return "";
+}
+
+void require_error(const ProcessResult& r, int code, const std::string& part) {
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == code);
+  CHECK(r.err.rfind("factoryd: error: ", 0) == 0);
+  CHECK(contains(r.err, part));
+}
+
+TEST_CASE("dags check validates a file or a directory and names file:line", "[cli]") {
+  DagEnv env;
+  ProcessResult good = env.ok({"dags", "check"}, true);
+  CHECK(contains(good.out, "OK: 3 DAGs"));
+  CHECK(contains(row_of(good.out, "chain"), "chain.yaml"));
+
+  json::value one = env.ok_json({"dags", "check", env.config() + "/dags/gated.yaml"});
+  CHECK(one.at("ok").as_bool());
+  REQUIRE(one.at("dags").as_array().size() == 1);
+  CHECK(one.at("dags").at(0).at("dag_id").as_string() == "gated");
+  CHECK(one.at("dags").at(0).at("tasks").as_int64() == 3);
+
+  std::string bad = env.path("bad.yaml");
+  std::ofstream(bad) << "dag_id: bad\n"
+                        "tasks:\n"
+                        "  a: {stage: noop}\n"
+                        "  b: {stage: noop, upstream: [aa]}\n";
+  ProcessResult r = env.run({"dags", "check", bad});
+  require_error(r, 1, bad + ":4:");
+  CHECK(contains(r.err, "unknown upstream 'aa'"));
+
+  SECTION("an unknown stage in the config dir") {
+    env.write("typo.yaml", "dag_id: typo\ntasks:\n  a: {stage: noopp}\n");
+    ProcessResult t = env.run({"dags", "check"});
+    require_error(t, 1, "typo.yaml:3:");
+    CHECK(contains(t.err, "unknown stage 'noopp'"));
+  }
+  SECTION("a path that does not exist") {
+    require_error(env.run({"dags", "check", env.path("nope")}), 1, "does not exist");
+  }
+  // check never opens the data dir.
+  CHECK_FALSE(std::filesystem::exists(env.data()));
+}
+
+TEST_CASE("dags list, show, pause and unpause", "[cli]") {
+  DagEnv env;
+  ProcessResult list = env.ok({"dags", "list"});
+  CHECK(contains(list.out, "DAG_ID"));
+  CHECK(contains(list.out, "PAUSED"));
+  std::string chain = row_of(list.out, "chain");
+  CHECK(contains(chain, "manual"));
+  CHECK(contains(chain, "3"));
+  CHECK(contains(chain, "false"));
+  CHECK_FALSE(std::filesystem::exists(env.data()));  // listing creates nothing
+
+  json::value shown = env.ok_json({"dags", "show", "gated"});
+  CHECK(shown.at("dag_id").as_string() == "gated");
+  REQUIRE(shown.at("tasks").as_array().size() == 3);
+  CHECK(shown.at("tasks").at(1).at("task_id").as_string() == "approve");
+  CHECK(shown.at("tasks").at(1).at("approval").as_bool());
+  CHECK(shown.at("tasks").at(2).at("upstream").at(0).as_string() == "approve");
+  CHECK(contains(env.ok({"dags", "show", "chain"}).out, "three noop tasks in a row"));
+
+  env.ok({"dags", "pause", "chain"});
+  json::value dags = env.ok_json({"dags", "list"});
+  std::map<std::string, bool> paused;
+  for (const auto& d : dags.as_array()) {
+    paused[std::string(d.at("dag_id").as_string())] = d.at("paused").as_bool();
+  }
+  CHECK(paused ==
+        std::map<std::string, bool>{{"chain", true}, {"failing", false}, {"gated", false}});
+
+  // A run triggered while paused waits queued; unpausing lets `run` finish it.
+  ProcessResult trig = env.ok({"dags", "trigger", "chain", "-r", "while-paused"}, true, true);
+  CHECK(contains(trig.err, "is paused"));
+  CHECK(env.run_state("while-paused") == "queued");
+  env.ok({"dags", "unpause", "chain"});
+  CHECK(contains(row_of(env.ok({"dags", "list"}).out, "chain"), "false"));
+  env.run_until_idle();
+  CHECK(env.run_state("while-paused") == "success");
+
+  require_error(env.run({"dags", "show", "ghost"}), 1, "DAG 'ghost' not found");
+  require_error(env.run({"dags", "pause", "ghost"}), 1, "DAG 'ghost' not found");
+}
+
+TEST_CASE("dags trigger then factoryd run completes the run and runs show has each task", "[cli]") {
+  DagEnv env;
+  json::value made =
+      env.ok_json({"dags", "trigger", "chain", "-c", R"({"x": 7})", "-r", "r1"}, true, true);
+  CHECK(made.at("run_id").as_string() == "r1");
+  CHECK(made.at("conf").at("x").as_int64() == 7);
+
+  env.run_until_idle();
+
+  ProcessResult show = env.ok({"runs", "show", "r1"});
+  CHECK(contains(show.out, "TASK"));
+  CHECK(contains(show.out, "DURATION"));
+  for (const char* task : {"a", "b", "c"}) {
+    INFO(show.out);
+    CHECK(contains(row_of(show.out, task), "success"));
+  }
+  json::value v = env.ok_json({"runs", "show", "r1"});
+  CHECK(v.at("state").as_string() == "success");
+  CHECK(v.at("tasks").at(1).at("output").at("y").as_int64() == 7);  // the template saw a's output
+  CHECK(v.at("tasks").at(1).at("try_number").as_int64() == 1);
+
+  json::value runs = env.ok_json({"runs", "list", "chain"}, false);
+  REQUIRE(runs.as_array().size() == 1);
+  CHECK(runs.at(0).at("state").as_string() == "success");
+  CHECK(env.ok_json({"runs", "list", "gated"}, false).as_array().empty());
+  json::value tasks = env.ok_json({"tasks", "list", "r1"});
+  REQUIRE(tasks.as_array().size() == 3);
+  CHECK(tasks.at(2).at("task_id").as_string() == "c");
+
+  SECTION("tasks clear --downstream runs b and c again") {
+    json::value cleared = env.ok_json({"tasks", "clear", "r1", "b", "--downstream"});
+    CHECK(json::serialize(cleared.at("cleared")) == R"(["b","c"])");
+    CHECK(env.run_state("r1") == "running");
+    CHECK(env.task_states("r1").at("a") == "success");
+    env.run_until_idle();
+    json::value again = env.ok_json({"runs", "show", "r1"});
+    CHECK(again.at("state").as_string() == "success");
+    CHECK(again.at("tasks").at(0).at("try_number").as_int64() == 1);  // a did not run again
+    CHECK(again.at("tasks").at(1).at("try_number").as_int64() == 2);
+    CHECK(again.at("tasks").at(2).at("try_number").as_int64() == 2);
+    CHECK(again.at("tasks").at(2).at("state").as_string() == "success");
+  }
+  SECTION("errors name the run or task") {
+    require_error(env.run({"runs", "show", "ghost"}), 1, "run 'ghost' not found");
+    require_error(env.run({"tasks", "clear", "r1", "zz"}), 1, "task 'zz' not found");
+    require_error(env.run({"dags", "trigger", "chain", "-r", "r1"}, true, true), 1,
+                  "already exists");
+    require_error(env.run({"runs", "cancel", "r1"}), 1, "already ended (success)");
+  }
+}
+
+TEST_CASE("dags test runs the whole DAG in-process and prints each task's result", "[cli]") {
+  DagEnv env;
+  ProcessResult r = env.ok({"dags", "test", "chain", "-c", R"({"x": 5})"}, true, true);
+  CHECK(contains(row_of(r.out, "a"), "success"));
+  CHECK(contains(row_of(r.out, "b"), R"({"y":5})"));
+  CHECK(contains(row_of(r.out, "c"), "success"));
+  CHECK(contains(r.out, ": success in "));
+  CHECK_FALSE(std::filesystem::exists(env.data()));  // a temporary data dir, not this one
+
+  ProcessResult failed = env.run({"dags", "test", "failing"}, true, true);
+  require_error(failed, 1, "boom (failed)");
+  CHECK(contains(row_of(failed.out, "ok"), "success"));
+  CHECK(contains(row_of(failed.out, "boom"), "planned retryable failure"));
+  CHECK(contains(row_of(failed.out, "after"), "upstream_failed"));
+
+  json::value gated = env.ok_json({"dags", "test", "gated"}, true, true);
+  CHECK(gated.at("state").as_string() == "success");
+  CHECK(gated.at("tasks").at(1).at("output").at("approved_by").as_string() == "dags-test");
+  ProcessResult rejected = env.run({"dags", "test", "gated", "--reject-approvals"}, true, true);
+  require_error(rejected, 1, "approve (failed)");
+}
+
+TEST_CASE("dags test runs the article's DAG", "[cli]") {
+  std::string config = std::string(FACTORY_SOURCE_DIR) + "/config";
+  ProcessResult r = run_factoryd({"dags", "test", "software_factory_pipeline", "--config", config,
+                                  "-c", R"({"key": "PROJ-1"})"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const char* task : {"ingest_spec", "generate_code", "quality_gate", "deploy"}) {
+    CHECK(contains(row_of(r.out, task), "success"));
+  }
+  CHECK(contains(row_of(r.out, "deploy"), "PROJ-1"));  // the ticket flowed through every task
+}
+
+TEST_CASE("tasks test runs one task alone and saves nothing", "[cli]") {
+  DagEnv env;
+  ProcessResult a = env.ok({"tasks", "test", "chain", "a", "-c", R"({"x": 3})"}, true, true);
+  CHECK(contains(a.out, "success"));
+  CHECK(contains(a.out, R"(output: {"x":3})"));
+
+  // b reads a's output, which tasks test does not have: -t supplies it.
+  ProcessResult b = env.run({"tasks", "test", "chain", "b"}, true, true);
+  require_error(b, 1, "-t");
+  json::value bj = env.ok_json({"tasks", "test", "chain", "b", "-t", R"({"y": 9})"}, true, true);
+  CHECK(bj.at("state").as_string() == "success");
+  CHECK(bj.at("output").at("y").as_int64() == 9);
+
+  ProcessResult boom = env.run({"tasks", "test", "failing", "boom"}, true, true);
+  require_error(boom, 1, "planned retryable failure");
+  CHECK(contains(boom.out, "failed"));
+  require_error(env.run({"tasks", "test", "gated", "approve"}, true, true), 1, "approval task");
+  require_error(env.run({"tasks", "test", "chain", "zz"}, true, true), 1, "task 'zz' not found");
+  CHECK_FALSE(std::filesystem::exists(env.data()));
+}
+
+TEST_CASE("runs cancel stops an unfinished run", "[cli]") {
+  DagEnv env;
+  env.ok({"dags", "trigger", "chain", "-r", "c1"}, true, true);
+  CHECK(env.run_state("c1") == "running");  // a is dispatched; no worker has run it
+  ProcessResult r = env.ok({"runs", "cancel", "c1"});
+  CHECK(contains(r.out, "cancelled"));
+  CHECK(env.run_state("c1") == "cancelled");
+  auto states = env.task_states("c1");
+  CHECK(states.at("a") == "failed");  // it was running
+  // The others never run (the scheduler marks them upstream_failed from a's failure, or
+  // skipped).
+  for (const char* t : {"b", "c"}) {
+    INFO(t << ": " << states.at(t));
+    CHECK((states.at(t) == "skipped" || states.at(t) == "upstream_failed"));
+  }
+  // A worker that now runs a's dispatch changes nothing.
+  env.run_until_idle();
+  CHECK(env.run_state("c1") == "cancelled");
+  require_error(env.run({"runs", "cancel", "c1"}), 1, "already ended (cancelled)");
+  require_error(env.run({"runs", "cancel", "ghost"}), 1, "run 'ghost' not found");
+}
+
+TEST_CASE("approvals: list pending, approve and reject with a comment", "[cli]") {
+  DagEnv env;
+  env.ok({"dags", "trigger", "gated", "-r", "g1"}, true, true);
+  env.ok({"dags", "trigger", "gated", "-r", "g2"}, true, true);
+  // `run --exit-when-idle` stops once both runs are parked on their approval.
+  env.run_until_idle();
+  CHECK(env.task_states("g1").at("approve") == "awaiting_approval");
+
+  json::value pending = env.ok_json({"approvals", "list"}, false);
+  REQUIRE(pending.as_array().size() == 2);
+  CHECK(pending.at(0).at("task_id").as_string() == "approve");
+  CHECK(pending.at(0).at("state").as_string() == "pending");
+  ProcessResult table = env.ok({"approvals", "list"}, false);
+  CHECK(contains(table.out, "REQUESTED"));
+  CHECK(contains(row_of(table.out, "g1"), "approve"));
+
+  env.ok({"approvals", "approve", "g1", "approve", "--comment", "ship it"});
+  env.ok({"approvals", "reject", "g2", "approve", "--comment", "not today"});
+  CHECK(env.ok_json({"approvals", "list"}, false).as_array().empty());
+  require_error(env.run({"approvals", "approve", "g1", "approve"}), 1, "not awaiting approval");
+
+  env.run_until_idle();
+  CHECK(env.run_state("g1") == "success");
+  CHECK(env.task_states("g1").at("deploy") == "success");
+  CHECK(env.run_state("g2") == "failed");
+  CHECK(env.task_states("g2").at("deploy") == "upstream_failed");
+
+  json::value all = env.ok_json({"approvals", "list", "--all"}, false);
+  std::map<std::string, std::string> comments;
+  for (const auto& a : all.as_array()) {
+    CHECK(std::string(a.at("decided_by").as_string()).rfind("cli:", 0) == 0);
+    comments[std::string(a.at("run_id").as_string())] =
+        std::string(a.at("state").as_string()) + ": " + std::string(a.at("comment").as_string());
+  }
+  CHECK(comments == std::map<std::string, std::string>{{"g1", "approved: ship it"},
+                                                       {"g2", "rejected: not today"}});
+}
+
+TEST_CASE("while factoryd run holds the data dir, reads work and changes say Busy", "[cli]") {
+  DagEnv env;
+  env.ok({"dags", "trigger", "chain", "-r", "b1"}, true, true);
+  ChildProcess daemon = spawn_factoryd({"run", "--config", env.config(), "--data-dir", env.data()});
+  // Once b1 succeeded, `run` certainly holds the data dir.
+  CHECK(eventually([&] { return env.run_state("b1") == "success"; }));
+  require_error(env.run({"dags", "trigger", "chain"}, true, true), 1, "in use by another");
+  CHECK(env.ok_json({"runs", "list"}, false).as_array().size() == 1);
+  CHECK(contains(row_of(env.ok({"dags", "list"}).out, "chain"), "false"));
+  daemon.kill(SIGTERM);
+  CHECK(daemon.wait().exit_code == 0);
+}
+
+TEST_CASE("dag command usage errors exit 2", "[cli]") {
+  DagEnv env;
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"dags", "trigger", "chain", "-c", "[1]"},
+           {"dags", "trigger", "chain", "-c", "{"},
+           {"dags", "test", "chain", "--timeout", "soon"},
+           {"tasks", "test", "chain", "a", "-t", "nope"},
+       }) {
+    ProcessResult r = env.run(args, true, true);
+    INFO(args[0] << " " << args[1] << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.rfind("factoryd: error: ", 0) == 0);
+  }
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{"dags"},
+                                             {"dags", "show"},
+                                             {"runs", "show"},
+                                             {"tasks", "clear", "r1"},
+                                             {"approvals", "approve", "r1"},
+                                             {"runs", "list", "-n", "-1"}}) {
+    ProcessResult r = env.run(args, false);
+    INFO(args[0] << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 2);
+  }
+}
+
+}  // namespace
+}  // namespace factory::test
