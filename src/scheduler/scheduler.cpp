@@ -45,6 +45,8 @@ struct TaskInst {
   std::string output;
   std::string error;
   bool in_ready = false;
+  int64_t approval_requested_ms = 0;  // awaiting_approval: when it was requested
+  int64_t approval_expires_ms = 0;    // and when it expires (0: never)
 };
 
 struct Run {
@@ -107,6 +109,7 @@ struct Scheduler::Impl {
   std::map<std::string, int, std::less<>> pool_used;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   int64_t next_dispatch_seq = 1;
+  uint64_t run_counter = 0;  // suffix of generated run ids
   std::unique_ptr<Consumer> results;
   std::set<std::string> stages;  // stages that get a dispatch binding
 
@@ -175,6 +178,7 @@ struct Scheduler::Impl {
   }
 
   void on_finished(Run& r, int t) {
+    if (r.row.state == "cancelled") return;  // a cancelled run decides nothing more
     for (int d : r.dag->index.downstream(t)) evaluate(r, d);
     if (r.unfinished == 0) finish_run(r);
   }
@@ -222,6 +226,8 @@ struct Scheduler::Impl {
         a.expires_ms = a.requested_ms + *task.approval_timeout_ms;
         timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, r.row.run_id, t, 0});
       }
+      r.tasks[t].approval_requested_ms = a.requested_ms;
+      r.tasks[t].approval_expires_ms = a.expires_ms;
       batch.approvals.push_back(std::move(a));
       return;
     }
@@ -312,22 +318,26 @@ struct Scheduler::Impl {
     }
   }
 
-  void dispatch(Run& r, int t) {
-    const Task& task = r.dag->tasks[t];
-    TaskInst& ti = r.tasks[t];
+  // The task's params with its templates filled from the run and its upstreams' outputs.
+  Result<std::string> render(const Run& r, int t) const {
     RenderContext rc;
     std::string logical = iso_utc(r.row.logical_ms);
     rc.dag_id = r.row.dag_id;
     rc.run_id = r.row.run_id;
     rc.logical_date = logical;
     rc.conf_json = r.row.conf_json;
-    rc.task_id = task.id;
+    rc.task_id = r.dag->tasks[t].id;
     rc.task_output = [&](std::string_view id) -> std::optional<std::string_view> {
       int u = r.dag->index.find(id);
       if (u < 0 || r.tasks[u].output.empty()) return std::nullopt;
       return std::string_view(r.tasks[u].output);
     };
-    auto params = render_params(task.params, rc);
+    return render_params(r.dag->tasks[t].params, rc);
+  }
+
+  void dispatch(Run& r, int t) {
+    TaskInst& ti = r.tasks[t];
+    auto params = render(r, t);
     ++ti.try_number;
     ti.started_ms = now();
     if (!params.ok()) {
@@ -441,6 +451,7 @@ struct Scheduler::Impl {
             a.state = "expired";
             a.decided_by = "scheduler";
             a.decided_ms = t_now;
+            a.requested_ms = r.tasks[tm.task].approval_requested_ms;
             a.expires_ms = tm.at_ms;
             batch.approvals.push_back(a);
             r.tasks[tm.task].error = "approval expired";
@@ -490,7 +501,12 @@ struct Scheduler::Impl {
     auto conf = resolve_run_conf(*ds.dag, conf_json);
     if (!conf.ok()) return conf.status();
     int64_t t_now = now();
-    if (run_id.empty()) run_id = trigger + "__" + iso_utc(t_now) + "_" + std::to_string(next_dispatch_seq + ready_order);
+    if (run_id.empty()) {
+      // Airflow's shape, "<trigger>__<logical date>", made unique within a millisecond.
+      do {
+        run_id = trigger + "__" + iso_utc(t_now) + "_" + std::to_string(++run_counter);
+      } while (runs.count(run_id) || store->get_run(run_id).ok());
+    }
     if (runs.count(run_id) || store->get_run(run_id).ok()) {
       return Status::already_exists("run '" + run_id + "' already exists");
     }
@@ -808,9 +824,12 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   if (!pending.ok()) return pending.status();
   for (const store::ApprovalRow& a : *pending) {
     auto rit = m.runs.find(a.run_id);
-    if (rit == m.runs.end() || a.expires_ms == 0) continue;
+    if (rit == m.runs.end()) continue;
     int t = rit->second->dag->index.find(a.task_id);
-    if (t >= 0) m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
+    if (t < 0) continue;
+    rit->second->tasks[t].approval_requested_ms = a.requested_ms;
+    rit->second->tasks[t].approval_expires_ms = a.expires_ms;
+    if (a.expires_ms != 0) m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
   }
   // Re-append the dispatch of every running task, in sequence order: the log keeps only those
   // it does not have yet (idempotent producer "scheduler").
@@ -819,19 +838,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   for (auto& [seq_no, rt] : redispatch) {
     Run& run = *rt.first;
     int t = rt.second;
-    RenderContext rc;
-    std::string logical = iso_utc(run.row.logical_ms);
-    rc.dag_id = run.row.dag_id;
-    rc.run_id = run.row.run_id;
-    rc.logical_date = logical;
-    rc.conf_json = run.row.conf_json;
-    rc.task_id = run.dag->tasks[t].id;
-    rc.task_output = [&](std::string_view id) -> std::optional<std::string_view> {
-      int u = run.dag->index.find(id);
-      if (u < 0 || run.tasks[u].output.empty()) return std::nullopt;
-      return std::string_view(run.tasks[u].output);
-    };
-    auto params = render_params(run.dag->tasks[t].params, rc);
+    auto params = m.render(run, t);
     if (params.ok()) m.append_dispatch(run, t, *params);
   }
   auto results = log->subscribe({.group = "factory.scheduler",
@@ -914,6 +921,8 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
     a.decided_by = std::string(actor);
     a.decided_ms = m.now();
     a.comment = std::string(comment);
+    a.requested_ms = r.tasks[t].approval_requested_ms;
+    a.expires_ms = r.tasks[t].approval_expires_ms;
     m.batch.approvals.push_back(a);
     m.batch.audit.push_back({a.decided_ms, std::string(actor),
                              approve ? "approval.approve" : "approval.reject",
@@ -945,24 +954,23 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
     if (rit == m.runs.end()) return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
     Run& r = *rit->second;
     bool was_running = r.row.state == "running";
+    // Cancelled first, so finishing its tasks below decides nothing downstream.
+    const std::string previous = r.row.state;
+    r.row.state = "cancelled";
     for (size_t t = 0; t < r.tasks.size(); ++t) {
       TaskState s = r.tasks[t].state;
       if (is_finished(s)) continue;
       // set_state without evaluating downstream: the whole run stops.
       r.tasks[t].error = "run cancelled";
-      r.unfinished = r.unfinished;  // counters follow in set_state
       if (s == TaskState::kRunning) {
         m.set_state(r, static_cast<int>(t), TaskState::kFailed);
       } else {
         m.set_state(r, static_cast<int>(t), TaskState::kSkipped);
       }
     }
-    if (r.row.state != "cancelled") {
-      if (was_running && r.row.state == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
-      r.row.state = "cancelled";
-      r.row.ended_ms = m.now();
-      r.row_dirty = true;
-    }
+    if (was_running && previous == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
+    r.row.ended_ms = m.now();
+    r.row_dirty = true;
     m.batch.audit.push_back({m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
     return Status();
   });
