@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A short tour of the durable log: apply the article's topics, produce sample tickets,
-# consume them through a consumer group, and watch the group's lag.
+# A short tour: apply the article's topics, produce sample tickets, consume them through a
+# consumer group and watch its lag; then run the article's DAG with the scheduler.
 # Usage: scripts/walkthrough.sh [PATH_TO_FACTORYD]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +25,9 @@ step "$factoryd" groups describe ingest
 step "$factoryd" groups reset-offsets ingest --topic jira-events --to-earliest
 step "$factoryd" groups reset-offsets ingest --topic jira-events --to-earliest --execute
 step "$factoryd" consume jira-events -p 1 -o -2 -e -f '%p/%o %T %k %s\n'
+echo
+echo "The article's DAG (ingest -> codegen -> gate -> deploy; noop stands in for the agents"
+echo "until they land), run in-process by the scheduler:"
+step "$factoryd" dags test software_factory_pipeline --config config -c '{"issue":"PROJ-101","title":"CSV export"}'
 echo
 echo "Data is in $data (remove it with: rm -rf $data)"
