@@ -3,6 +3,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "base/clock.h"
 #include "factory/stage.h"
@@ -41,7 +42,11 @@ class CountStage final : public Stage {
     if (e.payload.find("\"flaky\":true") != std::string::npos && e.attempt < 3) {
       return StageResult::retryable("flaky try " + std::to_string(e.attempt));
     }
-    ctx.emit({.payload = R"({"n":)" + std::to_string(n) + R"(,"echo":)" + e.payload + "}"});
+    if (e.payload.find("\"_branch\"") != std::string::npos) {
+      ctx.emit({.payload = e.payload});  // a branching task: its output names what to follow
+    } else {
+      ctx.emit({.payload = R"({"n":)" + std::to_string(n) + R"(,"echo":)" + e.payload + "}"});
+    }
     return StageResult::success();
   }
 };
@@ -354,4 +359,46 @@ tasks:
     return v.ok() && v->tasks[0].row.state == "awaiting_approval";
   }));
   CHECK(h.store->get_run(*first)->state == "success");
+}
+
+TEST_CASE("a cron DAG with catchup runs every fire missed while stopped", "[scheduler]") {
+  base::ManualClock clock(1'795'860'120'000);  // 10:02
+  auto dag = parse(R"(
+dag_id: catchup5
+schedule: "*/5 * * * *"
+catchup: true
+tasks:
+  tick: {stage: sched-count, params: {id: "{{ run.id }}"}}
+)");
+  Harness h({dag}, &clock);
+  auto runs = [&] { return h.store->list_runs({.dag_id = "catchup5"})->size(); };
+  clock.advance_ms(3 * 60'000);  // 10:05
+  REQUIRE(test::eventually([&] { return runs() == 1; }));
+  h.stop();
+  clock.advance_ms(20 * 60'000);  // 10:25 while stopped: 10:10, :15, :20, :25 were missed
+  h.start();
+  REQUIRE(test::eventually([&] { return runs() == 5; }));
+  auto all = h.store->list_runs({.dag_id = "catchup5"});
+  std::set<std::string> ids;
+  for (const auto& r : *all) ids.insert(r.run_id);
+  CHECK(ids.count("scheduled__2026-11-28T10:10:00.000Z") == 1);
+  CHECK(ids.count("scheduled__2026-11-28T10:25:00.000Z") == 1);
+}
+
+TEST_CASE("a branching task follows only the downstream tasks it names", "[scheduler]") {
+  Harness h({parse(R"(
+dag_id: branchy
+tasks:
+  choose: {stage: sched-count, params: {id: "{{ run.id }}/choose", _branch: [left]}}
+  left: {stage: sched-count, upstream: [choose], params: {id: "{{ run.id }}/left"}}
+  right: {stage: sched-count, upstream: [choose], params: {id: "{{ run.id }}/right"}}
+  after_right: {stage: sched-count, upstream: [right], params: {id: "{{ run.id }}/ar"}}
+  join: {stage: sched-count, upstream: [left, right], trigger_rule: none_failed_min_one_success, params: {id: "{{ run.id }}/join"}}
+)")});
+  RunView v = h.run("branchy");
+  CHECK(v.run.state == "success");
+  CHECK(task(v, "left").state == "success");
+  CHECK(task(v, "right").state == "skipped");
+  CHECK(task(v, "after_right").state == "skipped");  // all_success with a skipped upstream
+  CHECK(task(v, "join").state == "success");
 }
