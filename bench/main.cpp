@@ -3,6 +3,7 @@
 //
 //   factory-bench log [--records N] [--quick] [--factoryd PATH] [--redis-server PATH]
 //   factory-bench pipeline [--events N] [--quick]
+//   factory-bench scheduler [--quick] [--only chain,runs,...] [--awake]
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "bench/log_bench.h"
 #include "bench/pipeline_bench.h"
+#include "bench/scheduler_bench.h"
 
 namespace {
 
@@ -66,6 +68,18 @@ int main(int argc, char** argv) {
     pipe->add_flag("--quick", pipe_opts.quick, "10x fewer events, for smoke tests");
     pipe->add_flag("--markdown", pipe_opts.markdown, "also print the table as Markdown");
 
+    factory::bench::SchedulerBenchOptions sched_opts;
+    auto* sched = app.add_subcommand(
+        "scheduler", "DAG scheduler with noop tasks and durable state vs an in-memory executor");
+    sched->add_flag("--quick", sched_opts.quick, "10x smaller workloads, for smoke tests");
+    sched->add_flag("--markdown", sched_opts.markdown, "also print the table as Markdown");
+    sched
+        ->add_option("--only", sched_opts.only,
+                     "workloads to run: sqlite, chain, runs, manual, fanout, trigger, big")
+        ->delimiter(',');
+    sched->add_flag("--awake", sched_opts.awake,
+                    "keep the CPUs busy with idle-priority spinners (idle vCPUs delay fsyncs)");
+
     // Hidden: the idle-RSS probe run_log_bench spawns.
     std::string child_dir;
     bool child_raw = false;
@@ -77,6 +91,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     if (log->parsed()) return factory::bench::run_log_bench(log_opts);
     if (pipe->parsed()) return factory::bench::run_pipeline_bench(pipe_opts);
+    if (sched->parsed()) return factory::bench::run_scheduler_bench(sched_opts);
     if (child->parsed()) return factory::bench::run_idle_rss_child(child_dir, child_raw);
     return 2;
   } catch (const std::exception& e) {
