@@ -61,6 +61,10 @@ struct AppendOptions {
   // producer that replays after a crash with the same sequences appends nothing twice.
   // Records with no producer id are never deduplicated.
   std::string producer_id;
+  // false: return once the write is in the log's WAL, without waiting for its fsync. It
+  // survives kill -9, and the next synced write makes it durable against power loss too; for
+  // records that can be rebuilt (e.g. observer events derived from stored state).
+  bool sync = true;
 };
 
 }  // namespace factory

@@ -666,6 +666,7 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
     encode_record(r, ts, &w.values[i]);
     w.bytes += w.values[i].size() + kRecordKeySize;
   }
+  w.sync = options.sync;
   FACTORY_RETURN_IF_ERROR(write(&w));
   return std::move(w.positions);
 }

@@ -587,16 +587,19 @@ struct Scheduler::Impl {
       FACTORY_RETURN_IF_ERROR(store->apply_scheduler_batch(batch));
     }
     batch = store::SchedulerBatch();
+    if (!events.empty()) {
+      // Observer events are derived from the stored state: no fsync of their own (the
+      // dispatch append below, or the next synced write, carries them to disk).
+      auto a = log->append(options.events_topic, events, {.sync = false});
+      if (!a.ok()) obs::warn("task events not appended", {{"error", a.status().to_string()}});
+      events.clear();
+    }
     for (auto& [topic, records] : dispatches) {
       auto a = log->append(topic, records);
       if (!a.ok()) return a.status();
     }
     dispatches.clear();
-    if (!events.empty()) {
-      auto a = log->append(options.events_topic, events);
-      if (!a.ok()) obs::warn("task events not appended", {{"error", a.status().to_string()}});
-      events.clear();
-    }
+
     for (auto& [c, unused] : to_commit) {
       Status s = c->commit();
       if (!s.ok()) obs::warn("scheduler offset commit failed", {{"error", s.to_string()}});
