@@ -390,7 +390,9 @@ struct Scheduler::Impl {
                     ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
                     ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
     ProducerRecord rec;
-    rec.key = r.row.run_id;
+    // Keyed by task, not run: a run's parallel tasks spread over the dispatch partitions (and
+    // so over the stage's workers) instead of queueing behind one another on one partition.
+    rec.key = r.row.run_id + "/" + task.id;
     rec.value = std::move(d);
     rec.producer_id = "scheduler";
     rec.sequence = ti.dispatch_seq;

@@ -140,6 +140,7 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
       for (const Output& o : capture.outputs) {
         Output fwd = o;
         if (fwd.topic.empty()) fwd.topic = d->output_topic;
+        if (!fwd.key) fwd.key = d->run_id;  // a task's outputs are keyed by its run
         if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
       }
       emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
@@ -170,6 +171,7 @@ Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
   for (const Output& o : capture.outputs) {
     Output fwd = o;
     if (fwd.topic.empty()) fwd.topic = d->output_topic;
+    if (!fwd.key) fwd.key = d->run_id;
     if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
   }
   emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",

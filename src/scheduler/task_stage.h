@@ -1,7 +1,7 @@
 // TaskStage: runs one DAG task try from its dispatch record with the task's real stage, and
 // reports the outcome as a result record for the scheduler.
 //
-// Dispatch record (topic "<dispatch_prefix><stage>", key = run id), JSON:
+// Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>"), JSON:
 //   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "output_topic",
 //    "results_topic"}
 // Result record (on results_topic, key = run id), JSON:
