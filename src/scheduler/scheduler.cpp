@@ -62,6 +62,32 @@ struct Run {
   std::vector<char> is_dirty;
 };
 
+// A run rebuilt from its stored rows (tasks without a row are in state none).
+std::unique_ptr<Run> load_run(const Dag* dag, const store::RunRow& row,
+                              const std::vector<store::TaskRow>& rows) {
+  auto r = std::make_unique<Run>();
+  r->dag = dag;
+  r->row = row;
+  r->tasks.resize(dag->tasks.size());
+  r->is_dirty.assign(dag->tasks.size(), 0);
+  r->unfinished = static_cast<int>(dag->tasks.size());
+  for (const store::TaskRow& tr : rows) {
+    int t = dag->index.find(tr.task_id);
+    if (t < 0) continue;
+    TaskInst& ti = r->tasks[t];
+    ti.state = parse_task_state(tr.state).value_or(TaskState::kNone);
+    ti.try_number = tr.try_number;
+    ti.dispatch_seq = tr.dispatch_seq;
+    ti.next_try_ms = tr.next_try_ms;
+    ti.started_ms = tr.started_ms;
+    ti.ended_ms = tr.ended_ms;
+    ti.output = tr.output_json;
+    ti.error = tr.error;
+    if (is_finished(ti.state)) --r->unfinished;
+  }
+  return r;
+}
+
 struct DagState {
   const Dag* dag = nullptr;
   bool paused = false;
@@ -807,26 +833,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
       continue;
     }
     DagState& ds = dit->second;
-    auto r = std::make_unique<Run>();
-    r->dag = ds.dag;
-    r->row = row;
-    r->tasks.resize(ds.dag->tasks.size());
-    r->is_dirty.assign(ds.dag->tasks.size(), 0);
-    r->unfinished = static_cast<int>(ds.dag->tasks.size());
-    for (const store::TaskRow& tr : by_run[row.run_id]) {
-      int t = ds.dag->index.find(tr.task_id);
-      if (t < 0) continue;
-      TaskInst& ti = r->tasks[t];
-      ti.state = parse_task_state(tr.state).value_or(TaskState::kNone);
-      ti.try_number = tr.try_number;
-      ti.dispatch_seq = tr.dispatch_seq;
-      ti.next_try_ms = tr.next_try_ms;
-      ti.started_ms = tr.started_ms;
-      ti.ended_ms = tr.ended_ms;
-      ti.output = tr.output_json;
-      ti.error = tr.error;
-      if (is_finished(ti.state)) --r->unfinished;
-    }
+    std::unique_ptr<Run> r = load_run(ds.dag, row, by_run[row.run_id]);
     Run& run = *r;
     m.runs[row.run_id] = std::move(r);
     if (row.state == "queued") {
@@ -1039,26 +1046,7 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
       }
       auto rows = m.store->list_tasks(run_id);
       if (!rows.ok()) return rows.status();
-      reopened = std::make_unique<Run>();
-      reopened->row = *row;
-      reopened->dag = dit->second.dag;
-      size_t n = reopened->dag->tasks.size();
-      reopened->tasks.resize(n);
-      reopened->is_dirty.assign(n, 0);
-      reopened->unfinished = static_cast<int>(n);
-      for (const store::TaskRow& tr : *rows) {
-        int t = reopened->dag->index.find(tr.task_id);
-        if (t < 0) continue;
-        TaskInst& ti = reopened->tasks[t];
-        ti.state = parse_task_state(tr.state).value_or(TaskState::kNone);
-        ti.try_number = tr.try_number;
-        ti.dispatch_seq = tr.dispatch_seq;
-        ti.started_ms = tr.started_ms;
-        ti.ended_ms = tr.ended_ms;
-        ti.output = tr.output_json;
-        ti.error = tr.error;
-        if (is_finished(ti.state)) --reopened->unfinished;
-      }
+      reopened = load_run(dit->second.dag, *row, *rows);
       r = reopened.get();
     }
     int t0 = r->dag->index.find(task_id);
