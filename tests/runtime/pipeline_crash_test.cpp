@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "cli/run_process.h"
+#include "cli/kill_rounds.h"
 #include "factory/log.h"
 #include "log/log_test_util.h"
 
@@ -42,14 +42,6 @@ bindings:
   - {stage: noop, name: last, input: crash-fx, output: crash-out, max_poll_records: 300}
 )");
   return cfg.string();
-}
-
-size_t count_lines(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  size_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) ++n;
-  return n;
 }
 
 void produce_events(const test::TempDir& dir, int from, int to) {
@@ -115,22 +107,9 @@ TEST_CASE("kill -9 during a fenced three-stage pipeline: every event exactly onc
   const auto fx = dir.path() / "scratch" / "effect" / "effects.log";
 
   constexpr int kRounds = 20;
-  int killed_mid_way = 0;
-  for (int round = 0; round < kRounds; ++round) {
-    INFO("round " << round);
-    size_t before = count_lines(fx);
-    // Kill once the side-effect file has grown by a random amount (sometimes: at once).
-    // Capped: once everything has run there is nothing left to wait for.
-    size_t target = std::min<size_t>(before + (rng() % 4 == 0 ? 0 : 1 + rng() % 900), kEvents);
-    auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data});
-    bool reached = test::eventually([&] { return count_lines(fx) >= target; }, 30'000);
-    p.kill(SIGKILL);
-    auto r = p.wait();
-    INFO(r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0));
-    REQUIRE(reached);
-    REQUIRE(r.term_signal == SIGKILL);
-    if (count_lines(fx) < static_cast<size_t>(kEvents)) ++killed_mid_way;
-  }
+  int killed_mid_way = test::kill_at_random_progress(
+      {"run", "-c", cfg, "--data-dir", data}, [&] { return test::count_lines(fx.string()); },
+      kEvents, 900, kRounds, rng);
   CHECK(killed_mid_way >= kRounds / 2);  // the kills really interrupted the flow
   run_to_completion(data, cfg);
   check_exactly_once(dir, kEvents);
@@ -144,7 +123,7 @@ TEST_CASE("SIGTERM drains in-flight events and exits 0; the rest resumes after r
   produce_events(dir, 0, 3000);
   const auto fx = dir.path() / "scratch" / "effect" / "effects.log";
   auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data});
-  REQUIRE(test::eventually([&] { return count_lines(fx) >= 100; }, 30'000));
+  REQUIRE(test::eventually([&] { return test::count_lines(fx.string()) >= 100; }, 30'000));
   p.kill(SIGTERM);
   auto r = p.wait();
   INFO(r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0));

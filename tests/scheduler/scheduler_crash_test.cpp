@@ -9,7 +9,7 @@
 #include <map>
 #include <random>
 
-#include "cli/run_process.h"
+#include "cli/kill_rounds.h"
 #include "log/log_test_util.h"
 #include "store/meta_store.h"
 
@@ -52,14 +52,6 @@ tasks:
   return cfg.string();
 }
 
-size_t count_lines(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  size_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("kill -9 during 51 DAG runs: every run completes, every task exactly once",
@@ -82,21 +74,9 @@ TEST_CASE("kill -9 during 51 DAG runs: every run completes, every task exactly o
   const int kExpected = 1000 + 50 * 3;
   const auto fx = dir.path() / "scratch" / "task.count-fx" / "executions.log";
   constexpr int kRounds = 20;
-  int killed_mid_way = 0;
-  for (int round = 0; round < kRounds; ++round) {
-    INFO("round " << round);
-    size_t before = count_lines(fx);
-    // Capped: once everything has run there is nothing left to wait for.
-    size_t target = std::min<size_t>(before + (rng() % 4 == 0 ? 0 : 1 + rng() % 80), kExpected);
-    auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data});
-    bool reached = test::eventually([&] { return count_lines(fx) >= target; }, 60'000);
-    p.kill(SIGKILL);
-    auto r = p.wait();
-    INFO(r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0));
-    REQUIRE(reached);
-    REQUIRE(r.term_signal == SIGKILL);
-    if (count_lines(fx) < static_cast<size_t>(kExpected)) ++killed_mid_way;
-  }
+  int killed_mid_way = test::kill_at_random_progress(
+      {"run", "-c", cfg, "--data-dir", data}, [&] { return test::count_lines(fx.string()); },
+      kExpected, 80, kRounds, rng);
   CHECK(killed_mid_way >= kRounds / 2);
   {
     auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data, "--exit-when-idle", "500"});
