@@ -23,6 +23,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "base/coding.h"
+#include "base/file.h"
 
 namespace factory::log {
 namespace {
@@ -426,27 +427,12 @@ Result<std::vector<TopicFileEntry>> parse_topic_yaml(std::string_view text,
 }
 
 Result<std::vector<TopicFileEntry>> parse_topic_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    int err = errno;
-    if (err == ENOENT) {
-      return Status::not_found("topic file " + quoted(path) +
-                               " does not exist; check the path given to -f");
-    }
-    return Status::io_error("cannot open topic file " + quoted(path) + ": " +
-                            std::strerror(err));
-  }
   std::string text;
-  char buf[8192];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    return Status::io_error("cannot read topic file " + quoted(path) + ": " +
-                            std::strerror(err != 0 ? err : EIO));
+  Status s = base::read_file(path, "topic file", &text);
+  if (s.is_not_found()) {
+    return Status::not_found(s.message() + "; check the path given to -f");
   }
+  if (!s.ok()) return s;
   return parse_topic_yaml(text, path);
 }
 

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/file.h"
 #include "factory/topic.h"
 #include "runtime/yaml_reader.h"
 
@@ -480,24 +481,6 @@ class PipelineParser {
   std::map<std::string, int, std::less<>> first_line_;  // binding name -> 1-based line
 };
 
-Status read_file(const std::string& path, std::string* text) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return Status::io_error("cannot open pipeline file " + in_quotes(path) + ": " +
-                            std::strerror(errno));
-  }
-  char buf[8192];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text->append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    return Status::io_error("cannot read pipeline file " + in_quotes(path) + ": " +
-                            std::strerror(err != 0 ? err : EIO));
-  }
-  return Status::ok_status();
-}
 
 }  // namespace
 
@@ -538,7 +521,7 @@ Result<PipelineConfig> load_pipelines(const std::string& config_dir) {
   std::map<std::string, Origin> names;
   for (const fs::path& file : files) {
     std::string text;
-    FACTORY_RETURN_IF_ERROR(read_file(file.string(), &text));
+    FACTORY_RETURN_IF_ERROR(base::read_file(file.string(), "pipeline file", &text));
     Result<PipelineConfig> one = parse_pipeline_yaml(text, file.string());
     if (!one.ok()) return one.status();
     for (Binding& b : one->bindings) {

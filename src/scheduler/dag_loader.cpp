@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include "base/file.h"
 #include "runtime/contract.h"
 #include "runtime/yaml_reader.h"
 #include "scheduler/dag_parser.h"
@@ -103,24 +104,6 @@ bool parse_clock_duration(std::string_view s, double* ms) {
   return true;
 }
 
-Status read_file(const std::string& path, std::string* text) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return Status::io_error("cannot open DAG file " + in_quotes(path) + ": " +
-                            std::strerror(errno));
-  }
-  char buf[8192];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text->append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    return Status::io_error("cannot read DAG file " + in_quotes(path) + ": " +
-                            std::strerror(err != 0 ? err : EIO));
-  }
-  return Status::ok_status();
-}
 
 }  // namespace
 
@@ -155,7 +138,7 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
 
 Result<Dag> load_dag_file(const std::string& path, const DagParseOptions& options) {
   std::string text;
-  FACTORY_RETURN_IF_ERROR(read_file(path, &text));
+  FACTORY_RETURN_IF_ERROR(base::read_file(path, "DAG file", &text));
   return parse_dag_yaml(text, path, options);
 }
 
