@@ -11,18 +11,20 @@
 
 #include "factory/status.h"
 
-#define REQUIRE_OK(expr)                                   \
-  do {                                                     \
-    const auto& factory_s_ = (expr);                       \
+#define REQUIRE_OK(expr)                                      \
+  do {                                                        \
+    const auto& factory_s_ = (expr);                          \
     INFO(::factory::test::status_of(factory_s_).to_string()); \
-    REQUIRE(::factory::test::status_of(factory_s_).ok());  \
+    REQUIRE(::factory::test::status_of(factory_s_).ok());     \
   } while (0)
 
 namespace factory::test {
 
 inline const Status& status_of(const Status& s) { return s; }
 template <typename T>
-const Status& status_of(const Result<T>& r) { return r.status(); }
+const Status& status_of(const Result<T>& r) {
+  return r.status();
+}
 
 // A fresh directory under $TMPDIR, removed when the TempDir goes out of scope.
 class TempDir {

@@ -43,11 +43,12 @@ class Consumer;
 struct ConsumerOptions;
 
 struct LogOptions {
-  std::string dir;                         // created when missing
-  bool sync = true;                        // fsync every group commit (false only for tests/benchmarks)
-  std::function<int64_t()> now_ms;         // wall clock for timestamps and retention; null = system
-  int64_t retention_interval_ms = 30'000;  // how often the background retention step runs; 0 = never
-  int64_t retention_step_records = 10'000; // records deleted per partition per step, at most
+  std::string dir;                  // created when missing
+  bool sync = true;                 // fsync every group commit (false only for tests/benchmarks)
+  std::function<int64_t()> now_ms;  // wall clock for timestamps and retention; null = system
+  int64_t retention_interval_ms =
+      30'000;  // how often the background retention step runs; 0 = never
+  int64_t retention_step_records = 10'000;  // records deleted per partition per step, at most
   size_t block_cache_bytes = 8 << 20;
   size_t write_buffer_bytes = 32 << 20;
 };
@@ -76,8 +77,8 @@ struct GroupPartitionLag {
   int32_t partition = 0;
   std::optional<Offset> committed;  // unset: the group never committed here
   Offset log_end;
-  int64_t lag = 0;                  // log_end - committed (or - log_start when unset)
-  std::string member;               // in-process member that owns the partition, or ""
+  int64_t lag = 0;     // log_end - committed (or - log_start when unset)
+  std::string member;  // in-process member that owns the partition, or ""
 };
 
 struct GroupDescription {
@@ -176,7 +177,8 @@ class Log {
 };
 
 // Opens (creating when missing) the embedded log in options.dir. Returns Busy naming the dir when
-// another process holds it, Corruption when the data cannot be read, InvalidArgument for bad options.
+// another process holds it, Corruption when the data cannot be read, InvalidArgument for bad
+// options.
 Result<std::unique_ptr<Log>> open_log(const LogOptions& options);
 
 // Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2): the same 32 bits as Java's

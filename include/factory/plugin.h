@@ -25,8 +25,8 @@
 extern "C" {
 
 struct FactoryPluginV1 {
-  uint32_t abi_version;               // FACTORY_PLUGIN_ABI_VERSION at build time
-  const char* name;                   // the plugin's name, for messages
+  uint32_t abi_version;  // FACTORY_PLUGIN_ABI_VERSION at build time
+  const char* name;      // the plugin's name, for messages
   size_t stage_count;
   const factory::StageFactory* stages;
 };
@@ -35,12 +35,11 @@ struct FactoryPluginV1 {
 typedef const FactoryPluginV1* (*FactoryPluginEntry)(void);
 }
 
-#define FACTORY_PLUGIN(plugin_name, ...)                                              \
-  extern "C" __attribute__((visibility("default"))) const FactoryPluginV1*           \
-  factory_plugin_v1(void) {                                                           \
-    static const ::factory::StageFactory kStages[] = {__VA_ARGS__};                   \
-    static const FactoryPluginV1 kPlugin = {FACTORY_PLUGIN_ABI_VERSION, plugin_name,  \
-                                            sizeof(kStages) / sizeof(kStages[0]),     \
-                                            kStages};                                 \
-    return &kPlugin;                                                                  \
+#define FACTORY_PLUGIN(plugin_name, ...)                                                      \
+  extern "C" __attribute__((visibility("default"))) const FactoryPluginV1* factory_plugin_v1( \
+      void) {                                                                                 \
+    static const ::factory::StageFactory kStages[] = {__VA_ARGS__};                           \
+    static const FactoryPluginV1 kPlugin = {FACTORY_PLUGIN_ABI_VERSION, plugin_name,          \
+                                            sizeof(kStages) / sizeof(kStages[0]), kStages};   \
+    return &kPlugin;                                                                          \
   }

@@ -53,27 +53,27 @@ struct StageInfo {
   std::string input_schema;   // JSON Schema (draft 7) text; empty: any JSON value
   std::string output_schema;  // JSON Schema text; empty: any JSON value
   SideEffects side_effects = SideEffects::kPure;
-  bool blocking = false;      // waits on I/O (LLM calls, subprocesses): run on the blocking pool
+  bool blocking = false;  // waits on I/O (LLM calls, subprocesses): run on the blocking pool
   int default_concurrency = 1;
   int default_batch_size = 100;
 };
 
 // One input event, as the runtime hands it to a stage.
 struct Event {
-  EventId id;            // SHA-256 of the canonical payload (docs/event-ids.md)
+  EventId id;  // SHA-256 of the canonical payload (docs/event-ids.md)
   std::string topic;
   int32_t partition = 0;
   Offset offset;
   std::optional<std::string> key;
-  std::string payload;   // JSON text, already validated against the input schema
+  std::string payload;  // JSON text, already validated against the input schema
   std::vector<Header> headers;
   int64_t timestamp_ms = 0;
-  int attempt = 1;       // 1 on the first try, 2 on the first retry, ...
+  int attempt = 1;  // 1 on the first try, 2 on the first retry, ...
 };
 
 // One output. `topic` empty: the binding's output topic. The key defaults to the input's key.
 struct Output {
-  std::string payload;   // JSON text, validated against the output schema
+  std::string payload;  // JSON text, validated against the output schema
   std::optional<std::string> key;
   std::vector<Header> headers;
   std::string topic;
@@ -177,6 +177,6 @@ bool register_stage(StageFactory factory);
 
 }  // namespace factory
 
-#define FACTORY_REGISTER_STAGE(Type)                                                 \
-  static const bool factory_registered_##Type = ::factory::register_stage(           \
+#define FACTORY_REGISTER_STAGE(Type)                                       \
+  static const bool factory_registered_##Type = ::factory::register_stage( \
       []() -> std::unique_ptr<::factory::Stage> { return std::make_unique<Type>(); })

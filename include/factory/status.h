@@ -23,11 +23,11 @@ class [[nodiscard]] Status {
     kOutOfRange,       // e.g. an offset below the log start
     kCorruption,
     kIOError,
-    kBusy,             // a resource is held by someone else (e.g. the data dir)
+    kBusy,  // a resource is held by someone else (e.g. the data dir)
     kTimedOut,
     kShuttingDown,
     kFailedPrecondition,
-    kUnavailable,      // transient: retrying later may succeed
+    kUnavailable,  // transient: retrying later may succeed
     kInternal,
   };
 
@@ -78,7 +78,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     if (status_.ok()) status_ = Status::internal("Result constructed from an OK status");
   }
@@ -99,19 +99,32 @@ class [[nodiscard]] Result {
 
 inline std::string_view Status::code_name(Code c) {
   switch (c) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kOutOfRange: return "OutOfRange";
-    case Code::kCorruption: return "Corruption";
-    case Code::kIOError: return "IOError";
-    case Code::kBusy: return "Busy";
-    case Code::kTimedOut: return "TimedOut";
-    case Code::kShuttingDown: return "ShuttingDown";
-    case Code::kFailedPrecondition: return "FailedPrecondition";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kInternal: return "Internal";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kOutOfRange:
+      return "OutOfRange";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kIOError:
+      return "IOError";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kTimedOut:
+      return "TimedOut";
+    case Code::kShuttingDown:
+      return "ShuttingDown";
+    case Code::kFailedPrecondition:
+      return "FailedPrecondition";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -127,8 +140,8 @@ inline std::string Status::to_string() const {
 }  // namespace factory
 
 // Returns early from the enclosing function when `expr` is a non-ok Status.
-#define FACTORY_RETURN_IF_ERROR(expr)                 \
-  do {                                                \
-    ::factory::Status factory_status_ = (expr);       \
+#define FACTORY_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::factory::Status factory_status_ = (expr);        \
     if (!factory_status_.ok()) return factory_status_; \
   } while (0)

@@ -14,10 +14,10 @@ namespace factory {
 
 // Per-topic config, named as Kafka names it (`retention.ms`, ...). -1 means unlimited.
 struct TopicConfig {
-  int64_t retention_ms = 604'800'000;        // 7 days, Kafka's default
-  int64_t retention_bytes = -1;              // per partition, as in Kafka
-  int64_t max_message_bytes = 1'048'588;     // Kafka's default; key + value + headers
-  std::string cleanup_policy = "delete";     // only "delete" is supported
+  int64_t retention_ms = 604'800'000;     // 7 days, Kafka's default
+  int64_t retention_bytes = -1;           // per partition, as in Kafka
+  int64_t max_message_bytes = 1'048'588;  // Kafka's default; key + value + headers
+  std::string cleanup_policy = "delete";  // only "delete" is supported
   bool operator==(const TopicConfig&) const = default;
 };
 
@@ -41,8 +41,8 @@ Status validate_topic_spec(const TopicSpec& spec);
 
 struct PartitionInfo {
   int32_t partition = 0;
-  Offset log_start;     // first readable offset
-  Offset log_end;       // offset the next append gets (the high watermark)
+  Offset log_start;  // first readable offset
+  Offset log_end;    // offset the next append gets (the high watermark)
   int64_t size_bytes = 0;
 };
 

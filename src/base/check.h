@@ -4,11 +4,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define FACTORY_CHECK(cond)                                                               \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
+#define FACTORY_CHECK(cond)                                                                 \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
       std::fprintf(stderr, "factoryd: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                                \
-      std::abort();                                                                       \
-    }                                                                                     \
+                   #cond);                                                                  \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (0)

@@ -88,10 +88,14 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   size_t n;
   uint32_t cp;
   if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f;
-  else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f;
-  else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xe0) == 0xc0)
+    n = 2, cp = c & 0x1f;
+  else if ((c & 0xf0) == 0xe0)
+    n = 3, cp = c & 0x0f;
+  else if ((c & 0xf8) == 0xf0)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     auto cc = static_cast<unsigned char>(s[i + k]);
@@ -111,12 +115,28 @@ void append_json_string(std::string* dst, std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': dst->append("\\\""); ++i; continue;
-      case '\\': dst->append("\\\\"); ++i; continue;
-      case '\n': dst->append("\\n"); ++i; continue;
-      case '\r': dst->append("\\r"); ++i; continue;
-      case '\t': dst->append("\\t"); ++i; continue;
-      default: break;
+      case '"':
+        dst->append("\\\"");
+        ++i;
+        continue;
+      case '\\':
+        dst->append("\\\\");
+        ++i;
+        continue;
+      case '\n':
+        dst->append("\\n");
+        ++i;
+        continue;
+      case '\r':
+        dst->append("\\r");
+        ++i;
+        continue;
+      case '\t':
+        dst->append("\\t");
+        ++i;
+        continue;
+      default:
+        break;
     }
     if (c < 0x20 || c == 0x7f) {
       dst->append("\\u00");

@@ -60,8 +60,7 @@ int run(int argc, char** argv) {
   app.footer(kFooter);
   app.require_subcommand(1);
   // Also accepted before the command: `factoryd --data-dir DIR topics list`.
-  app.add_option("--data-dir", common.data_dir,
-                 "Data directory (env FACTORY_DATA_DIR)");
+  app.add_option("--data-dir", common.data_dir, "Data directory (env FACTORY_DATA_DIR)");
 
   CommandRegistry registry(&common);
   add_topics_command(&app, &registry);
@@ -94,8 +93,7 @@ int run(int argc, char** argv) {
   }
   int code = command->run();
   if (!flush_stdout() && code == kExitOk) {
-    return runtime_error("cannot write to stdout",
-                         "check where the output is redirected");
+    return runtime_error("cannot write to stdout", "check where the output is redirected");
   }
   return code;
 }

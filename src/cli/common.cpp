@@ -15,11 +15,9 @@
 
 namespace factory::cli {
 
-void add_common_options(CLI::App* cmd, CommonOptions* common,
-                        const std::string& output_names) {
-  cmd->add_option(
-         "--data-dir", common->data_dir,
-         "Data directory; the log is <data-dir>/log (env FACTORY_DATA_DIR)")
+void add_common_options(CLI::App* cmd, CommonOptions* common, const std::string& output_names) {
+  cmd->add_option("--data-dir", common->data_dir,
+                  "Data directory; the log is <data-dir>/log (env FACTORY_DATA_DIR)")
       ->capture_default_str();
   cmd->add_option(output_names, common->output, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
@@ -63,8 +61,7 @@ int usage_error(std::string_view what, std::string_view how) {
   return report(kExitUsage, what, how);
 }
 
-int status_error(std::string_view context, const Status& s,
-                 std::string_view how) {
+int status_error(std::string_view context, const Status& s, std::string_view how) {
   std::string what(context);
   if (!what.empty()) what += ": ";
   what += s.message().empty() ? s.to_string() : s.message();
@@ -73,23 +70,19 @@ int status_error(std::string_view context, const Status& s,
 }
 
 int topic_not_found(const CommonOptions& common, std::string_view topic) {
-  std::string what =
-      "topic '" + std::string(topic) + "' not found in " + common.log_dir();
-  std::string how = "create it with 'factoryd topics create " +
-                    std::string(topic) +
+  std::string what = "topic '" + std::string(topic) + "' not found in " + common.log_dir();
+  std::string how = "create it with 'factoryd topics create " + std::string(topic) +
                     " --partitions N' or 'factoryd topics apply -f FILE', or "
                     "check --data-dir";
   return runtime_error(what, how);
 }
 
-std::unique_ptr<Log> open_log_or_report(const CommonOptions& common,
-                                        bool background_retention) {
+std::unique_ptr<Log> open_log_or_report(const CommonOptions& common, bool background_retention) {
   std::error_code ec;
   std::filesystem::create_directories(common.data_dir, ec);
   if (ec) {
-    runtime_error(
-        "cannot create data dir '" + common.data_dir + "': " + ec.message(),
-        "pass a writable --data-dir or set FACTORY_DATA_DIR");
+    runtime_error("cannot create data dir '" + common.data_dir + "': " + ec.message(),
+                  "pass a writable --data-dir or set FACTORY_DATA_DIR");
     return nullptr;
   }
   LogOptions options;
@@ -105,11 +98,9 @@ std::unique_ptr<Log> open_log_or_report(const CommonOptions& common,
                    "use another "
                    "--data-dir");
     } else if (s.code() == Status::Code::kCorruption) {
-      status_error(context, s,
-                   "the data is damaged; restore the data dir from a backup");
+      status_error(context, s, "the data is damaged; restore the data dir from a backup");
     } else {
-      status_error(context, s,
-                   "check that --data-dir points at a factoryd data dir");
+      status_error(context, s, "check that --data-dir points at a factoryd data dir");
     }
     return nullptr;
   }
@@ -127,8 +118,7 @@ std::string Table::render() const {
   std::vector<size_t> width;
   for (const auto& row : rows_) {
     if (row.size() > width.size()) width.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i)
-      width[i] = std::max(width[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   }
   std::string out;
   for (const auto& row : rows_) {
@@ -153,8 +143,7 @@ JsonObject& JsonObject::str(std::string_view k, std::string_view value) {
   return *this;
 }
 
-JsonObject& JsonObject::opt_str(std::string_view k,
-                                const std::optional<std::string>& value) {
+JsonObject& JsonObject::opt_str(std::string_view k, const std::optional<std::string>& value) {
   if (!value) return null(k);
   return str(k, *value);
 }
@@ -207,8 +196,7 @@ std::string json_scalar(std::string_view value) {
 std::optional<int64_t> parse_int64(std::string_view s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
   std::string text(s);
-  if (!(std::isdigit(static_cast<unsigned char>(text[0])) ||
-        (text[0] == '-' && text.size() > 1))) {
+  if (!(std::isdigit(static_cast<unsigned char>(text[0])) || (text[0] == '-' && text.size() > 1))) {
     return std::nullopt;
   }
   errno = 0;
@@ -245,10 +233,10 @@ bool take_char(std::string_view s, size_t* pos, char c) {
 
 Result<int64_t> parse_iso8601_ms(std::string_view s) {
   auto bad = [&](std::string_view why) {
-    return Status::invalid_argument(
-        "invalid date-time '" + std::string(s) + "' (" + std::string(why) +
-        "); use ISO-8601 like 2026-11-28T09:00:00.000 (UTC) or "
-        "2026-11-28T10:00:00+01:00");
+    return Status::invalid_argument("invalid date-time '" + std::string(s) + "' (" +
+                                    std::string(why) +
+                                    "); use ISO-8601 like 2026-11-28T09:00:00.000 (UTC) or "
+                                    "2026-11-28T10:00:00+01:00");
   };
   size_t pos = 0;
   int year = take_digits(s, &pos, 4);
@@ -257,8 +245,7 @@ Result<int64_t> parse_iso8601_ms(std::string_view s) {
   if (month < 0 || !take_char(s, &pos, '-')) return bad("expected MM-");
   int day = take_digits(s, &pos, 2);
   if (day < 0) return bad("expected DD");
-  if (!(take_char(s, &pos, 'T') || take_char(s, &pos, 't') ||
-        take_char(s, &pos, ' '))) {
+  if (!(take_char(s, &pos, 'T') || take_char(s, &pos, 't') || take_char(s, &pos, ' '))) {
     return bad("expected T between date and time");
   }
   int hour = take_digits(s, &pos, 2);
@@ -301,22 +288,18 @@ Result<int64_t> parse_iso8601_ms(std::string_view s) {
   if (pos != s.size()) return bad("unexpected text at the end");
   if (hour > 23 || minute > 59 || second > 60) return bad("time out of range");
   using namespace std::chrono;
-  year_month_day ymd{std::chrono::year{year},
-                     std::chrono::month{static_cast<unsigned>(month)},
+  year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
                      std::chrono::day{static_cast<unsigned>(day)}};
   if (!ymd.ok()) return bad("no such date");
   int64_t days = sys_days(ymd).time_since_epoch().count();
-  int64_t ms = ((days * 24 + hour) * 60 + minute) * 60'000 +
-               int64_t{second} * 1000 + millis;
+  int64_t ms = ((days * 24 + hour) * 60 + minute) * 60'000 + int64_t{second} * 1000 + millis;
   return ms - zone_offset_min * 60'000;
 }
 
-std::optional<std::pair<std::string, std::string>> split_assignment(
-    std::string_view s) {
+std::optional<std::pair<std::string, std::string>> split_assignment(std::string_view s) {
   size_t eq = s.find('=');
   if (eq == std::string_view::npos || eq == 0) return std::nullopt;
-  return std::make_pair(std::string(s.substr(0, eq)),
-                        std::string(s.substr(eq + 1)));
+  return std::make_pair(std::string(s.substr(0, eq)), std::string(s.substr(eq + 1)));
 }
 
 }  // namespace factory::cli

@@ -41,7 +41,7 @@ inline constexpr int kExitUsage = 2;
 // command binds its
 // --data-dir/--output to it (CLI11 parses exactly one leaf).
 struct CommonOptions {
-  std::string data_dir;  // initialised from $FACTORY_DATA_DIR, else "./data"
+  std::string data_dir;          // initialised from $FACTORY_DATA_DIR, else "./data"
   std::string output = "table";  // "table" or "json"
   bool json() const { return output == "json"; }
   std::string log_dir() const { return data_dir + "/log"; }
@@ -97,8 +97,7 @@ int runtime_error(std::string_view what, std::string_view how);
 int usage_error(std::string_view what, std::string_view how);
 // A Status from the log: `context: message; how`. The hint is dropped when the
 // message already carries one (contains "; "). Returns kExitRuntime.
-int status_error(std::string_view context, const Status& s,
-                 std::string_view how);
+int status_error(std::string_view context, const Status& s, std::string_view how);
 // The standard report for a topic the log does not have: names the topic and
 // the data dir.
 int topic_not_found(const CommonOptions& common, std::string_view topic);
@@ -120,9 +119,7 @@ bool flush_stdout();
 class Table {
  public:
   explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
-  void add_row(std::vector<std::string> row) {
-    rows_.push_back(std::move(row));
-  }
+  void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
   std::string render() const;
 
  private:
@@ -164,7 +161,6 @@ std::optional<int64_t> parse_int64(std::string_view s);
 Result<int64_t> parse_iso8601_ms(std::string_view s);
 // Splits "name=value" at the first '='. nullopt when there is no '=' or the
 // name is empty.
-std::optional<std::pair<std::string, std::string>> split_assignment(
-    std::string_view s);
+std::optional<std::pair<std::string, std::string>> split_assignment(std::string_view s);
 
 }  // namespace factory::cli

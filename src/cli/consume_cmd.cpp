@@ -30,8 +30,7 @@ namespace factory::cli {
 namespace {
 
 constexpr int32_t kMaxBatch = 500;
-constexpr int64_t kFollowWaitMs =
-    200;  // bounds how long a stop signal waits to be noticed
+constexpr int64_t kFollowWaitMs = 200;  // bounds how long a stop signal waits to be noticed
 
 volatile std::sig_atomic_t g_stop = 0;
 
@@ -53,14 +52,7 @@ bool stopping() { return g_stop != 0; }
 
 // Where to start reading a partition, parsed from -o.
 struct OffsetSpec {
-  enum class Kind {
-    kBeginning,
-    kEnd,
-    kStored,
-    kAbsolute,
-    kFromEnd,
-    kTimestamp
-  } kind;
+  enum class Kind { kBeginning, kEnd, kStored, kAbsolute, kFromEnd, kTimestamp } kind;
   int64_t value = 0;
 };
 
@@ -96,9 +88,8 @@ class Consume : public Command {
     if (offset_arg) {
       offset_ = parse_offset_spec(*offset_arg);
       if (!offset_) {
-        return usage_error(
-            "-o '" + *offset_arg + "' is not an offset",
-            "use beginning, end, stored, N, -N or @TIMESTAMP_MS");
+        return usage_error("-o '" + *offset_arg + "' is not an offset",
+                           "use beginning, end, stored, N, -N or @TIMESTAMP_MS");
       }
       if (offset_->kind == OffsetSpec::Kind::kStored && group.empty()) {
         return usage_error("-o stored needs a consumer group", "add -g GROUP");
@@ -106,17 +97,15 @@ class Consume : public Command {
     }
     if (format_arg) {
       if (common_->json()) {
-        return usage_error("-f and --output json both choose the output",
-                           "pass only one");
+        return usage_error("-f and --output json both choose the output", "pass only one");
       }
       auto f = RecordFormat::parse(*format_arg);
       if (!f.ok()) return usage_error(f.status().message(), "");
       format_ = std::move(*f);
     }
     if (!group.empty() && partition) {
-      return usage_error(
-          "-p cannot be combined with -g (the group assigns partitions)",
-          "drop -p, or drop -g to read one partition directly");
+      return usage_error("-p cannot be combined with -g (the group assigns partitions)",
+                         "drop -p, or drop -g to read one partition directly");
     }
 
     log_ = open_log_or_report(*common_);
@@ -124,15 +113,13 @@ class Consume : public Command {
     auto info = log_->describe_topic(topic);
     if (!info.ok()) {
       if (info.status().is_not_found()) return topic_not_found(*common_, topic);
-      return status_error("cannot read topic '" + topic + "'", info.status(),
-                          "retry");
+      return status_error("cannot read topic '" + topic + "'", info.status(), "retry");
     }
     if (partition && (*partition < 0 || *partition >= info->spec.partitions)) {
-      return runtime_error(
-          "partition " + std::to_string(*partition) +
-              " does not exist in topic '" + topic + "' (partitions 0.." +
-              std::to_string(info->spec.partitions - 1) + ")",
-          "pass -p within that range, or omit it to read all partitions");
+      return runtime_error("partition " + std::to_string(*partition) +
+                               " does not exist in topic '" + topic + "' (partitions 0.." +
+                               std::to_string(info->spec.partitions - 1) + ")",
+                           "pass -p within that range, or omit it to read all partitions");
     }
     install_stop_handlers();
     if (group.empty()) return run_direct(*info);
@@ -157,8 +144,7 @@ class Consume : public Command {
   Result<Offset> start_offset(int32_t p) {
     auto pi = log_->partition_info(topic, p);
     if (!pi.ok()) return pi.status();
-    OffsetSpec spec =
-        offset_.value_or(OffsetSpec{OffsetSpec::Kind::kBeginning});
+    OffsetSpec spec = offset_.value_or(OffsetSpec{OffsetSpec::Kind::kBeginning});
     switch (spec.kind) {
       case OffsetSpec::Kind::kBeginning:
       case OffsetSpec::Kind::kStored:
@@ -166,19 +152,17 @@ class Consume : public Command {
       case OffsetSpec::Kind::kEnd:
         return pi->log_end;
       case OffsetSpec::Kind::kFromEnd:
-        return Offset(
-            std::max(pi->log_start.value(), pi->log_end.value() - spec.value));
+        return Offset(std::max(pi->log_start.value(), pi->log_end.value() - spec.value));
       case OffsetSpec::Kind::kTimestamp:
         return log_->offset_for_timestamp(topic, p, spec.value);
       case OffsetSpec::Kind::kAbsolute:
-        if (spec.value < pi->log_start.value() ||
-            spec.value > pi->log_end.value()) {
-          return Status::out_of_range(
-              "offset " + std::to_string(spec.value) +
-              " is outside partition " + std::to_string(p) + " of topic '" +
-              topic + "' (log start " + std::to_string(pi->log_start.value()) +
-              ", log end " + std::to_string(pi->log_end.value()) +
-              "); use an offset in that range, -o beginning or -o end");
+        if (spec.value < pi->log_start.value() || spec.value > pi->log_end.value()) {
+          return Status::out_of_range("offset " + std::to_string(spec.value) +
+                                      " is outside partition " + std::to_string(p) + " of topic '" +
+                                      topic + "' (log start " +
+                                      std::to_string(pi->log_start.value()) + ", log end " +
+                                      std::to_string(pi->log_end.value()) +
+                                      "); use an offset in that range, -o beginning or -o end");
         }
         return Offset(spec.value);
     }
@@ -186,8 +170,7 @@ class Consume : public Command {
   }
 
   // Prints records and flushes. False when stdout is broken.
-  bool print(const std::string& topic_name, const std::vector<Record>& records,
-             size_t n) {
+  bool print(const std::string& topic_name, const std::vector<Record>& records, size_t n) {
     std::string out;
     for (size_t i = 0; i < n; ++i) {
       const Record& r = records[i];
@@ -219,26 +202,21 @@ class Consume : public Command {
         ro.max_records = batch_limit();
         auto fetched = log_->read(topic, c.partition, c.next, ro);
         if (!fetched.ok()) {
-          if (fetched.status().is_not_found())
-            return topic_not_found(*common_, topic);
-          return status_error(
-              "reading partition " + std::to_string(c.partition) +
-                  " of topic '" + topic + "' at offset " +
-                  std::to_string(c.next.value()),
-              fetched.status(), "restart with -o beginning or -o end");
+          if (fetched.status().is_not_found()) return topic_not_found(*common_, topic);
+          return status_error("reading partition " + std::to_string(c.partition) + " of topic '" +
+                                  topic + "' at offset " + std::to_string(c.next.value()),
+                              fetched.status(), "restart with -o beginning or -o end");
         }
         c.end = fetched->log_end;
         if (fetched->records.empty()) continue;
         got_any = true;
-        size_t n = std::min<size_t>(fetched->records.size(),
-                                    static_cast<size_t>(remaining()));
+        size_t n = std::min<size_t>(fetched->records.size(), static_cast<size_t>(remaining()));
         if (!print(topic, fetched->records, n)) return broken_stdout();
         c.next = Offset(fetched->records[n - 1].offset.value() + 1);
       }
       if (got_any) continue;
-      if (exit_at_end &&
-          std::all_of(cursors.begin(), cursors.end(),
-                      [](const Cursor& c) { return c.next >= c.end; })) {
+      if (exit_at_end && std::all_of(cursors.begin(), cursors.end(),
+                                     [](const Cursor& c) { return c.next >= c.end; })) {
         break;
       }
       log_->wait_for_append(seq, kFollowWaitMs);
@@ -256,30 +234,25 @@ class Consume : public Command {
     }
     auto subscribed = log_->subscribe(options);
     if (!subscribed.ok()) {
-      if (subscribed.status().is_not_found())
-        return topic_not_found(*common_, topic);
-      return status_error("cannot join consumer group '" + group + "'",
-                          subscribed.status(), "check the group name");
+      if (subscribed.status().is_not_found()) return topic_not_found(*common_, topic);
+      return status_error("cannot join consumer group '" + group + "'", subscribed.status(),
+                          "check the group name");
     }
     std::unique_ptr<Consumer> consumer = std::move(*subscribed);
 
-    std::map<TopicPartition, Offset>
-        position;  // next offset per partition, once known
+    std::map<TopicPartition, Offset> position;  // next offset per partition, once known
     // The group assigns partitions inside poll(), so -o is applied to each
     // partition the first time it shows up in the assignment; what that poll
     // returned for it is dropped.
-    const bool want_seek =
-        offset_ && offset_->kind != OffsetSpec::Kind::kStored;
+    const bool want_seek = offset_ && offset_->kind != OffsetSpec::Kind::kStored;
     std::set<TopicPartition> seeked;
 
     int64_t wait_ms = exit_at_end ? 0 : kFollowWaitMs;
     while (!stopping() && remaining() > 0) {
       auto batch = consumer->poll(batch_limit(), wait_ms);
       if (!batch.ok()) {
-        if (batch.status().is_not_found())
-          return topic_not_found(*common_, topic);
-        return status_error("polling group '" + group + "'", batch.status(),
-                            "retry");
+        if (batch.status().is_not_found()) return topic_not_found(*common_, topic);
+        return status_error("polling group '" + group + "'", batch.status(), "retry");
       }
       if (want_seek) {
         std::set<TopicPartition> fresh;
@@ -289,8 +262,7 @@ class Consume : public Command {
           if (!start.ok()) return status_error("", start.status(), "");
           Status s = consumer->seek(tp, *start);
           if (!s.ok()) {
-            return status_error(
-                "cannot seek partition " + std::to_string(tp.partition), s, "");
+            return status_error("cannot seek partition " + std::to_string(tp.partition), s, "");
           }
           position[tp] = *start;
           seeked.insert(tp);
@@ -309,8 +281,7 @@ class Consume : public Command {
       if (batch->empty()) {
         if (exit_at_end) {
           auto caught_up = caught_up_with(consumer.get(), options, &position);
-          if (!caught_up.ok())
-            return status_error("", caught_up.status(), "retry");
+          if (!caught_up.ok()) return status_error("", caught_up.status(), "retry");
           if (*caught_up) break;
         }
         wait_ms = kFollowWaitMs;
@@ -319,8 +290,7 @@ class Consume : public Command {
       std::vector<Record> records;
       records.reserve(batch->size());
       for (ConsumerRecord& cr : *batch) {
-        position[{cr.topic, cr.record.partition}] =
-            Offset(cr.record.offset.value() + 1);
+        position[{cr.topic, cr.record.partition}] = Offset(cr.record.offset.value() + 1);
         records.push_back(std::move(cr.record));
       }
       // Uncommitted records are delivered again: never commit what was not
@@ -328,21 +298,17 @@ class Consume : public Command {
       if (!print(topic, records, records.size())) return broken_stdout();
       Status s = consumer->commit();
       if (!s.ok()) {
-        return status_error(
-            "committing offsets for group '" + group + "'", s,
-            "the printed records will be delivered again; retry");
+        return status_error("committing offsets for group '" + group + "'", s,
+                            "the printed records will be delivered again; retry");
       }
     }
     Status s = consumer->commit();
-    if (!s.ok())
-      return status_error("committing offsets for group '" + group + "'", s,
-                          "retry");
+    if (!s.ok()) return status_error("committing offsets for group '" + group + "'", s, "retry");
     return kExitOk;
   }
 
   // True when every assigned partition's position has reached its log end.
-  Result<bool> caught_up_with(Consumer* consumer,
-                              const ConsumerOptions& options,
+  Result<bool> caught_up_with(Consumer* consumer, const ConsumerOptions& options,
                               std::map<TopicPartition, Offset>* position) {
     for (const TopicPartition& tp : consumer->assignment()) {
       auto pi = log_->partition_info(tp.topic, tp.partition);
@@ -357,9 +323,8 @@ class Consume : public Command {
         if (committed->has_value()) {
           pos = **committed;
         } else {
-          pos = options.auto_offset_reset == ConsumerOptions::Reset::kLatest
-                    ? pi->log_end
-                    : pi->log_start;
+          pos = options.auto_offset_reset == ConsumerOptions::Reset::kLatest ? pi->log_end
+                                                                             : pi->log_start;
         }
       }
       if (pos < pi->log_end) return false;
@@ -370,8 +335,7 @@ class Consume : public Command {
   int broken_stdout() {
     // The reader went away (e.g. `| head`); what was not written is not
     // committed.
-    return runtime_error("cannot write to stdout",
-                         "records not printed were not committed");
+    return runtime_error("cannot write to stdout", "records not printed were not committed");
   }
 
   const CommonOptions* common_;
@@ -387,21 +351,16 @@ void add_consume_command(CLI::App* root, CommandRegistry* registry) {
   CommonOptions* common = registry->common();
   auto cmd = std::make_unique<Consume>(common);
   CLI::App* app = root->add_subcommand(
-      "consume",
-      "Print a topic's records (like kcat -C); --output sets the format here");
+      "consume", "Print a topic's records (like kcat -C); --output sets the format here");
   app->add_option("topic", cmd->topic, "Topic name")->required();
-  app->add_option("-g,--group", cmd->group,
-                  "Consume as a member of this group and commit");
-  app->add_option("-p,--partition", cmd->partition,
-                  "Read only this partition (not with -g)");
-  app->add_option(
-      "-o,--offset", cmd->offset_arg,
-      "Start: beginning (default), end, stored, N, -N (N before the end), "
-      "@TIMESTAMP_MS");
+  app->add_option("-g,--group", cmd->group, "Consume as a member of this group and commit");
+  app->add_option("-p,--partition", cmd->partition, "Read only this partition (not with -g)");
+  app->add_option("-o,--offset", cmd->offset_arg,
+                  "Start: beginning (default), end, stored, N, -N (N before the end), "
+                  "@TIMESTAMP_MS");
   app->add_option("-c,--count", cmd->count, "Stop after COUNT records")
       ->check(CLI::NonNegativeNumber);
-  app->add_flag("-e,--exit", cmd->exit_at_end,
-                "Exit once caught up with the end of the log");
+  app->add_flag("-e,--exit", cmd->exit_at_end, "Exit once caught up with the end of the log");
   app->add_option("-f,--format", cmd->format_arg,
                   "kcat format: %t topic %p partition %o offset %k key %s "
                   "value %T timestamp "

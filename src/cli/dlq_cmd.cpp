@@ -125,7 +125,8 @@ class DlqReplay : public Command {
       auto colon = at.find(':');
       auto p = colon == std::string::npos ? std::nullopt : parse_int64(at.substr(0, colon));
       auto o = colon == std::string::npos ? std::nullopt : parse_int64(at.substr(colon + 1));
-      if (!p || !o) return usage_error("--offset '" + at + "' is not PARTITION:OFFSET", "e.g. --offset 0:12");
+      if (!p || !o)
+        return usage_error("--offset '" + at + "' is not PARTITION:OFFSET", "e.g. --offset 0:12");
       want_partition = static_cast<int32_t>(*p);
       want_offset = *o;
     }
@@ -139,14 +140,15 @@ class DlqReplay : public Command {
     Table t({"DLQ", "SOURCE-TOPIC", "RESULT"});
     int chosen = 0;
     for (const DeadLetter& d : letters) {
-      if (!all && (d.record.partition != want_partition || d.record.offset.value() != want_offset)) {
+      if (!all &&
+          (d.record.partition != want_partition || d.record.offset.value() != want_offset)) {
         continue;
       }
       ++chosen;
       std::string source = header(d.record, "factory.source.topic");
       if (source.empty()) {
-        return runtime_error("dead letter " + topic + "/" + std::to_string(d.record.partition) + "/" +
-                                 std::to_string(d.record.offset.value()) +
+        return runtime_error("dead letter " + topic + "/" + std::to_string(d.record.partition) +
+                                 "/" + std::to_string(d.record.offset.value()) +
                                  " has no factory.source.topic header",
                              "it was not written by factoryd; produce it by hand instead");
       }
@@ -165,8 +167,9 @@ class DlqReplay : public Command {
       by_source[source].push_back(std::move(r));
     }
     if (chosen == 0) {
-      return runtime_error("no dead letter " + (all ? std::string("in ") + topic : at + " in " + topic),
-                           "list them with factoryd dlq list " + topic);
+      return runtime_error(
+          "no dead letter " + (all ? std::string("in ") + topic : at + " in " + topic),
+          "list them with factoryd dlq list " + topic);
     }
     for (auto& [source, records] : by_source) {
       if (!execute) {

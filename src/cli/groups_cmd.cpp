@@ -19,9 +19,8 @@ namespace factory::cli {
 namespace {
 
 int group_not_found(const CommonOptions& common, const std::string& group) {
-  return runtime_error(
-      "consumer group '" + group + "' not found in " + common.log_dir(),
-      "list groups with 'factoryd groups list', or check --data-dir");
+  return runtime_error("consumer group '" + group + "' not found in " + common.log_dir(),
+                       "list groups with 'factoryd groups list', or check --data-dir");
 }
 
 class GroupsList : public Command {
@@ -58,8 +57,7 @@ class GroupsDescribe : public Command {
     auto desc = log->describe_group(group);
     if (!desc.ok()) {
       if (desc.status().is_not_found()) return group_not_found(*common_, group);
-      return status_error("cannot describe group '" + group + "'",
-                          desc.status(), "retry");
+      return status_error("cannot describe group '" + group + "'", desc.status(), "retry");
     }
     std::vector<GroupPartitionLag> rows = desc->partitions;
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
@@ -75,9 +73,7 @@ class GroupsDescribe : public Command {
         } else {
           o.null("current_offset");
         }
-        o.num("log_end_offset", r.log_end.value())
-            .num("lag", r.lag)
-            .str("consumer_id", r.member);
+        o.num("log_end_offset", r.log_end.value()).num("lag", r.lag).str("consumer_id", r.member);
         items.push_back(o.done());
       }
       write_stdout(JsonObject()
@@ -88,8 +84,8 @@ class GroupsDescribe : public Command {
                    "\n");
       return kExitOk;
     }
-    Table table({"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET",
-                 "LOG-END-OFFSET", "LAG", "CONSUMER-ID"});
+    Table table(
+        {"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID"});
     for (const GroupPartitionLag& r : rows) {
       table.add_row({desc->group, r.topic, std::to_string(r.partition),
                      r.committed ? std::to_string(r.committed->value()) : "-",
@@ -117,12 +113,11 @@ class GroupsResetOffsets : public Command {
   bool dry_run = false;
 
   int run() override {
-    int chosen = int{to_earliest} + int{to_latest} +
-                 int{to_offset.has_value()} + int{to_datetime.has_value()};
+    int chosen = int{to_earliest} + int{to_latest} + int{to_offset.has_value()} +
+                 int{to_datetime.has_value()};
     if (chosen != 1) {
       return usage_error(
-          chosen == 0 ? "reset-offsets needs a target"
-                      : "reset-offsets takes only one target",
+          chosen == 0 ? "reset-offsets needs a target" : "reset-offsets takes only one target",
           "pass exactly one of --to-earliest, --to-latest, --to-offset N, "
           "--to-datetime ISO");
     }
@@ -135,8 +130,7 @@ class GroupsResetOffsets : public Command {
     }
     if (to_datetime) {
       auto ms = parse_iso8601_ms(*to_datetime);
-      if (!ms.ok())
-        return usage_error("--to-datetime: " + ms.status().message(), "");
+      if (!ms.ok()) return usage_error("--to-datetime: " + ms.status().message(), "");
       spec.kind = OffsetResetSpec::Kind::kTimestamp;
       spec.value = *ms;
     }
@@ -153,16 +147,14 @@ class GroupsResetOffsets : public Command {
         return status_error("cannot reset offsets of group '" + group + "'", s,
                             "stop the group's consumers first, then retry");
       }
-      return status_error("cannot reset offsets of group '" + group +
-                              "' on topic '" + topic + "'",
+      return status_error("cannot reset offsets of group '" + group + "' on topic '" + topic + "'",
                           s, "retry");
     }
     std::vector<TopicPartitionOffset> rows = *plan;
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
       return std::tie(a.topic, a.partition) < std::tie(b.topic, b.partition);
     });
-    const char* kDryRunNote =
-        "Dry run: nothing was changed; add --execute to store these offsets.";
+    const char* kDryRunNote = "Dry run: nothing was changed; add --execute to store these offsets.";
     if (common_->json()) {
       std::vector<std::string> items;
       for (const TopicPartitionOffset& r : rows) {
@@ -186,8 +178,8 @@ class GroupsResetOffsets : public Command {
     }
     Table table({"GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"});
     for (const TopicPartitionOffset& r : rows) {
-      table.add_row({group, r.topic, std::to_string(r.partition),
-                     std::to_string(r.offset.value())});
+      table.add_row(
+          {group, r.topic, std::to_string(r.partition), std::to_string(r.offset.value())});
     }
     std::string out = table.render();
     if (!execute) out += std::string("\n") + kDryRunNote + "\n";
@@ -203,8 +195,7 @@ class GroupsResetOffsets : public Command {
 
 void add_groups_command(CLI::App* root, CommandRegistry* registry) {
   CommonOptions* common = registry->common();
-  CLI::App* groups = root->add_subcommand(
-      "groups", "Inspect consumer groups and move offsets");
+  CLI::App* groups = root->add_subcommand("groups", "Inspect consumer groups and move offsets");
   groups->require_subcommand(1);
   {
     auto cmd = std::make_unique<GroupsList>(common);
@@ -214,36 +205,29 @@ void add_groups_command(CLI::App* root, CommandRegistry* registry) {
   }
   {
     auto cmd = std::make_unique<GroupsDescribe>(common);
-    CLI::App* app =
-        groups->add_subcommand("describe",
-                               "Show a group's committed offsets, log end "
-                               "offsets and lag per partition");
+    CLI::App* app = groups->add_subcommand("describe",
+                                           "Show a group's committed offsets, log end "
+                                           "offsets and lag per partition");
     app->add_option("group", cmd->group, "Group name")->required();
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
   {
     auto cmd = std::make_unique<GroupsResetOffsets>(common);
-    CLI::App* app =
-        groups->add_subcommand("reset-offsets",
-                               "Move a group's committed offsets on a topic "
-                               "(dry run unless --execute)");
+    CLI::App* app = groups->add_subcommand("reset-offsets",
+                                           "Move a group's committed offsets on a topic "
+                                           "(dry run unless --execute)");
     app->add_option("group", cmd->group, "Group name")->required();
-    app->add_option("--topic", cmd->topic, "Topic whose partitions to reset")
-        ->required();
-    app->add_flag("--to-earliest", cmd->to_earliest,
-                  "To each partition's log start");
+    app->add_option("--topic", cmd->topic, "Topic whose partitions to reset")->required();
+    app->add_flag("--to-earliest", cmd->to_earliest, "To each partition's log start");
     app->add_flag("--to-latest", cmd->to_latest, "To each partition's log end");
-    app->add_option("--to-offset", cmd->to_offset,
-                    "To offset N (clamped to the log)")
+    app->add_option("--to-offset", cmd->to_offset, "To offset N (clamped to the log)")
         ->check(CLI::NonNegativeNumber);
     app->add_option("--to-datetime", cmd->to_datetime,
                     "To the first record at or after an ISO-8601 time, e.g. "
                     "2026-11-28T09:00:00.000 (UTC unless Z/+HH:MM given)");
-    CLI::Option* execute =
-        app->add_flag("--execute", cmd->execute, "Store the new offsets");
-    app->add_flag("--dry-run", cmd->dry_run,
-                  "Only print the plan (the default)")
+    CLI::Option* execute = app->add_flag("--execute", cmd->execute, "Store the new offsets");
+    app->add_flag("--dry-run", cmd->dry_run, "Only print the plan (the default)")
         ->excludes(execute);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));

@@ -9,9 +9,7 @@ int main(int argc, char** argv) {
   try {
     return factory::cli::run(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr,
-                 "factoryd: error: %s; this is a bug, please report it\n",
-                 e.what());
+    std::fprintf(stderr, "factoryd: error: %s; this is a bug, please report it\n", e.what());
     return 1;
   }
 }

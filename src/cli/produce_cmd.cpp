@@ -44,9 +44,7 @@ class LineReader {
     do {
       n = ::read(fd_, buf, sizeof buf);
     } while (n < 0 && errno == EINTR);
-    if (n < 0)
-      return Status::io_error(std::string("reading stdin: ") +
-                              std::strerror(errno));
+    if (n < 0) return Status::io_error(std::string("reading stdin: ") + std::strerror(errno));
     if (n == 0) {
       eof_ = true;
       if (!partial_.empty()) {
@@ -58,8 +56,7 @@ class LineReader {
     }
     std::string_view chunk(buf, static_cast<size_t>(n));
     size_t start = 0;
-    for (size_t nl = chunk.find('\n'); nl != std::string_view::npos;
-         nl = chunk.find('\n', start)) {
+    for (size_t nl = chunk.find('\n'); nl != std::string_view::npos; nl = chunk.find('\n', start)) {
       partial_.append(chunk.substr(start, nl - start));
       *bytes += partial_.size();
       lines->push_back(std::move(partial_));
@@ -109,8 +106,7 @@ class Produce : public Command {
       headers.push_back({kv->first, kv->second});
     }
     if (key_separator && key_separator->empty()) {
-      return usage_error("-K needs a non-empty separator",
-                         "e.g. -K : for lines like key:value");
+      return usage_error("-K needs a non-empty separator", "e.g. -K : for lines like key:value");
     }
 
     auto log = open_log_or_report(*common_);
@@ -120,38 +116,31 @@ class Produce : public Command {
     auto info = log->describe_topic(topic);
     if (!info.ok()) {
       if (info.status().is_not_found()) return topic_not_found(*common_, topic);
-      return status_error("cannot read topic '" + topic + "'", info.status(),
-                          "retry");
+      return status_error("cannot read topic '" + topic + "'", info.status(), "retry");
     }
     if (partition && (*partition < 0 || *partition >= info->spec.partitions)) {
-      return runtime_error(
-          "partition " + std::to_string(*partition) +
-              " does not exist in topic '" + topic + "' (partitions 0.." +
-              std::to_string(info->spec.partitions - 1) + ")",
-          "pass -p within that range, or omit -p to partition by key");
+      return runtime_error("partition " + std::to_string(*partition) +
+                               " does not exist in topic '" + topic + "' (partitions 0.." +
+                               std::to_string(info->spec.partitions - 1) + ")",
+                           "pass -p within that range, or omit -p to partition by key");
     }
 
     LineReader reader(STDIN_FILENO);
     std::vector<std::string> pending;
     size_t pending_bytes = 0;
-    int64_t next_line =
-        1;  // input line number of pending[0], for error messages
+    int64_t next_line = 1;  // input line number of pending[0], for error messages
     while (!reader.eof() || !pending.empty()) {
       if (!reader.eof()) {
         Status s = reader.fill(&pending, &pending_bytes);
-        if (!s.ok())
-          return status_error("", s,
-                              "check what is piped into factoryd produce");
+        if (!s.ok()) return status_error("", s, "check what is piped into factoryd produce");
       }
-      while (pending.size() >= kMaxBatchRecords ||
-             pending_bytes >= kMaxBatchBytes ||
+      while (pending.size() >= kMaxBatchRecords || pending_bytes >= kMaxBatchBytes ||
              (!pending.empty() && (reader.eof() || !reader.ready()))) {
         size_t n = std::min(pending.size(), kMaxBatchRecords);
         int code = send(log.get(), headers, pending, n, next_line);
         if (code != kExitOk) return code;
         for (size_t i = 0; i < n; ++i) pending_bytes -= pending[i].size();
-        pending.erase(pending.begin(),
-                      pending.begin() + static_cast<std::ptrdiff_t>(n));
+        pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
         next_line += static_cast<int64_t>(n);
       }
     }
@@ -161,17 +150,15 @@ class Produce : public Command {
  private:
   // Appends lines[0, n) as one batch and prints their acks. Returns the exit
   // code.
-  int send(Log* log, const std::vector<Header>& headers,
-           const std::vector<std::string>& lines, size_t n,
-           int64_t first_line) {
+  int send(Log* log, const std::vector<Header>& headers, const std::vector<std::string>& lines,
+           size_t n, int64_t first_line) {
     std::vector<ProducerRecord> records(n);
     for (size_t i = 0; i < n; ++i) {
       ProducerRecord& r = records[i];
       const std::string& line = lines[i];
       r.headers = headers;
       r.partition = partition;
-      size_t sep =
-          key_separator ? line.find(*key_separator) : std::string::npos;
+      size_t sep = key_separator ? line.find(*key_separator) : std::string::npos;
       if (sep != std::string::npos) {
         r.key = line.substr(0, sep);
         r.value = line.substr(sep + key_separator->size());
@@ -183,40 +170,31 @@ class Produce : public Command {
     auto positions = log->append(topic, records);
     if (!positions.ok()) {
       const Status& s = positions.status();
-      std::string context =
-          "producing input lines " + std::to_string(first_line) + "-" +
-          std::to_string(first_line + static_cast<int64_t>(n) - 1) +
-          " to topic '" + topic + "' failed (earlier lines were stored)";
-      if (s.is_not_found())
-        return status_error(context, s, "the topic was deleted; recreate it");
+      std::string context = "producing input lines " + std::to_string(first_line) + "-" +
+                            std::to_string(first_line + static_cast<int64_t>(n) - 1) +
+                            " to topic '" + topic + "' failed (earlier lines were stored)";
+      if (s.is_not_found()) return status_error(context, s, "the topic was deleted; recreate it");
       if (s.is_invalid_argument()) {
-        return status_error(
-            context, s,
-            "shorten the record or raise the topic's max.message.bytes");
+        return status_error(context, s,
+                            "shorten the record or raise the topic's max.message.bytes");
       }
-      return status_error(context, s,
-                          "check the data dir's disk, then resend these lines");
+      return status_error(context, s, "check the data dir's disk, then resend these lines");
     }
     if (!acks) return kExitOk;
     std::string out;
     for (const RecordPosition& p : *positions) {
       if (common_->json()) {
-        out += JsonObject()
-                   .num("partition", p.partition)
-                   .num("offset", p.offset.value())
-                   .done();
+        out += JsonObject().num("partition", p.partition).num("offset", p.offset.value()).done();
         out += "\n";
       } else {
-        out += std::to_string(p.partition) + " " +
-               std::to_string(p.offset.value()) + "\n";
+        out += std::to_string(p.partition) + " " + std::to_string(p.offset.value()) + "\n";
       }
     }
     if (!write_stdout(out) || !flush_stdout()) {
-      return runtime_error(
-          "cannot write acks to stdout (lines up to " +
-              std::to_string(first_line + static_cast<int64_t>(n) - 1) +
-              " were stored)",
-          "check where stdout goes");
+      return runtime_error("cannot write acks to stdout (lines up to " +
+                               std::to_string(first_line + static_cast<int64_t>(n) - 1) +
+                               " were stored)",
+                           "check where stdout goes");
     }
     return kExitOk;
   }
@@ -232,21 +210,17 @@ void add_produce_command(CLI::App* root, CommandRegistry* registry) {
   CLI::App* app = root->add_subcommand(
       "produce", "Append stdin to a topic, one record per line (like kcat -P)");
   app->add_option("topic", cmd->topic, "Topic name")->required();
-  CLI::Option* key =
-      app->add_option("-k,--key", cmd->key, "Key for every record");
-  app->add_option(
-      "-p,--partition", cmd->partition,
-      "Partition for every record (default: murmur2 of the key, as Kafka)");
-  app->add_option("-H,--header", cmd->header_args,
-                  "Header name=value on every record, repeatable")
+  CLI::Option* key = app->add_option("-k,--key", cmd->key, "Key for every record");
+  app->add_option("-p,--partition", cmd->partition,
+                  "Partition for every record (default: murmur2 of the key, as Kafka)");
+  app->add_option("-H,--header", cmd->header_args, "Header name=value on every record, repeatable")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("-K,--key-delimiter", cmd->key_separator,
                   "Split each line at the first SEP into key and value")
       ->excludes(key);
-  app->add_flag(
-      "--acks", cmd->acks,
-      "Print 'PARTITION OFFSET' per record once it is stored, in input order");
+  app->add_flag("--acks", cmd->acks,
+                "Print 'PARTITION OFFSET' per record once it is stored, in input order");
   add_common_options(app, common);
   registry->add(app, std::move(cmd));
 }

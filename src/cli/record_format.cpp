@@ -48,8 +48,7 @@ Result<RecordFormat> RecordFormat::parse(std::string_view format) {
       continue;
     }
     if (i + 1 >= format.size()) {
-      return Status::invalid_argument(
-          "-f format ends with a lone '%'; write %% for a '%'");
+      return Status::invalid_argument("-f format ends with a lone '%'; write %% for a '%'");
     }
     char t = format[++i];
     if (t == '%') {
@@ -57,9 +56,8 @@ Result<RecordFormat> RecordFormat::parse(std::string_view format) {
       continue;
     }
     if (kFields.find(t) == std::string_view::npos) {
-      return Status::invalid_argument(
-          std::string("-f format has unknown token %") + t +
-          "; use %t %p %o %k %s %T %h %K %S or %%");
+      return Status::invalid_argument(std::string("-f format has unknown token %") + t +
+                                      "; use %t %p %o %k %s %T %h %K %S or %%");
     }
     flush_literal();
     f.tokens_.push_back({t, ""});
@@ -68,8 +66,7 @@ Result<RecordFormat> RecordFormat::parse(std::string_view format) {
   return f;
 }
 
-void RecordFormat::append(std::string_view topic, const Record& r,
-                          std::string* out) const {
+void RecordFormat::append(std::string_view topic, const Record& r, std::string* out) const {
   for (const Token& t : tokens_) {
     switch (t.field) {
       case 0:
@@ -114,8 +111,7 @@ void RecordFormat::append(std::string_view topic, const Record& r,
 std::string record_json(std::string_view topic, const Record& r) {
   std::vector<std::string> headers;
   for (const Header& h : r.headers) {
-    headers.push_back(
-        JsonObject().str("name", h.key).str("value", h.value).done());
+    headers.push_back(JsonObject().str("name", h.key).str("value", h.value).done());
   }
   return JsonObject()
       .str("topic", topic)

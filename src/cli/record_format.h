@@ -21,8 +21,7 @@ class RecordFormat {
   // InvalidArgument naming the token for an unknown %x or a trailing '%'.
   static Result<RecordFormat> parse(std::string_view format);
 
-  void append(std::string_view topic, const Record& record,
-              std::string* out) const;
+  void append(std::string_view topic, const Record& record, std::string* out) const;
 
  private:
   struct Token {

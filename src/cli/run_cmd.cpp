@@ -37,12 +37,12 @@ class Run : public Command {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    auto host = Host::open(*common_, {.config_dir = config_dir,
-                                      .background_retention = true,
-                                      .start_workers = true});
+    auto host = Host::open(
+        *common_, {.config_dir = config_dir, .background_retention = true, .start_workers = true});
     if (!host) return kExitRuntime;
     obs::info("factoryd running",
-              {{"config", config_dir}, {"data_dir", common_->data_dir},
+              {{"config", config_dir},
+               {"data_dir", common_->data_dir},
                {"bindings", static_cast<long>(host->pipelines().bindings.size())},
                {"dags", static_cast<long>(host->scheduler()->dags().size())}});
 
@@ -52,7 +52,8 @@ class Run : public Command {
       timespec tick{0, 100'000'000};
       int sig = sigtimedwait(&stop_signals, nullptr, &tick);
       if (sig == SIGTERM || sig == SIGINT) {
-        obs::info("draining", {{"signal", sig}, {"deadline_ms", static_cast<long>(drain_timeout_ms)}});
+        obs::info("draining",
+                  {{"signal", sig}, {"deadline_ms", static_cast<long>(drain_timeout_ms)}});
         break;
       }
       if (exit_when_idle_ms > 0) {
@@ -65,7 +66,8 @@ class Run : public Command {
           last_total = total;
           idle_since = now;
         } else if (now - idle_since >= std::chrono::milliseconds(exit_when_idle_ms)) {
-          obs::info("idle: every binding caught up", {{"idle_ms", static_cast<long>(exit_when_idle_ms)}});
+          obs::info("idle: every binding caught up",
+                    {{"idle_ms", static_cast<long>(exit_when_idle_ms)}});
           break;
         }
       }

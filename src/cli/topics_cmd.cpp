@@ -32,8 +32,7 @@ const char* topic_write_hint(const Status& s) {
            "retention.ms); "
            "fix the spec";
   }
-  if (s.is_busy())
-    return "another process holds the data dir; stop it and retry";
+  if (s.is_busy()) return "another process holds the data dir; stop it and retry";
   return "check the data dir's disk and permissions, then retry";
 }
 
@@ -46,8 +45,7 @@ class TopicsApply : public Command {
     auto entries = factory::log::parse_topic_file(file);
     if (!entries.ok()) {
       const Status& s = entries.status();
-      if (s.is_invalid_argument())
-        return status_error("", s, "fix the topics file");
+      if (s.is_invalid_argument()) return status_error("", s, "fix the topics file");
       return status_error("cannot read topics file '" + file + "'", s,
                           "pass an existing, readable YAML file with -f");
     }
@@ -70,8 +68,7 @@ class TopicsApply : public Command {
         continue;
       }
       std::vector<std::string> notes_json;
-      for (const std::string& note : entry.notes)
-        notes_json.push_back(json_quote(note));
+      for (const std::string& note : entry.notes) notes_json.push_back(json_quote(note));
       item.str("action", change_name(*change))
           .num("partitions", entry.spec.partitions)
           .raw("notes", json_array(notes_json));
@@ -79,8 +76,7 @@ class TopicsApply : public Command {
         json_items.push_back(item.done());
       } else {
         std::string line = name + ": " + change_name(*change) + " (" +
-                           std::to_string(entry.spec.partitions) +
-                           " partitions)";
+                           std::to_string(entry.spec.partitions) + " partitions)";
         for (const std::string& note : entry.notes) line += "; " + note;
         write_stdout(line + "\n");
       }
@@ -107,25 +103,21 @@ class TopicsCreate : public Command {
                            "write it as --config retention.ms=604800000");
       }
       Status s = set_topic_config(&spec.config, kv->first, kv->second);
-      if (!s.ok())
-        return usage_error("--config '" + c + "': " + s.message(), "");
+      if (!s.ok()) return usage_error("--config '" + c + "': " + s.message(), "");
     }
     Status valid = validate_topic_spec(spec);
-    if (!valid.ok())
-      return usage_error("topic '" + spec.name + "': " + valid.message(), "");
+    if (!valid.ok()) return usage_error("topic '" + spec.name + "': " + valid.message(), "");
 
     auto log = open_log_or_report(*common_);
     if (!log) return kExitRuntime;
     Status s = log->create_topic(spec);
     if (s.code() == Status::Code::kAlreadyExists) {
-      return runtime_error(
-          "topic '" + spec.name + "' already exists in " + common_->log_dir(),
-          "use 'factoryd topics apply -f FILE' to change it, or pick another "
-          "name");
+      return runtime_error("topic '" + spec.name + "' already exists in " + common_->log_dir(),
+                           "use 'factoryd topics apply -f FILE' to change it, or pick another "
+                           "name");
     }
     if (!s.ok()) {
-      return status_error("cannot create topic '" + spec.name + "'", s,
-                          topic_write_hint(s));
+      return status_error("cannot create topic '" + spec.name + "'", s, topic_write_hint(s));
     }
     if (common_->json()) {
       write_stdout(JsonObject()
@@ -135,8 +127,7 @@ class TopicsCreate : public Command {
                        .done() +
                    "\n");
     } else {
-      write_stdout("Created topic " + spec.name + " with " +
-                   std::to_string(spec.partitions) +
+      write_stdout("Created topic " + spec.name + " with " + std::to_string(spec.partitions) +
                    (spec.partitions == 1 ? " partition.\n" : " partitions.\n"));
     }
     return kExitOk;
@@ -179,8 +170,7 @@ class TopicsDescribe : public Command {
     auto info = log->describe_topic(name);
     if (!info.ok()) {
       if (info.status().is_not_found()) return topic_not_found(*common_, name);
-      return status_error("cannot describe topic '" + name + "'", info.status(),
-                          "retry");
+      return status_error("cannot describe topic '" + name + "'", info.status(), "retry");
     }
     auto entries = topic_config_entries(info->spec.config);
     if (common_->json()) {
@@ -188,14 +178,13 @@ class TopicsDescribe : public Command {
       for (const auto& [k, v] : entries) config.raw(k, json_scalar(v));
       std::vector<std::string> parts;
       for (const PartitionInfo& p : info->partitions) {
-        parts.push_back(
-            JsonObject()
-                .num("partition", p.partition)
-                .num("log_start", p.log_start.value())
-                .num("log_end", p.log_end.value())
-                .num("records", p.log_end.value() - p.log_start.value())
-                .num("size_bytes", p.size_bytes)
-                .done());
+        parts.push_back(JsonObject()
+                            .num("partition", p.partition)
+                            .num("log_start", p.log_start.value())
+                            .num("log_end", p.log_end.value())
+                            .num("records", p.log_end.value() - p.log_start.value())
+                            .num("size_bytes", p.size_bytes)
+                            .done());
       }
       write_stdout(JsonObject()
                        .str("topic", info->spec.name)
@@ -206,15 +195,14 @@ class TopicsDescribe : public Command {
                    "\n");
       return kExitOk;
     }
-    std::string out = "Topic: " + info->spec.name + "  PartitionCount: " +
-                      std::to_string(info->spec.partitions) + "\n";
+    std::string out = "Topic: " + info->spec.name +
+                      "  PartitionCount: " + std::to_string(info->spec.partitions) + "\n";
     out += "Configs:";
     for (const auto& [k, v] : entries) out += " " + k + "=" + v;
     out += "\n";
     Table table({"PARTITION", "LOG-START", "LOG-END", "RECORDS", "SIZE-BYTES"});
     for (const PartitionInfo& p : info->partitions) {
-      table.add_row({std::to_string(p.partition),
-                     std::to_string(p.log_start.value()),
+      table.add_row({std::to_string(p.partition), std::to_string(p.log_start.value()),
                      std::to_string(p.log_end.value()),
                      std::to_string(p.log_end.value() - p.log_start.value()),
                      std::to_string(p.size_bytes)});
@@ -237,13 +225,9 @@ class TopicsDelete : public Command {
     if (!log) return kExitRuntime;
     Status s = log->delete_topic(name);
     if (s.is_not_found()) return topic_not_found(*common_, name);
-    if (!s.ok())
-      return status_error("cannot delete topic '" + name + "'", s,
-                          topic_write_hint(s));
+    if (!s.ok()) return status_error("cannot delete topic '" + name + "'", s, topic_write_hint(s));
     if (common_->json()) {
-      write_stdout(
-          JsonObject().str("topic", name).str("action", "deleted").done() +
-          "\n");
+      write_stdout(JsonObject().str("topic", name).str("action", "deleted").done() + "\n");
     } else {
       write_stdout("Deleted topic " + name + ".\n");
     }
@@ -258,16 +242,14 @@ class TopicsDelete : public Command {
 
 void add_topics_command(CLI::App* root, CommandRegistry* registry) {
   CommonOptions* common = registry->common();
-  CLI::App* topics = root->add_subcommand(
-      "topics", "Create, change, inspect and delete topics");
+  CLI::App* topics = root->add_subcommand("topics", "Create, change, inspect and delete topics");
   topics->require_subcommand(1);
 
   {
     auto cmd = std::make_unique<TopicsApply>(common);
-    CLI::App* app =
-        topics->add_subcommand("apply",
-                               "Create or update the topics in a YAML file "
-                               "(Strimzi KafkaTopic or short form)");
+    CLI::App* app = topics->add_subcommand("apply",
+                                           "Create or update the topics in a YAML file "
+                                           "(Strimzi KafkaTopic or short form)");
     app->add_option("-f,--file", cmd->file, "Topics YAML file")->required();
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
@@ -279,8 +261,7 @@ void add_topics_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("--partitions", cmd->spec.partitions, "Partition count")
         ->check(CLI::Range(1, 10000))
         ->capture_default_str();
-    app->add_option("--config", cmd->configs,
-                    "Config entry key=value (Kafka names), repeatable")
+    app->add_option("--config", cmd->configs, "Config entry key=value (Kafka names), repeatable")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     add_common_options(app, common);
@@ -294,16 +275,16 @@ void add_topics_command(CLI::App* root, CommandRegistry* registry) {
   }
   {
     auto cmd = std::make_unique<TopicsDescribe>(common);
-    CLI::App* app = topics->add_subcommand(
-        "describe", "Show a topic's config and per-partition offsets");
+    CLI::App* app =
+        topics->add_subcommand("describe", "Show a topic's config and per-partition offsets");
     app->add_option("name", cmd->name, "Topic name")->required();
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
   {
     auto cmd = std::make_unique<TopicsDelete>(common);
-    CLI::App* app = topics->add_subcommand(
-        "delete", "Delete a topic, its records and its group offsets");
+    CLI::App* app =
+        topics->add_subcommand("delete", "Delete a topic, its records and its group offsets");
     app->add_option("name", cmd->name, "Topic name")->required();
     add_common_options(app, common);
     registry->add(app, std::move(cmd));

@@ -13,8 +13,7 @@ namespace {
 
 class ConsumerImpl final : public Consumer {
  public:
-  ConsumerImpl(RocksLog* log, ConsumerOptions options)
-      : log_(log), options_(std::move(options)) {
+  ConsumerImpl(RocksLog* log, ConsumerOptions options) : log_(log), options_(std::move(options)) {
     member_ = log_->coordinator()->join(options_.group, options_.client_id, options_.topics);
   }
   ~ConsumerImpl() override { log_->coordinator()->leave(options_.group, member_); }
@@ -29,8 +28,8 @@ class ConsumerImpl final : public Consumer {
 
  private:
   struct Position {
-    int64_t next = 0;       // next offset to read
-    int64_t committed = -1; // last committed by this member, -1: none
+    int64_t next = 0;        // next offset to read
+    int64_t committed = -1;  // last committed by this member, -1: none
   };
 
   // Gives up partitions no longer targeted (committing first) and takes free targeted ones.
@@ -152,7 +151,8 @@ Status ConsumerImpl::commit() {
 Status ConsumerImpl::seek(const TopicPartition& tp, Offset offset) {
   auto it = owned_.find(tp);
   if (it == owned_.end()) {
-    return Status::failed_precondition("partition " + tp.topic + "/" + std::to_string(tp.partition) +
+    return Status::failed_precondition("partition " + tp.topic + "/" +
+                                       std::to_string(tp.partition) +
                                        " is not assigned to this consumer; poll first");
   }
   it->second.next = offset.value();

@@ -2,9 +2,8 @@
 // (org.apache.kafka.common.utils.Utils.murmur2 and BuiltInPartitioner.partitionForKey), so a key
 // lands on the same partition here as it would on a Kafka cluster with the same partition count.
 // That keeps per-key ordering intact if a deployment later moves to real Kafka.
-#include "factory/log.h"
-
 #include "base/check.h"
+#include "factory/log.h"
 
 namespace factory {
 
@@ -22,8 +21,8 @@ uint32_t murmur2(std::string_view data) {
   const uint32_t blocks = length / 4;
   for (uint32_t i = 0; i < blocks; ++i) {
     const unsigned char* b = p + 4 * i;  // little-endian, regardless of the host's byte order
-    uint32_t k = uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) |
-                 (uint32_t{b[3]} << 24);
+    uint32_t k =
+        uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
     k *= kM;
     k ^= k >> kR;
     k *= kM;

@@ -8,9 +8,9 @@
 //   "default"   metadata:
 //               "T" name         -> topic: "id=..\npartitions=..\n<config k=v lines>"
 //               "N"              -> next topic id, u32 BE (ids are never reused)
-//               "P" id u32 | p u32 -> partition state: start u64 | end u64 | bytes u64 | max_ts u64(biased)
-//               "G" group \0 topic \0 partition u32 -> committed offset u64 BE
-//               "Q" topic_id u32 | producer id -> highest appended producer sequence u64 BE
+//               "P" id u32 | p u32 -> partition state: start u64 | end u64 | bytes u64 | max_ts
+//               u64(biased) "G" group \0 topic \0 partition u32 -> committed offset u64 BE "Q"
+//               topic_id u32 | producer id -> highest appended producer sequence u64 BE
 //
 // Encoded record (format 1):
 //   u8 format=1 | varsint timestamp_ms | u8 flags (bit0: key present, bit1: value present)

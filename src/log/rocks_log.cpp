@@ -224,7 +224,8 @@ Status RocksLog::load() {
           t->spec.partitions = std::stoi(std::string(val));
         } else {
           Status s = set_topic_config(&t->spec.config, key, val);
-          if (!s.ok()) return Status::corruption("topic " + quote(t->spec.name) + ": " + s.message());
+          if (!s.ok())
+            return Status::corruption("topic " + quote(t->spec.name) + ": " + s.message());
         }
       }
       for (int32_t p = 0; p < t->spec.partitions; ++p) {
@@ -272,8 +273,8 @@ void RocksLog::put_partition_meta(rocksdb::WriteBatch* batch, uint32_t id, int32
 }
 
 Status RocksLog::put_topic_meta(rocksdb::WriteBatch* batch, const Topic& t) {
-  std::string v = "id=" + std::to_string(t.id) + "\npartitions=" +
-                  std::to_string(t.spec.partitions) + "\n";
+  std::string v =
+      "id=" + std::to_string(t.id) + "\npartitions=" + std::to_string(t.spec.partitions) + "\n";
   for (const auto& [k, val] : topic_config_entries(t.spec.config)) v += k + "=" + val + "\n";
   return to_status(batch->Put(meta_cf_, topic_meta_key(t.spec.name), v), "encoding topic");
 }
@@ -281,9 +282,9 @@ Status RocksLog::put_topic_meta(rocksdb::WriteBatch* batch, const Topic& t) {
 Result<std::shared_ptr<RocksLog::Topic>> RocksLog::find_topic(std::string_view name) {
   auto it = topics_.find(name);
   if (it == topics_.end()) {
-    return Status::not_found("topic " + quote(name) +
-                             " does not exist; create it with `factoryd topics create " +
-                             std::string(name) + " --partitions N` or `factoryd topics apply -f FILE`");
+    return Status::not_found(
+        "topic " + quote(name) + " does not exist; create it with `factoryd topics create " +
+        std::string(name) + " --partitions N` or `factoryd topics apply -f FILE`");
   }
   return it->second;
 }
@@ -405,10 +406,10 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     if (x->kind == Writer::Kind::kAppend) {
       for (size_t i = 0; i < x->values.size(); ++i) {
         if (x->positions[i].duplicate) continue;
-        batch.Put(records_cf_,
-                  record_key(x->topic->id, x->positions[i].partition,
-                             x->positions[i].offset.value()),
-                  x->values[i]);
+        batch.Put(
+            records_cf_,
+            record_key(x->topic->id, x->positions[i].partition, x->positions[i].offset.value()),
+            x->values[i]);
       }
     } else {
       for (const TopicPartitionOffset& o : x->offsets) {
@@ -418,7 +419,8 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     }
   }
   for (const std::string& k : index_keys) batch.Put(index_cf_, k, rocksdb::Slice());
-  for (const auto& [ps, st] : staged) put_partition_meta(&batch, st.topic_id, st.partition, st.next);
+  for (const auto& [ps, st] : staged)
+    put_partition_meta(&batch, st.topic_id, st.partition, st.next);
   for (const auto& [key, seq] : staged_seqs) {
     batch.Put(meta_cf_, producer_meta_key(key.first, key.second),
               encode_u64(static_cast<uint64_t>(seq)));
@@ -522,7 +524,8 @@ Result<TopicChange> RocksLog::apply_topic(const TopicSpec& spec) {
     rocksdb::WriteBatch batch;
     FACTORY_RETURN_IF_ERROR(put_topic_meta(&batch, updated));
     Partition empty;
-    for (int32_t p = old_parts; p < spec.partitions; ++p) put_partition_meta(&batch, t->id, p, empty);
+    for (int32_t p = old_parts; p < spec.partitions; ++p)
+      put_partition_meta(&batch, t->id, p, empty);
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
     FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "updating topic"));
@@ -612,8 +615,8 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
       w.producer_of.assign(records.size(), -1);
       w.sequences.assign(records.size(), 0);
     }
-    auto [it, fresh] = producer_state.try_emplace(
-        producer, static_cast<int32_t>(w.producers.size()), INT64_MIN);
+    auto [it, fresh] =
+        producer_state.try_emplace(producer, static_cast<int32_t>(w.producers.size()), INT64_MIN);
     if (fresh) w.producers.push_back(producer);
     if (!records[i].sequence || *records[i].sequence <= it->second.second) {
       return Status::invalid_argument(
@@ -648,7 +651,8 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
       return Status::invalid_argument(
           "record " + std::to_string(i) + " is " + std::to_string(size) +
           " bytes (key + value + headers), over max.message.bytes=" + std::to_string(max_bytes) +
-          " of topic " + quote(topic) + "; split the record or raise the limit with "
+          " of topic " + quote(topic) +
+          "; split the record or raise the limit with "
           "`factoryd topics apply` (config max.message.bytes)");
     }
     int32_t p = -1;
@@ -710,10 +714,13 @@ Result<FetchResult> RocksLog::read(std::string_view topic, int32_t partition, Of
   int64_t bytes = 0;
   int64_t expect = from.value();
   int64_t max_records = std::max<int32_t>(options.max_records, 1);
-  out.records.reserve(static_cast<size_t>(std::min<int64_t>(max_records, out.log_end.value() - expect)));
+  out.records.reserve(
+      static_cast<size_t>(std::min<int64_t>(max_records, out.log_end.value() - expect)));
   for (it->Seek(record_key(id, partition, from.value())); it->Valid(); it->Next()) {
     if (static_cast<int64_t>(out.records.size()) >= max_records) break;
-    if (!out.records.empty() && bytes + static_cast<int64_t>(it->value().size()) > options.max_bytes) break;
+    if (!out.records.empty() &&
+        bytes + static_cast<int64_t>(it->value().size()) > options.max_bytes)
+      break;
     int64_t offset = record_key_offset(std::string_view(it->key().data(), it->key().size()));
     if (offset != expect) {
       // Retention removed the records under us between the bounds check and the seek.
@@ -763,7 +770,8 @@ Result<Offset> RocksLog::offset_for_timestamp(std::string_view topic, int32_t pa
     return info->log_end;
   }
   int64_t ts, candidate;
-  if (!parse_time_index_key(std::string_view(idx->key().data(), idx->key().size()), &ts, &candidate)) {
+  if (!parse_time_index_key(std::string_view(idx->key().data(), idx->key().size()), &ts,
+                            &candidate)) {
     return Status::corruption("malformed time-index key in '" + options_.dir + "'");
   }
   candidate = std::max(candidate, info->log_start.value());
@@ -864,7 +872,8 @@ Result<GroupDescription> RocksLog::describe_group(std::string_view group) {
   }
   for (const auto& [tp, committed] : rows) {
     auto t = topics_.find(tp.topic);
-    if (t == topics_.end() || tp.partition >= static_cast<int32_t>(t->second->parts.size())) continue;
+    if (t == topics_.end() || tp.partition >= static_cast<int32_t>(t->second->parts.size()))
+      continue;
     const Partition& ps = *t->second->parts[tp.partition];
     GroupPartitionLag row;
     row.topic = tp.topic;
@@ -896,8 +905,12 @@ Result<std::vector<TopicPartitionOffset>> RocksLog::reset_offsets(std::string_vi
   for (const PartitionInfo& p : info->partitions) {
     int64_t o = 0;
     switch (spec.kind) {
-      case OffsetResetSpec::Kind::kEarliest: o = p.log_start.value(); break;
-      case OffsetResetSpec::Kind::kLatest: o = p.log_end.value(); break;
+      case OffsetResetSpec::Kind::kEarliest:
+        o = p.log_start.value();
+        break;
+      case OffsetResetSpec::Kind::kLatest:
+        o = p.log_end.value();
+        break;
       case OffsetResetSpec::Kind::kOffset:
         o = std::clamp(spec.value, p.log_start.value(), p.log_end.value());
         break;
@@ -984,7 +997,8 @@ Status RocksLog::retention_step(RetentionStats* stats) {
     std::string prev;
     for (idx->Seek(prefix); idx->Valid() && idx->key().starts_with(prefix); idx->Next()) {
       int64_t ts, off;
-      if (!parse_time_index_key(std::string_view(idx->key().data(), idx->key().size()), &ts, &off)) break;
+      if (!parse_time_index_key(std::string_view(idx->key().data(), idx->key().size()), &ts, &off))
+        break;
       if (off > next.start) break;
       if (!prev.empty()) batch.Delete(index_cf_, prev);
       prev = idx->key().ToString();

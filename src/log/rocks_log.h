@@ -91,7 +91,7 @@ class RocksLog final : public Log {
   };
   struct Writer;
   using GroupKey = std::tuple<std::string, std::string, int32_t>;  // group, topic, partition
-  using ProducerKey = std::pair<uint32_t, std::string>;              // topic id, producer id
+  using ProducerKey = std::pair<uint32_t, std::string>;            // topic id, producer id
 
   RocksLog(const LogOptions& options, rocksdb::DB* db,
            std::vector<rocksdb::ColumnFamilyHandle*> handles);

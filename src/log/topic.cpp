@@ -107,8 +107,9 @@ std::vector<std::pair<std::string, std::string>> topic_config_entries(const Topi
 Status validate_topic_spec(const TopicSpec& spec) {
   const std::string& name = spec.name;
   if (name.empty()) {
-    return Status::invalid_argument("topic name is empty; name the topic with 1 to 249 of "
-                                    "[a-zA-Z0-9._-], e.g. jira-events");
+    return Status::invalid_argument(
+        "topic name is empty; name the topic with 1 to 249 of "
+        "[a-zA-Z0-9._-], e.g. jira-events");
   }
   if (name.size() > kMaxTopicNameLength) {
     return Status::invalid_argument("topic name '" + name.substr(0, 40) + "...' is " +
@@ -121,10 +122,9 @@ Status validate_topic_spec(const TopicSpec& spec) {
   }
   for (size_t i = 0; i < name.size(); ++i) {
     if (!legal_name_char(name[i])) {
-      return Status::invalid_argument("topic name " + quoted(name) + " contains " +
-                                      describe_char(name[i]) + " at position " +
-                                      std::to_string(i + 1) +
-                                      "; topic names use only letters, digits, '.', '_' and '-'");
+      return Status::invalid_argument(
+          "topic name " + quoted(name) + " contains " + describe_char(name[i]) + " at position " +
+          std::to_string(i + 1) + "; topic names use only letters, digits, '.', '_' and '-'");
     }
   }
   if (spec.partitions < 1 || spec.partitions > kMaxPartitions) {
@@ -146,8 +146,7 @@ Status validate_topic_spec(const TopicSpec& spec) {
   }
   if (c.cleanup_policy != "delete") {
     return Status::invalid_argument("topic '" + name + "': cleanup.policy " +
-                                    quoted(c.cleanup_policy) +
-                                    " is not supported; only delete is");
+                                    quoted(c.cleanup_policy) + " is not supported; only delete is");
   }
   return Status::ok_status();
 }

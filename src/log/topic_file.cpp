@@ -153,9 +153,8 @@ class TopicFileParser {
       MapEntry e{it->first.Scalar(), it->first, it->second};
       if (const MapEntry* first = find_key(*out, e.key)) {
         return error(e.key_node.Mark(),
-                     quoted(e.key) + " appears twice in " + std::string(what) +
-                         " (first at line " + std::to_string(first->key_node.Mark().line + 1) +
-                         "); keep one of them");
+                     quoted(e.key) + " appears twice in " + std::string(what) + " (first at line " +
+                         std::to_string(first->key_node.Mark().line + 1) + "); keep one of them");
       }
       out->push_back(std::move(e));
     }
@@ -175,8 +174,9 @@ class TopicFileParser {
   Status parse_document(const YAML::Node& doc) {
     if (doc.IsNull()) return Status::ok_status();  // empty document: a stray `---` or comments
     if (!doc.IsMap()) {
-      return error(doc.Mark(), "expected a KafkaTopic manifest or a `topics:` list here; see "
-                               "config/topics.yaml for both forms");
+      return error(doc.Mark(),
+                   "expected a KafkaTopic manifest or a `topics:` list here; see "
+                   "config/topics.yaml for both forms");
     }
     std::vector<MapEntry> root;
     FACTORY_RETURN_IF_ERROR(entries(doc, "this document", &root));
@@ -202,8 +202,9 @@ class TopicFileParser {
     }
     const MapEntry* api = find_key(root, "apiVersion");
     if (api == nullptr) {
-      return error(doc.Mark(), "apiVersion is missing from this KafkaTopic; add apiVersion: "
-                               "kafka.strimzi.io/v1beta2");
+      return error(doc.Mark(),
+                   "apiVersion is missing from this KafkaTopic; add apiVersion: "
+                   "kafka.strimzi.io/v1beta2");
     }
     std::string api_text;
     FACTORY_RETURN_IF_ERROR(text_of(*api, "apiVersion", &api_text));
@@ -237,8 +238,9 @@ class TopicFileParser {
       name = find_key(meta, "name");  // labels, namespace, annotations: Kubernetes' business
     }
     if (name == nullptr || name->value.IsNull()) {
-      YAML::Mark at = name ? name->key_node.Mark() : metadata ? metadata->key_node.Mark()
-                                                             : doc.Mark();
+      YAML::Mark at = name       ? name->key_node.Mark()
+                      : metadata ? metadata->key_node.Mark()
+                                 : doc.Mark();
       return error(at, "metadata.name is missing; add `name: <topic>` indented under metadata:");
     }
     FACTORY_RETURN_IF_ERROR(text_of(*name, "metadata.name", &entry.spec.name));
@@ -298,8 +300,9 @@ class TopicFileParser {
     }
     for (const YAML::Node& item : topics->value) {
       if (!item.IsMap()) {
-        return error(item.Mark(), "each entry under topics must be a mapping, e.g. "
-                                  "- {name: jira-events, partitions: 3}");
+        return error(item.Mark(),
+                     "each entry under topics must be a mapping, e.g. "
+                     "- {name: jira-events, partitions: 3}");
       }
       std::vector<MapEntry> fields;
       FACTORY_RETURN_IF_ERROR(entries(item, "this topic", &fields));
@@ -404,10 +407,9 @@ class TopicFileParser {
 
     auto [it, inserted] = first_line_.emplace(entry.spec.name, name.key_node.Mark().line + 1);
     if (!inserted) {
-      return error(where(name), "topic " + quoted(entry.spec.name) +
-                                    " is defined twice (first at " + source_ + ":" +
-                                    std::to_string(it->second) +
-                                    "); keep one definition, or merge them");
+      return error(where(name),
+                   "topic " + quoted(entry.spec.name) + " is defined twice (first at " + source_ +
+                       ":" + std::to_string(it->second) + "); keep one definition, or merge them");
     }
     out_.push_back(std::move(entry));
     return Status::ok_status();

@@ -23,14 +23,15 @@ namespace factory::log {
 
 struct TopicFileEntry {
   TopicSpec spec;
-  int line = 0;                     // 1-based line where the topic is defined
-  std::vector<std::string> notes;   // e.g. "replicas: 3 ignored: factoryd runs on one node"
+  int line = 0;                    // 1-based line where the topic is defined
+  std::vector<std::string> notes;  // e.g. "replicas: 3 ignored: factoryd runs on one node"
 };
 
 // Parses YAML text. `source` names it in errors. Errors are InvalidArgument with the message
 // "SOURCE:LINE:COLUMN: what is wrong; how to fix it" (e.g. a missing name, a non-integer
 // partition count, an unknown config key, a duplicate topic, a YAML syntax error).
-Result<std::vector<TopicFileEntry>> parse_topic_yaml(std::string_view text, std::string_view source);
+Result<std::vector<TopicFileEntry>> parse_topic_yaml(std::string_view text,
+                                                     std::string_view source);
 // Reads and parses a file; NotFound/IOError name the path when it cannot be read.
 Result<std::vector<TopicFileEntry>> parse_topic_file(const std::string& path);
 

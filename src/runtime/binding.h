@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "factory/stage.h"
-
 #include "runtime/backpressure.h"
 #include "runtime/circuit_breaker.h"
 #include "runtime/retry.h"
@@ -16,14 +15,14 @@
 namespace factory::runtime {
 
 struct BreakerBinding {
-  std::string name;            // the name stages pass to StageContext::breaker()
+  std::string name;  // the name stages pass to StageContext::breaker()
   CircuitBreakerConfig config;
   std::string fallback_topic;  // where an event goes while the breaker is open ("" = retry)
 };
 
 struct Binding {
-  std::string name;               // unique across the loaded pipelines; default: the stage name
-  std::string stage;              // a registered stage (built-in or plugin)
+  std::string name;   // unique across the loaded pipelines; default: the stage name
+  std::string stage;  // a registered stage (built-in or plugin)
   std::string input_topic;
   std::string group;              // consumer group; default: the binding name
   std::string output_topic;       // "" for a sink stage
@@ -35,7 +34,7 @@ struct Binding {
   bool backpressure_enabled = false;
   Watermarks backpressure{10'000, 5'000};  // lag of the output topic's consumer groups
   std::vector<BreakerBinding> breakers;
-  std::string config_json = "{}"; // the binding's `config:` block, as JSON text
+  std::string config_json = "{}";  // the binding's `config:` block, as JSON text
 
   // Set by code (not files): run this stage object instead of creating `stage` from the
   // registry — e.g. the scheduler's TaskStage adapters.

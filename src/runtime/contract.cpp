@@ -1,8 +1,9 @@
 #define VALIJSON_USE_EXCEPTIONS 1
 #include "runtime/contract.h"
 
-#include <boost/json.hpp>
 #include <stdexcept>
+
+#include <boost/json.hpp>
 #include <valijson/adapters/boost_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>

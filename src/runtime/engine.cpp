@@ -69,7 +69,7 @@ struct BindingRuntime {
 
   base::Mutex mu;
   std::map<std::string, std::unique_ptr<BreakerImpl>> breakers GUARDED_BY(mu);
-  std::set<EventId> open_intents GUARDED_BY(mu);  // fenced: intents a crash left open
+  std::set<EventId> open_intents GUARDED_BY(mu);           // fenced: intents a crash left open
   std::map<std::string, int64_t> counters GUARDED_BY(mu);  // StageContext::count
 
   std::atomic<int64_t> processed{0}, duplicates{0}, dead_lettered{0}, routed{0}, retries{0},
@@ -102,7 +102,9 @@ namespace {
 class Context final : public StageContext {
  public:
   Context(Engine::Impl* engine, BindingRuntime* b, const Event* event)
-      : engine_(engine), b_(b), event_(event),
+      : engine_(engine),
+        b_(b),
+        event_(event),
         deadline_(Clock::now() + std::chrono::milliseconds(b->binding.timeout_ms)) {}
 
   void emit(Output output) override { outputs.push_back(std::move(output)); }
@@ -147,7 +149,7 @@ struct Item {
   std::string reject;  // set: dead-letter without running the stage
   Outcome outcome = Outcome::kPending;
   std::vector<Output> outputs;
-  std::string reason;       // dead-letter or route reason
+  std::string reason;  // dead-letter or route reason
   std::string route_topic;
   int attempt = 1;
 };
@@ -183,7 +185,8 @@ Breaker& Engine::Impl::breaker(BindingRuntime* b, std::string_view name) {
 
 std::optional<std::string> Engine::Impl::secret(std::string_view name) const {
   std::string env = "FACTORY_SECRET_";
-  for (char c : name) env.push_back(std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(c) : '_');
+  for (char c : name)
+    env.push_back(std::isalnum(static_cast<unsigned char>(c)) ? std::toupper(c) : '_');
   if (const char* v = std::getenv(env.c_str())) return std::string(v);
   if (options.secrets_dir.empty() || name.find('/') != std::string_view::npos) return std::nullopt;
   std::ifstream in(std::filesystem::path(options.secrets_dir) / std::string(name));
@@ -232,12 +235,13 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
   co.sync_commits = false;
   auto sub = log->subscribe(co);
   if (!sub.ok()) {
-    obs::error("worker cannot join its group", {{"binding", bind.name}, {"error", sub.status().to_string()}});
+    obs::error("worker cannot join its group",
+               {{"binding", bind.name}, {"error", sub.status().to_string()}});
   }
   std::unique_ptr<Consumer> consumer = sub.ok() ? std::move(*sub) : nullptr;
   const bool fenced = b->info.side_effects == SideEffects::kFenced;
   const std::string producer_prefix = bind.name + "/" + bind.input_topic + "/";
-  std::map<std::pair<int32_t, int64_t>, int> attempts;  // failed attempts so far per event
+  std::map<std::pair<int32_t, int64_t>, int> attempts;    // failed attempts so far per event
   std::map<TopicPartition, Clock::time_point> retry_due;  // paused partitions
   std::unique_ptr<BackpressureGate> gate;
   if (bind.backpressure_enabled && !b->downstream_groups.empty()) {
@@ -307,10 +311,12 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
     for (const Item& it : items) ids.push_back(it.id);
     auto done = store->is_processed(bind.name, ids);
     if (!done.ok()) {
-      obs::error("idempotency check failed", {{"binding", bind.name}, {"error", done.status().to_string()}});
+      obs::error("idempotency check failed",
+                 {{"binding", bind.name}, {"error", done.status().to_string()}});
       // Re-read the batch later: move every partition back to its first polled offset.
       std::map<TopicPartition, int64_t> first;
-      for (const Item& it : items) first.try_emplace({it.rec->topic, it.rec->record.partition}, it.rec->record.offset.value());
+      for (const Item& it : items)
+        first.try_emplace({it.rec->topic, it.rec->record.partition}, it.rec->record.offset.value());
       for (const auto& [tp, off] : first) (void)consumer->seek(tp, Offset(off));
       log->wait_for_append(log->append_sequence(), 1000);
       continue;
@@ -391,7 +397,8 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
           if (static_cast<int64_t>(ctx.outputs.size()) > kMaxOutputsPerEvent - 1) {
             it.outcome = Item::Outcome::kDead;
             it.reason = "stage emitted " + std::to_string(ctx.outputs.size()) +
-                        " outputs for one event; the limit is " + std::to_string(kMaxOutputsPerEvent - 1);
+                        " outputs for one event; the limit is " +
+                        std::to_string(kMaxOutputsPerEvent - 1);
             break;
           }
           for (const Output& o : ctx.outputs) {
@@ -412,7 +419,8 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
             blocked.insert(p);
           } else {
             it.outcome = Item::Outcome::kDead;
-            it.reason = "failed after " + std::to_string(it.attempt) + " attempts: " + result.reason();
+            it.reason =
+                "failed after " + std::to_string(it.attempt) + " attempts: " + result.reason();
           }
           break;
         case StageResult::Kind::kPermanent:
@@ -483,7 +491,8 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
     if (s.ok() && !finished.empty()) s = store->commit_processed(bind.name, finished);
     if (!s.ok()) {
       // Nothing of this batch is acknowledged: re-read it after a pause.
-      obs::error("batch failed; will re-read it", {{"binding", bind.name}, {"error", s.to_string()}});
+      obs::error("batch failed; will re-read it",
+                 {{"binding", bind.name}, {"error", s.to_string()}});
       std::map<TopicPartition, int64_t> first;
       for (const Item& it : items) {
         first.try_emplace({it.rec->topic, it.rec->record.partition}, it.rec->record.offset.value());
@@ -503,30 +512,41 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
         (void)consumer->seek(tp, it.rec->record.offset);
         consumer->pause(tp);
         ++b->retries;
-        obs::info("event will be retried",
-                  {{"binding", bind.name}, {"attempt", it.attempt}, {"delay_ms", static_cast<long>(delay)},
-                   {"reason", it.reason}});
+        obs::info("event will be retried", {{"binding", bind.name},
+                                            {"attempt", it.attempt},
+                                            {"delay_ms", static_cast<long>(delay)},
+                                            {"reason", it.reason}});
       } else if (it.outcome != Item::Outcome::kBlocked) {
         attempts.erase(key);
       }
       switch (it.outcome) {
-        case Item::Outcome::kOutputs: ++b->processed; break;
-        case Item::Outcome::kDuplicate: ++b->duplicates; break;
+        case Item::Outcome::kOutputs:
+          ++b->processed;
+          break;
+        case Item::Outcome::kDuplicate:
+          ++b->duplicates;
+          break;
         case Item::Outcome::kDead:
           ++b->dead_lettered;
-          obs::warn("event dead-lettered", {{"binding", bind.name}, {"topic", bind.dead_letter_topic},
-                                            {"reason", it.reason}});
+          obs::warn(
+              "event dead-lettered",
+              {{"binding", bind.name}, {"topic", bind.dead_letter_topic}, {"reason", it.reason}});
           break;
-        case Item::Outcome::kRoute: ++b->routed; break;
-        default: break;
+        case Item::Outcome::kRoute:
+          ++b->routed;
+          break;
+        default:
+          break;
       }
     }
     Status c = consumer->commit();
-    if (!c.ok()) obs::error("offset commit failed", {{"binding", bind.name}, {"error", c.to_string()}});
+    if (!c.ok())
+      obs::error("offset commit failed", {{"binding", bind.name}, {"error", c.to_string()}});
   }
   if (consumer) {
     Status c = consumer->commit();
-    if (!c.ok()) obs::error("final offset commit failed", {{"binding", bind.name}, {"error", c.to_string()}});
+    if (!c.ok())
+      obs::error("final offset commit failed", {{"binding", bind.name}, {"error", c.to_string()}});
   }
   if (was_paused) --b->paused_workers;
   consumer.reset();
@@ -561,14 +581,17 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
     if (!config_ok.ok()) {
       return Status::invalid_argument(where(bind) + ": config: " + config_ok.message());
     }
-    auto in = Contract::compile(b->info.input_schema, "the input schema of stage '" + bind.stage + "'");
+    auto in =
+        Contract::compile(b->info.input_schema, "the input schema of stage '" + bind.stage + "'");
     if (!in.ok()) return Status::invalid_argument(where(bind) + ": " + in.status().message());
-    auto out = Contract::compile(b->info.output_schema, "the output schema of stage '" + bind.stage + "'");
+    auto out =
+        Contract::compile(b->info.output_schema, "the output schema of stage '" + bind.stage + "'");
     if (!out.ok()) return Status::invalid_argument(where(bind) + ": " + out.status().message());
     b->input = std::move(*in);
     b->output = std::move(*out);
     b->workers = bind.concurrency > 0 ? bind.concurrency : std::max(1, b->info.default_concurrency);
-    b->batch_size = bind.max_poll_records > 0 ? bind.max_poll_records : std::max(1, b->info.default_batch_size);
+    b->batch_size =
+        bind.max_poll_records > 0 ? bind.max_poll_records : std::max(1, b->info.default_batch_size);
     b->scratch = std::filesystem::path(options.data_dir) / "scratch" / bind.name;
     std::error_code ec;
     std::filesystem::create_directories(b->scratch, ec);
@@ -632,9 +655,11 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
       BindingRuntime* br = b.get();
       p->pool->submit([p, br, i] { p->run_worker(br, i); });
     }
-    obs::info("binding started", {{"binding", b->binding.name}, {"stage", b->binding.stage},
+    obs::info("binding started", {{"binding", b->binding.name},
+                                  {"stage", b->binding.stage},
                                   {"input", b->binding.input_topic},
-                                  {"output", b->binding.output_topic}, {"workers", b->workers}});
+                                  {"output", b->binding.output_topic},
+                                  {"workers", b->workers}});
   }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }

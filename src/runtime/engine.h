@@ -37,8 +37,8 @@
 namespace factory::runtime {
 
 struct EngineOptions {
-  std::string data_dir;      // scratch dirs live in <data_dir>/scratch/<binding>
-  std::string secrets_dir;   // a secret NAME is the file <secrets_dir>/NAME ("" = none)
+  std::string data_dir;     // scratch dirs live in <data_dir>/scratch/<binding>
+  std::string secrets_dir;  // a secret NAME is the file <secrets_dir>/NAME ("" = none)
   int64_t idle_poll_ms = 200;
   const base::Clock* clock = nullptr;  // breakers; null = system clock
 };
@@ -47,13 +47,13 @@ struct BindingStats {
   std::string binding;
   std::string stage;
   int workers = 0;
-  int64_t processed = 0;     // events whose outcome was committed
-  int64_t duplicates = 0;    // skipped: already processed (redelivery)
+  int64_t processed = 0;   // events whose outcome was committed
+  int64_t duplicates = 0;  // skipped: already processed (redelivery)
   int64_t dead_lettered = 0;
   int64_t routed = 0;
   int64_t retries = 0;
-  int64_t recovered = 0;     // fenced intents resolved by recover()
-  bool paused = false;       // back-pressure
+  int64_t recovered = 0;  // fenced intents resolved by recover()
+  bool paused = false;    // back-pressure
   int64_t backpressure_pauses = 0;
   std::vector<CircuitBreaker::Snapshot> breakers;
   std::vector<std::string> breaker_names;

@@ -481,7 +481,6 @@ class PipelineParser {
   std::map<std::string, int, std::less<>> first_line_;  // binding name -> 1-based line
 };
 
-
 }  // namespace
 
 Result<PipelineConfig> parse_pipeline_yaml(std::string_view text, std::string_view source) {

@@ -12,9 +12,8 @@
 //       concurrency: 2
 //       max_poll_records: 100
 //       timeout_ms: 60000
-//       retry: {attempts: 3, initial_delay_ms: 1000, multiplier: 2, max_delay_ms: 300000, jitter: 0.1}
-//       backpressure: {high: 10000, low: 5000}
-//       breakers:
+//       retry: {attempts: 3, initial_delay_ms: 1000, multiplier: 2, max_delay_ms: 300000, jitter:
+//       0.1} backpressure: {high: 10000, low: 5000} breakers:
 //         - {name: llm, window: 20, min_calls: 10, failure_rate: 0.5, open_ms: 30000,
 //            half_open_probes: 1, fallback: human-review}
 //       config: {command: ["tr", "a-z", "A-Z"]}   # free-form, handed to the stage as JSON

@@ -104,7 +104,6 @@ bool parse_clock_duration(std::string_view s, double* ms) {
   return true;
 }
 
-
 }  // namespace
 
 Result<int64_t> parse_duration_ms(std::string_view text) {

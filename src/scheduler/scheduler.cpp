@@ -242,7 +242,8 @@ struct Scheduler::Impl {
     // Branching: a successful upstream whose output names "_branch" follows only those tasks.
     for (int u : r.dag->index.upstream(t)) {
       const TaskInst& up = r.tasks[u];
-      if (up.state != TaskState::kSuccess || up.output.find("\"_branch\"") == std::string::npos) continue;
+      if (up.state != TaskState::kSuccess || up.output.find("\"_branch\"") == std::string::npos)
+        continue;
       boost::system::error_code ec;
       json::value v = json::parse(up.output, ec);
       const json::value* b = ec || !v.is_object() ? nullptr : v.as_object().if_contains("_branch");
@@ -257,10 +258,17 @@ struct Scheduler::Impl {
       }
     }
     switch (scheduler::evaluate(r.dag->tasks[t].trigger_rule, c)) {
-      case Readiness::kWait: return;
-      case Readiness::kSkip: set_state(r, t, TaskState::kSkipped); return;
-      case Readiness::kUpstreamFailed: set_state(r, t, TaskState::kUpstreamFailed); return;
-      case Readiness::kRun: make_ready(r, t); return;
+      case Readiness::kWait:
+        return;
+      case Readiness::kSkip:
+        set_state(r, t, TaskState::kSkipped);
+        return;
+      case Readiness::kUpstreamFailed:
+        set_state(r, t, TaskState::kUpstreamFailed);
+        return;
+      case Readiness::kRun:
+        make_ready(r, t);
+        return;
     }
   }
 
@@ -354,7 +362,7 @@ struct Scheduler::Impl {
       const Task& task = r.dag->tasks[it->task];
       DagState& ds = dag_states.find(r.row.dag_id)->second;
       auto pool = r.dag->pools.find(task.pool);
-      int slots = pool != r.dag->pools.end() ? pool->second
+      int slots = pool != r.dag->pools.end()  ? pool->second
                   : task.pool == kDefaultPool ? kDefaultPoolSlots
                                               : kDefaultPoolSlots;
       if (ds.paused || ds.active_tasks >= r.dag->max_active_tasks ||
@@ -414,7 +422,8 @@ struct Scheduler::Impl {
                     ",\"task_id\":" + json::serialize(json::value(task.id)) +
                     ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
                     ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
-                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
+                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
+                    "}";
     ProducerRecord rec;
     // Keyed by task, not run: a run's parallel tasks spread over the dispatch partitions (and
     // so over the stage's workers) instead of queueing behind one another on one partition.
@@ -432,8 +441,8 @@ struct Scheduler::Impl {
     const RetrySpec& spec = r.dag->index.retry(t);
     if (allow_retry && should_retry(spec, ti.try_number)) {
       std::string logical = iso_utc(r.row.logical_ms);
-      int64_t delay = next_retry_delay_ms(spec, {r.row.dag_id, r.dag->tasks[t].id, logical},
-                                          ti.try_number);
+      int64_t delay =
+          next_retry_delay_ms(spec, {r.row.dag_id, r.dag->tasks[t].id, logical}, ti.try_number);
       ti.next_try_ms = now() + delay;
       set_state(r, t, TaskState::kUpForRetry);
       timers.push({ti.next_try_ms, Timer::Kind::kRetry, r.row.run_id, t, ti.try_number});
@@ -458,7 +467,8 @@ struct Scheduler::Impl {
     if (t < 0) return;
     TaskInst& ti = r.tasks[t];
     auto* tr = o.if_contains("try");
-    if (!tr || !tr->is_int64() || tr->as_int64() != ti.try_number || ti.state != TaskState::kRunning) {
+    if (!tr || !tr->is_int64() || tr->as_int64() != ti.try_number ||
+        ti.state != TaskState::kRunning) {
       return;  // a late or replayed result of another try: ignored (idempotent)
     }
     if (str("state") == "success") {
@@ -512,8 +522,7 @@ struct Scheduler::Impl {
           }
           break;
         case Timer::Kind::kRunDeadline: {
-          bool missed = tm.task < 0 ? !r.row.deadline_missed
-                                    : !is_finished(r.tasks[tm.task].state);
+          bool missed = tm.task < 0 ? !r.row.deadline_missed : !is_finished(r.tasks[tm.task].state);
           if (!missed) break;
           if (tm.task < 0) {
             r.row.deadline_missed = true;
@@ -528,9 +537,9 @@ struct Scheduler::Impl {
           rec.key = r.row.run_id;
           rec.value = json::serialize(e);
           events.push_back(std::move(rec));
-          batch.audit.push_back({t_now, "scheduler", "deadline.missed",
-                                 "run/" + r.row.run_id, "ok",
-                                 tm.task < 0 ? "run deadline" : "task " + r.dag->tasks[tm.task].id, ""});
+          batch.audit.push_back({t_now, "scheduler", "deadline.missed", "run/" + r.row.run_id, "ok",
+                                 tm.task < 0 ? "run deadline" : "task " + r.dag->tasks[tm.task].id,
+                                 ""});
           if (tm.task < 0 && !r.dag->deadline_trigger_dag.empty()) {
             json::object conf;
             conf["missed_run_id"] = r.row.run_id;
@@ -548,7 +557,8 @@ struct Scheduler::Impl {
                                  std::string run_id, std::string trigger) {
     auto dit = dag_states.find(dag_id);
     if (dit == dag_states.end()) {
-      return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded; `factoryd dags list` shows the DAGs");
+      return Status::not_found("DAG '" + std::string(dag_id) +
+                               "' is not loaded; `factoryd dags list` shows the DAGs");
     }
     DagState& ds = dit->second;
     auto conf = resolve_run_conf(*ds.dag, conf_json);
@@ -676,12 +686,12 @@ struct Scheduler::Impl {
       auto got = ds.trigger_consumer->poll(1000, 0);
       if (!got.ok() || got->empty()) continue;
       for (const auto& cr : *got) {
-        std::string run_id = "topic__" + cr.topic + "_" + std::to_string(cr.record.partition) + "_" +
-                             std::to_string(cr.record.offset.value());
+        std::string run_id = "topic__" + cr.topic + "_" + std::to_string(cr.record.partition) +
+                             "_" + std::to_string(cr.record.offset.value());
         std::string conf = cr.record.value.value_or("{}");
         auto made = create_run(id, conf, run_id,
-                               "topic:" + cr.topic + "/" + std::to_string(cr.record.partition) + "/" +
-                                   std::to_string(cr.record.offset.value()));
+                               "topic:" + cr.topic + "/" + std::to_string(cr.record.partition) +
+                                   "/" + std::to_string(cr.record.offset.value()));
         if (!made.ok() && made.status().code() != Status::Code::kAlreadyExists) {
           obs::warn("trigger record did not start a run",
                     {{"dag_id", id}, {"run_id", run_id}, {"error", made.status().to_string()}});
@@ -753,7 +763,6 @@ struct Scheduler::Impl {
     return f.get();
   }
 };
-
 
 Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -855,7 +864,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
           m.pool_used[task.pool] += task.pool_slots;
           redispatch.push_back({ti.dispatch_seq, {&run, t}});
           if (auto timeout = ds.dag->index.execution_timeout_ms(t)) {
-            m.timers.push({ti.started_ms + *timeout, Timer::Kind::kTimeout, row.run_id, t, ti.try_number});
+            m.timers.push(
+                {ti.started_ms + *timeout, Timer::Kind::kTimeout, row.run_id, t, ti.try_number});
           }
           break;
         case TaskState::kScheduled:
@@ -882,7 +892,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     if (t < 0) continue;
     rit->second->tasks[t].approval_requested_ms = a.requested_ms;
     rit->second->tasks[t].approval_expires_ms = a.expires_ms;
-    if (a.expires_ms != 0) m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
+    if (a.expires_ms != 0)
+      m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
   }
   // Re-append the dispatch of every running task, in sequence order: the log keeps only those
   // it does not have yet (idempotent producer "scheduler").
@@ -926,7 +937,8 @@ std::vector<runtime::Binding> Scheduler::task_bindings() const {
 
 Status Scheduler::start() {
   if (impl_->loop_pool) return Status();
-  auto pool = runtime::ThreadPool::create({.name = "scheduler", .min_threads = 1, .max_threads = 1});
+  auto pool =
+      runtime::ThreadPool::create({.name = "scheduler", .min_threads = 1, .max_threads = 1});
   if (!pool.ok()) return pool.status();
   impl_->loop_pool = std::move(*pool);
   // Dispatches recovered in create() are appended by the first step's flush.
@@ -1004,7 +1016,8 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
   return impl_->run_command([&]() -> Status {
     Impl& m = *impl_;
     auto rit = m.runs.find(run_id);
-    if (rit == m.runs.end()) return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
+    if (rit == m.runs.end())
+      return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
     Run& r = *rit->second;
     bool was_running = r.row.state == "running";
     // Cancelled first, so finishing its tasks below decides nothing downstream.
@@ -1024,7 +1037,8 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
     if (was_running && previous == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
     r.row.ended_ms = m.now();
     r.row_dirty = true;
-    m.batch.audit.push_back({m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
+    m.batch.audit.push_back(
+        {m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
     return Status();
   });
 }
@@ -1113,10 +1127,12 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
 Status Scheduler::set_paused(std::string_view dag_id, bool paused, std::string_view actor) {
   return impl_->run_command([&]() -> Status {
     auto it = impl_->dag_states.find(dag_id);
-    if (it == impl_->dag_states.end()) return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded");
+    if (it == impl_->dag_states.end())
+      return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded");
     it->second.paused = paused;
     impl_->batch.kv.emplace_back("scheduler.paused." + std::string(dag_id), paused ? "1" : "0");
-    impl_->batch.audit.push_back({impl_->now(), std::string(actor), paused ? "dag.pause" : "dag.unpause",
+    impl_->batch.audit.push_back({impl_->now(), std::string(actor),
+                                  paused ? "dag.pause" : "dag.unpause",
                                   "dag/" + std::string(dag_id), "ok", "", ""});
     return Status();
   });

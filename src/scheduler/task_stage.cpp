@@ -90,8 +90,8 @@ Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inne
   auto in = runtime::Contract::compile(impl->inner_info.input_schema,
                                        "the input schema of stage '" + impl->inner_info.name + "'");
   if (!in.ok()) return in.status();
-  auto out = runtime::Contract::compile(impl->inner_info.output_schema,
-                                        "the output schema of stage '" + impl->inner_info.name + "'");
+  auto out = runtime::Contract::compile(
+      impl->inner_info.output_schema, "the output schema of stage '" + impl->inner_info.name + "'");
   if (!out.ok()) return out.status();
   impl->input = std::move(*in);
   impl->output = std::move(*out);
@@ -133,7 +133,8 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
       for (const Output& o : capture.outputs) {
         Status v = impl_->output->validate(o.payload);
         if (!v.ok()) {
-          emit_result(ctx, *d, false, "", "output violates the output schema: " + v.message(), false);
+          emit_result(ctx, *d, false, "", "output violates the output schema: " + v.message(),
+                      false);
           return StageResult::success();
         }
       }

@@ -13,10 +13,10 @@ namespace factory::store {
 struct RunRow {
   std::string run_id;
   std::string dag_id;
-  std::string state;        // queued | running | success | failed | cancelled
+  std::string state;  // queued | running | success | failed | cancelled
   std::string conf_json = "{}";
-  std::string trigger;      // manual | cron | topic:<topic>/<partition>/<offset> | test
-  int64_t logical_ms = 0;   // the run's logical date (cron fire time, or trigger time)
+  std::string trigger;     // manual | cron | topic:<topic>/<partition>/<offset> | test
+  int64_t logical_ms = 0;  // the run's logical date (cron fire time, or trigger time)
   int64_t created_ms = 0;
   int64_t started_ms = 0;
   int64_t ended_ms = 0;
@@ -27,11 +27,11 @@ struct RunRow {
 struct TaskRow {
   std::string run_id;
   std::string task_id;
-  std::string state;        // scheduled | queued | running | success | failed | up_for_retry |
-                            // upstream_failed | skipped | awaiting_approval
-  int try_number = 0;       // 1 on the first dispatch
-  int64_t dispatch_seq = 0; // global, increasing: the idempotent sequence of its dispatch record
-  int64_t next_try_ms = 0;  // up_for_retry: when it becomes schedulable again
+  std::string state;         // scheduled | queued | running | success | failed | up_for_retry |
+                             // upstream_failed | skipped | awaiting_approval
+  int try_number = 0;        // 1 on the first dispatch
+  int64_t dispatch_seq = 0;  // global, increasing: the idempotent sequence of its dispatch record
+  int64_t next_try_ms = 0;   // up_for_retry: when it becomes schedulable again
   int64_t started_ms = 0;
   int64_t ended_ms = 0;
   std::string output_json;  // the task's output (XCom), "" when none
@@ -41,31 +41,31 @@ struct TaskRow {
 struct ApprovalRow {
   std::string run_id;
   std::string task_id;
-  std::string state;        // pending | approved | rejected | expired
+  std::string state;  // pending | approved | rejected | expired
   int64_t requested_ms = 0;
-  int64_t expires_ms = 0;   // 0: never
+  int64_t expires_ms = 0;  // 0: never
   std::string decided_by;
   int64_t decided_ms = 0;
   std::string comment;
-  std::string bound_to;     // e.g. the commit hash the approval is for ("" when unbound)
+  std::string bound_to;  // e.g. the commit hash the approval is for ("" when unbound)
 };
 
 struct AuditRow {
   int64_t at_ms = 0;
-  std::string actor;        // who ("cli:root", "token:ops", "scheduler")
-  std::string action;       // e.g. "approval.approve", "run.cancel", "dag.pause"
-  std::string object;       // e.g. "run/<id>/task/<id>"
-  std::string result;       // "ok" or the error
-  std::string detail;       // free text (a comment); never secrets
+  std::string actor;   // who ("cli:root", "token:ops", "scheduler")
+  std::string action;  // e.g. "approval.approve", "run.cancel", "dag.pause"
+  std::string object;  // e.g. "run/<id>/task/<id>"
+  std::string result;  // "ok" or the error
+  std::string detail;  // free text (a comment); never secrets
   std::string request_id;
 };
 
 // Everything one scheduler step changes, written in ONE transaction.
 struct SchedulerBatch {
-  std::vector<RunRow> runs;            // upserted by run_id
-  std::vector<TaskRow> tasks;          // upserted by (run_id, task_id)
-  std::vector<ApprovalRow> approvals;  // upserted by (run_id, task_id)
-  std::vector<AuditRow> audit;         // appended
+  std::vector<RunRow> runs;                             // upserted by run_id
+  std::vector<TaskRow> tasks;                           // upserted by (run_id, task_id)
+  std::vector<ApprovalRow> approvals;                   // upserted by (run_id, task_id)
+  std::vector<AuditRow> audit;                          // appended
   std::vector<std::pair<std::string, std::string>> kv;  // upserted cursors
   bool empty() const {
     return runs.empty() && tasks.empty() && approvals.empty() && audit.empty() && kv.empty();
@@ -73,9 +73,9 @@ struct SchedulerBatch {
 };
 
 struct RunFilter {
-  std::string dag_id;          // "" = any
+  std::string dag_id;  // "" = any
   bool unfinished_only = false;
-  int limit = 0;               // 0 = no limit; newest first
+  int limit = 0;  // 0 = no limit; newest first
 };
 
 }  // namespace factory::store

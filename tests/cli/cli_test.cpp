@@ -20,8 +20,7 @@ namespace json = boost::json;
 // A temp data dir and a way to run factoryd on it.
 class Factoryd {
  public:
-  ProcessResult run(std::vector<std::string> args,
-                    std::string stdin_text = {}) {
+  ProcessResult run(std::vector<std::string> args, std::string stdin_text = {}) {
     args.push_back("--data-dir");
     args.push_back(dir_.str());
     return run_factoryd(std::move(args), std::move(stdin_text));
@@ -47,9 +46,7 @@ class Factoryd {
     INFO("stdout: " << r.out);
     return json::parse(r.out);
   }
-  std::string path(const std::string& name) const {
-    return (dir_.path() / name).string();
-  }
+  std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
   std::string data_dir() const { return dir_.str(); }
 
  private:
@@ -63,9 +60,7 @@ std::vector<std::string> lines_of(const std::string& s) {
   return lines;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // The usage-error contract: exit 2 and one "factoryd: error: what; how" line.
 void require_usage_error(const ProcessResult& r) {
@@ -76,13 +71,11 @@ void require_usage_error(const ProcessResult& r) {
 
 int64_t total_lag(const json::value& group) {
   int64_t lag = 0;
-  for (const auto& p : group.at("partitions").as_array())
-    lag += p.at("lag").as_int64();
+  for (const auto& p : group.at("partitions").as_array()) lag += p.at("lag").as_int64();
   return lag;
 }
 
-TEST_CASE("topics apply on config/topics.yaml creates the article's topics",
-          "[cli]") {
+TEST_CASE("topics apply on config/topics.yaml creates the article's topics", "[cli]") {
   Factoryd f;
   std::string file = std::string(FACTORY_SOURCE_DIR) + "/config/topics.yaml";
   ProcessResult r = f.ok({"topics", "apply", "-f", file});
@@ -145,8 +138,8 @@ TEST_CASE("topics apply reports each topic with its notes and as JSON", "[cli]")
 
 TEST_CASE("topics create then describe then delete", "[cli]") {
   Factoryd f;
-  f.ok({"topics", "create", "events", "--partitions", "3", "--config",
-        "retention.ms=1000", "--config", "max.message.bytes=2048"});
+  f.ok({"topics", "create", "events", "--partitions", "3", "--config", "retention.ms=1000",
+        "--config", "max.message.bytes=2048"});
   json::value d = f.ok_json({"topics", "describe", "events"});
   CHECK(d.at("topic").as_string() == "events");
   CHECK(d.at("partition_count").as_int64() == 3);
@@ -164,8 +157,7 @@ TEST_CASE("topics create then describe then delete", "[cli]") {
   CHECK(table.out.find("retention.ms=1000") != std::string::npos);
   CHECK(table.out.find("PARTITION") != std::string::npos);
 
-  ProcessResult dup =
-      f.run({"topics", "create", "events", "--partitions", "3"});
+  ProcessResult dup = f.run({"topics", "create", "events", "--partitions", "3"});
   CHECK(dup.exit_code == 1);
   CHECK(dup.err.find("'events' already exists") != std::string::npos);
 
@@ -176,8 +168,7 @@ TEST_CASE("topics create then describe then delete", "[cli]") {
 TEST_CASE("produce --acks prints one line per record in input order", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "1"});
-  ProcessResult r =
-      f.ok({"produce", "t", "--acks"}, "a\nb\n\nlast without newline");
+  ProcessResult r = f.ok({"produce", "t", "--acks"}, "a\nb\n\nlast without newline");
   CHECK(r.out == "0 0\n0 1\n0 2\n0 3\n");
   // The empty line is an empty value, and order is kept.
   CHECK(f.ok({"consume", "t", "-e"}).out == "a\nb\n\nlast without newline\n");
@@ -188,8 +179,7 @@ TEST_CASE("produce --acks prints one line per record in input order", "[cli]") {
     ProcessResult big = f.ok({"produce", "t", "--acks"}, input);
     auto acks = lines_of(big.out);
     REQUIRE(acks.size() == 2500);
-    for (int i = 0; i < 2500; ++i)
-      REQUIRE(acks[i] == "0 " + std::to_string(4 + i));
+    for (int i = 0; i < 2500; ++i) REQUIRE(acks[i] == "0 " + std::to_string(4 + i));
   }
   SECTION("acks as JSON") {
     ProcessResult j = f.ok({"produce", "t", "--acks", "-o", "json"}, "x\n");
@@ -200,8 +190,7 @@ TEST_CASE("produce --acks prints one line per record in input order", "[cli]") {
   }
 }
 
-TEST_CASE("produce acks each line of a slow writer without waiting for EOF",
-          "[cli]") {
+TEST_CASE("produce acks each line of a slow writer without waiting for EOF", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "2"});
   ChildProcess p = f.spawn({"produce", "t", "--acks", "-p", "1"});
@@ -223,15 +212,12 @@ TEST_CASE("produce -k and -K keys land on Kafka's murmur2 partition", "[cli]") {
   f.ok({"topics", "create", "t", "--partitions", std::to_string(kPartitions)});
 
   SECTION("-k: one key for every line") {
-    ProcessResult r =
-        f.ok({"produce", "t", "-k", "PROJ-1", "--acks"}, "a\nb\nc\n");
+    ProcessResult r = f.ok({"produce", "t", "-k", "PROJ-1", "--acks"}, "a\nb\nc\n");
     int32_t want = partition_for_key("PROJ-1", kPartitions);
     auto acks = lines_of(r.out);
     REQUIRE(acks.size() == 3);
-    for (int i = 0; i < 3; ++i)
-      CHECK(acks[i] == std::to_string(want) + " " + std::to_string(i));
-    CHECK(f.ok({"consume", "t", "-e", "-f", "%k:%s\\n"}).out ==
-          "PROJ-1:a\nPROJ-1:b\nPROJ-1:c\n");
+    for (int i = 0; i < 3; ++i) CHECK(acks[i] == std::to_string(want) + " " + std::to_string(i));
+    CHECK(f.ok({"consume", "t", "-e", "-f", "%k:%s\\n"}).out == "PROJ-1:a\nPROJ-1:b\nPROJ-1:c\n");
   }
   SECTION("-K: key and value split per line at the first separator") {
     std::vector<std::string> keys;
@@ -254,32 +240,26 @@ TEST_CASE("produce -k and -K keys land on Kafka's murmur2 partition", "[cli]") {
     auto out = lines_of(f.ok({"consume", "t", "-e", "-f", "%k|%s\\n"}).out);
     std::set<std::string> got(out.begin(), out.end());
     for (int i = 0; i < 20; ++i) {
-      CHECK(got.count("key-" + std::to_string(i) +
-                      "|value:" + std::to_string(i)) == 1);
+      CHECK(got.count("key-" + std::to_string(i) + "|value:" + std::to_string(i)) == 1);
     }
   }
   SECTION("-K: a line without the separator has no key") {
     f.ok({"produce", "t", "-K", ":", "-p", "0"}, "no-separator\n");
-    CHECK(f.ok({"consume", "t", "-e", "-f", "[%k][%K][%s]\\n"}).out ==
-          "[][-1][no-separator]\n");
+    CHECK(f.ok({"consume", "t", "-e", "-f", "[%k][%K][%s]\\n"}).out == "[][-1][no-separator]\n");
   }
 }
 
 TEST_CASE("consume -e prints kcat formats and JSON", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "2"});
-  f.ok({"produce", "t", "-p", "1", "-k", "K1", "-H", "trace=abc", "-H",
-        "type=spec"},
-       "v0\nv1\n");
+  f.ok({"produce", "t", "-p", "1", "-k", "K1", "-H", "trace=abc", "-H", "type=spec"}, "v0\nv1\n");
 
-  ProcessResult r =
-      f.ok({"consume", "t", "-e", "-f", "%t|%p|%o|%k|%s|%h\\t%%\\n"});
+  ProcessResult r = f.ok({"consume", "t", "-e", "-f", "%t|%p|%o|%k|%s|%h\\t%%\\n"});
   CHECK(r.out ==
         "t|1|0|K1|v0|trace=abc,type=spec\t%\nt|1|1|K1|v1|trace=abc,type=spec\t%"
         "\n");
 
-  ProcessResult ts =
-      f.ok({"consume", "t", "-e", "-p", "1", "-c", "1", "-f", "%T"});
+  ProcessResult ts = f.ok({"consume", "t", "-e", "-p", "1", "-c", "1", "-f", "%T"});
   CHECK(std::stoll(ts.out) > 1'600'000'000'000LL);
 
   ProcessResult j = f.ok({"consume", "t", "-e", "--output", "json"});
@@ -300,15 +280,13 @@ TEST_CASE("consume -o picks where to start and -c how many", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "1"});
   f.ok({"produce", "t"}, "a\nb\nc\nd\ne\n");
-  CHECK(f.ok({"consume", "t", "-e", "-o", "beginning"}).out ==
-        "a\nb\nc\nd\ne\n");
+  CHECK(f.ok({"consume", "t", "-e", "-o", "beginning"}).out == "a\nb\nc\nd\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "end"}).out.empty());
   CHECK(f.ok({"consume", "t", "-e", "-o", "3"}).out == "d\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "-2"}).out == "d\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "-100"}).out == "a\nb\nc\nd\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-c", "2"}).out == "a\nb\n");
-  CHECK(f.ok({"consume", "t", "-o", "1", "-c", "2"}).out ==
-        "b\nc\n");  // -c ends a follow
+  CHECK(f.ok({"consume", "t", "-o", "1", "-c", "2"}).out == "b\nc\n");  // -c ends a follow
   CHECK(f.ok({"consume", "t", "-e", "-o", "@0"}).out == "a\nb\nc\nd\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "@99999999999999"}).out.empty());
 
@@ -321,8 +299,7 @@ TEST_CASE("consume -g commits; groups describe shows the lag", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "2"});
   std::string input;
-  for (int i = 0; i < 10; ++i)
-    input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
+  for (int i = 0; i < 10; ++i) input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
   f.ok({"produce", "t", "-K", ":"}, input);
 
   ProcessResult first = f.ok({"consume", "t", "-g", "g1", "-e"});
@@ -333,8 +310,7 @@ TEST_CASE("consume -g commits; groups describe shows the lag", "[cli]") {
   REQUIRE(g.at("partitions").as_array().size() == 2);
   CHECK(total_lag(g) == 0);
   for (const auto& p : g.at("partitions").as_array()) {
-    CHECK(p.at("current_offset").as_int64() ==
-          p.at("log_end_offset").as_int64());
+    CHECK(p.at("current_offset").as_int64() == p.at("log_end_offset").as_int64());
   }
   CHECK(f.ok({"groups", "list"}).out == "g1\n");
 
@@ -362,14 +338,12 @@ TEST_CASE("consume -g commits; groups describe shows the lag", "[cli]") {
     CHECK(total_lag(f.ok_json({"groups", "describe", "g1"})) == 2);
   }
   SECTION("-o with -g seeks the assigned partitions") {
-    ProcessResult again =
-        f.ok({"consume", "t", "-g", "g1", "-e", "-o", "beginning"});
+    ProcessResult again = f.ok({"consume", "t", "-g", "g1", "-e", "-o", "beginning"});
     CHECK(lines_of(again.out).size() == 13);
   }
 }
 
-TEST_CASE("consume following the log stops cleanly on SIGTERM and commits",
-          "[cli]") {
+TEST_CASE("consume following the log stops cleanly on SIGTERM and commits", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "1"});
   f.ok({"produce", "t"}, "a\nb\n");
@@ -391,8 +365,7 @@ TEST_CASE("groups reset-offsets is a dry run unless --execute", "[cli]") {
   f.ok({"consume", "t", "-g", "g", "-e"});
   REQUIRE(total_lag(f.ok_json({"groups", "describe", "g"})) == 0);
 
-  ProcessResult dry =
-      f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest"});
+  ProcessResult dry = f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest"});
   auto lines = lines_of(dry.out);
   REQUIRE(lines.size() >= 3);
   CHECK(lines[0].rfind("GROUP  TOPIC  PARTITION  NEW-OFFSET", 0) == 0);
@@ -400,23 +373,21 @@ TEST_CASE("groups reset-offsets is a dry run unless --execute", "[cli]") {
   CHECK(dry.out.find("nothing was changed") != std::string::npos);
   CHECK(total_lag(f.ok_json({"groups", "describe", "g"})) == 0);
 
-  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest",
-        "--execute"});
+  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--execute"});
   CHECK(total_lag(f.ok_json({"groups", "describe", "g"})) == 5);
 
-  json::value plan = f.ok_json({"groups", "reset-offsets", "g", "--topic", "t",
-                                "--to-offset", "1", "--execute"});
+  json::value plan =
+      f.ok_json({"groups", "reset-offsets", "g", "--topic", "t", "--to-offset", "1", "--execute"});
   CHECK(plan.at("executed").as_bool());
   CHECK(plan.at("offsets").at(0).at("new_offset").as_int64() == 1);
   CHECK(total_lag(f.ok_json({"groups", "describe", "g"})) == 3);
 
-  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-latest",
-        "--execute"});
+  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-latest", "--execute"});
   CHECK(total_lag(f.ok_json({"groups", "describe", "g"})) == 0);
 
   // Every record was appended before 2100, after 2000.
-  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-datetime",
-        "2000-01-01T00:00:00.000", "--execute"});
+  f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "2000-01-01T00:00:00.000",
+        "--execute"});
   CHECK(total_lag(f.ok_json({"groups", "describe", "g"})) == 5);
   f.ok({"groups", "reset-offsets", "g", "--topic", "t", "--to-datetime",
         "2100-01-01T00:00:00+01:00", "--execute"});
@@ -430,10 +401,8 @@ TEST_CASE("usage errors exit 2", "[cli]") {
   require_usage_error(f.run({"topics"}));
   require_usage_error(f.run({"topics", "create"}));
   require_usage_error(f.run({"topics", "create", "t", "--partitions", "0"}));
-  require_usage_error(
-      f.run({"topics", "create", "t", "--config", "retention.ms"}));
-  require_usage_error(
-      f.run({"topics", "create", "t", "--config", "no.such.key=1"}));
+  require_usage_error(f.run({"topics", "create", "t", "--config", "retention.ms"}));
+  require_usage_error(f.run({"topics", "create", "t", "--config", "no.such.key=1"}));
   require_usage_error(f.run({"topics", "create", "bad/name"}));
   require_usage_error(f.run({"topics", "list", "-o", "xml"}));
   require_usage_error(f.run({"topics", "apply"}));
@@ -444,10 +413,10 @@ TEST_CASE("usage errors exit 2", "[cli]") {
   require_usage_error(f.run({"consume", "t", "-c", "-1"}));
   require_usage_error(f.run({"consume", "t", "-g", "g", "-p", "0"}));
   require_usage_error(f.run({"groups", "reset-offsets", "g", "--topic", "t"}));
-  require_usage_error(f.run({"groups", "reset-offsets", "g", "--topic", "t",
-                             "--to-earliest", "--to-latest"}));
-  ProcessResult date = f.run({"groups", "reset-offsets", "g", "--topic", "t",
-                              "--to-datetime", "yesterday"});
+  require_usage_error(
+      f.run({"groups", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"}));
+  ProcessResult date =
+      f.run({"groups", "reset-offsets", "g", "--topic", "t", "--to-datetime", "yesterday"});
   require_usage_error(date);
   CHECK(date.err.find("2026-11-28T09:00:00.000") != std::string::npos);
 
@@ -471,8 +440,7 @@ TEST_CASE("a bad topics file exits 1 naming file:line", "[cli]") {
   CHECK(r.exit_code == 1);
   CHECK(r.err.rfind("factoryd: error: ", 0) == 0);
   CHECK(r.err.find(file + ":5") != std::string::npos);
-  CHECK(
-      f.ok({"topics", "list"}).out.empty());  // nothing applied from a bad file
+  CHECK(f.ok({"topics", "list"}).out.empty());  // nothing applied from a bad file
 
   ProcessResult missing = f.run({"topics", "apply", "-f", f.path("nope.yaml")});
   CHECK(missing.exit_code == 1);
@@ -506,14 +474,13 @@ TEST_CASE("a missing topic or group exits 1 naming it", "[cli]") {
 
 TEST_CASE("the data dir defaults to $FACTORY_DATA_DIR", "[cli]") {
   TempDir dir;
-  ChildProcess p = spawn_process({FACTORYD_BIN, "topics", "create", "t"},
-                                 {"FACTORY_DATA_DIR=" + dir.str()});
+  ChildProcess p =
+      spawn_process({FACTORYD_BIN, "topics", "create", "t"}, {"FACTORY_DATA_DIR=" + dir.str()});
   ProcessResult r = p.wait();
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(std::filesystem::exists(dir.path() / "log"));
-  ProcessResult list =
-      run_factoryd({"--data-dir", dir.str(), "topics", "list"});
+  ProcessResult list = run_factoryd({"--data-dir", dir.str(), "topics", "list"});
   CHECK(list.out == "t\n");
 }
 

@@ -35,8 +35,7 @@
 namespace factory::test {
 
 struct ProcessResult {
-  int exit_code =
-      -1;  // the exit status; -1 when the child was killed by a signal
+  int exit_code = -1;   // the exit status; -1 when the child was killed by a signal
   int term_signal = 0;  // the signal that ended the child, else 0
   std::string out;      // everything written to stdout
   std::string err;      // everything written to stderr
@@ -108,8 +107,7 @@ class ChildProcess {
   // The next '\n'-terminated stdout line (without '\n'), or nullopt when stdout
   // closes or `timeout_ms` passes first. Stderr is collected meanwhile.
   std::optional<std::string> read_stdout_line(int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(timeout_ms);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       size_t nl = out_buf_.find('\n', out_taken_);
       if (nl != std::string::npos) {
@@ -166,8 +164,7 @@ class ChildProcess {
   // Reads what is available on a polled fd into *buf; closes it at EOF or
   // error.
   static void drain(const pollfd& p, int* fd, std::string* buf) {
-    if (*fd < 0 || p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR)))
-      return;
+    if (*fd < 0 || p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) return;
     char chunk[65536];
     ssize_t n = ::read(*fd, chunk, sizeof chunk);
     if (n > 0) {
@@ -195,22 +192,19 @@ inline ChildProcess spawn_process(const std::vector<std::string>& argv,
                                   const std::vector<std::string>& env = {}) {
   if (argv.empty()) throw std::runtime_error("spawn_process: empty argv");
   int in[2], out[2], err[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
-      ::pipe2(err, O_CLOEXEC) != 0) {
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
   }
   // Everything the child touches is prepared before fork: only
   // async-signal-safe calls after.
   std::vector<char*> args;
-  for (const std::string& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   std::vector<std::string> env_copy = env;
   std::string exec_error = "exec " + argv[0] + " failed\n";
 
   pid_t pid = ::fork();
-  if (pid < 0)
-    throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
@@ -256,8 +250,7 @@ inline ChildProcess spawn_factoryd(std::vector<std::string> args) {
   return spawn_process(args, {"FACTORY_DATA_DIR", "FACTORY_LOG_LEVEL"});
 }
 
-inline ProcessResult run_factoryd(std::vector<std::string> args,
-                                  std::string stdin_text = {}) {
+inline ProcessResult run_factoryd(std::vector<std::string> args, std::string stdin_text = {}) {
   ChildProcess p = spawn_factoryd(std::move(args));
   p.write_stdin(stdin_text);
   return p.wait();

@@ -1,10 +1,9 @@
-#include "factory/log.h"
-
 #include <atomic>
 #include <map>
 #include <thread>
 
 #include "factory/consumer.h"
+#include "factory/log.h"
 #include "log/log_test_util.h"
 
 using namespace factory;
@@ -88,8 +87,9 @@ TEST_CASE("concurrent appenders and consumers: order and completeness", "[log][c
   std::map<std::pair<int32_t, int64_t>, std::string> by_pos;
   for (auto& list : acks) {
     for (auto& ack : list) {
-      auto [it, fresh] = by_pos.emplace(std::make_pair(ack.pos.partition, ack.pos.offset.value()),
-                                        std::to_string(ack.appender) + ":" + std::to_string(ack.seq));
+      auto [it, fresh] =
+          by_pos.emplace(std::make_pair(ack.pos.partition, ack.pos.offset.value()),
+                         std::to_string(ack.appender) + ":" + std::to_string(ack.seq));
       CHECK(fresh);
     }
   }

@@ -91,7 +91,7 @@ TEST_CASE("two members split the partitions by range and rebalance without overl
   // b's targets are still owned by a until a polls again: b gets nothing yet.
   CHECK(poll_ok(b.get(), 100).empty());
   auto second = poll_ok(a.get(), 1000);  // a gives up b's partitions, committing its position
-  auto b_got = poll_n(b.get(), 40);  // partitions 3 and 4, untouched by a so far
+  auto b_got = poll_n(b.get(), 40);      // partitions 3 and 4, untouched by a so far
 
   auto as = a->assignment(), bs = b->assignment();
   CHECK(as.size() == 3);  // range assignor: 5 partitions over 2 members -> 3 + 2
@@ -147,7 +147,8 @@ TEST_CASE("offset resets are a dry run unless executed, and refused while member
   CHECK((*plan)[0].offset == Offset(0));
   CHECK(**log->committed_offset("g", "t", 0) == Offset(5));  // unchanged: dry run
 
-  plan = log->reset_offsets("g", "t", {.kind = OffsetResetSpec::Kind::kTimestamp, .value = 2500}, true);
+  plan = log->reset_offsets("g", "t", {.kind = OffsetResetSpec::Kind::kTimestamp, .value = 2500},
+                            true);
   REQUIRE_OK(plan);
   CHECK(**log->committed_offset("g", "t", 0) == Offset(3));
   CHECK(**log->committed_offset("g", "t", 1) == Offset(3));

@@ -45,7 +45,7 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
   REQUIRE(created.exit_code == 0);
 
   std::map<std::pair<int32_t, int64_t>, Acked> acked;  // every ack ever received
-  std::map<int32_t, int64_t> last_committed;            // group offsets seen so far (-1: none)
+  std::map<int32_t, int64_t> last_committed;           // group offsets seen so far (-1: none)
   for (int32_t p = 0; p < kPartitions; ++p) last_committed[p] = -1;
   int rounds_with_kill_before_all_acks = 0;
   constexpr int kRounds = 24;
@@ -87,9 +87,8 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
         int32_t p;
         int64_t o;
         REQUIRE(std::sscanf(line->c_str(), "%d %ld", &p, &o) == 2);
-        auto [it, fresh] = acked.try_emplace({p, o}, Acked{sent[acks_read].first,
-                                                           sent[acks_read].second,
-                                                           std::to_string(round)});
+        auto [it, fresh] = acked.try_emplace(
+            {p, o}, Acked{sent[acks_read].first, sent[acks_read].second, std::to_string(round)});
         INFO("ack " << *line << " for a second record: offset reused");
         REQUIRE(fresh);
         ++acks_read;
@@ -105,8 +104,8 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
 
     // 2. Consume through a group and kill -9 it after a random number of records.
     {
-      auto consumer = test::spawn_factoryd({"consume", kTopic, "-g", kGroup, "-f", "%p %o\n",
-                                            "--data-dir", data});
+      auto consumer = test::spawn_factoryd(
+          {"consume", kTopic, "-g", kGroup, "-f", "%p %o\n", "--data-dir", data});
       int want = static_cast<int>(rng() % 400);
       for (int i = 0; i < want; ++i) {
         if (!consumer.read_stdout_line(5'000)) break;  // caught up: nothing more to print

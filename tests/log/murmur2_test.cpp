@@ -1,12 +1,12 @@
 // murmur2 and partition_for_key must match the Java Kafka client bit for bit, so every expected
 // value here comes from Java's output, not from this implementation.
-#include "factory/log.h"
-
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include <catch2/catch.hpp>
+
+#include "factory/log.h"
 
 namespace factory {
 namespace {
@@ -94,17 +94,27 @@ TEST_CASE("partition_for_key matches the Java producer's partitions", "[log]") {
     int32_t partition;
   };
   const PartitionCase cases[] = {
-      {"", 1000, 681},  {"a", 1000, 524}, {"ab", 1000, 434}, {"abc", 1000, 107},
+      {"", 1000, 681},
+      {"a", 1000, 524},
+      {"ab", 1000, 434},
+      {"abc", 1000, 107},
       {"123456789", 1000, 566},
-      {"a", 10, 4},     {"b", 10, 6},     {"c", 10, 4},      {"d", 10, 3},
+      {"a", 10, 4},
+      {"b", 10, 6},
+      {"c", 10, 4},
+      {"d", 10, 3},
       {"e", 10, 4},
   };
   // Same source as the "été" case above: 6 and 3 partitions.
   const PartitionCase more[] = {
-      {"acct_000000001", 6, 0}, {"acct_000000001", 3, 0},
+      {"acct_000000001", 6, 0},
+      {"acct_000000001", 3, 0},
       {"PreAmbleWillBeRemoved,ThePrePartThatIsa4ByteThing", 6, 4},
       {"PreAmbleWillBeRemoved,ThePrePartThatIsa4ByteThing", 3, 1},
-      {"kafka", 6, 4}, {"kafka", 3, 1}, {"", 6, 3}, {"", 3, 0},
+      {"kafka", 6, 4},
+      {"kafka", 3, 1},
+      {"", 6, 3},
+      {"", 3, 0},
   };
   for (const PartitionCase& c : more) {
     INFO("key: '" << c.key << "' partitions: " << c.partitions);

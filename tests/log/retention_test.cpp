@@ -1,7 +1,6 @@
-#include "log/rocks_log.h"
-
 #include "base/clock.h"
 #include "log/log_test_util.h"
+#include "log/rocks_log.h"
 
 using namespace factory;
 using factory::test::append_ok;

@@ -145,9 +145,8 @@ TEST_CASE("a long-poll read returns as soon as a record arrives", "[log]") {
   test::TempDir dir;
   auto log = test::open_test_log(test::test_log_options(dir));
   REQUIRE_OK(log->create_topic({.name = "t", .partitions = 1}));
-  auto reader = std::async(std::launch::async, [&] {
-    return log->read("t", 0, Offset(0), {.wait_ms = 30'000});
-  });
+  auto reader = std::async(std::launch::async,
+                           [&] { return log->read("t", 0, Offset(0), {.wait_ms = 30'000}); });
   append_ok(log.get(), "t", {rec("hello")});
   auto got = reader.get();
   REQUIRE_OK(got);

@@ -56,6 +56,5 @@ class CountEffect final : public factory::Stage {
 
 }  // namespace
 
-FACTORY_PLUGIN("count-fx-test-plugin", []() -> std::unique_ptr<factory::Stage> {
-  return std::make_unique<CountEffect>();
-});
+FACTORY_PLUGIN("count-fx-test-plugin",
+               []() -> std::unique_ptr<factory::Stage> { return std::make_unique<CountEffect>(); });

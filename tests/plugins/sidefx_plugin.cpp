@@ -51,6 +51,5 @@ class SideEffect final : public factory::Stage {
 
 }  // namespace
 
-FACTORY_PLUGIN("sidefx-test-plugin", []() -> std::unique_ptr<factory::Stage> {
-  return std::make_unique<SideEffect>();
-});
+FACTORY_PLUGIN("sidefx-test-plugin",
+               []() -> std::unique_ptr<factory::Stage> { return std::make_unique<SideEffect>(); });

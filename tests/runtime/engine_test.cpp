@@ -21,10 +21,12 @@ namespace {
 class TitleStage final : public Stage {
  public:
   StageInfo info() const override {
-    return {.name = "test-title",
-            .version = "1",
-            .input_schema = R"({"type":"object","required":["title"],"properties":{"title":{"type":"string"}}})",
-            .output_schema = R"({"type":"object","required":["seen"]})"};
+    return {
+        .name = "test-title",
+        .version = "1",
+        .input_schema =
+            R"({"type":"object","required":["title"],"properties":{"title":{"type":"string"}}})",
+        .output_schema = R"({"type":"object","required":["seen"]})"};
   }
   StageResult process(const Event& e, StageContext& ctx) override {
     if (e.payload.find("\"bad-output\"") != std::string::npos) {
@@ -47,7 +49,8 @@ class FlakyStage final : public Stage {
   StageInfo info() const override { return {.name = "test-flaky", .version = "1"}; }
   StageResult process(const Event& e, StageContext& ctx) override {
     int failures = std::stoi(ctx.config().substr(ctx.config().find(':') + 1));
-    if (e.attempt <= failures) return StageResult::retryable("flaky attempt " + std::to_string(e.attempt));
+    if (e.attempt <= failures)
+      return StageResult::retryable("flaky attempt " + std::to_string(e.attempt));
     ctx.emit({.payload = e.payload});
     return StageResult::success();
   }
@@ -78,7 +81,9 @@ struct Gate {
 Gate g_gate;
 class BlockedStage final : public Stage {
  public:
-  StageInfo info() const override { return {.name = "test-blocked", .version = "1", .blocking = true}; }
+  StageInfo info() const override {
+    return {.name = "test-blocked", .version = "1", .blocking = true};
+  }
   StageResult process(const Event& e, StageContext& ctx) override {
     std::unique_lock<std::mutex> lock(g_gate.mu);
     ++g_gate.waiting;
@@ -158,7 +163,8 @@ struct Harness {
     engine = std::move(*e);
   }
   // Waits (on the log's append notifications) until `topic` holds n records; returns them.
-  std::vector<Record> wait_records(const std::string& topic, size_t n, int64_t timeout_ms = 20'000) {
+  std::vector<Record> wait_records(const std::string& topic, size_t n,
+                                   int64_t timeout_ms = 20'000) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       uint64_t seq = log->append_sequence();
@@ -166,7 +172,8 @@ struct Harness {
       auto info = log->describe_topic(topic);
       if (info.ok()) {
         for (const auto& p : info->partitions) {
-          auto r = log->read(topic, p.partition, p.log_start, {.max_records = 100000, .max_bytes = 1 << 30});
+          auto r = log->read(topic, p.partition, p.log_start,
+                             {.max_records = 100000, .max_bytes = 1 << 30});
           if (r.ok()) all.insert(all.end(), r->records.begin(), r->records.end());
         }
       }
@@ -193,7 +200,9 @@ TEST_CASE("events flow through a chain of stages exactly once", "[runtime]") {
   h.topic("in", 3);
   h.start({binding("test-title", "in", "mid"), binding("noop", "mid", "out")});
   std::vector<ProducerRecord> batch;
-  for (int i = 0; i < 300; ++i) batch.push_back(rec(R"({"title":"t)" + std::to_string(i) + R"("})", "k" + std::to_string(i % 10)));
+  for (int i = 0; i < 300; ++i)
+    batch.push_back(
+        rec(R"({"title":"t)" + std::to_string(i) + R"("})", "k" + std::to_string(i % 10)));
   append_ok(h.log.get(), "in", batch);
   auto out = h.wait_records("out", 300);
   REQUIRE(out.size() == 300);
@@ -213,15 +222,17 @@ TEST_CASE("malformed and contract-violating events go to the dead-letter topic w
   Harness h;
   h.topic("in");
   h.start({binding("test-title", "in", "out")});
-  append_ok(h.log.get(), "in", {rec("{not json"), rec(R"({"title": 5})"), rec(R"({"title":"ok"})"),
-                                rec(R"({"title":"bad-output"})"), rec(R"({"title":"permanent"})")});
+  append_ok(h.log.get(), "in",
+            {rec("{not json"), rec(R"({"title": 5})"), rec(R"({"title":"ok"})"),
+             rec(R"({"title":"bad-output"})"), rec(R"({"title":"permanent"})")});
   auto dead = h.wait_records("in.dlq", 4);
   REQUIRE(dead.size() == 4);
   CHECK(header(dead[0], "factory.dlq.reason").find("malformed event") != std::string::npos);
   CHECK(header(dead[1], "factory.dlq.reason").find("input contract") != std::string::npos);
   CHECK(header(dead[1], "factory.dlq.reason").find("/title") != std::string::npos);
   CHECK(header(dead[2], "factory.dlq.reason").find("output contract") != std::string::npos);
-  CHECK(header(dead[3], "factory.dlq.reason").find("permanent failure: the ticket says so") != std::string::npos);
+  CHECK(header(dead[3], "factory.dlq.reason").find("permanent failure: the ticket says so") !=
+        std::string::npos);
   CHECK(header(dead[0], "factory.source.topic") == "in");
   CHECK(header(dead[0], "factory.source.offset") == "0");
   CHECK(header(dead[3], "factory.source.offset") == "4");
@@ -249,7 +260,8 @@ TEST_CASE("retryable failures are retried with backoff, then dead-lettered", "[r
   CHECK(*out[1].value == R"({"n":2})");
   auto dead = h.wait_records("in2.dlq", 1);
   REQUIRE(dead.size() == 1);
-  CHECK(header(dead[0], "factory.dlq.reason").find("failed after 3 attempts: flaky attempt 3") != std::string::npos);
+  CHECK(header(dead[0], "factory.dlq.reason").find("failed after 3 attempts: flaky attempt 3") !=
+        std::string::npos);
   CHECK(header(dead[0], "factory.attempts") == "3");
   CHECK(test::eventually([&] {
     auto stats = h.engine->stats();

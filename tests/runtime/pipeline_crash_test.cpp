@@ -53,7 +53,8 @@ void produce_events(const test::TempDir& dir, int from, int to) {
   }
   std::vector<ProducerRecord> batch;
   for (int i = from; i < to; ++i) {
-    batch.push_back(test::rec(R"({"n":)" + std::to_string(i) + "}", "key-" + std::to_string(i % 97)));
+    batch.push_back(
+        test::rec(R"({"n":)" + std::to_string(i) + "}", "key-" + std::to_string(i % 97)));
     if (batch.size() == 1000 || i + 1 == to) {
       test::append_ok(log.get(), "crash-in", batch);
       batch.clear();
@@ -149,9 +150,10 @@ TEST_CASE("a second SIGTERM exits at once and still loses nothing", "[runtime][c
              "    input: slow-in\n"
              "    output: slow-out\n"
              "    config:\n"
-             "      command: [sh, -c, 'if [ -e " + marker.string() +
-                 " ]; then cat; else touch " + marker.string() + "; sleep 60; fi']\n"
-             "      timeout_ms: 120000\n");
+             "      command: [sh, -c, 'if [ -e " +
+                 marker.string() + " ]; then cat; else touch " + marker.string() +
+                 "; sleep 60; fi']\n"
+                 "      timeout_ms: 120000\n");
   {
     auto log = test::open_test_log(test::test_log_options(dir));
     REQUIRE_OK(log->create_topic({.name = "slow-in", .partitions = 1}));
@@ -162,20 +164,22 @@ TEST_CASE("a second SIGTERM exits at once and still loses nothing", "[runtime][c
   p.kill(SIGTERM);  // drains: waits for the stage call, which sleeps
   // Wait until the drain has begun (it logs it), then ask again.
   std::string err;
-  REQUIRE(test::eventually([&] {
-    char buf[4096];
-    ssize_t n = ::read(p.stderr_fd(), buf, sizeof buf);
-    if (n > 0) err.append(buf, static_cast<size_t>(n));
-    return err.find("\"draining\"") != std::string::npos;
-  }, 30'000));
+  REQUIRE(test::eventually(
+      [&] {
+        char buf[4096];
+        ssize_t n = ::read(p.stderr_fd(), buf, sizeof buf);
+        if (n > 0) err.append(buf, static_cast<size_t>(n));
+        return err.find("\"draining\"") != std::string::npos;
+      },
+      30'000));
   auto t0 = std::chrono::steady_clock::now();
   p.kill(SIGTERM);
   auto r = p.wait();
   CHECK(r.exit_code == 143);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));  // not the sleep's 60
   // Nothing was acknowledged for the event, so the next run processes it.
-  auto again = test::spawn_factoryd({"run", "-c", cfg.string(), "--data-dir", data,
-                                     "--exit-when-idle", "300"});
+  auto again = test::spawn_factoryd(
+      {"run", "-c", cfg.string(), "--data-dir", data, "--exit-when-idle", "300"});
   auto r2 = again.wait();
   INFO(r2.err.substr(r2.err.size() > 2000 ? r2.err.size() - 2000 : 0));
   REQUIRE(r2.exit_code == 0);

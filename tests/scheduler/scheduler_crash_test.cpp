@@ -79,7 +79,8 @@ TEST_CASE("kill -9 during 51 DAG runs: every run completes, every task exactly o
       kExpected, 80, kRounds, rng);
   CHECK(killed_mid_way >= kRounds / 2);
   {
-    auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data, "--exit-when-idle", "500"});
+    auto p =
+        test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data, "--exit-when-idle", "500"});
     auto r = p.wait();
     INFO(r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0));
     REQUIRE(r.exit_code == 0);

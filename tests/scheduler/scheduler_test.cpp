@@ -20,12 +20,14 @@ namespace {
 
 // Counts its executions per (run, task); emits {"task": id, "n": executions, "params": ...}.
 std::mutex g_mu;
-std::map<std::string, int> g_runs;     // "run/task" -> executions
+std::map<std::string, int> g_runs;  // "run/task" -> executions
 std::atomic<int> g_running{0}, g_max_running{0};
 
 class CountStage final : public Stage {
  public:
-  StageInfo info() const override { return {.name = "sched-count", .version = "1", .default_concurrency = 4}; }
+  StageInfo info() const override {
+    return {.name = "sched-count", .version = "1", .default_concurrency = 4};
+  }
   StageResult process(const Event& e, StageContext& ctx) override {
     int now = ++g_running;
     int prev = g_max_running.load();
@@ -38,7 +40,8 @@ class CountStage final : public Stage {
       n = ++g_runs[key];
     }
     --g_running;
-    if (e.payload.find("\"fail\":true") != std::string::npos) return StageResult::permanent("asked to fail");
+    if (e.payload.find("\"fail\":true") != std::string::npos)
+      return StageResult::permanent("asked to fail");
     if (e.payload.find("\"flaky\":true") != std::string::npos && e.attempt < 3) {
       return StageResult::retryable("flaky try " + std::to_string(e.attempt));
     }
@@ -70,7 +73,8 @@ struct Harness {
   std::vector<Dag> dags;
   const base::Clock* clock = nullptr;
 
-  explicit Harness(std::vector<Dag> d, const base::Clock* c = nullptr) : dags(std::move(d)), clock(c) {
+  explicit Harness(std::vector<Dag> d, const base::Clock* c = nullptr)
+      : dags(std::move(d)), clock(c) {
     log = test::open_test_log(test::test_log_options(dir));
     auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
     REQUIRE_OK(s);
@@ -223,7 +227,8 @@ tasks:
   ingest: {stage: sched-count, params: {id: "{{ run.id }}", ticket: "{{ run.conf.key }}"}}
 )")});
   std::vector<ProducerRecord> recs;
-  for (int i = 0; i < 3; ++i) recs.push_back(test::rec(R"({"key":"T-)" + std::to_string(i) + "\"}"));
+  for (int i = 0; i < 3; ++i)
+    recs.push_back(test::rec(R"({"key":"T-)" + std::to_string(i) + "\"}"));
   test::append_ok(h.log.get(), "tickets", recs);
   auto all_done = [&] {
     auto runs = h.store->list_runs({.dag_id = "on_ticket"});
@@ -237,10 +242,12 @@ tasks:
   h.stop();
   h.start();
   test::append_ok(h.log.get(), "tickets", {test::rec(R"({"key":"T-3"})")});
-  REQUIRE(test::eventually([&] {
-    auto runs = h.store->list_runs({.dag_id = "on_ticket"});
-    return runs.ok() && runs->size() == 4 && runs->front().state == "success";
-  }, 20'000));
+  REQUIRE(test::eventually(
+      [&] {
+        auto runs = h.store->list_runs({.dag_id = "on_ticket"});
+        return runs.ok() && runs->size() == 4 && runs->front().state == "success";
+      },
+      20'000));
   auto runs = h.store->list_runs({.dag_id = "on_ticket"});
   CHECK(runs->size() == 4);
 }
