@@ -105,6 +105,9 @@ class MetaStore {
   // Audit rows, newest first (in append order), at most `limit` (0 = all). InvalidArgument for a
   // negative limit.
   virtual Result<std::vector<AuditRow>> list_audit(int limit) = 0;
+  // Runs and task instances counted per (DAG, state), each list ordered by dag_id then state,
+  // both from one snapshot. Scans both tables: for a metrics scrape, not for a hot path.
+  virtual Result<StateCounts> count_by_state() = 0;
   // A cursor written by apply_scheduler_batch; nullopt when never written.
   virtual Result<std::optional<std::string>> get_kv(std::string_view key) = 0;
 };

@@ -72,6 +72,18 @@ struct SchedulerBatch {
   }
 };
 
+// How many runs (or task instances) of one DAG are in one state (MetaStore::count_by_state).
+struct StateCount {
+  std::string dag_id;
+  std::string state;
+  int64_t count = 0;
+};
+
+struct StateCounts {
+  std::vector<StateCount> runs;   // by (dag_id, state)
+  std::vector<StateCount> tasks;  // task instances, by (their run's dag_id, state)
+};
+
 struct RunFilter {
   std::string dag_id;  // "" = any
   bool unfinished_only = false;

@@ -95,6 +95,12 @@ constexpr std::string_view kListApprovalsInState =
 constexpr std::string_view kListAudit =
     "SELECT " FACTORY_AUDIT_COLUMNS " FROM audit ORDER BY id DESC LIMIT ?1";
 constexpr std::string_view kGetKv = "SELECT value FROM scheduler_kv WHERE key = ?1";
+constexpr std::string_view kCountRuns =
+    "SELECT dag_id, state, COUNT(*) FROM dag_runs GROUP BY dag_id, state ORDER BY dag_id, state";
+constexpr std::string_view kCountTasks =
+    "SELECT r.dag_id, t.state, COUNT(*) FROM task_instances AS t "
+    "JOIN dag_runs AS r ON r.run_id = t.run_id GROUP BY r.dag_id, t.state "
+    "ORDER BY r.dag_id, t.state";
 
 #undef FACTORY_RUN_COLUMNS
 #undef FACTORY_TASK_COLUMNS
@@ -385,6 +391,27 @@ Result<std::vector<AuditRow>> SqliteStore::list_audit(int limit) {
     StmtScope scope(*q);
     bind_int(*q, 1, limit > 0 ? limit : -1);
     return read_rows(c, *q, "list_audit", read_audit, &out);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<StateCounts> SqliteStore::count_by_state() {
+  StateCounts out;
+  auto read_count = [](sqlite3_stmt* q) {
+    return StateCount{
+        .dag_id = column_text(q, 0), .state = column_text(q, 1), .count = column_int(q, 2)};
+  };
+  Status s = read_txn("count_by_state", [&](Conn* c) -> Status {
+    out = {};
+    for (auto [sql, rows] :
+         {std::pair{kCountRuns, &out.runs}, std::pair{kCountTasks, &out.tasks}}) {
+      Result<sqlite3_stmt*> q = c->stmt(sql);
+      if (!q.ok()) return q.status();
+      StmtScope scope(*q);
+      FACTORY_RETURN_IF_ERROR(read_rows(c, *q, "count_by_state", read_count, rows));
+    }
+    return Status();
   });
   if (!s.ok()) return s;
   return out;

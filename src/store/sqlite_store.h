@@ -70,6 +70,7 @@ class SqliteStore final : public MetaStore {
   Result<std::vector<TaskRow>> list_unfinished_tasks() override;
   Result<std::vector<ApprovalRow>> list_approvals(std::string_view state) override;
   Result<std::vector<AuditRow>> list_audit(int limit) override;
+  Result<StateCounts> count_by_state() override;
   Result<std::optional<std::string>> get_kv(std::string_view key) override;
 
   // The highest migration applied to the database (0 for an empty one).

@@ -409,6 +409,21 @@ TEST_CASE("list methods filter and order", "[store]") {
     CHECK(key(*store->list_approvals("pending")) == std::vector<std::string>{"a3/gate", "a2/gate"});
     CHECK(store->list_approvals("expired")->empty());
   }
+  SECTION("count_by_state: runs and task instances per DAG and state") {
+    auto counts = store->count_by_state();
+    REQUIRE_OK(counts);
+    auto rows = [](const std::vector<factory::store::StateCount>& v) {
+      std::vector<std::string> out;
+      for (const auto& c : v)
+        out.push_back(c.dag_id + "/" + c.state + "=" + std::to_string(c.count));
+      return out;
+    };
+    CHECK(rows(counts->runs) == std::vector<std::string>{"a/queued=1", "a/running=1", "a/success=1",
+                                                         "b/failed=1", "b/queued=1",
+                                                         "c/cancelled=1"});
+    CHECK(rows(counts->tasks) ==
+          std::vector<std::string>{"a/scheduled=4", "a/success=1", "b/failed=1", "b/scheduled=1"});
+  }
   SECTION("audit: newest first across batches, limited") {
     for (int i = 0; i < 5; ++i) {
       REQUIRE_OK(store->apply_scheduler_batch(
