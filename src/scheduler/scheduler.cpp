@@ -966,7 +966,7 @@ Result<std::string> Scheduler::trigger(std::string_view dag_id, std::string_view
 }
 
 Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool approve,
-                         std::string_view actor, std::string_view comment) {
+                         std::string_view actor, std::string_view comment, AuditMode audit) {
   return impl_->run_command([&]() -> Status {
     Impl& m = *impl_;
     auto rit = m.runs.find(run_id);
@@ -989,9 +989,11 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
     a.requested_ms = r.tasks[t].approval_requested_ms;
     a.expires_ms = r.tasks[t].approval_expires_ms;
     m.batch.approvals.push_back(a);
-    m.batch.audit.push_back({a.decided_ms, std::string(actor),
-                             approve ? "approval.approve" : "approval.reject",
-                             "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    if (audit == AuditMode::kAudit) {
+      m.batch.audit.push_back({a.decided_ms, std::string(actor),
+                               approve ? "approval.approve" : "approval.reject",
+                               "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    }
     if (approve) {
       r.tasks[t].output = "{\"approved_by\":" + json::serialize(json::value(actor)) + "}";
       m.set_state(r, t, TaskState::kSuccess);
@@ -1012,7 +1014,7 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
   });
 }
 
-Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
+Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditMode audit) {
   return impl_->run_command([&]() -> Status {
     Impl& m = *impl_;
     auto rit = m.runs.find(run_id);
@@ -1037,14 +1039,16 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor) {
     if (was_running && previous == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
     r.row.ended_ms = m.now();
     r.row_dirty = true;
-    m.batch.audit.push_back(
-        {m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
+    if (audit == AuditMode::kAudit) {
+      m.batch.audit.push_back(
+          {m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
+    }
     return Status();
   });
 }
 
 Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool downstream,
-                        std::string_view actor) {
+                        std::string_view actor, AuditMode audit) {
   return impl_->run_command([&]() -> Status {
     Impl& m = *impl_;
     auto rit = m.runs.find(run_id);
@@ -1110,9 +1114,11 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
       ti.in_ready = false;
       m.touch(*r, t);
     }
-    m.batch.audit.push_back({m.now(), std::string(actor), "task.clear",
-                             "run/" + r->row.run_id + "/task/" + std::string(task_id), "ok",
-                             downstream ? "with downstream" : "", ""});
+    if (audit == AuditMode::kAudit) {
+      m.batch.audit.push_back({m.now(), std::string(actor), "task.clear",
+                               "run/" + r->row.run_id + "/task/" + std::string(task_id), "ok",
+                               downstream ? "with downstream" : "", ""});
+    }
     // A queued run decides its tasks when it starts.
     if (r->row.state == "running") {
       for (int t : r->dag->index.topological_order()) {
@@ -1124,16 +1130,19 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
   });
 }
 
-Status Scheduler::set_paused(std::string_view dag_id, bool paused, std::string_view actor) {
+Status Scheduler::set_paused(std::string_view dag_id, bool paused, std::string_view actor,
+                             AuditMode audit) {
   return impl_->run_command([&]() -> Status {
     auto it = impl_->dag_states.find(dag_id);
     if (it == impl_->dag_states.end())
       return Status::not_found("DAG '" + std::string(dag_id) + "' is not loaded");
     it->second.paused = paused;
     impl_->batch.kv.emplace_back("scheduler.paused." + std::string(dag_id), paused ? "1" : "0");
-    impl_->batch.audit.push_back({impl_->now(), std::string(actor),
-                                  paused ? "dag.pause" : "dag.unpause",
-                                  "dag/" + std::string(dag_id), "ok", "", ""});
+    if (audit == AuditMode::kAudit) {
+      impl_->batch.audit.push_back({impl_->now(), std::string(actor),
+                                    paused ? "dag.pause" : "dag.unpause",
+                                    "dag/" + std::string(dag_id), "ok", "", ""});
+    }
     return Status();
   });
 }

@@ -60,6 +60,12 @@ struct RunView {
   std::vector<TaskView> tasks;
 };
 
+// Whether a command (decide, cancel, clear, set_paused) appends its own audit row, in the
+// step that makes it durable. The HTTP API passes kCallerAudits: its server audits every write
+// request itself, with the request id and whatever the outcome (also refused ones, which never
+// reach the scheduler), so a change arriving over HTTP gets one row, not two.
+enum class AuditMode : uint8_t { kAudit, kCallerAudits };
+
 class Scheduler {
  public:
   // Loads the unfinished runs from *store and creates the scheduler's topics. *log and *store
@@ -85,13 +91,17 @@ class Scheduler {
                               std::string run_id = "", std::string trigger = "manual");
   // Resolves an approval task that is awaiting_approval. FailedPrecondition when it is not.
   Status decide(std::string_view run_id, std::string_view task_id, bool approve,
-                std::string_view actor, std::string_view comment);
+                std::string_view actor, std::string_view comment,
+                AuditMode audit = AuditMode::kAudit);
   // Cancels a run: unfinished tasks are marked failed/skipped, nothing new is dispatched.
-  Status cancel(std::string_view run_id, std::string_view actor);
+  Status cancel(std::string_view run_id, std::string_view actor,
+                AuditMode audit = AuditMode::kAudit);
   // Clears a task (and with downstream=true everything downstream of it) so it runs again.
   Status clear(std::string_view run_id, std::string_view task_id, bool downstream,
-               std::string_view actor);
-  Status set_paused(std::string_view dag_id, bool paused, std::string_view actor);
+               std::string_view actor, AuditMode audit = AuditMode::kAudit);
+  // NotFound for a DAG that is not loaded.
+  Status set_paused(std::string_view dag_id, bool paused, std::string_view actor,
+                    AuditMode audit = AuditMode::kAudit);
 
   // Waits until the run reaches success, failed or cancelled, or timeout_ms passes (TimedOut).
   Result<RunView> wait_for_run(std::string_view run_id, int64_t timeout_ms);
