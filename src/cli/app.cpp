@@ -51,6 +51,8 @@ int run(int argc, char** argv) {
   CommonOptions common;
   const char* env_dir = std::getenv("FACTORY_DATA_DIR");
   common.data_dir = env_dir && *env_dir ? env_dir : "./data";
+  if (const char* v = std::getenv("FACTORY_SERVER")) common.server = v;
+  if (const char* v = std::getenv("FACTORY_TOKEN")) common.token = v;
 
   CLI::App app{
       "factoryd: a single-binary pipeline engine with a durable, Kafka-like "

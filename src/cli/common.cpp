@@ -22,6 +22,10 @@ void add_common_options(CLI::App* cmd, CommonOptions* common, const std::string&
   cmd->add_option(output_names, common->output, "Output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  cmd->add_option("--server", common->server,
+                  "URL of a running factoryd to send the command to (env FACTORY_SERVER); "
+                  "default: the daemon holding --data-dir, if any");
+  cmd->add_option("--token", common->token, "API token for --server (env FACTORY_TOKEN)");
 }
 
 void CommandRegistry::add(CLI::App* app, std::unique_ptr<Command> command) {

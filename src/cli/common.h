@@ -43,6 +43,8 @@ inline constexpr int kExitUsage = 2;
 struct CommonOptions {
   std::string data_dir;          // initialised from $FACTORY_DATA_DIR, else "./data"
   std::string output = "table";  // "table" or "json"
+  std::string server;            // --server / $FACTORY_SERVER: a daemon's URL (remote.h)
+  std::string token;             // --token / $FACTORY_TOKEN: bearer token for the daemon
   bool json() const { return output == "json"; }
   std::string log_dir() const { return data_dir + "/log"; }
 };

@@ -1,0 +1,204 @@
+#include "http/client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+namespace factory::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+std::string ClientResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+struct Client::Impl {
+  ClientOptions options;
+  std::string host;
+  std::string port;
+  bool https = false;
+  asio::io_context ioc;
+  std::optional<ssl::context> tls;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+
+  beast::tcp_stream& lowest() {
+    return https ? beast::get_lowest_layer(*secure) : *plain;
+  }
+  bool connected() const { return https ? secure.has_value() : plain.has_value(); }
+
+  void reset() {
+    beast::error_code ec;
+    if (plain) plain->socket().close(ec);
+    if (secure) beast::get_lowest_layer(*secure).socket().close(ec);
+    plain.reset();
+    secure.reset();
+    buffer.clear();
+  }
+
+  Status open() {
+    auto deadline = std::chrono::milliseconds(options.timeout_ms);
+    tcp::resolver resolver(ioc);
+    beast::error_code ec;
+    auto results = resolver.resolve(host, port, ec);
+    if (ec) {
+      return Status::unavailable(
+          fmt::format("cannot resolve {}: {}", host, ec.message()));
+    }
+    if (https) {
+      secure.emplace(ioc, *tls);
+      if (!SSL_set_tlsext_host_name(secure->native_handle(), host.c_str())) {
+        return Status::unavailable("cannot set the TLS server name");
+      }
+      secure->set_verify_callback(ssl::host_name_verification(host));
+    } else {
+      plain.emplace(ioc);
+    }
+    lowest().expires_after(deadline);
+    lowest().connect(results, ec);
+    if (ec) {
+      reset();
+      return Status::unavailable(fmt::format("cannot connect to {}:{}: {}", host, port,
+                                             ec.message()));
+    }
+    if (https) {
+      secure->handshake(ssl::stream_base::client, ec);
+      if (ec) {
+        reset();
+        return Status::unavailable(
+            fmt::format("TLS handshake with {}:{} failed: {}", host, port, ec.message()));
+      }
+    }
+    return Status::ok_status();
+  }
+
+  template <class Stream>
+  Result<ClientResponse> exchange(Stream& stream, bhttp::request<bhttp::string_body>& req) {
+    beast::error_code ec;
+    bhttp::write(stream, req, ec);
+    if (ec) return Status::unavailable(fmt::format("sending the request failed: {}", ec.message()));
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    bhttp::read(stream, buffer, parser, ec);
+    if (ec == beast::error::timeout) {
+      return Status::timed_out(
+          fmt::format("no response within {} ms from {}", options.timeout_ms, options.url));
+    }
+    if (ec) return Status::unavailable(fmt::format("reading the response failed: {}", ec.message()));
+    auto& res = parser.get();
+    ClientResponse out;
+    out.status = static_cast<int>(res.result_int());
+    out.body = std::move(res.body());
+    for (const auto& field : res) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      out.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    if (!res.keep_alive()) reset();
+    return out;
+  }
+};
+
+Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
+  auto url = boost::urls::parse_absolute_uri(options.url);
+  if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty()) {
+    return Status::invalid_argument(fmt::format(
+        "'{}' is not a server URL; use http://HOST:PORT or https://HOST:PORT", options.url));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->https = url->scheme() == "https";
+  impl->host = std::string(url->host());
+  if (impl->host.size() > 2 && impl->host.front() == '[') {
+    impl->host = impl->host.substr(1, impl->host.size() - 2);
+  }
+  impl->port = url->has_port() ? std::string(url->port()) : (impl->https ? "443" : "80");
+  if (impl->https) {
+    impl->tls.emplace(ssl::context::tls_client);
+    beast::error_code ec;
+    if (options.ca_file.empty()) {
+      impl->tls->set_default_verify_paths(ec);
+    } else {
+      impl->tls->load_verify_file(options.ca_file, ec);
+    }
+    if (ec) {
+      return Status::invalid_argument(
+          fmt::format("cannot load CA '{}': {}", options.ca_file, ec.message()));
+    }
+    if (!options.cert_file.empty()) {
+      impl->tls->use_certificate_chain_file(options.cert_file, ec);
+      if (!ec) impl->tls->use_private_key_file(options.key_file, ssl::context::pem, ec);
+      if (ec) {
+        return Status::invalid_argument(fmt::format("cannot load client certificate '{}': {}",
+                                                    options.cert_file, ec.message()));
+      }
+    }
+    impl->tls->set_verify_mode(options.verify_peer ? ssl::verify_peer : ssl::verify_none);
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Client::~Client() { impl_->reset(); }
+
+const ClientOptions& Client::options() const { return impl_->options; }
+
+Result<ClientResponse> Client::request(
+    std::string_view method, std::string_view target, std::string_view body,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  bhttp::request<bhttp::string_body> req;
+  req.method_string(method);
+  req.target(target);
+  req.version(11);
+  req.set(bhttp::field::host, impl_->host + ":" + impl_->port);
+  req.set(bhttp::field::user_agent, "factoryd-client");
+  if (!impl_->options.token.empty()) {
+    req.set(bhttp::field::authorization, "Bearer " + impl_->options.token);
+  }
+  bool has_type = false;
+  for (const auto& [k, v] : headers) {
+    req.set(k, v);
+    has_type = has_type || beast::iequals(k, "content-type");
+  }
+  if (!body.empty() && !has_type) req.set(bhttp::field::content_type, "application/json");
+  req.body() = std::string(body);
+  req.keep_alive(true);
+  req.prepare_payload();
+
+  // A kept-alive connection the server closed in the meantime fails on first use: retry once on
+  // a fresh connection, but only when the request cannot have been acted on twice — i.e. the
+  // failure came before any response, on a reused connection.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool reused = impl_->connected();
+    if (!reused) {
+      if (auto s = impl_->open(); !s.ok()) return s;
+    }
+    impl_->lowest().expires_after(std::chrono::milliseconds(impl_->options.timeout_ms));
+    Result<ClientResponse> r = impl_->https ? impl_->exchange(*impl_->secure, req)
+                                            : impl_->exchange(*impl_->plain, req);
+    if (r.ok()) return r;
+    impl_->reset();
+    if (!reused || r.status().is_timed_out()) return r;
+  }
+  return Status::unavailable("the server closed the connection twice");
+}
+
+}  // namespace factory::http

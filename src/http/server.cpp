@@ -1,0 +1,669 @@
+#include "http/server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <condition_variable>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "base/clock.h"
+#include "obs/logger.h"
+#include "store/run_rows.h"
+
+namespace factory::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+std::string hash_token(std::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * sizeof(digest));
+  for (unsigned char c : digest) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+namespace {
+
+bool is_loopback(std::string_view address) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(std::string(address), ec);
+  return !ec && addr.is_loopback();
+}
+
+bool sane_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
+}
+
+// Token buckets per caller: `rate` tokens a second up to `burst`.
+class RateLimiter {
+ public:
+  explicit RateLimiter(RateLimit limit)
+      : rate_(limit.requests_per_s), burst_(limit.burst > 0 ? limit.burst : limit.requests_per_s) {}
+
+  // 0 when the request may go ahead, else the seconds to wait (Retry-After, rounded up).
+  int64_t take(const std::string& who) {
+    if (rate_ <= 0) return 0;
+    double now = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count();
+    std::lock_guard<std::mutex> lock(mu_);
+    Bucket& b = buckets_.try_emplace(who, Bucket{burst_, now}).first->second;
+    b.tokens = std::min(burst_, b.tokens + (now - b.at) * rate_);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - b.tokens) / rate_)));
+  }
+
+ private:
+  struct Bucket {
+    double tokens;
+    double at;
+  };
+  const double rate_;
+  const double burst_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_;  // bounded by the configured tokens
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  const Router* router = nullptr;
+  ServerHooks hooks;
+  std::optional<ssl::context> tls;
+  std::vector<std::thread> io_threads;
+  std::unique_ptr<asio::thread_pool> handlers;
+  std::unique_ptr<RateLimiter> limiter;
+  uint16_t port = 0;
+  std::atomic<int> connections{0};
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  int inflight = 0;  // requests from handler start until their response is written
+
+  // Last: destroyed first, with the sessions still queued on it, while everything they use
+  // (the TLS context, counters, hooks) is alive.
+  asio::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+
+  // Authenticates `authorization` (the header's value, may be empty). Sets *who; returns
+  // 0 when accepted, else the HTTP status to refuse with and *why.
+  int authenticate(std::string_view authorization, Principal* who, std::string* why) const {
+    if (options.tokens.empty()) {
+      *who = {"local", Role::kAdmin};
+      return 0;
+    }
+    if (authorization.empty()) {
+      *why = "no API token: send 'Authorization: Bearer <token>'";
+      return 401;
+    }
+    constexpr std::string_view kBearer = "Bearer ";
+    if (authorization.size() <= kBearer.size() ||
+        !std::equal(kBearer.begin(), kBearer.end(), authorization.begin(),
+                    [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      *why = "the Authorization header must be 'Bearer <token>'";
+      return 401;
+    }
+    std::string hash = hash_token(authorization.substr(kBearer.size()));
+    const TokenEntry* found = nullptr;
+    for (const TokenEntry& t : options.tokens) {  // every entry compared: no early exit
+      if (constant_time_equal(hash, t.sha256_hex)) found = &t;
+    }
+    if (!found) {
+      *why = "the API token is not valid; check the token or ask an admin for one";
+      return 401;
+    }
+    *who = {found->name, found->role};
+    return 0;
+  }
+
+  void handler_started() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    ++inflight;
+  }
+  void handler_done() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    if (--inflight == 0) inflight_cv.notify_all();
+  }
+
+  void audit(const Request& req, const Route& route, int status, std::string_view message) {
+    if (!hooks.audit) return;
+    store::AuditRow row;
+    row.at_ms = base::SystemClock().now_ms();
+    row.actor = req.principal.actor();
+    row.action = route.action.empty() ? route.method + " " + route.pattern : route.action;
+    std::string_view object = req.path;
+    constexpr std::string_view kApi = "/api/v1/";
+    if (object.substr(0, kApi.size()) == kApi) object.remove_prefix(kApi.size());
+    row.object = std::string(object);
+    row.result = status < 400 ? "ok" : fmt::format("{} {}", status, message);
+    row.request_id = req.request_id;
+    hooks.audit(std::move(row));
+  }
+};
+
+namespace {
+
+// The "message" of an error body, for the audit row; "" when the body is not one.
+std::string error_message(const Response& r) {
+  if (r.status < 400) return "";
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) return "";
+  const auto* e = v.as_object().if_contains("error");
+  if (!e || !e->is_object()) return "";
+  const auto* m = e->as_object().if_contains("message");
+  return m && m->is_string() ? std::string(m->as_string()) : "";
+}
+
+// One connection. Stream is beast::tcp_stream or beast::ssl_stream<beast::tcp_stream>.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(Server::Impl* server, Stream stream, std::string remote)
+      : server_(server), stream_(std::move(stream)), remote_(std::move(remote)) {
+    ++server_->connections;
+  }
+  ~Session() { --server_->connections; }
+
+  void start(bool reject) {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      if (reject) return reject_busy();
+      read_header();
+    } else {
+      tcp_layer().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this(), reject](beast::error_code ec) {
+                                if (ec) return;  // not TLS, or no client certificate: drop it
+                                if (reject) return self->reject_busy();
+                                self->read_header();
+                              });
+    }
+  }
+
+ private:
+  beast::tcp_stream& tcp_layer() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      return stream_;
+    } else {
+      return beast::get_lowest_layer(stream_);
+    }
+  }
+
+  void reject_busy() {
+    Response r = error_response(503, "unavailable",
+                                "too many connections; retry later or raise "
+                                "server.max_connections");
+    write(std::move(r), /*keep_alive=*/false, nullptr);
+  }
+
+  void read_header() {
+    header_parser_.emplace();
+    header_parser_->header_limit(static_cast<uint32_t>(server_->options.header_limit));
+    // A fresh request gets read_timeout_ms; a kept-alive connection waits idle_timeout_ms.
+    int64_t timeout =
+        requests_ == 0 ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms;
+    tcp_layer().expires_after(std::chrono::milliseconds(timeout));
+    bhttp::async_read_header(
+        stream_, buffer_, *header_parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void refuse(int status, std::string_view code, std::string_view message,
+              Headers extra = {}) {
+    Response r = error_response(status, code, message);
+    r.headers = std::move(extra);
+    write(std::move(r), /*keep_alive=*/false, nullptr);
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == bhttp::error::header_limit) {
+      return refuse(431, "header_too_large",
+                    fmt::format("request header is over {} bytes; send a smaller header",
+                                server_->options.header_limit));
+    }
+    if (ec) return close();  // timeout, reset, or not HTTP: nothing to answer
+    start_ = std::chrono::steady_clock::now();
+    ++requests_;
+    auto& header = header_parser_->get();
+    req_ = std::make_shared<Request>();
+    Request& req = *req_;
+    req.method = std::string(header.method_string());
+    req.remote = remote_;
+    for (const auto& field : header) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      req.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    auto rid = req.header("x-request-id");
+    req.request_id = rid && sane_request_id(*rid) ? std::string(*rid) : new_request_id();
+    keep_alive_ = header.keep_alive() && !server_->stopping;
+
+    auto url = boost::urls::parse_origin_form(header.target());
+    if (!url) {
+      return refuse(400, "invalid_argument",
+                    "request target is not a valid path; percent-encode special characters");
+    }
+    req.path = std::string(url->path());
+    for (auto param : url->params()) {
+      if (param.key == "access_token" || param.key == "token") {
+        return refuse(400, "token_in_query",
+                      "API tokens in the query string are refused (they end up in logs); send "
+                      "'Authorization: Bearer <token>' instead");
+      }
+      req.query.emplace_back(param.key, param.value);
+    }
+
+    Router::Match m = server_->router->match(req.method, req.path);
+    if (!m.route) {
+      if (!m.allowed.empty()) {
+        std::string allow;
+        for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
+        return refuse(405, "method_not_allowed",
+                      fmt::format("{} is not allowed on {}; allowed: {}", req.method, req.path,
+                                  allow),
+                      {{"Allow", allow}});
+      }
+      return refuse(404, "not_found",
+                    fmt::format("no route {} {}; see /api/v1/openapi.json", req.method,
+                                req.path));
+    }
+    route_ = m.route;
+    req.params = std::move(m.params);
+
+    if (route_->role != Role::kPublic) {
+      std::string why;
+      auto auth = req.header("authorization");
+      int refused = server_->authenticate(auth.value_or(""), &req.principal, &why);
+      if (!refused && req.principal.role < route_->role) {
+        refused = 403;
+        why = fmt::format("token '{}' has role {}; {} {} needs {}", req.principal.name,
+                          role_name(req.principal.role), req.method, route_->pattern,
+                          role_name(route_->role));
+      }
+      if (refused) {
+        audit_refusal(refused, why);
+        return refuse(refused, refused == 401 ? "unauthenticated" : "forbidden", why,
+                      refused == 401 ? Headers{{"WWW-Authenticate", "Bearer"}} : Headers{});
+      }
+      std::string bucket = server_->options.tokens.empty() ? remote_address() : req.principal.name;
+      if (int64_t wait_s = server_->limiter->take(bucket)) {
+        audit_refusal(429, "rate limited");
+        return refuse(429, "rate_limited",
+                      fmt::format("too many requests for '{}'; retry after {} s",
+                                  req.principal.name, wait_s),
+                      {{"Retry-After", std::to_string(wait_s)}});
+      }
+    } else {
+      req.principal = {"anonymous", Role::kPublic};
+    }
+
+    if (auto length = header_parser_->content_length(); length && *length > route_->body_limit) {
+      return refuse(413, "body_too_large",
+                    fmt::format("request body is {} bytes; {} accepts at most {}", *length,
+                                route_->pattern, route_->body_limit));
+    }
+    body_parser_.emplace(std::move(*header_parser_));
+    body_parser_->body_limit(route_->body_limit);
+    tcp_layer().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+    auto expect = req.header("expect");
+    if (expect && (*expect == "100-continue" || *expect == "100-Continue")) {
+      // curl waits a second for this before sending a body over 1 KiB.
+      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
+                                                                         11);
+      return bhttp::async_write(
+          stream_, *cont, [self = this->shared_from_this(), cont](beast::error_code ec, size_t) {
+            if (ec) return self->close();
+            self->read_body();
+          });
+    }
+    read_body();
+  }
+
+  void read_body() {
+    bhttp::async_read(
+        stream_, buffer_, *body_parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+  }
+
+  std::string remote_address() const { return remote_.substr(0, remote_.rfind(':')); }
+
+  void audit_refusal(int status, std::string_view why) {
+    if (!route_->audited) return;
+    // The store write must not block the io thread.
+    auto req = req_;
+    const Route* route = route_;
+    Server::Impl* server = server_;
+    std::string message(why);
+    asio::post(*server_->handlers, [server, req, route, status, message] {
+      server->audit(*req, *route, status, message);
+    });
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      return refuse(413, "body_too_large",
+                    fmt::format("request body is over {} bytes, the limit of {}",
+                                route_->body_limit, route_->pattern));
+    }
+    if (ec) return close();
+    req_->body = std::move(body_parser_->get().body());
+    tcp_layer().expires_never();
+    server_->handler_started();
+    counted_ = true;
+    asio::post(*server_->handlers, [self = this->shared_from_this()] { self->run_handler(); });
+  }
+
+  // On the handler pool.
+  void run_handler() {
+    Response r;
+    try {
+      r = route_->handler(*req_);
+    } catch (const std::exception& e) {
+      obs::error("http handler threw", {{"route", route_->pattern}, {"what", e.what()}});
+      r = error_response(500, "internal", "internal error; see the server log",
+                         fmt::format("{{\"request_id\":\"{}\"}}", req_->request_id));
+    }
+    if (route_->audited) server_->audit(*req_, *route_, r.status, error_message(r));
+    asio::dispatch(stream_.get_executor(),
+                   [self = this->shared_from_this(), r = std::move(r)]() mutable {
+                     self->write(std::move(r), self->keep_alive_ && !self->server_->stopping,
+                                 self->route_);
+                   });
+  }
+
+  void write(Response r, bool keep_alive, const Route* route) {
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->result(static_cast<unsigned>(r.status));
+    res->version(11);
+    res->set(bhttp::field::server, "factoryd");
+    res->set(bhttp::field::content_type, r.content_type);
+    if (req_) res->set("X-Request-Id", req_->request_id);
+    for (auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    int status = r.status;
+    tcp_layer().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+    bhttp::async_write(stream_, *res,
+                       [self = this->shared_from_this(), res, keep_alive, route, status](
+                           beast::error_code ec, size_t) {
+                         self->on_written(ec, keep_alive, route, status);
+                       });
+  }
+
+  void on_written(beast::error_code ec, bool keep_alive, const Route* route, int status) {
+    if (req_ && server_->hooks.on_request) {
+      RequestRecord rec;
+      rec.method = req_->method;
+      rec.route = route ? route->pattern : "";
+      rec.status = status;
+      rec.duration_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      rec.principal = req_->principal.name;
+      rec.request_id = req_->request_id;
+      server_->hooks.on_request(rec);
+    }
+    if (counted_) {
+      counted_ = false;
+      server_->handler_done();
+    }
+    if (ec || !keep_alive) return close();
+    req_.reset();
+    route_ = nullptr;
+    body_parser_.reset();
+    read_header();
+  }
+
+  void close() {
+    beast::error_code ec;
+    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+      // No TLS close_notify round trip: the peer may be gone; just close the socket.
+    }
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().close();
+  }
+
+  Server::Impl* server_;
+  Stream stream_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::empty_body>> header_parser_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
+  std::shared_ptr<Request> req_;
+  const Route* route_ = nullptr;
+  bool keep_alive_ = true;
+  int requests_ = 0;
+  bool counted_ = false;  // this request is in Server::Impl::inflight until written
+  std::chrono::steady_clock::time_point start_;
+};
+
+void do_accept(Server::Impl* impl) {
+  impl->acceptor->async_accept(
+      asio::make_strand(impl->ioc), [impl](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || impl->stopping) return;
+          obs::warn("http accept failed", {{"error", ec.message()}});
+          return do_accept(impl);
+        }
+        if (impl->stopping) return;
+        beast::error_code ignored;
+        auto ep = socket.remote_endpoint(ignored);
+        std::string remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        bool reject = impl->connections.load() >= impl->options.max_connections;
+        if (impl->tls) {
+          using S = beast::ssl_stream<beast::tcp_stream>;
+          std::make_shared<Session<S>>(impl, S(std::move(socket), *impl->tls), remote)
+              ->start(reject);
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(
+              impl, beast::tcp_stream(std::move(socket)), remote)
+              ->start(reject);
+        }
+        do_accept(impl);
+      });
+}
+
+Status check_readable(const std::string& path, std::string_view what) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    return Status::invalid_argument(
+        fmt::format("{} '{}' cannot be read: {}; check server.tls in the config", what, path,
+                    std::strerror(errno)));
+  }
+  std::fclose(f);
+  return Status::ok_status();
+}
+
+Result<ssl::context> make_tls(const TlsOptions& tls) {
+  for (auto [path, what] : {std::pair{&tls.cert_file, "TLS certificate"},
+                            std::pair{&tls.key_file, "TLS key"}}) {
+    if (path->empty()) {
+      return Status::invalid_argument(fmt::format(
+          "{} file is not set; TLS needs both server.tls.cert_file and key_file", what));
+    }
+    if (auto s = check_readable(*path, what); !s.ok()) return s;
+  }
+  ssl::context ctx(ssl::context::tls_server);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  ctx.use_certificate_chain_file(tls.cert_file, ec);
+  if (ec) {
+    return Status::invalid_argument(fmt::format("TLS certificate '{}' is not a PEM certificate: {}",
+                                                tls.cert_file, ec.message()));
+  }
+  ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
+  if (ec) {
+    return Status::invalid_argument(fmt::format(
+        "TLS key '{}' is not a PEM private key matching the certificate: {}", tls.key_file,
+        ec.message()));
+  }
+  if (!tls.client_ca_file.empty()) {
+    if (auto s = check_readable(tls.client_ca_file, "client CA"); !s.ok()) return s;
+    ctx.load_verify_file(tls.client_ca_file, ec);
+    if (ec) {
+      return Status::invalid_argument(fmt::format("client CA '{}' is not a PEM certificate: {}",
+                                                  tls.client_ca_file, ec.message()));
+    }
+  } else if (tls.require_client_cert) {
+    return Status::invalid_argument(
+        "server.tls.require_client_cert needs server.tls.client_ca_file (the CA that signs "
+        "client certificates)");
+  }
+  if (tls.require_client_cert) {
+    ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  } else if (!tls.client_ca_file.empty()) {
+    ctx.set_verify_mode(ssl::verify_peer);
+  }
+  return ctx;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, const Router* router,
+                                              ServerHooks hooks) {
+  if (options.tokens.empty() && !is_loopback(options.address)) {
+    return Status::invalid_argument(fmt::format(
+        "refusing to listen on {} without API tokens: anyone who can reach it could write; add "
+        "auth.tokens to the config (hash one with 'factoryd token hash') or listen on 127.0.0.1",
+        options.address));
+  }
+  for (const TokenEntry& t : options.tokens) {
+    bool hex = t.sha256_hex.size() == 64 &&
+               std::all_of(t.sha256_hex.begin(), t.sha256_hex.end(), [](char c) {
+                 return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+               });
+    if (!hex || t.name.empty() || t.role == Role::kPublic) {
+      return Status::invalid_argument(fmt::format(
+          "token '{}' needs a name, a role (viewer, operator, admin) and sha256: 64 lower-case "
+          "hex digits (from 'factoryd token hash')",
+          t.name));
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->router = router;
+  impl->hooks = std::move(hooks);
+  impl->limiter = std::make_unique<RateLimiter>(options.rate_limit);
+  if (!options.tls.cert_file.empty() || !options.tls.key_file.empty()) {
+    auto ctx = make_tls(options.tls);
+    if (!ctx.ok()) return ctx.status();
+    impl->tls.emplace(std::move(*ctx));
+  }
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(options.address, ec);
+  if (ec) {
+    return Status::invalid_argument(fmt::format(
+        "listen address '{}' is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0",
+        options.address));
+  }
+  tcp::endpoint endpoint(address, options.port);
+  impl->acceptor.emplace(impl->ioc);
+  impl->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(endpoint, ec);
+  if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::io_error(fmt::format("cannot listen on {}:{}: {}; is another factoryd running?",
+                                        options.address, options.port, ec.message()));
+  }
+  impl->port = impl->acceptor->local_endpoint().port();
+  impl->handlers = std::make_unique<asio::thread_pool>(std::max(1, options.handler_threads));
+  do_accept(impl.get());
+  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
+    impl->io_threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { stop(0); }
+
+uint16_t Server::port() const { return impl_->port; }
+
+bool Server::tls() const { return impl_->tls.has_value(); }
+
+void Server::stop(int64_t deadline_ms) {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->stopping = true;
+  asio::post(impl_->ioc, [impl = impl_.get()] {
+    boost::system::error_code ec;
+    impl->acceptor->close(ec);
+  });
+  {
+    std::unique_lock<std::mutex> lock(impl_->inflight_mu);
+    impl_->inflight_cv.wait_for(lock, std::chrono::milliseconds(deadline_ms),
+                                [&] { return impl_->inflight == 0; });
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->io_threads) t.join();
+  impl_->handlers->join();
+}
+
+}  // namespace factory::http
