@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <unordered_map>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
@@ -13,6 +14,7 @@
 #include "log/record_codec.h"
 #include "log/rocks_options.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 
 namespace factory::log {
 namespace {
@@ -66,6 +68,42 @@ int64_t record_size(const ProducerRecord& r) {
   int64_t n = (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
   for (const Header& h : r.headers) n += h.key.size() + h.value.size();
   return n;
+}
+
+// A topic's append metrics. Looked up once per thread and topic, so an append takes no lock
+// for them: one histogram observe and three counter adds per append call, not per record.
+struct AppendMetrics {
+  obs::Counter* appends;
+  obs::Counter* records;
+  obs::Counter* bytes;
+  obs::Counter* errors;
+  obs::Histogram* duration;
+};
+
+const AppendMetrics& append_metrics(std::string_view topic) {
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  thread_local std::unordered_map<std::string, AppendMetrics, Hash, std::equal_to<>> cache;
+  if (auto it = cache.find(topic); it != cache.end()) return it->second;
+  obs::Registry& r = obs::default_registry();
+  static auto& appends =
+      r.counter("factory_log_appends_total", "Append calls that succeeded.", {"topic"});
+  static auto& records = r.counter("factory_log_append_records_total",
+                                   "Records appended by successful append calls.", {"topic"});
+  static auto& bytes = r.counter("factory_log_append_bytes_total",
+                                 "Encoded bytes of the records appended.", {"topic"});
+  static auto& errors =
+      r.counter("factory_log_append_errors_total",
+                "Append calls to an existing topic that failed to write.", {"topic"});
+  static auto& duration = r.histogram(
+      "factory_log_append_duration_seconds",
+      "Time of a successful append call, including the wait for its group commit (fsync).",
+      {"topic"});
+  AppendMetrics m{appends.labels({topic}), records.labels({topic}), bytes.labels({topic}),
+                  errors.labels({topic}), duration.labels({topic})};
+  return cache.emplace(std::string(topic), m).first->second;
 }
 
 }  // namespace
@@ -605,6 +643,7 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
                                                      std::span<const ProducerRecord> records,
                                                      const AppendOptions& options) {
   if (records.empty()) return std::vector<RecordPosition>{};
+  const auto started = std::chrono::steady_clock::now();
   Writer w(&mu_, Writer::Kind::kAppend);
   std::map<std::string_view, std::pair<int32_t, int64_t>> producer_state;  // index, last seq
   for (size_t i = 0; i < records.size(); ++i) {
@@ -671,7 +710,17 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
     w.bytes += w.values[i].size() + kRecordKeySize;
   }
   w.sync = options.sync;
-  FACTORY_RETURN_IF_ERROR(write(&w));
+  Status s = write(&w);
+  const AppendMetrics& m = append_metrics(topic);  // the topic exists: a bounded label
+  if (!s.ok()) {
+    m.errors->inc();
+    return s;
+  }
+  m.appends->inc();
+  m.records->inc(records.size());
+  m.bytes->inc(w.bytes);
+  m.duration->observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return std::move(w.positions);
 }
 

@@ -15,6 +15,7 @@
 #include "factory/event.h"
 #include "factory/stage.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 #include "runtime/backpressure.h"
 #include "runtime/contract.h"
 #include "runtime/retry.h"
@@ -75,6 +76,7 @@ struct BindingRuntime {
   std::atomic<int64_t> processed{0}, duplicates{0}, dead_lettered{0}, routed{0}, retries{0},
       recovered{0}, backpressure_pauses{0};
   std::atomic<int> paused_workers{0};
+  obs::Histogram* call_seconds = nullptr;  // factory_stage_duration_seconds{binding,stage}
 };
 
 struct Engine::Impl {
@@ -383,6 +385,7 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
         ++b->recovered;
       } else {
         ctx.outputs.clear();
+        const auto call_started = Clock::now();
         try {
           result = b->stage->process(ev, ctx);
         } catch (const std::exception& e) {
@@ -390,6 +393,8 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
         } catch (...) {
           result = StageResult::retryable("stage threw a non-standard exception");
         }
+        b->call_seconds->observe(
+            std::chrono::duration<double>(Clock::now() - call_started).count());
       }
       switch (result.kind()) {
         case StageResult::Kind::kSuccess: {
@@ -577,6 +582,11 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
       b->stage = std::move(*stage);
     }
     b->info = b->stage->info();
+    // Event counts and breaker states are read from stats() at scrape time (http/metrics_routes).
+    b->call_seconds = obs::default_registry()
+                          .histogram("factory_stage_duration_seconds",
+                                     "Time of one stage process() call.", {"binding", "stage"})
+                          .labels({bind.name, bind.stage});
     Status config_ok = b->stage->check_config(bind.config_json);
     if (!config_ok.ok()) {
       return Status::invalid_argument(where(bind) + ": config: " + config_ok.message());

@@ -16,6 +16,7 @@
 
 #include "factory/consumer.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 #include "runtime/contract.h"
 #include "runtime/stage_registry.h"
 #include "runtime/thread_pool.h"
@@ -34,6 +35,32 @@ constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
 constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at most
 
 std::string iso_utc(int64_t ms) { return base::format_iso8601_utc(ms); }
+
+// The scheduler's metrics (obs/metrics.h). A child is looked up per transition (a mutex and a
+// map lookup): small next to the JSON task event every transition writes.
+struct Metrics {
+  obs::Registry& r = obs::default_registry();
+  obs::Family<obs::Counter>& runs =
+      r.counter("factory_dag_runs_total", "DAG runs that ended, by final state.", {"dag", "state"});
+  obs::Family<obs::Histogram>& run_seconds =
+      r.histogram("factory_dag_run_duration_seconds", "Time from a run's start to its end.",
+                  {"dag"}, obs::long_duration_buckets());
+  obs::Family<obs::Counter>& tasks =
+      r.counter("factory_task_instances_total",
+                "Task instance tries that ended, by state (success, failed, up_for_retry, skipped, "
+                "upstream_failed).",
+                {"dag", "state"});
+  obs::Family<obs::Histogram>& task_seconds =
+      r.histogram("factory_task_duration_seconds", "Time of one task try, dispatch to result.",
+                  {"stage"}, obs::long_duration_buckets());
+  obs::Gauge* heartbeat = r.gauge("factory_scheduler_heartbeat_timestamp_seconds",
+                                  "When the scheduler loop last completed a step (Unix time).")
+                              .get();
+};
+Metrics& metrics() {
+  static Metrics* m = new Metrics();
+  return *m;
+}
 
 struct TaskInst {
   TaskState state = TaskState::kNone;
@@ -194,6 +221,14 @@ struct Scheduler::Impl {
     } else if (was_finished && !is_finished(s)) {
       ++r.unfinished;
     }
+    if (was_active && s != TaskState::kNone) {  // a try ended (not cleared)
+      metrics()
+          .task_seconds.labels({r.dag->tasks[t].stage})
+          ->observe((now() - ti.started_ms) / 1e3);
+    }
+    if ((!was_finished && is_finished(s)) || s == TaskState::kUpForRetry) {
+      metrics().tasks.labels({r.row.dag_id, task_state_name(s)})->inc();
+    }
     json::object e;
     e["run_id"] = r.row.run_id;
     e["dag_id"] = r.row.dag_id;
@@ -326,6 +361,7 @@ struct Scheduler::Impl {
     r.row.state = failed ? "failed" : "success";
     r.row.ended_ms = now();
     r.row_dirty = true;
+    record_run_end(r);
     DagState& ds = dag_states.find(r.row.dag_id)->second;
     --ds.active_runs;
     json::object e;
@@ -337,6 +373,15 @@ struct Scheduler::Impl {
     rec.key = r.row.run_id;
     rec.value = json::serialize(e);
     events.push_back(std::move(rec));
+  }
+
+  void record_run_end(const Run& r) {
+    metrics().runs.labels({r.row.dag_id, r.row.state})->inc();
+    if (r.row.started_ms > 0) {
+      metrics()
+          .run_seconds.labels({r.row.dag_id})
+          ->observe((r.row.ended_ms - r.row.started_ms) / 1e3);
+    }
   }
 
   // Queued runs of DAGs with free run slots start.
@@ -743,6 +788,7 @@ struct Scheduler::Impl {
     while (!stopping.load()) {
       uint64_t seq = log->append_sequence();
       step();
+      metrics().heartbeat->set(now() / 1e3);
       bool pending;
       {
         std::lock_guard<std::mutex> lock(cmd_mu);
@@ -1039,6 +1085,7 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditM
     if (was_running && previous == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
     r.row.ended_ms = m.now();
     r.row_dirty = true;
+    m.record_run_end(r);
     if (audit == AuditMode::kAudit) {
       m.batch.audit.push_back(
           {m.now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
