@@ -91,6 +91,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry);       // dags_
 void add_runs_command(CLI::App* root, CommandRegistry* registry);       // runs_cmd.cpp
 void add_tasks_command(CLI::App* root, CommandRegistry* registry);      // runs_cmd.cpp
 void add_approvals_command(CLI::App* root, CommandRegistry* registry);  // runs_cmd.cpp
+void add_audit_command(CLI::App* root, CommandRegistry* registry);      // audit_cmd.cpp
 
 // --- Errors ---
 // Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and

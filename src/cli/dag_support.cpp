@@ -1,13 +1,13 @@
 #include "cli/dag_support.h"
 
-#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 
 #include <CLI/CLI.hpp>
 
 #include "base/clock.h"
+#include "http/scheduler_views.h"
 #include "runtime/pipeline_config.h"
 #include "runtime/stage_registry.h"
 #include "scheduler/dag_parser.h"
@@ -90,10 +90,9 @@ std::optional<std::unique_ptr<store::MetaStore>> open_store_or_report(const Comm
 }
 
 std::string paused_text(store::MetaStore* store, std::string_view dag_id) {
-  if (!store) return "false";
-  auto v = store->get_kv("scheduler.paused." + std::string(dag_id));
-  if (!v.ok()) return "?";
-  return *v && **v == "1" ? "true" : "false";
+  std::optional<bool> paused = http::dag_paused(store, dag_id);
+  if (!paused) return "?";
+  return *paused ? "true" : "false";
 }
 
 std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
@@ -148,106 +147,84 @@ std::string clip(std::string_view text, size_t max) {
   return out + "...";
 }
 
-std::vector<scheduler::TaskView> task_views(const store::RunRow& run,
-                                            std::vector<store::TaskRow> rows,
-                                            const scheduler::Dag* dag) {
-  std::vector<scheduler::TaskView> out;
-  if (!dag || dag->dag_id != run.dag_id) {
-    for (store::TaskRow& r : rows) out.push_back({std::move(r), ""});
-    return out;
-  }
-  std::map<std::string, store::TaskRow, std::less<>> by_id;
-  for (store::TaskRow& r : rows) by_id[r.task_id] = std::move(r);
-  for (const scheduler::Task& t : dag->tasks) {
-    scheduler::TaskView v;
-    v.stage = t.stage;
-    auto it = by_id.find(t.id);
-    if (it != by_id.end()) {
-      v.row = std::move(it->second);
-      by_id.erase(it);
-    } else {
-      v.row.run_id = run.run_id;
-      v.row.task_id = t.id;
-      v.row.state = "none";
-    }
-    out.push_back(std::move(v));
-  }
-  // Rows of tasks the DAG file no longer has.
-  for (auto& [id, row] : by_id) out.push_back({std::move(row), ""});
-  return out;
+std::string view_text(const boost::json::object& view, std::string_view key,
+                      std::string_view if_null) {
+  const boost::json::value* v = view.if_contains(key);
+  if (!v || v->is_null()) return std::string(if_null);
+  if (v->is_string()) return std::string(v->get_string());
+  if (v->is_bool()) return v->get_bool() ? "true" : "false";
+  return boost::json::serialize(*v);
 }
 
-std::string task_table(const std::vector<scheduler::TaskView>& tasks) {
+std::string view_duration(const boost::json::object& view, std::string_view key) {
+  const boost::json::value* v = view.if_contains(key);
+  if (!v || !v->is_int64()) return "-";
+  return format_duration(v->get_int64());
+}
+
+std::string task_table(const boost::json::array& tasks) {
   Table table({"TASK", "STATE", "TRY", "STARTED", "ENDED", "DURATION", "ERROR"});
-  for (const scheduler::TaskView& t : tasks) {
-    const store::TaskRow& r = t.row;
-    table.add_row({r.task_id, r.state, std::to_string(r.try_number), format_time(r.started_ms),
-                   format_time(r.ended_ms), format_duration(r.started_ms, r.ended_ms),
-                   r.error.empty() ? "-" : clip(r.error, 200)});
+  for (const boost::json::value& v : tasks) {
+    if (!v.is_object()) continue;
+    const boost::json::object& t = v.get_object();
+    std::string error = view_text(t, "error", "");
+    table.add_row({view_text(t, "task_id"), view_text(t, "state"), view_text(t, "try_number", "0"),
+                   view_text(t, "started"), view_text(t, "ended"), view_duration(t),
+                   error.empty() ? "-" : clip(error, 200)});
   }
   return table.render();
 }
 
+bool write_json_line(const boost::json::value& view) {
+  return write_stdout(http::to_json(view) + "\n");
+}
+
+std::string run_json(const store::RunRow& run, const std::vector<scheduler::TaskView>* tasks) {
+  return http::to_json(http::run_view(run, tasks));
+}
+
 namespace {
 
-JsonObject& time_field(JsonObject& o, std::string_view key, int64_t ms) {
-  if (ms <= 0) return o.null(key);
-  return o.str(key, base::format_iso8601_utc(ms));
+int unexpected_answer(std::string_view what, int* exit_code) {
+  *exit_code = runtime_error("unexpected answer from the daemon: " + std::string(what),
+                             "check that the CLI and the daemon are the same factoryd version");
+  return *exit_code;
 }
 
 }  // namespace
 
-std::string task_json(const scheduler::TaskView& task) {
-  const store::TaskRow& r = task.row;
-  JsonObject o;
-  o.str("task_id", r.task_id)
-      .str("stage", task.stage)
-      .str("state", r.state)
-      .num("try_number", r.try_number);
-  time_field(o, "started", r.started_ms);
-  time_field(o, "ended", r.ended_ms);
-  if (r.started_ms > 0 && r.ended_ms > 0) {
-    o.num("duration_ms", r.ended_ms - r.started_ms);
-  } else {
-    o.null("duration_ms");
+const boost::json::object* answer_object(const boost::json::value& answer, int* exit_code) {
+  if (!answer.is_object()) {
+    unexpected_answer("not a JSON object", exit_code);
+    return nullptr;
   }
-  if (r.output_json.empty()) {
-    o.null("output");
-  } else {
-    o.raw("output", r.output_json);  // compact JSON as the scheduler stored it
-  }
-  if (r.error.empty()) {
-    o.null("error");
-  } else {
-    o.str("error", r.error);
-  }
-  return o.done();
+  return &answer.get_object();
 }
 
-std::string run_json(const store::RunRow& run, const std::vector<scheduler::TaskView>* tasks) {
-  JsonObject o;
-  o.str("run_id", run.run_id)
-      .str("dag_id", run.dag_id)
-      .str("state", run.state)
-      .str("trigger", run.trigger)
-      .raw("conf", run.conf_json.empty() ? "{}" : run.conf_json);
-  time_field(o, "logical_date", run.logical_ms);
-  time_field(o, "created", run.created_ms);
-  time_field(o, "started", run.started_ms);
-  time_field(o, "ended", run.ended_ms);
-  if (run.started_ms > 0 && run.ended_ms > 0) {
-    o.num("duration_ms", run.ended_ms - run.started_ms);
-  } else {
-    o.null("duration_ms");
+const boost::json::array* answer_array(const boost::json::value& answer, std::string_view key,
+                                       int* exit_code) {
+  const boost::json::value* v = answer.is_object() ? answer.get_object().if_contains(key) : nullptr;
+  if (!v || !v->is_array()) {
+    unexpected_answer("no '" + std::string(key) + "' list", exit_code);
+    return nullptr;
   }
-  time_field(o, "deadline", run.deadline_ms);
-  o.boolean("deadline_missed", run.deadline_missed);
-  if (tasks) {
-    std::vector<std::string> items;
-    for (const scheduler::TaskView& t : *tasks) items.push_back(task_json(t));
-    o.raw("tasks", json_array(items));
+  return &v->get_array();
+}
+
+std::string url_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    }
   }
-  return o.done();
+  return out;
 }
 
 }  // namespace factory::cli

@@ -8,7 +8,10 @@
 //     these work while a `factoryd run` holds the data dir, and they create nothing;
 //   - changing (trigger, pause, cancel, clear, approve/reject) goes through the scheduler of a
 //     Host (the log's lock: Busy while another factoryd holds the data dir), so every change is
-//     one durable scheduler step with its audit row and task events.
+//     one durable scheduler step with its audit row and task events;
+//   - when a daemon (`factoryd serve`) holds the data dir, or --server names one, both go
+//     through its API instead (remote.h), and print the same: the API answers with the views of
+//     http/scheduler_views.h, which the local paths build from the store themselves.
 //
 // Not thread-safe: the CLI is single-threaded.
 #pragma once
@@ -18,6 +21,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json.hpp>
 
 #include "cli/common.h"
 #include "cli/host.h"
@@ -82,18 +87,32 @@ std::string trigger_text(const scheduler::Trigger& trigger);
 // Text cut to `max` characters with "..." at the end.
 std::string clip(std::string_view text, size_t max);
 
-// The run's task instances in the DAG's file order; a task without a stored row shows as state
-// "none". Without the DAG (`dag` null), the stored rows in task_id order.
-std::vector<scheduler::TaskView> task_views(const store::RunRow& run,
-                                            std::vector<store::TaskRow> rows,
-                                            const scheduler::Dag* dag);
-// TASK STATE TRY STARTED ENDED DURATION ERROR
-std::string task_table(const std::vector<scheduler::TaskView>& tasks);
-// {"task_id","stage","state","try_number","started","ended","duration_ms","output","error"}
-std::string task_json(const scheduler::TaskView& task);
-// {"run_id","dag_id","state","trigger","conf","logical_date","created","started","ended",
-//  "duration_ms","deadline","deadline_missed"}; with `tasks`, also "tasks":[task_json...].
+// --- Rendering the views (http/scheduler_views.h) ---
+// Every DAG command builds its output from the same JSON views whether it read the store itself
+// or asked a daemon (remote.h): -o json prints the view, the table is rendered from it.
+
+// The member as table text: a string as is, an integer in decimal, true/false, `if_null` when
+// null or missing.
+std::string view_text(const boost::json::object& view, std::string_view key,
+                      std::string_view if_null = "-");
+// format_duration() of an integer member in ms; "-" when null or missing.
+std::string view_duration(const boost::json::object& view, std::string_view key = "duration_ms");
+// TASK STATE TRY STARTED ENDED DURATION ERROR, one row per task view.
+std::string task_table(const boost::json::array& tasks);
+// A view's JSON text and a newline, for -o json.
+bool write_json_line(const boost::json::value& view);
+// http::run_view() as JSON text, with "tasks" when `tasks` is given.
 std::string run_json(const store::RunRow& run,
                      const std::vector<scheduler::TaskView>* tasks = nullptr);
+
+// A daemon's answer as the object a command expects, or (printing "unexpected answer from the
+// daemon" and setting *exit_code) nullptr when it is something else (another factoryd version).
+const boost::json::object* answer_object(const boost::json::value& answer, int* exit_code);
+// The answer's `key` member as an array (list endpoints answer {"<key>": [...]}); nullptr with
+// the same report when it is not one.
+const boost::json::array* answer_array(const boost::json::value& answer, std::string_view key,
+                                       int* exit_code);
+// Percent-encodes a path segment or query value for an API URL (RFC 3986 unreserved kept).
+std::string url_escape(std::string_view s);
 
 }  // namespace factory::cli

@@ -4,27 +4,40 @@
 //
 // Listing and showing read the store beside whoever holds the data dir; cancel, clear and the
 // decisions go through a Host's scheduler, durable (with an audit row) when they return
-// (dag_support.h).
-#include <algorithm>
-#include <set>
+// (dag_support.h). With a daemon holding the data dir (remote.h), all of them ask its API and
+// print the same.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 
+#include "base/clock.h"
 #include "cli/common.h"
 #include "cli/dag_support.h"
+#include "cli/remote.h"
+#include "http/scheduler_views.h"
 
 namespace factory::cli {
 namespace {
 
-bool run_ended(const std::string& state) {
-  return state == "success" || state == "failed" || state == "cancelled";
+namespace json = boost::json;
+
+// One API call whose answer must be an object; nullopt (exit code in *code) otherwise.
+std::optional<json::object> call_for_object(http::Client* client, std::string_view method,
+                                            const std::string& target, std::string_view body,
+                                            int* code) {
+  auto answer = call_daemon(client, method, target, body, code);
+  if (!answer) return std::nullopt;
+  const json::object* o = answer_object(*answer, code);
+  if (!o) return std::nullopt;
+  return *o;
 }
 
-// Reads a run and its task instances (ordered by its DAG file when it still parses).
+// Reads a run's view with its task instances (ordered by its DAG file when it still parses).
 int load_run(const CommonOptions& common, const std::string& config_dir, const std::string& run_id,
-             store::RunRow* run, std::vector<scheduler::TaskView>* tasks) {
+             json::object* view) {
   auto store = open_store_or_report(common);
   if (!store) return kExitRuntime;
   if (!*store) return run_not_found(common, run_id);
@@ -38,8 +51,9 @@ int load_run(const CommonOptions& common, const std::string& config_dir, const s
     return status_error("cannot read the tasks of run '" + run_id + "'", rows.status(), "retry");
   }
   std::vector<scheduler::Dag> dags = load_dags_unchecked(config_dir);
-  *run = *row;
-  *tasks = task_views(*row, std::move(*rows), find_dag(dags, row->dag_id));
+  std::vector<scheduler::TaskView> tasks =
+      http::order_tasks(*row, std::move(*rows), find_dag(dags, row->dag_id));
+  *view = http::run_view(*row, &tasks);
   return kExitOk;
 }
 
@@ -51,25 +65,40 @@ class RunsList : public Command {
   bool unfinished = false;
 
   int run() override {
-    auto store = open_store_or_report(*common_);
-    if (!store) return kExitRuntime;
-    std::vector<store::RunRow> runs;
-    if (*store) {
-      auto r =
-          (*store)->list_runs({.dag_id = dag_id, .unfinished_only = unfinished, .limit = limit});
-      if (!r.ok()) return status_error("cannot list runs", r.status(), "retry");
-      runs = std::move(*r);
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    json::array runs;
+    if (client) {
+      std::string target = "/api/v1/runs?limit=" + std::to_string(limit);
+      if (!dag_id.empty()) target += "&dag_id=" + url_escape(dag_id);
+      if (unfinished) target += "&state=unfinished";
+      auto answer = call_daemon(client.get(), "GET", target, "", &code);
+      if (!answer) return code;
+      const json::array* a = answer_array(*answer, "runs", &code);
+      if (!a) return code;
+      runs = *a;
+    } else {
+      auto store = open_store_or_report(*common_);
+      if (!store) return kExitRuntime;
+      if (*store) {
+        auto r =
+            (*store)->list_runs({.dag_id = dag_id, .unfinished_only = unfinished, .limit = limit});
+        if (!r.ok()) return status_error("cannot list runs", r.status(), "retry");
+        for (const store::RunRow& row : *r) runs.push_back(http::run_view(row));
+      }
     }
     if (common_->json()) {
-      std::vector<std::string> items;
-      for (const store::RunRow& r : runs) items.push_back(run_json(r));
-      write_stdout(json_array(items) + "\n");
+      write_json_line(runs);
       return kExitOk;
     }
     Table table({"RUN_ID", "DAG_ID", "STATE", "TRIGGER", "STARTED", "ENDED", "DURATION"});
-    for (const store::RunRow& r : runs) {
-      table.add_row({r.run_id, r.dag_id, r.state, r.trigger, format_time(r.started_ms),
-                     format_time(r.ended_ms), format_duration(r.started_ms, r.ended_ms)});
+    for (const json::value& v : runs) {
+      if (!v.is_object()) continue;
+      const json::object& r = v.get_object();
+      table.add_row({view_text(r, "run_id"), view_text(r, "dag_id"), view_text(r, "state"),
+                     view_text(r, "trigger"), view_text(r, "started"), view_text(r, "ended"),
+                     view_duration(r)});
     }
     write_stdout(table.render());
     return kExitOk;
@@ -88,34 +117,39 @@ class RunTasks : public Command {
   std::string run_id;
 
   int run() override {
-    store::RunRow run;
-    std::vector<scheduler::TaskView> tasks;
-    if (int code = load_run(*common_, config_dir, run_id, &run, &tasks); code != kExitOk) {
-      return code;
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    json::object run;
+    if (client) {
+      auto o =
+          call_for_object(client.get(), "GET", "/api/v1/runs/" + url_escape(run_id), "", &code);
+      if (!o) return code;
+      run = std::move(*o);
+    } else if (int c = load_run(*common_, config_dir, run_id, &run); c != kExitOk) {
+      return c;
     }
+    const json::value* t = run.if_contains("tasks");
+    json::array tasks = t && t->is_array() ? t->get_array() : json::array();
     if (common_->json()) {
-      if (with_header_) {
-        write_stdout(run_json(run, &tasks) + "\n");
-      } else {
-        std::vector<std::string> items;
-        for (const scheduler::TaskView& t : tasks) items.push_back(task_json(t));
-        write_stdout(json_array(items) + "\n");
-      }
+      write_json_line(with_header_ ? json::value(run) : json::value(tasks));
       return kExitOk;
     }
     std::string out;
     if (with_header_) {
-      Table head({"run_id:", run.run_id});
-      head.add_row({"dag_id:", run.dag_id});
-      head.add_row({"state:", run.state});
-      head.add_row({"trigger:", run.trigger});
-      head.add_row({"conf:", clip(run.conf_json, 200)});
-      head.add_row({"started:", format_time(run.started_ms)});
-      head.add_row({"ended:", format_time(run.ended_ms)});
-      head.add_row({"duration:", format_duration(run.started_ms, run.ended_ms)});
-      if (run.deadline_ms > 0) {
-        head.add_row(
-            {"deadline:", format_time(run.deadline_ms) + (run.deadline_missed ? " (missed)" : "")});
+      const json::value* conf = run.if_contains("conf");
+      Table head({"run_id:", view_text(run, "run_id")});
+      head.add_row({"dag_id:", view_text(run, "dag_id")});
+      head.add_row({"state:", view_text(run, "state")});
+      head.add_row({"trigger:", view_text(run, "trigger")});
+      head.add_row({"conf:", clip(conf ? http::to_json(*conf) : "{}", 200)});
+      head.add_row({"started:", view_text(run, "started")});
+      head.add_row({"ended:", view_text(run, "ended")});
+      head.add_row({"duration:", view_duration(run)});
+      std::string deadline = view_text(run, "deadline", "");
+      if (!deadline.empty()) {
+        head.add_row({"deadline:",
+                      deadline + (view_text(run, "deadline_missed") == "true" ? " (missed)" : "")});
       }
       out = head.render() + "\n";
     }
@@ -139,7 +173,7 @@ int check_run_for_change(const CommonOptions& common, Host* host, const std::str
     return status_error("cannot read run '" + run_id + "'", row.status(), "retry");
   }
   *run = *row;
-  if (verb && run_ended(row->state)) {
+  if (verb && http::run_ended(row->state)) {
     return runtime_error(
         "run '" + run_id + "' already ended (" + row->state + "); nothing to " + verb, "");
   }
@@ -153,17 +187,26 @@ class RunsCancel : public Command {
   std::string run_id;
 
   int run() override {
-    auto host = open_host_for_change(*common_, config_dir);
-    if (!host) return kExitRuntime;
-    store::RunRow run;
-    if (int code = check_run_for_change(*common_, host.get(), run_id, "cancel", &run); code) {
-      return code;
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    if (client) {
+      auto o = call_for_object(client.get(), "POST",
+                               "/api/v1/runs/" + url_escape(run_id) + "/cancel", "", &code);
+      if (!o) return code;
+    } else {
+      auto host = open_host_for_change(*common_, config_dir);
+      if (!host) return kExitRuntime;
+      store::RunRow run;
+      if (int c = check_run_for_change(*common_, host.get(), run_id, "cancel", &run); c) {
+        return c;
+      }
+      Status s = host->scheduler()->cancel(run_id, cli_actor());
+      (void)host->close(0);
+      if (!s.ok()) return status_error("cannot cancel run '" + run_id + "'", s, "retry");
     }
-    Status s = host->scheduler()->cancel(run_id, cli_actor());
-    (void)host->close(0);
-    if (!s.ok()) return status_error("cannot cancel run '" + run_id + "'", s, "retry");
     if (common_->json()) {
-      write_stdout(JsonObject().str("run_id", run_id).str("state", "cancelled").done() + "\n");
+      write_json_line(json::object{{"run_id", run_id}, {"state", "cancelled"}});
     } else {
       write_stdout("run '" + run_id + "' cancelled\n");
     }
@@ -183,6 +226,39 @@ class TasksClear : public Command {
   bool downstream = false;
 
   int run() override {
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    std::vector<std::string> cleared;
+    if (client) {
+      auto o = call_for_object(
+          client.get(), "POST",
+          "/api/v1/runs/" + url_escape(run_id) + "/tasks/" + url_escape(task_id) + "/clear",
+          http::to_json(json::object{{"downstream", downstream}}), &code);
+      if (!o) return code;
+      const json::array* ids = answer_array(*o, "cleared", &code);
+      if (!ids) return code;
+      for (const json::value& id : *ids) {
+        if (id.is_string()) cleared.emplace_back(id.get_string());
+      }
+    } else if (int c = clear_local(&cleared); c != kExitOk) {
+      return c;
+    }
+    if (common_->json()) {
+      json::array ids;
+      for (const std::string& id : cleared) ids.emplace_back(id);
+      write_json_line(json::object{{"run_id", run_id}, {"cleared", std::move(ids)}});
+    } else {
+      std::string list;
+      for (const std::string& id : cleared) list += (list.empty() ? "" : ", ") + id;
+      write_stdout("cleared " + list + " in run '" + run_id +
+                   "'; 'factoryd run' runs them again\n");
+    }
+    return kExitOk;
+  }
+
+ private:
+  int clear_local(std::vector<std::string>* cleared) {
     auto host = open_host_for_change(*common_, config_dir);
     if (!host) return kExitRuntime;
     store::RunRow run;
@@ -197,44 +273,16 @@ class TasksClear : public Command {
                            "list the run's tasks with 'factoryd tasks list " + run_id + "'");
     }
     // What will be cleared, for the report: the task, and with --downstream all below it.
-    std::vector<std::string> cleared;
-    std::vector<char> seen(dag->tasks.size(), 0);
-    std::vector<int> todo = {t};
-    seen[t] = 1;
-    while (!todo.empty()) {
-      int at = todo.back();
-      todo.pop_back();
-      cleared.push_back(dag->tasks[at].id);
-      if (!downstream) break;
-      for (int d : dag->index.downstream(at)) {
-        if (!seen[d]) {
-          seen[d] = 1;
-          todo.push_back(d);
-        }
-      }
-    }
-    std::sort(cleared.begin() + 1, cleared.end());
+    *cleared = http::tasks_to_clear(*dag, t, downstream);
     Status s = host->scheduler()->clear(run_id, task_id, downstream, cli_actor());
     (void)host->close(0);
     if (!s.ok()) {
       return status_error("cannot clear task '" + task_id + "' of run '" + run_id + "'", s,
                           "retry");
     }
-    if (common_->json()) {
-      std::vector<std::string> ids;
-      for (const std::string& id : cleared) ids.push_back(json_quote(id));
-      write_stdout(JsonObject().str("run_id", run_id).raw("cleared", json_array(ids)).done() +
-                   "\n");
-    } else {
-      std::string list;
-      for (const std::string& id : cleared) list += (list.empty() ? "" : ", ") + id;
-      write_stdout("cleared " + list + " in run '" + run_id +
-                   "'; 'factoryd run' runs them again\n");
-    }
     return kExitOk;
   }
 
- private:
   const CommonOptions* common_;
 };
 
@@ -244,45 +292,45 @@ class ApprovalsList : public Command {
   bool all = false;
 
   int run() override {
-    auto store = open_store_or_report(*common_);
-    if (!store) return kExitRuntime;
-    std::vector<store::ApprovalRow> rows;
-    if (*store) {
-      auto r = (*store)->list_approvals(all ? "" : "pending");
-      if (!r.ok()) return status_error("cannot list approvals", r.status(), "retry");
-      rows = std::move(*r);
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    json::array approvals;
+    if (client) {
+      auto answer = call_daemon(client.get(), "GET",
+                                std::string("/api/v1/approvals?state=") + (all ? "all" : "pending"),
+                                "", &code);
+      if (!answer) return code;
+      const json::array* a = answer_array(*answer, "approvals", &code);
+      if (!a) return code;
+      approvals = *a;
+    } else {
+      auto store = open_store_or_report(*common_);
+      if (!store) return kExitRuntime;
+      if (*store) {
+        auto r = (*store)->list_approvals(all ? "" : "pending");
+        if (!r.ok()) return status_error("cannot list approvals", r.status(), "retry");
+        int64_t now = base::SystemClock::instance()->now_ms();
+        for (const store::ApprovalRow& a : *r) approvals.push_back(http::approval_view(a, now));
+      }
     }
     if (common_->json()) {
-      std::vector<std::string> items;
-      for (const store::ApprovalRow& a : rows) {
-        JsonObject o;
-        o.str("run_id", a.run_id).str("task_id", a.task_id).str("state", a.state);
-        o.str("requested", format_time(a.requested_ms));
-        if (a.expires_ms > 0) {
-          o.str("expires", format_time(a.expires_ms));
-        } else {
-          o.null("expires");
-        }
-        if (a.decided_ms > 0) {
-          o.str("decided_by", a.decided_by).str("decided", format_time(a.decided_ms));
-        } else {
-          o.null("decided_by").null("decided");
-        }
-        o.str("comment", a.comment);
-        items.push_back(o.done());
-      }
-      write_stdout(json_array(items) + "\n");
+      write_json_line(approvals);
       return kExitOk;
     }
     std::vector<std::string> header = {"RUN", "TASK", "REQUESTED", "EXPIRES"};
     if (all) header.insert(header.end(), {"STATE", "DECIDED_BY", "COMMENT"});
     Table table(header);
-    for (const store::ApprovalRow& a : rows) {
-      std::vector<std::string> row = {a.run_id, a.task_id, format_time(a.requested_ms),
-                                      a.expires_ms > 0 ? format_time(a.expires_ms) : "never"};
+    for (const json::value& v : approvals) {
+      if (!v.is_object()) continue;
+      const json::object& a = v.get_object();
+      std::vector<std::string> row = {view_text(a, "run_id"), view_text(a, "task_id"),
+                                      view_text(a, "requested"), view_text(a, "expires", "never")};
       if (all) {
-        row.insert(row.end(), {a.state, a.decided_by.empty() ? "-" : a.decided_by,
-                               a.comment.empty() ? "-" : clip(a.comment, 200)});
+        std::string by = view_text(a, "decided_by", "");
+        std::string comment = view_text(a, "comment", "");
+        row.insert(row.end(), {view_text(a, "state"), by.empty() ? "-" : by,
+                               comment.empty() ? "-" : clip(comment, 200)});
       }
       table.add_row(std::move(row));
     }
@@ -303,6 +351,33 @@ class ApprovalsDecide : public Command {
   std::string comment;
 
   int run() override {
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    json::object decided;
+    if (client) {
+      json::object body;
+      if (!comment.empty()) body["comment"] = comment;
+      auto o = call_for_object(client.get(), "POST",
+                               "/api/v1/runs/" + url_escape(run_id) + "/tasks/" +
+                                   url_escape(task_id) + (approve_ ? "/approve" : "/reject"),
+                               http::to_json(body), &code);
+      if (!o) return code;
+      decided = std::move(*o);
+    } else if (int c = decide_local(&decided); c != kExitOk) {
+      return c;
+    }
+    if (common_->json()) {
+      write_json_line(decided);
+    } else {
+      write_stdout(std::string(approve_ ? "approved " : "rejected ") + run_id + " " + task_id +
+                   " as " + view_text(decided, "decided_by") + "\n");
+    }
+    return kExitOk;
+  }
+
+ private:
+  int decide_local(json::object* decided) {
     auto host = open_host_for_change(*common_, config_dir);
     if (!host) return kExitRuntime;
     store::RunRow run;
@@ -317,25 +392,18 @@ class ApprovalsDecide : public Command {
       return status_error(std::string("cannot ") + verb + " '" + task_id + "'", s,
                           "list pending approvals with 'factoryd approvals list'");
     }
-    if (!s.ok())
+    if (!s.ok()) {
       return status_error(std::string("cannot ") + verb + " '" + task_id + "'", s, "retry");
-    if (common_->json()) {
-      write_stdout(JsonObject()
-                       .str("run_id", run_id)
-                       .str("task_id", task_id)
-                       .str("state", approve_ ? "approved" : "rejected")
-                       .str("decided_by", actor)
-                       .str("comment", comment)
-                       .done() +
-                   "\n");
-    } else {
-      write_stdout(std::string(approve_ ? "approved " : "rejected ") + run_id + " " + task_id +
-                   " as " + actor + "\n");
     }
+    // The shape the API answers with (api_scheduler.cpp).
+    *decided = json::object{{"run_id", run_id},
+                            {"task_id", task_id},
+                            {"state", approve_ ? "approved" : "rejected"},
+                            {"decided_by", actor},
+                            {"comment", comment}};
     return kExitOk;
   }
 
- private:
   const CommonOptions* common_;
   bool approve_;
 };
