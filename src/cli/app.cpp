@@ -76,6 +76,7 @@ int run(int argc, char** argv) {
   add_tasks_command(&app, &registry);
   add_approvals_command(&app, &registry);
   add_audit_command(&app, &registry);
+  add_config_command(&app, &registry);
 
   // Catching here is CLI11's protocol for reporting a parse result (CLI11_PARSE
   // does the same); runtime failures are Status values, and anything else

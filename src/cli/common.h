@@ -92,6 +92,7 @@ void add_runs_command(CLI::App* root, CommandRegistry* registry);       // runs_
 void add_tasks_command(CLI::App* root, CommandRegistry* registry);      // runs_cmd.cpp
 void add_approvals_command(CLI::App* root, CommandRegistry* registry);  // runs_cmd.cpp
 void add_audit_command(CLI::App* root, CommandRegistry* registry);      // audit_cmd.cpp
+void add_config_command(CLI::App* root, CommandRegistry* registry);  // config, token hash
 
 // --- Errors ---
 // Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and
