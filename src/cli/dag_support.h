@@ -112,6 +112,10 @@ const boost::json::object* answer_object(const boost::json::value& answer, int* 
 // the same report when it is not one.
 const boost::json::array* answer_array(const boost::json::value& answer, std::string_view key,
                                        int* exit_code);
+// The results point into `answer`: refuse temporaries (an object converted to a value).
+const boost::json::object* answer_object(boost::json::value&& answer, int* exit_code) = delete;
+const boost::json::array* answer_array(boost::json::value&& answer, std::string_view key,
+                                       int* exit_code) = delete;
 // Percent-encodes a path segment or query value for an API URL (RFC 3986 unreserved kept).
 std::string url_escape(std::string_view s);
 

@@ -231,12 +231,12 @@ class TasksClear : public Command {
     if (code != kExitOk) return code;
     std::vector<std::string> cleared;
     if (client) {
-      auto o = call_for_object(
+      auto answer = call_daemon(
           client.get(), "POST",
           "/api/v1/runs/" + url_escape(run_id) + "/tasks/" + url_escape(task_id) + "/clear",
           http::to_json(json::object{{"downstream", downstream}}), &code);
-      if (!o) return code;
-      const json::array* ids = answer_array(*o, "cleared", &code);
+      if (!answer) return code;
+      const json::array* ids = answer_array(*answer, "cleared", &code);
       if (!ids) return code;
       for (const json::value& id : *ids) {
         if (id.is_string()) cleared.emplace_back(id.get_string());
