@@ -8,6 +8,7 @@
 // action, outcome, request id), also for refused ones. The scheduler commands are called with
 // AuditMode::kCallerAudits so they do not append a second row for the same change.
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +30,7 @@ namespace json = boost::json;
 namespace {
 
 constexpr size_t kSmallBodyLimit = 64 * 1024;  // pause/cancel/clear/approve: a few fields
-constexpr int64_t kMaxLimit = 1'000'000;
+constexpr int64_t kMaxLimit = std::numeric_limits<int>::max();  // the store's limit is an int
 constexpr std::string_view kRunStates[] = {"queued", "running",   "success",
                                            "failed", "cancelled", "unfinished"};
 constexpr std::string_view kApprovalStates[] = {"pending", "approved", "rejected",
