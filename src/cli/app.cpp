@@ -25,7 +25,8 @@ constexpr const char* kFooter =
     "for the format.\n"
     "Exit codes: 0 ok, 1 runtime error, 2 usage error. "
     "FACTORY_LOG_LEVEL=debug|info|warn|error\n"
-    "sets the log threshold (default warn for the CLI).";
+    "sets the log threshold (default warn for the CLI).\n"
+    "With no command, factoryd runs `factoryd serve` (the daemon).";
 
 // "factoryd topics create": the path to the deepest subcommand CLI11 selected.
 std::string command_path(const CLI::App* app) {
@@ -60,11 +61,12 @@ int run(int argc, char** argv) {
       "factoryd"};
   app.set_version_flag("--version", "factoryd " FACTORYD_VERSION);
   app.footer(kFooter);
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: serve
   // Also accepted before the command: `factoryd --data-dir DIR topics list`.
   app.add_option("--data-dir", common.data_dir, "Data directory (env FACTORY_DATA_DIR)");
 
   CommandRegistry registry(&common);
+  Command* serve = add_serve_command(&app, &registry);
   add_topics_command(&app, &registry);
   add_produce_command(&app, &registry);
   add_consume_command(&app, &registry);
@@ -92,8 +94,9 @@ int run(int argc, char** argv) {
   }
 
   Command* command = registry.parsed();
+  if (!command && app.get_subcommands().empty()) command = serve;  // bare `factoryd`
   if (!command) {
-    return usage_error("no command given", "run 'factoryd --help' for usage");
+    return usage_error("no command given", "run '" + command_path(&app) + " --help' for usage");
   }
   int code = command->run();
   if (!flush_stdout() && code == kExitOk) {

@@ -91,6 +91,8 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry);       // dags_
 void add_runs_command(CLI::App* root, CommandRegistry* registry);       // runs_cmd.cpp
 void add_tasks_command(CLI::App* root, CommandRegistry* registry);      // runs_cmd.cpp
 void add_approvals_command(CLI::App* root, CommandRegistry* registry);  // runs_cmd.cpp
+// serve_cmd.cpp; returns the command so a bare `factoryd` can run it.
+Command* add_serve_command(CLI::App* root, CommandRegistry* registry);
 void add_audit_command(CLI::App* root, CommandRegistry* registry);      // audit_cmd.cpp
 void add_config_command(CLI::App* root, CommandRegistry* registry);  // config, token hash
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <condition_variable>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <random>
@@ -262,6 +263,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void read_header() {
     header_parser_.emplace();
     header_parser_->header_limit(static_cast<uint32_t>(server_->options.header_limit));
+    // The route's limit is applied once the route is known (on_header); until then a large
+    // Content-Length must not fail the header read.
+    header_parser_->body_limit(std::numeric_limits<uint64_t>::max());
     // A fresh request gets read_timeout_ms; a kept-alive connection waits idle_timeout_ms.
     int64_t timeout =
         requests_ == 0 ? server_->options.read_timeout_ms : server_->options.idle_timeout_ms;

@@ -82,28 +82,31 @@ TEST_CASE("the bundled software_factory_pipeline DAG parses", "[scheduler]") {
   CHECK_FALSE(d.trigger.catchup);
   CHECK(d.default_args.retries == 2);
   CHECK(d.default_args.retry_delay_ms == 5 * 60 * 1000);
-  REQUIRE(d.tasks.size() == 4);
+  REQUIRE(d.tasks.size() == 5);
   CHECK(ids_in(d, d.index.topological_order()) ==
-        std::vector<std::string>{"ingest_spec", "generate_code", "quality_gate", "deploy"});
+        std::vector<std::string>{"ingest_spec", "generate_code", "quality_gate",
+                                 "approve_deploy", "deploy"});
   // noop stands in for the agents until they exist (see the file's comment).
-  const std::vector<std::string> stages = {"noop", "noop", "noop", "noop"};
-  const std::vector<std::string> topics = {"feature-specs", "code-artifacts", "quality-gates",
+  const std::vector<std::string> stages = {"noop", "noop", "noop", "approval", "noop"};
+  const std::vector<std::string> topics = {"feature-specs", "code-artifacts", "quality-gates", "",
                                            "deployment-triggers"};
-  for (size_t i = 0; i < 4; ++i) {
+  for (size_t i = 0; i < 5; ++i) {
     INFO(d.tasks[i].id);
     CHECK(d.tasks[i].stage == stages[i]);
     CHECK(d.tasks[i].output_topic == topics[i]);
+    CHECK(d.index.upstream(static_cast<int>(i)).size() == (i == 0 ? 0u : 1u));
+    if (i == 3) continue;  // retries do not apply to approval tasks
     CHECK(d.index.retry(static_cast<int>(i)).retries == 2);
     CHECK(d.index.retry(static_cast<int>(i)).retry_delay_ms == 300'000);
     CHECK_FALSE(d.index.retry(static_cast<int>(i)).exponential_backoff);
-    CHECK(d.index.upstream(static_cast<int>(i)).size() == (i == 0 ? 0u : 1u));
   }
+  CHECK(d.tasks[3].approval_timeout_ms == 24 * 3600 * 1000);
   CHECK(ids_in(d, d.index.roots()) == std::vector<std::string>{"ingest_spec"});
   CHECK(d.tasks[1].output_refs == std::vector<std::string>{"ingest_spec"});
-  CHECK(d.tasks[3].output_refs == std::vector<std::string>{"quality_gate"});
+  CHECK(d.tasks[4].output_refs == std::vector<std::string>{"quality_gate"});
   // Default weight rule (downstream): each task weighs itself plus everything after it.
-  CHECK(d.index.priority(0) == 4);
-  CHECK(d.index.priority(3) == 1);
+  CHECK(d.index.priority(0) == 5);
+  CHECK(d.index.priority(4) == 1);
 
   Result<std::vector<Dag>> all =
       load_dags(std::string(FACTORY_SOURCE_DIR) + "/config/dags", options());
