@@ -481,3 +481,88 @@ TEST_CASE("serve: tells systemd READY=1 and STOPPING=1 over NOTIFY_SOCKET", "[ht
 }
 
 }  // namespace factory::test
+
+namespace factory::test {
+namespace {
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made with the openssl
+// command (scripts/setup.sh installs it). false when a step fails.
+bool make_certs(const std::string& dir, std::string* log) {
+  const std::vector<std::vector<std::string>> steps = {
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+       "-subj", "/CN=factoryd test CA", "-keyout", dir + "/ca.key", "-out", dir + "/ca.crt"},
+      {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+       "-keyout", dir + "/server.key", "-out", dir + "/server.csr"},
+      {"/usr/bin/openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", dir + "/ca.crt",
+       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+       dir + "/san.ext", "-out", dir + "/server.crt"},
+      {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ci-client",
+       "-keyout", dir + "/client.key", "-out", dir + "/client.csr"},
+      {"/usr/bin/openssl", "x509", "-req", "-in", dir + "/client.csr", "-CA", dir + "/ca.crt",
+       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-out",
+       dir + "/client.crt"},
+  };
+  std::ofstream(dir + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
+  for (const auto& step : steps) {
+    auto r = run_process(step);
+    if (r.exit_code != 0) {
+      *log = step[1] + ": " + r.err;
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("serve: HTTPS and mTLS (a client certificate is required)", "[http][e2e]") {
+  TempDir dir;
+  std::string log;
+  INFO(log);
+  REQUIRE(make_certs(dir.str(), &log));
+  std::string tls = "server:\n  tls:\n    cert_file: " + dir.str() + "/server.crt\n" +
+                    "    key_file: " + dir.str() + "/server.key\n";
+  http::ClientOptions verified;
+  verified.ca_file = dir.str() + "/ca.crt";
+
+  SECTION("HTTPS") {
+    std::string err;
+    auto d = Daemon::start(dir.str(), tls, &err);
+    REQUIRE_DAEMON(d, err);
+    CHECK(d->url().rfind("https://127.0.0.1:", 0) == 0);
+    auto c = d->client("", verified);
+    auto r = c->request("GET", "/api/v1/topics");
+    REQUIRE_OK(r.status());
+    CHECK(r->status == 200);
+    // Plain HTTP on the TLS port gets nothing useful.
+    http::ClientOptions plain;
+    plain.url = "http://127.0.0.1:" + std::to_string(url_port(d->url()));
+    auto p = d->client("", plain);
+    CHECK_FALSE(p->request("GET", "/livez").ok());
+    // A client that does not trust the CA refuses the server.
+    http::ClientOptions untrusted;
+    untrusted.ca_file = dir.str() + "/client.crt";
+    CHECK_FALSE(d->client("", untrusted)->request("GET", "/livez").ok());
+    CHECK(d->stop().exit_code == 0);
+  }
+  SECTION("mTLS") {
+    std::string err;
+    auto d = Daemon::start(dir.str(),
+                           tls + "    client_ca_file: " + dir.str() +
+                               "/ca.crt\n    require_client_cert: true\n",
+                           &err);
+    REQUIRE_DAEMON(d, err);
+    auto anonymous = d->client("", verified);
+    CHECK_FALSE(anonymous->request("GET", "/livez").ok());
+    http::ClientOptions with_cert = verified;
+    with_cert.cert_file = dir.str() + "/client.crt";
+    with_cert.key_file = dir.str() + "/client.key";
+    auto c = d->client("", with_cert);
+    auto r = c->request("GET", "/livez");
+    REQUIRE_OK(r.status());
+    CHECK(r->status == 200);
+    CHECK(d->stop().exit_code == 0);
+  }
+}
+
+}  // namespace factory::test
