@@ -292,6 +292,8 @@ class MiniContext final : public StageContext {
   }
   bool cancelled() const override { return false; }
   const std::filesystem::path& scratch_dir() const override { return scratch_; }
+  // The scratch dir stands in for the data dir: nothing outlives this command.
+  const std::filesystem::path& data_dir() const override { return scratch_; }
   Breaker& breaker(std::string_view) override { return breaker_; }
   std::vector<Output> outputs;
 

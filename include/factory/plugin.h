@@ -20,7 +20,7 @@
 
 // Bump whenever factory/stage.h, event.h, record.h or status.h change in a way that breaks
 // binary compatibility.
-#define FACTORY_PLUGIN_ABI_VERSION 1u
+#define FACTORY_PLUGIN_ABI_VERSION 2u  // 2: StageContext::data_dir()
 
 extern "C" {
 

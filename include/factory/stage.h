@@ -142,6 +142,9 @@ class StageContext {
   virtual bool cancelled() const = 0;
   // A per-binding scratch directory that survives restarts.
   virtual const std::filesystem::path& scratch_dir() const = 0;
+  // The data directory. State that several stages share and that must survive restarts (the
+  // factory's git repositories, deploy releases) lives under <data_dir>/<a folder of its own>.
+  virtual const std::filesystem::path& data_dir() const = 0;
   virtual Breaker& breaker(std::string_view name) = 0;
 };
 

@@ -254,6 +254,8 @@ class LocalContext final : public StageContext {
   std::chrono::steady_clock::time_point deadline() const override { return deadline_; }
   bool cancelled() const override { return false; }
   const std::filesystem::path& scratch_dir() const override { return scratch_; }
+  // The scratch dir stands in for the data dir: nothing outlives this command.
+  const std::filesystem::path& data_dir() const override { return scratch_; }
   Breaker& breaker(std::string_view) override { return breaker_; }
 
   std::vector<Output> outputs;

@@ -83,6 +83,7 @@ struct Engine::Impl {
   Log* log;
   store::MetaStore* store;
   EngineOptions options;
+  std::filesystem::path data_dir;  // options.data_dir
   const base::Clock* clock;
   std::vector<std::unique_ptr<BindingRuntime>> bindings;
   std::unique_ptr<ThreadPool> pool;
@@ -123,6 +124,7 @@ class Context final : public StageContext {
   std::chrono::steady_clock::time_point deadline() const override { return deadline_; }
   bool cancelled() const override { return engine_->stopping.load() && Clock::now() > deadline_; }
   const std::filesystem::path& scratch_dir() const override { return b_->scratch; }
+  const std::filesystem::path& data_dir() const override { return engine_->data_dir; }
   Breaker& breaker(std::string_view name) override { return engine_->breaker(b_, name); }
 
   std::vector<Output> outputs;
@@ -567,6 +569,7 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
   impl->log = log;
   impl->store = store;
   impl->options = options;
+  impl->data_dir = options.data_dir;
   impl->clock = options.clock ? options.clock : base::SystemClock::instance();
   int total_workers = 0;
   for (const Binding& bind : config.bindings) {

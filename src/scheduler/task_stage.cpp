@@ -56,6 +56,7 @@ class CapturingContext final : public StageContext {
   std::chrono::steady_clock::time_point deadline() const override { return outer_->deadline(); }
   bool cancelled() const override { return outer_->cancelled(); }
   const std::filesystem::path& scratch_dir() const override { return outer_->scratch_dir(); }
+  const std::filesystem::path& data_dir() const override { return outer_->data_dir(); }
   Breaker& breaker(std::string_view name) override { return outer_->breaker(name); }
   std::vector<Output> outputs;
 

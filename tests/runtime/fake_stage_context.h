@@ -86,6 +86,7 @@ class FakeStageContext final : public StageContext {
   }
   bool cancelled() const override { return cancelled_.load(); }
   const std::filesystem::path& scratch_dir() const override { return scratch_; }
+  const std::filesystem::path& data_dir() const override { return data_dir_; }
   Breaker& breaker(std::string_view name) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto& b = breakers_[std::string(name)];
@@ -103,6 +104,7 @@ class FakeStageContext final : public StageContext {
     deadline_ = deadline;
   }
   void set_scratch_dir(std::filesystem::path dir) { scratch_ = std::move(dir); }
+  void set_data_dir(std::filesystem::path dir) { data_dir_ = std::move(dir); }
   void cancel() { cancelled_ = true; }
   // The breaker `name`, created with `fallback_topic` (replacing any earlier one).
   FakeBreaker& add_breaker(const std::string& name, std::string fallback_topic = "") {
@@ -139,6 +141,7 @@ class FakeStageContext final : public StageContext {
 
   const std::string config_;
   std::filesystem::path scratch_;
+  std::filesystem::path data_dir_;
   std::atomic<bool> cancelled_{false};
 
   mutable std::mutex mu_;
