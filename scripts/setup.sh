@@ -8,7 +8,7 @@ packages=(
   librocksdb-dev libsqlite3-dev libsimdjson-dev libfmt-dev libcli11-dev catch2
   libyaml-cpp-dev libvalijson-dev libssl-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  redis-server wrk openssl curl
+  redis-server wrk openssl curl python3
 )
 
 missing=()
