@@ -1,0 +1,513 @@
+// The factory workspace (workspace.h).
+#include "common/workspace.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <system_error>
+
+#include <yaml-cpp/yaml.h>
+
+#include "exec/subprocess.h"
+
+namespace factory::stages {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Outcome = SubprocessResult::Outcome;
+
+constexpr std::string_view kZeroHash = "0000000000000000000000000000000000000000";
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string join_args(const std::vector<std::string>& args) {
+  std::string out = "git";
+  for (const std::string& a : args) {
+    out += ' ';
+    out += a;
+  }
+  return out;
+}
+
+// A name no other call of this process (or another process) uses at the same time.
+std::string unique_suffix() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t seed = std::random_device{}();
+  std::ostringstream os;
+  os << ::getpid() << '-' << std::hex << (seed & 0xffffff) << '-' << counter.fetch_add(1);
+  return os.str();
+}
+
+Status check_file_path(std::string_view path) {
+  if (path.empty()) return Status::invalid_argument("a generated file has an empty path");
+  if (path.front() == '/' || path.find('\\') != std::string_view::npos) {
+    return Status::invalid_argument("generated file path '" + std::string(path) +
+                                    "' must be relative and '/'-separated");
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == ".." || part == ".git") {
+      return Status::invalid_argument("generated file path '" + std::string(path) +
+                                      "' has an empty, '.', '..' or '.git' component");
+    }
+    start = end + 1;
+  }
+  return Status();
+}
+
+Status copy_seed(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) return Status::io_error("cannot create " + to.string() + ": " + ec.message());
+  for (auto it = fs::recursive_directory_iterator(from, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path name = it->path().filename();
+    // Build litter a person may have left in the seed by running its tests there.
+    if (name == ".git" || name == "__pycache__" || name == ".pytest_cache") {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->path().extension() == ".pyc") continue;
+    const fs::path target = to / fs::relative(it->path(), from);
+    if (it->is_directory()) {
+      fs::create_directories(target, ec);
+    } else if (it->is_regular_file()) {
+      fs::copy_file(it->path(), target, fs::copy_options::overwrite_existing, ec);
+    }
+    if (ec) break;
+  }
+  if (ec) {
+    return Status::io_error("copying the seed " + from.string() + " to " + to.string() + ": " +
+                            ec.message());
+  }
+  return Status();
+}
+
+std::vector<std::string> yaml_command(const YAML::Node& node, const std::string& file,
+                                      const char* field, Status* status) {
+  std::vector<std::string> out;
+  if (!node) return out;
+  if (!node.IsSequence() || node.size() == 0) {
+    *status = Status::invalid_argument(file + ": " + field +
+                                       " must be a non-empty list of strings, e.g. [python3, -m, "
+                                       "unittest] (no shell is involved)");
+    return out;
+  }
+  for (const YAML::Node& arg : node) {
+    if (!arg.IsScalar()) {
+      *status = Status::invalid_argument(file + ": " + field + " must hold only strings");
+      return {};
+    }
+    out.push_back(arg.as<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- Paths ----
+
+fs::path factory_root(const fs::path& data_dir) { return data_dir / "factory"; }
+
+fs::path repo_path(const fs::path& data_dir, std::string_view project) {
+  return factory_root(data_dir) / "repos" / std::string(project);
+}
+
+fs::path releases_root(const fs::path& data_dir) { return factory_root(data_dir) / "releases"; }
+
+std::string feature_branch(std::string_view ticket) { return "feature/" + std::string(ticket); }
+
+Result<fs::path> resolve_project_dir(std::string_view dir) {
+  if (dir.empty()) {
+    return Status::invalid_argument(
+        "project_dir is empty; set it to the target project's folder, e.g. "
+        "config/projects/invoices");
+  }
+  fs::path p(dir);
+  if (p.is_relative()) {
+    std::error_code ec;
+    fs::path cwd = fs::current_path(ec);
+    if (ec) return Status::io_error("cannot read the working directory: " + ec.message());
+    p = cwd / p;
+  }
+  return p.lexically_normal();
+}
+
+Status check_project_name(std::string_view project) {
+  bool ok = !project.empty() && project.size() <= 64 && project != "." && project != "..";
+  for (char c : project) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return Status::invalid_argument("project name '" + std::string(project) +
+                                    "' must be 1-64 characters of letters, digits, '.', '_', '-'");
+  }
+  return Status();
+}
+
+// ---- The git runner ----
+
+Result<std::string> git(const fs::path& dir, const std::vector<std::string>& args,
+                        const GitOptions& options) {
+  const char* path_env = std::getenv("PATH");
+  std::vector<std::string> argv = {
+      "env",
+      "-i",
+      std::string("PATH=") + (path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"),
+      "HOME=" + (options.home.empty() ? std::string("/nonexistent") : options.home.string()),
+      "LC_ALL=C",
+      "GIT_CONFIG_NOSYSTEM=1",
+      "GIT_CONFIG_GLOBAL=/dev/null",
+      "GIT_TERMINAL_PROMPT=0",
+      "GIT_AUTHOR_NAME=" + std::string(kGitName),
+      "GIT_AUTHOR_EMAIL=" + std::string(kGitEmail),
+      "GIT_AUTHOR_DATE=" + std::string(kGitDate),
+      "GIT_COMMITTER_NAME=" + std::string(kGitName),
+      "GIT_COMMITTER_EMAIL=" + std::string(kGitEmail),
+      "GIT_COMMITTER_DATE=" + std::string(kGitDate),
+  };
+  for (const std::string& e : options.env) argv.push_back(e);
+  argv.push_back("git");
+  argv.push_back("-C");
+  argv.push_back(dir.string());
+  for (const std::string& a : args) argv.push_back(a);
+
+  SubprocessOptions sub;
+  sub.deadline = std::chrono::steady_clock::now() + options.timeout;
+  sub.cancelled = options.cancelled;
+  sub.max_stderr_bytes = 2000;
+  Result<SubprocessResult> r = run_subprocess(argv, options.input, sub);
+  if (!r.ok()) return r.status();
+  const std::string what = join_args(args) + " (in " + dir.string() + ")";
+  switch (r->outcome) {
+    case Outcome::kExited:
+      break;
+    case Outcome::kSpawnFailed:
+      return Status::failed_precondition("cannot run 'env' to start git: " +
+                                         std::string(std::strerror(r->spawn_errno)));
+    case Outcome::kTimedOut:
+      return Status::timed_out(what + " did not finish within " +
+                               std::to_string(options.timeout.count()) + " ms");
+    case Outcome::kCancelled:
+      return Status::shutting_down(what + " cancelled");
+    case Outcome::kSignaled:
+      return Status::internal(what + " killed by signal " + std::to_string(r->signal));
+    case Outcome::kOutputTooLarge:
+      return Status::internal(what + " printed more output than allowed");
+  }
+  if (r->exit_code == 127 && r->err.find("git") != std::string::npos &&
+      r->err.find("No such file") != std::string::npos) {
+    return Status::failed_precondition(
+        "git is not installed (or not on PATH); install it (scripts/setup.sh does)");
+  }
+  if (r->exit_code != 0) {
+    return Status::internal(what + " exited with " + std::to_string(r->exit_code) + ": " +
+                            trim(r->err));
+  }
+  return std::move(r->out);
+}
+
+// ---- Repository operations ----
+
+RepoLock lock_repo(const fs::path& repo) {
+  static std::mutex table_mu;
+  static std::map<std::string, std::unique_ptr<std::mutex>> table;
+  std::mutex* mu;
+  {
+    std::lock_guard<std::mutex> guard(table_mu);
+    auto& slot = table[fs::absolute(repo).lexically_normal().string()];
+    if (!slot) slot = std::make_unique<std::mutex>();
+    mu = slot.get();
+  }
+  return RepoLock(*mu);
+}
+
+Result<std::optional<std::string>> resolve_commit(const fs::path& repo, std::string_view ref) {
+  if (ref.empty() || ref.front() == '-') {
+    return Status::invalid_argument("bad git ref '" + std::string(ref) + "'");
+  }
+  Result<std::string> out =
+      git(repo, {"rev-parse", "--verify", "--quiet", std::string(ref) + "^{commit}"});
+  if (!out.ok()) {
+    // --quiet: exit 1 with no message means "no such ref".
+    if (out.status().code() == Status::Code::kInternal &&
+        out.status().message().ends_with("exited with 1: ")) {
+      return std::optional<std::string>();
+    }
+    return out.status();
+  }
+  return std::optional<std::string>(trim(*out));
+}
+
+Result<std::string> ensure_repo(const fs::path& data_dir, std::string_view project,
+                                const fs::path& seed_dir) {
+  FACTORY_RETURN_IF_ERROR(check_project_name(project));
+  const fs::path repo = fs::absolute(repo_path(data_dir, project)).lexically_normal();
+  RepoLock lock = lock_repo(repo);
+  std::error_code ec;
+  if (fs::exists(repo / ".git", ec)) {
+    Result<std::optional<std::string>> main = resolve_commit(repo, "main");
+    if (!main.ok()) return main.status();
+    if (!main->has_value()) {
+      return Status::corruption(repo.string() +
+                                " exists but has no branch main; move it away to re-import");
+    }
+    return repo.string();
+  }
+  if (!fs::is_directory(seed_dir, ec)) {
+    return Status::not_found("the project folder " + seed_dir.string() + " (seed of " +
+                             repo.string() + ") does not exist; set project_dir to the target " +
+                             "project's folder, e.g. config/projects/invoices");
+  }
+  Result<ProjectConfig> config = load_project(seed_dir);
+  if (!config.ok()) return config.status();
+  if (config->name != project) {
+    return Status::invalid_argument((seed_dir / "factory-project.yaml").string() +
+                                    " names the project '" + config->name +
+                                    "' but the ticket's project is '" + std::string(project) +
+                                    "'; point project_dir at that project's folder");
+  }
+  // Built beside the final place and renamed: a crash never leaves a half-made repository.
+  const fs::path tmp = repo.parent_path() / (".import-" + std::string(project) + ".tmp");
+  fs::remove_all(tmp, ec);
+  FACTORY_RETURN_IF_ERROR(copy_seed(seed_dir, tmp));
+  GitOptions opts{.home = factory_root(data_dir) / "home"};
+  fs::create_directories(opts.home, ec);
+  auto fail = [&](Status s) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    return s;
+  };
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"init", "-q", "-b", "main"},
+           {"add", "-A"},
+           {"commit", "-q", "-m", "Import " + std::string(project)}}) {
+    Result<std::string> r = git(tmp, args, opts);
+    if (!r.ok()) return fail(r.status());
+  }
+  fs::rename(tmp, repo, ec);
+  if (ec) {
+    return fail(Status::io_error("cannot move " + tmp.string() + " to " + repo.string() + ": " +
+                                 ec.message()));
+  }
+  return repo.string();
+}
+
+Result<std::string> commit_files(const fs::path& repo, const CommitRequest& request,
+                                 const RepoLock& lock) {
+  if (!lock.owns_lock()) return Status::internal("commit_files without the repository's lock");
+  if (request.files.empty()) return Status::invalid_argument("nothing to commit: no files");
+  if (request.branch.empty() || request.message.empty()) {
+    return Status::invalid_argument("commit_files needs a branch and a message");
+  }
+  for (const FileContent& f : request.files) FACTORY_RETURN_IF_ERROR(check_file_path(f.path));
+  Result<std::string> checked = git(repo, {"check-ref-format", "--branch", request.branch});
+  if (!checked.ok()) {
+    return Status::invalid_argument("'" + request.branch + "' is not a valid git branch name");
+  }
+
+  const std::string ref = "refs/heads/" + request.branch;
+  Result<std::optional<std::string>> old = resolve_commit(repo, ref);
+  if (!old.ok()) return old.status();
+  std::string parent;
+  if (old->has_value()) {
+    parent = **old;
+  } else {
+    Result<std::optional<std::string>> base = resolve_commit(repo, request.base);
+    if (!base.ok()) return base.status();
+    if (!base->has_value()) {
+      return Status::not_found("base '" + request.base + "' does not exist in " + repo.string());
+    }
+    parent = **base;
+  }
+
+  Result<std::string> git_dir = git(repo, {"rev-parse", "--absolute-git-dir"});
+  if (!git_dir.ok()) return git_dir.status();
+  const fs::path index = fs::path(trim(*git_dir)) / ("factory-index-" + unique_suffix());
+  struct RemoveIndex {
+    fs::path p;
+    ~RemoveIndex() {
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  } remove_index{index};
+  GitOptions with_index{.env = {"GIT_INDEX_FILE=" + index.string()}};
+
+  Result<std::string> r = git(repo, {"read-tree", parent}, with_index);
+  if (!r.ok()) return r.status();
+  std::string index_info;
+  for (const FileContent& f : request.files) {
+    GitOptions in{.input = f.content};
+    Result<std::string> blob = git(repo, {"hash-object", "-w", "--stdin"}, in);
+    if (!blob.ok()) return blob.status();
+    index_info += "100644 " + trim(*blob) + "\t" + f.path + "\n";
+  }
+  with_index.input = index_info;
+  r = git(repo, {"update-index", "--add", "--index-info"}, with_index);
+  if (!r.ok()) return r.status();
+  with_index.input.clear();
+  Result<std::string> tree = git(repo, {"write-tree"}, with_index);
+  if (!tree.ok()) return tree.status();
+
+  std::string message = trim(request.message) + "\n";
+  if (!request.trailers.empty()) {
+    message += "\n";
+    for (const auto& [key, value] : request.trailers) message += key + ": " + value + "\n";
+  }
+  GitOptions msg{.input = message};
+  Result<std::string> commit =
+      git(repo, {"commit-tree", trim(*tree), "-p", parent, "-F", "-"}, msg);
+  if (!commit.ok()) return commit.status();
+  const std::string hash = trim(*commit);
+  Result<std::string> moved =
+      git(repo, {"update-ref", "-m", "factoryd: " + trim(request.message).substr(0, 80), ref, hash,
+                 old->has_value() ? **old : std::string(kZeroHash)});
+  if (!moved.ok()) {
+    return Status::busy("branch " + request.branch +
+                        " moved while committing: " + moved.status().message());
+  }
+  return hash;
+}
+
+Result<std::optional<std::string>> find_commit_with_trailer(const fs::path& repo,
+                                                            std::string_view branch,
+                                                            std::string_view key,
+                                                            std::string_view value) {
+  const std::string ref = "refs/heads/" + std::string(branch);
+  Result<std::optional<std::string>> tip = resolve_commit(repo, ref);
+  if (!tip.ok()) return tip.status();
+  if (!tip->has_value()) return std::optional<std::string>();
+  const std::string line = std::string(key) + ": " + std::string(value);
+  Result<std::string> out =
+      git(repo, {"log", "--format=%H%n%B%x1e", "--fixed-strings", "--grep=" + line, ref});
+  if (!out.ok()) return out.status();
+  // Newest first; a match must be a whole line (a trailer), not a prefix of a longer value.
+  std::string_view rest = *out;
+  while (!rest.empty()) {
+    size_t end = rest.find('\x1e');
+    std::string_view entry = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    while (!entry.empty() && entry.front() == '\n') entry.remove_prefix(1);
+    size_t nl = entry.find('\n');
+    if (nl == std::string_view::npos) continue;
+    std::string hash(entry.substr(0, nl));
+    std::istringstream body{std::string(entry.substr(nl + 1))};
+    std::string l;
+    while (std::getline(body, l)) {
+      if (trim(l) == line) return std::optional<std::string>(hash);
+    }
+  }
+  return std::optional<std::string>();
+}
+
+Result<DiffStats> diff_stats(const fs::path& repo, std::string_view from, std::string_view to) {
+  Result<std::string> out = git(
+      repo, {"diff", "--numstat", "--no-renames", "-z", std::string(from), std::string(to), "--"});
+  if (!out.ok()) return out.status();
+  // -z: "<added>\t<deleted>\t<path>\0" per file ("-\t-\t" for binary files).
+  DiffStats stats;
+  std::string_view rest = *out;
+  while (!rest.empty()) {
+    size_t end = rest.find('\0');
+    std::string_view entry = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    size_t t1 = entry.find('\t');
+    size_t t2 = t1 == std::string_view::npos ? t1 : entry.find('\t', t1 + 1);
+    if (t2 == std::string_view::npos) continue;
+    std::string_view added = entry.substr(0, t1);
+    std::string_view deleted = entry.substr(t1 + 1, t2 - t1 - 1);
+    if (added != "-") stats.insertions += std::atoi(std::string(added).c_str());
+    if (deleted != "-") stats.deletions += std::atoi(std::string(deleted).c_str());
+    stats.files.emplace_back(entry.substr(t2 + 1));
+  }
+  return stats;
+}
+
+Checkout& Checkout::operator=(Checkout&& other) noexcept {
+  if (this != &other) {
+    Checkout old(std::move(*this));
+    dir_ = std::exchange(other.dir_, {});
+  }
+  return *this;
+}
+
+Checkout::~Checkout() {
+  if (dir_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
+                                const fs::path& scratch_parent) {
+  Result<std::optional<std::string>> hash = resolve_commit(repo, commit);
+  if (!hash.ok()) return hash.status();
+  if (!hash->has_value()) {
+    return Status::not_found("commit '" + std::string(commit) + "' does not exist in " +
+                             repo.string());
+  }
+  std::error_code ec;
+  const fs::path parent = fs::absolute(scratch_parent).lexically_normal();
+  fs::create_directories(parent, ec);
+  if (ec) return Status::io_error("cannot create " + parent.string() + ": " + ec.message());
+  Checkout checkout(parent / ("checkout-" + (**hash).substr(0, 12) + "-" + unique_suffix()));
+  Result<std::string> r = git(parent, {"clone", "-q", "--shared", "--no-checkout",
+                                       fs::absolute(repo).string(), checkout.path().string()});
+  if (!r.ok()) return r.status();
+  r = git(checkout.path(), {"checkout", "-q", "--detach", **hash});
+  if (!r.ok()) return r.status();
+  return checkout;
+}
+
+// ---- The project file ----
+
+Result<ProjectConfig> load_project(const fs::path& dir) {
+  const fs::path file = dir / "factory-project.yaml";
+  const std::string name = file.string();
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    return Status::not_found(name +
+                             " is missing; a target project needs one with name, test_command "
+                             "and health_command (see config/projects/invoices)");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(name);
+  } catch (const YAML::Exception& e) {
+    return Status::invalid_argument(name + ": not valid YAML: " + e.what());
+  }
+  if (!root.IsMap()) return Status::invalid_argument(name + ": must be a mapping (name: ...)");
+  ProjectConfig config;
+  if (!root["name"] || !root["name"].IsScalar() || root["name"].as<std::string>().empty()) {
+    return Status::invalid_argument(name + ": 'name' (the project's name) is missing");
+  }
+  config.name = root["name"].as<std::string>();
+  Status s;
+  config.test_command = yaml_command(root["test_command"], name, "test_command", &s);
+  if (s.ok())
+    config.health_command = yaml_command(root["health_command"], name, "health_command", &s);
+  if (!s.ok()) return s;
+  if (config.test_command.empty()) {
+    return Status::invalid_argument(name +
+                                    ": 'test_command' is missing; e.g. test_command: [python3, "
+                                    "-m, unittest, discover, -s, tests, -t, .]");
+  }
+  return config;
+}
+
+}  // namespace factory::stages
