@@ -42,7 +42,9 @@ std::optional<Role> parse_role(std::string_view name);  // nullopt for an unknow
 struct Principal {
   std::string name = "anonymous";  // the token's name from the config; never the token itself
   Role role = Role::kPublic;
-  std::string actor() const { return "token:" + name; }  // for audit rows
+  // For audit rows: "token:<name>", or "anonymous" on a public route (a webhook sender, whose
+  // delivery the route authenticates by its signature).
+  std::string actor() const { return role == Role::kPublic ? name : "token:" + name; }
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case

@@ -238,7 +238,8 @@ void add_hook(Router* router, ApiContext* ctx, std::string source, const Webhook
                .role = Role::kPublic,
                .handler = [hook](const Request& req) { return deliver(*hook, req); },
                .body_limit = config->body_limit,
-               .audited = false});
+               .audited = true,  // a delivery is a write: who (the sender), result, request id
+               .action = "webhook." + source});
 }
 
 }  // namespace
