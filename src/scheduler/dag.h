@@ -116,6 +116,9 @@ struct RetrySpec {
 inline constexpr std::string_view kDefaultPool = "default_pool";
 inline constexpr int kDefaultPoolSlots = 128;  // Airflow's default_pool size
 inline constexpr std::string_view kApprovalStage = "approval";
+// The stage an approval task with `notify` params dispatches its message to when it becomes
+// pending (stages/approval): the POST runs on a stage worker, never on the scheduler loop.
+inline constexpr std::string_view kApprovalNotifyStage = "approval_notify";
 
 struct Task {
   std::string id;     // [A-Za-z0-9_-]{1,250}: no dots, so tasks.<id>.output parses

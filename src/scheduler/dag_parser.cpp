@@ -25,6 +25,7 @@
 #include "factory/topic.h"
 #include "runtime/contract.h"
 #include "runtime/yaml_reader.h"
+#include "scheduler/approval_params.h"
 #include "scheduler/templates.h"
 
 namespace factory::scheduler {
@@ -611,6 +612,14 @@ class DagParser {
       return error(where(*approval_timeout),
                    "approval_timeout applies only to approval tasks; add approval: true (or use "
                    "stage: approval), or remove it");
+    }
+    if (t->approval) {
+      // Approval tasks read their params themselves (approval_params.h): check the keys now.
+      const YamlEntry* params = find(fields, "params");
+      if (params != nullptr) {
+        Status s = check_approval_params(t->params);
+        if (!s.ok()) return error(where(*params), s.message());
+      }
     }
     return Status::ok_status();
   }

@@ -20,6 +20,7 @@
 #include "runtime/contract.h"
 #include "runtime/stage_registry.h"
 #include "runtime/thread_pool.h"
+#include "scheduler/approval_params.h"
 #include "scheduler/cron.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/retry_delay.h"
@@ -33,6 +34,8 @@ namespace {
 
 constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
 constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at most
+constexpr char kAutoApprovalPausedKey[] = "scheduler.auto_approval_paused";
+constexpr char kAutoApprover[] = "policy:auto";  // who approves under auto_approve
 
 std::string iso_utc(int64_t ms) { return base::format_iso8601_utc(ms); }
 
@@ -76,6 +79,7 @@ struct TaskInst {
   bool eval_queued = false;           // in Impl::to_evaluate
   int64_t approval_requested_ms = 0;  // awaiting_approval: when it was requested
   int64_t approval_expires_ms = 0;    // and when it expires (0: never)
+  std::string approval_bound_to;      // awaiting_approval: what it approves (bind_to)
 };
 
 struct Run {
@@ -126,6 +130,7 @@ struct DagState {
   int64_t next_fire_ms = 0;
   int64_t last_fire_ms = 0;  // the last fire that started a run (0: none yet)
   std::unique_ptr<runtime::Contract> params;
+  std::vector<int> approvals;  // positions of the approval tasks
 };
 
 // A ready task: higher priority first, then first come.
@@ -185,6 +190,10 @@ struct Scheduler::Impl {
   std::set<std::string> finished_runs;  // runs that ended since start (wait_for_run)
 
   std::atomic<bool> stopping{false};
+  // set_auto_approval_paused(): auto_approve params are ignored while set (read by the loop).
+  std::atomic<bool> auto_approval_paused{false};
+  std::atomic<std::thread::id> loop_thread{};
+  bool notify_stage_missing_warned = false;
   std::unique_ptr<runtime::ThreadPool> loop_pool;  // one thread: the loop
 
   int64_t now() const { return clock->now_ms(); }
@@ -310,24 +319,155 @@ struct Scheduler::Impl {
   void make_ready(Run& r, int t) {
     const Task& task = r.dag->tasks[t];
     if (task.approval || task.stage == kApprovalStage) {
-      set_state(r, t, TaskState::kAwaitingApproval);
-      store::ApprovalRow a;
-      a.run_id = r.row.run_id;
-      a.task_id = task.id;
-      a.state = "pending";
-      a.requested_ms = now();
-      if (task.approval_timeout_ms) {
-        a.expires_ms = a.requested_ms + *task.approval_timeout_ms;
-        timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, r.row.run_id, t, 0});
+      auto settings = approval_settings(r, t);
+      if (!settings.ok()) {
+        r.tasks[t].error = settings.status().message();
+        set_state(r, t, TaskState::kFailed);
+        return;
       }
-      r.tasks[t].approval_requested_ms = a.requested_ms;
-      r.tasks[t].approval_expires_ms = a.expires_ms;
-      batch.approvals.push_back(std::move(a));
+      open_approval(r, t, *settings);
       return;
     }
     set_state(r, t, TaskState::kScheduled);
     r.tasks[t].in_ready = true;
     ready.insert({r.dag->index.priority(t), ready_order++, r.row.run_id, t});
+  }
+
+  // ---- approvals (approval_params.h) ----
+  // The approval task's params, rendered now: what it binds to, auto_approve, notify.
+  Result<ApprovalSettings> approval_settings(const Run& r, int t) const {
+    auto params = render(r, t);
+    if (!params.ok()) return params.status();
+    return parse_approval_settings(*params);
+  }
+
+  // Asks for a decision on approval task t (awaiting_approval once this returns, unless a
+  // policy approved it at once): a pending approval row bound to settings.bound_to replaces
+  // whatever row the task had, so an approval given for another commit no longer counts.
+  void open_approval(Run& r, int t, const ApprovalSettings& settings) {
+    const Task& task = r.dag->tasks[t];
+    TaskInst& ti = r.tasks[t];
+    set_state(r, t, TaskState::kAwaitingApproval);
+    store::ApprovalRow a;
+    a.run_id = r.row.run_id;
+    a.task_id = task.id;
+    a.state = "pending";
+    a.requested_ms = now();
+    a.bound_to = settings.bound_to;
+    ti.approval_requested_ms = a.requested_ms;
+    ti.approval_bound_to = a.bound_to;
+    ti.approval_expires_ms = 0;
+    if (settings.auto_approve && !auto_approval_paused.load()) {
+      batch.approvals.push_back(a);  // the decision below replaces it in the same transaction
+      resolve_approval(r, t, true, kAutoApprover, "auto_approve", true);
+      return;
+    }
+    if (settings.auto_approve) {
+      a.comment = "auto-approval is paused; waiting for a person";
+    } else {
+      a.comment = settings.auto_approve_problem;
+    }
+    if (task.approval_timeout_ms) {
+      a.expires_ms = a.requested_ms + *task.approval_timeout_ms;
+      ti.approval_expires_ms = a.expires_ms;
+      timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, r.row.run_id, t, 0});
+    }
+    batch.approvals.push_back(a);
+    if (settings.notify) notify_approval(r, t, *settings.notify);
+  }
+
+  // Re-renders an awaiting approval's binding; when it changed (an upstream ran again and made
+  // a new commit), the approval is asked again for the new value. True when it changed.
+  bool refresh_binding(Run& r, int t) {
+    if (r.tasks[t].state != TaskState::kAwaitingApproval) return false;
+    auto settings = approval_settings(r, t);
+    if (!settings.ok() || settings->bound_to == r.tasks[t].approval_bound_to) return false;
+    json::object e;
+    e["event"] = "approval_rebound";
+    e["run_id"] = r.row.run_id;
+    e["task_id"] = r.dag->tasks[t].id;
+    e["from"] = r.tasks[t].approval_bound_to;
+    e["to"] = settings->bound_to;
+    ProducerRecord rec;
+    rec.key = r.row.run_id;
+    rec.value = json::serialize(e);
+    events.push_back(std::move(rec));
+    open_approval(r, t, *settings);
+    return true;
+  }
+
+  // Approves or rejects approval task t (awaiting_approval).
+  void resolve_approval(Run& r, int t, bool approve, std::string_view actor,
+                        std::string_view comment, bool audit) {
+    TaskInst& ti = r.tasks[t];
+    store::ApprovalRow a;
+    a.run_id = r.row.run_id;
+    a.task_id = r.dag->tasks[t].id;
+    a.state = approve ? "approved" : "rejected";
+    a.decided_by = std::string(actor);
+    a.decided_ms = now();
+    a.comment = std::string(comment);
+    a.requested_ms = ti.approval_requested_ms;
+    a.expires_ms = ti.approval_expires_ms;
+    a.bound_to = ti.approval_bound_to;
+    batch.approvals.push_back(a);
+    if (audit) {
+      batch.audit.push_back({a.decided_ms, std::string(actor),
+                             approve ? "approval.approve" : "approval.reject",
+                             "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    }
+    if (approve) {
+      json::object out;
+      out["approved_by"] = a.decided_by;
+      if (!a.bound_to.empty()) out["bound_to"] = a.bound_to;
+      ti.output = json::serialize(out);
+      set_state(r, t, TaskState::kSuccess);
+      json::object e;
+      e["event"] = "approval_granted";
+      e["run_id"] = a.run_id;
+      e["task_id"] = a.task_id;
+      e["by"] = a.decided_by;
+      if (!a.bound_to.empty()) e["bound_to"] = a.bound_to;
+      ProducerRecord rec;
+      rec.key = a.run_id;
+      rec.value = json::serialize(e);
+      events.push_back(std::move(rec));
+    } else {
+      ti.error = "rejected by " + std::string(actor);
+      set_state(r, t, TaskState::kFailed);
+    }
+  }
+
+  // Dispatches the approval's message to the approval_notify stage: the POST runs on a stage
+  // worker, and its failure is the stage's to log. Best effort: a crash between this step's
+  // store write and its appends loses the message (the approval itself is durable).
+  void notify_approval(const Run& r, int t, const ApprovalNotify& notify) {
+    const std::string stage(kApprovalNotifyStage);
+    if (!stages.count(stage)) {
+      if (!notify_stage_missing_warned) {
+        obs::warn(
+            "approval notify is configured but the approval_notify stage is not "
+            "registered; no message is sent",
+            {{"run_id", r.row.run_id}, {"task_id", r.dag->tasks[t].id}});
+        notify_stage_missing_warned = true;
+      }
+      return;
+    }
+    const TaskInst& ti = r.tasks[t];
+    std::string params = notify_params_json(notify, r.row.run_id, r.row.dag_id, r.dag->tasks[t].id,
+                                            ti.approval_bound_to, ti.approval_requested_ms);
+    std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
+                    ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
+                    ",\"task_id\":" + json::serialize(json::value(r.dag->tasks[t].id)) +
+                    ",\"try\":1,\"params\":" + params + ",\"output_topic\":\"\"" +
+                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
+                    "}";
+    ProducerRecord rec;
+    rec.key = r.row.run_id + "/" + r.dag->tasks[t].id;
+    rec.value = std::move(d);
+    rec.producer_id = "scheduler";
+    rec.sequence = next_dispatch_seq++;
+    dispatches[options.dispatch_prefix + stage].push_back(std::move(rec));
   }
 
   void start_run(Run& r) {
@@ -520,6 +660,8 @@ struct Scheduler::Impl {
       auto* out = o.if_contains("output");
       ti.output = out && !out->is_null() ? json::serialize(*out) : "";
       set_state(r, t, TaskState::kSuccess);
+      // A new output (say, a new commit) re-binds the approvals waiting on it.
+      for (int a : dag_states.find(r.row.dag_id)->second.approvals) refresh_binding(r, a);
     } else {
       auto* rt = o.if_contains("retryable");
       // A permanent failure (AirflowFailException's analogue) is not retried.
@@ -552,7 +694,9 @@ struct Scheduler::Impl {
           }
           break;
         case Timer::Kind::kApprovalExpiry:
-          if (r.tasks[tm.task].state == TaskState::kAwaitingApproval) {
+          // at_ms: a re-requested approval's earlier timer is stale.
+          if (r.tasks[tm.task].state == TaskState::kAwaitingApproval &&
+              r.tasks[tm.task].approval_expires_ms == tm.at_ms) {
             store::ApprovalRow a;
             a.run_id = r.row.run_id;
             a.task_id = r.dag->tasks[tm.task].id;
@@ -561,6 +705,7 @@ struct Scheduler::Impl {
             a.decided_ms = t_now;
             a.requested_ms = r.tasks[tm.task].approval_requested_ms;
             a.expires_ms = tm.at_ms;
+            a.bound_to = r.tasks[tm.task].approval_bound_to;
             batch.approvals.push_back(a);
             r.tasks[tm.task].error = "approval expired";
             set_state(r, tm.task, TaskState::kFailed);
@@ -785,6 +930,7 @@ struct Scheduler::Impl {
   }
 
   void loop() {
+    loop_thread = std::this_thread::get_id();
     while (!stopping.load()) {
       uint64_t seq = log->append_sequence();
       step();
@@ -839,7 +985,15 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     auto paused = store->get_kv("scheduler.paused." + dag.dag_id);
     if (paused.ok() && *paused) ds.paused = **paused == "1";
     for (const Task& t : dag.tasks) {
-      if (t.stage == kApprovalStage) continue;
+      if (t.approval || t.stage == kApprovalStage) {
+        ds.approvals.push_back(static_cast<int>(&t - dag.tasks.data()));
+        // Messages go through the approval_notify stage, when it is registered (stages/).
+        if (t.params.find("\"notify\"") != std::string::npos &&
+            runtime::create_stage(std::string(kApprovalNotifyStage)).ok()) {
+          m.stages.insert(std::string(kApprovalNotifyStage));
+        }
+        continue;
+      }
       m.stages.insert(t.stage);
       if (!t.output_topic.empty()) FACTORY_RETURN_IF_ERROR(ensure_topic(t.output_topic));
     }
@@ -869,6 +1023,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   }
   auto seq = store->get_kv(kDispatchSeqKey);
   if (!seq.ok()) return seq.status();
+  auto auto_paused = store->get_kv(kAutoApprovalPausedKey);
+  if (!auto_paused.ok()) return auto_paused.status();
+  m.auto_approval_paused = *auto_paused && **auto_paused == "1";
   if (*seq) m.next_dispatch_seq = std::stoll(**seq);
 
   // Recover unfinished runs.
@@ -938,6 +1095,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     if (t < 0) continue;
     rit->second->tasks[t].approval_requested_ms = a.requested_ms;
     rit->second->tasks[t].approval_expires_ms = a.expires_ms;
+    rit->second->tasks[t].approval_bound_to = a.bound_to;
     if (a.expires_ms != 0)
       m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
   }
@@ -1012,7 +1170,8 @@ Result<std::string> Scheduler::trigger(std::string_view dag_id, std::string_view
 }
 
 Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool approve,
-                         std::string_view actor, std::string_view comment, AuditMode audit) {
+                         std::string_view actor, std::string_view comment, AuditMode audit,
+                         std::string_view bound_to) {
   return impl_->run_command([&]() -> Status {
     Impl& m = *impl_;
     auto rit = m.runs.find(run_id);
@@ -1025,40 +1184,54 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
       return Status::failed_precondition("task '" + std::string(task_id) + "' of run '" +
                                          std::string(run_id) + "' is not awaiting approval");
     }
-    store::ApprovalRow a;
-    a.run_id = std::string(run_id);
-    a.task_id = std::string(task_id);
-    a.state = approve ? "approved" : "rejected";
-    a.decided_by = std::string(actor);
-    a.decided_ms = m.now();
-    a.comment = std::string(comment);
-    a.requested_ms = r.tasks[t].approval_requested_ms;
-    a.expires_ms = r.tasks[t].approval_expires_ms;
-    m.batch.approvals.push_back(a);
-    if (audit == AuditMode::kAudit) {
-      m.batch.audit.push_back({a.decided_ms, std::string(actor),
-                               approve ? "approval.approve" : "approval.reject",
-                               "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    const std::string where =
+        "approval '" + std::string(task_id) + "' of run '" + std::string(run_id) + "'";
+    // The code may have moved on since the approval was asked for (an upstream ran again
+    // without clearing it): never let a decision approve what nobody reviewed.
+    if (m.refresh_binding(r, t)) {
+      return Status::failed_precondition(
+          where + " was asked again for '" + r.tasks[t].approval_bound_to +
+          "': what it is bound to changed since it was requested; review that and decide again");
     }
-    if (approve) {
-      r.tasks[t].output = "{\"approved_by\":" + json::serialize(json::value(actor)) + "}";
-      m.set_state(r, t, TaskState::kSuccess);
-      json::object e;
-      e["event"] = "approval_granted";
-      e["run_id"] = a.run_id;
-      e["task_id"] = a.task_id;
-      e["by"] = a.decided_by;
-      ProducerRecord rec;
-      rec.key = a.run_id;
-      rec.value = json::serialize(e);
-      m.events.push_back(std::move(rec));
-    } else {
-      r.tasks[t].error = "rejected by " + std::string(actor);
-      m.set_state(r, t, TaskState::kFailed);
+    const std::string& bound = r.tasks[t].approval_bound_to;
+    if (!bound_to.empty() && bound.empty()) {
+      return Status::failed_precondition(where +
+                                         " is not bound to a commit (its task has no "
+                                         "bind_to); decide without naming one");
     }
+    if (!bound_to.empty() && !binding_matches(bound, bound_to)) {
+      return Status::failed_precondition(where + " is for '" + bound + "', not '" +
+                                         std::string(bound_to) +
+                                         "'; review that commit and decide on it (or name no "
+                                         "commit)");
+    }
+    m.resolve_approval(r, t, approve, actor, comment, audit == AuditMode::kAudit);
     return Status();
   });
 }
+
+Status Scheduler::set_auto_approval_paused(bool paused, std::string_view actor, AuditMode audit) {
+  impl_->auto_approval_paused = paused;  // effective for the next approval at once
+  auto persist = [m = impl_.get(), paused, actor = std::string(actor), audit]() -> Status {
+    m->batch.kv.emplace_back(kAutoApprovalPausedKey, paused ? "1" : "0");
+    if (audit == AuditMode::kAudit) {
+      m->batch.audit.push_back({m->now(), actor,
+                                paused ? "approval.auto_pause" : "approval.auto_resume",
+                                "scheduler/auto_approval", "ok", "", ""});
+    }
+    return Status();
+  };
+  // Called from the loop itself (a hook running in a step): queue it for the next step, since
+  // waiting here would wait for ourselves.
+  if (impl_->loop_thread.load() == std::this_thread::get_id()) {
+    std::lock_guard<std::mutex> lock(impl_->cmd_mu);
+    impl_->commands.emplace_back(persist, std::promise<Status>());
+    return Status();
+  }
+  return impl_->run_command(persist);
+}
+
+bool Scheduler::auto_approval_paused() const { return impl_->auto_approval_paused.load(); }
 
 Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditMode audit) {
   return impl_->run_command([&]() -> Status {
@@ -1145,15 +1318,21 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
     for (int t : r->dag->index.topological_order()) {
       if (!cleared[t]) continue;
       TaskInst& ti = r->tasks[t];
-      if (ti.state == TaskState::kAwaitingApproval) {
+      const Task& task = r->dag->tasks[t];
+      // A decided approval is cleared too: run again, it asks again (for what it then binds
+      // to), so an approval given for an earlier commit no longer counts.
+      if ((task.approval || task.stage == kApprovalStage) && ti.state != TaskState::kNone) {
         store::ApprovalRow a;
         a.run_id = r->row.run_id;
-        a.task_id = r->dag->tasks[t].id;
+        a.task_id = task.id;
         a.state = "cleared";
         a.decided_by = std::string(actor);
         a.decided_ms = m.now();
+        a.bound_to = ti.approval_bound_to;
         m.batch.approvals.push_back(std::move(a));
       }
+      ti.approval_bound_to.clear();
+      ti.approval_requested_ms = ti.approval_expires_ms = 0;
       m.set_state(*r, t, TaskState::kNone);
       ti.output.clear();
       ti.error.clear();

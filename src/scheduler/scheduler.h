@@ -89,10 +89,25 @@ class Scheduler {
   // AlreadyExists when run_id is taken.
   Result<std::string> trigger(std::string_view dag_id, std::string_view conf_json,
                               std::string run_id = "", std::string trigger = "manual");
-  // Resolves an approval task that is awaiting_approval. FailedPrecondition when it is not.
+  // Resolves an approval task that is awaiting_approval. `bound_to`, when not empty, names what
+  // the decider reviewed (a commit, or a prefix of at least 7 characters of it): the decision
+  // applies only to an approval bound to exactly that (docs/dags.md "Approvals").
+  // FailedPrecondition (HTTP 409) when the task is not awaiting approval, when bound_to does not
+  // match what the approval is bound to, or when that binding changed since it was requested
+  // (an upstream made a new commit: the approval is asked again for it, and must be decided
+  // again).
   Status decide(std::string_view run_id, std::string_view task_id, bool approve,
                 std::string_view actor, std::string_view comment,
-                AuditMode audit = AuditMode::kAudit);
+                AuditMode audit = AuditMode::kAudit, std::string_view bound_to = {});
+  // Pauses (or resumes) auto-approval daemon-wide: while paused, an approval task's
+  // `auto_approve` is ignored and the run waits for a person (the error budget pauses it until
+  // an operator resumes it). Takes effect for the next approval at once; persisted (it survives
+  // a restart) and audited as approval.auto_pause/auto_resume. Approvals that were waiting
+  // when it is resumed keep waiting for a person. Safe to call from any thread, also from the
+  // scheduler's own loop (the write is then queued for the next step).
+  Status set_auto_approval_paused(bool paused, std::string_view actor = "scheduler",
+                                  AuditMode audit = AuditMode::kAudit);
+  bool auto_approval_paused() const;
   // Cancels a run: unfinished tasks are marked failed/skipped, nothing new is dispatched.
   Status cancel(std::string_view run_id, std::string_view actor,
                 AuditMode audit = AuditMode::kAudit);
