@@ -6,8 +6,10 @@
 // do too; and the document is OpenAPI 3.1 whose every $ref resolves.
 #define VALIJSON_USE_EXCEPTIONS 1
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
