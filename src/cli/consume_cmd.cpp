@@ -10,6 +10,12 @@
 // commits and exits 0. Records are printed per batch and stdout is flushed
 // before each commit, so a commit never covers a record that was not written
 // out.
+//
+// Against a running daemon (cli/log_session.h) the reads are the API's fetches, and -f follows
+// with long-polls over every partition read. There -g is a simple consumer: it starts at the
+// group's committed offsets and commits through the API after each printed batch, but does not
+// join the group, so it takes no part in rebalancing (the daemon refuses its commits while the
+// group has members there).
 #include <signal.h>
 
 #include <algorithm>
@@ -23,6 +29,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "cli/log_session.h"
 #include "cli/record_format.h"
 #include "factory/consumer.h"
 
@@ -108,9 +115,11 @@ class Consume : public Command {
                          "drop -p, or drop -g to read one partition directly");
     }
 
-    log_ = open_log_or_report(*common_);
-    if (!log_) return kExitRuntime;
-    auto info = log_->describe_topic(topic);
+    int code = kExitOk;
+    session_ = open_log_session(*common_, &code);
+    if (!session_) return code;
+    access_ = session_->access.get();
+    auto info = access_->describe_topic(topic);
     if (!info.ok()) {
       if (info.status().is_not_found()) return topic_not_found(*common_, topic);
       return status_error("cannot read topic '" + topic + "'", info.status(), "retry");
@@ -123,6 +132,9 @@ class Consume : public Command {
     }
     install_stop_handlers();
     if (group.empty()) return run_direct(*info);
+    // Against a daemon, -g is a simple consumer: it starts at the group's committed offsets
+    // and commits through the API, but does not join the group (no rebalancing).
+    if (session_->remote()) return run_direct(*info);
     return run_group();
   }
 
@@ -142,26 +154,37 @@ class Consume : public Command {
   // The start offset for `p` per -o. OutOfRange names the partition and the
   // valid range.
   Result<Offset> start_offset(int32_t p) {
-    auto pi = log_->partition_info(topic, p);
-    if (!pi.ok()) return pi.status();
+    auto info = access_->describe_topic(topic);
+    if (!info.ok()) return info.status();
+    if (p < 0 || p >= static_cast<int32_t>(info->partitions.size())) {
+      return Status::invalid_argument("partition " + std::to_string(p) +
+                                      " does not exist in topic '" + topic + "'");
+    }
+    const PartitionInfo& pi = info->partitions[static_cast<size_t>(p)];
     OffsetSpec spec = offset_.value_or(OffsetSpec{OffsetSpec::Kind::kBeginning});
     switch (spec.kind) {
       case OffsetSpec::Kind::kBeginning:
       case OffsetSpec::Kind::kStored:
-        return pi->log_start;
+        return pi.log_start;
       case OffsetSpec::Kind::kEnd:
-        return pi->log_end;
+        return pi.log_end;
       case OffsetSpec::Kind::kFromEnd:
-        return Offset(std::max(pi->log_start.value(), pi->log_end.value() - spec.value));
-      case OffsetSpec::Kind::kTimestamp:
-        return log_->offset_for_timestamp(topic, p, spec.value);
+        return Offset(std::max(pi.log_start.value(), pi.log_end.value() - spec.value));
+      case OffsetSpec::Kind::kTimestamp: {
+        auto offsets = access_->offsets_for_timestamp(topic, spec.value);
+        if (!offsets.ok()) return offsets.status();
+        for (const http::PartitionPosition& o : *offsets) {
+          if (o.partition == p) return o.offset;
+        }
+        return pi.log_end;
+      }
       case OffsetSpec::Kind::kAbsolute:
-        if (spec.value < pi->log_start.value() || spec.value > pi->log_end.value()) {
+        if (spec.value < pi.log_start.value() || spec.value > pi.log_end.value()) {
           return Status::out_of_range("offset " + std::to_string(spec.value) +
                                       " is outside partition " + std::to_string(p) + " of topic '" +
                                       topic + "' (log start " +
-                                      std::to_string(pi->log_start.value()) + ", log end " +
-                                      std::to_string(pi->log_end.value()) +
+                                      std::to_string(pi.log_start.value()) + ", log end " +
+                                      std::to_string(pi.log_end.value()) +
                                       "); use an offset in that range, -o beginning or -o end");
         }
         return Offset(spec.value);
@@ -185,46 +208,130 @@ class Consume : public Command {
     return write_stdout(out) && flush_stdout();
   }
 
-  int run_direct(const TopicInfo& info) {
-    std::vector<Cursor> cursors;
+  // Where each cursor starts: per -o; with -g (a simple consumer, remote only) at the group's
+  // committed offset unless -o says otherwise, else at the log start.
+  Status place_cursors(const TopicInfo& info, std::vector<Cursor>* cursors) {
+    std::map<int32_t, Offset> committed;
+    const bool want_seek = offset_ && offset_->kind != OffsetSpec::Kind::kStored;
+    if (!group.empty() && !want_seek) {
+      auto desc = access_->describe_group(group);
+      if (!desc.ok() && !desc.status().is_not_found()) return desc.status();
+      if (desc.ok()) {
+        for (const GroupPartitionLag& row : desc->partitions) {
+          if (row.topic == topic && row.committed) committed[row.partition] = *row.committed;
+        }
+      }
+    }
     for (const PartitionInfo& p : info.partitions) {
       if (partition && p.partition != *partition) continue;
-      auto start = start_offset(p.partition);
-      if (!start.ok()) return status_error("", start.status(), "");
-      cursors.push_back({p.partition, *start, p.log_end});
+      Offset start;
+      if (auto it = committed.find(p.partition); it != committed.end()) {
+        // A committed offset retention has passed starts at the log start, as a consumer would.
+        start = std::clamp(it->second, p.log_start, p.log_end);
+      } else if (!group.empty() && !want_seek) {
+        start = p.log_start;
+      } else {
+        auto s = start_offset(p.partition);
+        if (!s.ok()) return s.status();
+        start = *s;
+      }
+      cursors->push_back({p.partition, start, p.log_end});
     }
-    while (!stopping() && remaining() > 0) {
-      uint64_t seq = log_->append_sequence();
-      bool got_any = false;
-      for (Cursor& c : cursors) {
-        if (stopping() || remaining() <= 0) break;
-        ReadOptions ro;
-        ro.max_records = batch_limit();
-        auto fetched = log_->read(topic, c.partition, c.next, ro);
-        if (!fetched.ok()) {
-          if (fetched.status().is_not_found()) return topic_not_found(*common_, topic);
-          return status_error("reading partition " + std::to_string(c.partition) + " of topic '" +
-                                  topic + "' at offset " + std::to_string(c.next.value()),
-                              fetched.status(), "restart with -o beginning or -o end");
-        }
-        c.end = fetched->log_end;
-        if (fetched->records.empty()) continue;
-        got_any = true;
-        size_t n = std::min<size_t>(fetched->records.size(), static_cast<size_t>(remaining()));
-        if (!print(topic, fetched->records, n)) return broken_stdout();
-        c.next = Offset(fetched->records[n - 1].offset.value() + 1);
+    return Status();
+  }
+
+  // Prints a fetch's records and moves the cursors past what was printed. Returns the exit
+  // code when printing or committing failed, else kExitOk.
+  int deliver(const http::MultiFetch& fetched, std::vector<Cursor>* cursors) {
+    auto cursor = [&](int32_t p) -> Cursor* {
+      for (Cursor& c : *cursors) {
+        if (c.partition == p) return &c;
       }
-      if (got_any) continue;
-      if (exit_at_end && std::all_of(cursors.begin(), cursors.end(),
-                                     [](const Cursor& c) { return c.next >= c.end; })) {
-        break;
-      }
-      log_->wait_for_append(seq, kFollowWaitMs);
+      return nullptr;
+    };
+    // A fetch asks for at most remaining() records; should it return more, the rest is not
+    // printed and the cursors stop after the last printed record.
+    size_t n = std::min<size_t>(fetched.records.size(), static_cast<size_t>(remaining()));
+    for (const http::PartitionFetch& pf : fetched.partitions) {
+      Cursor* c = cursor(pf.partition);
+      if (!c) continue;
+      c->end = pf.log_end;
+      if (n == fetched.records.size()) c->next = pf.next_offset;
+    }
+    if (fetched.records.empty()) return kExitOk;
+    if (!print(topic, fetched.records, n)) return broken_stdout();
+    for (size_t i = 0; i < n && n < fetched.records.size(); ++i) {
+      const Record& r = fetched.records[i];
+      if (Cursor* c = cursor(r.partition)) c->next = Offset(r.offset.value() + 1);
+    }
+    // Uncommitted records are delivered again: commit only what was written out.
+    return commit_cursors(*cursors);
+  }
+
+  // With -g (a simple consumer), stores every cursor's position as the group's offset.
+  int commit_cursors(const std::vector<Cursor>& cursors) {
+    if (group.empty()) return kExitOk;
+    std::vector<TopicPartitionOffset> offsets;
+    for (const Cursor& c : cursors) offsets.push_back({topic, c.partition, c.next});
+    Status s = access_->commit_offsets(group, offsets, /*sync=*/true);
+    if (!s.ok()) {
+      return status_error("committing offsets for group '" + group + "'", s,
+                          "the printed records will be delivered again; retry");
     }
     return kExitOk;
   }
 
+  int fetch_error(const Status& s, int32_t p, Offset at) {
+    if (s.is_not_found()) return topic_not_found(*common_, topic);
+    return status_error("reading partition " + std::to_string(p) + " of topic '" + topic +
+                            "' at offset " + std::to_string(at.value()),
+                        s, "restart with -o beginning or -o end");
+  }
+
+  // Reads the partitions directly, or (against a daemon, with -g) as a simple consumer of the
+  // group: the same reads, starting at its committed offsets and committing after each batch.
+  int run_direct(const TopicInfo& info) {
+    std::vector<Cursor> cursors;
+    Status placed = place_cursors(info, &cursors);
+    if (!placed.ok()) return status_error("", placed, "");
+    while (!stopping() && remaining() > 0) {
+      bool got_any = false;
+      for (size_t i = 0; i < cursors.size(); ++i) {
+        if (stopping() || remaining() <= 0) break;
+        ReadOptions ro;
+        ro.max_records = batch_limit();
+        http::PartitionPosition from{cursors[i].partition, cursors[i].next};
+        auto fetched = access_->fetch(topic, {&from, 1}, ro);
+        if (!fetched.ok()) {
+          if (stopping()) break;  // a signal cut the request short
+          return fetch_error(fetched.status(), from.partition, from.offset);
+        }
+        got_any = got_any || !fetched->records.empty();
+        if (int code = deliver(*fetched, &cursors); code != kExitOk) return code;
+      }
+      if (got_any || stopping()) continue;
+      if (exit_at_end && std::all_of(cursors.begin(), cursors.end(),
+                                     [](const Cursor& c) { return c.next >= c.end; })) {
+        break;
+      }
+      // Nothing new anywhere: wait (one long-poll over every partition) for the next append.
+      std::vector<http::PartitionPosition> from;
+      for (const Cursor& c : cursors) from.push_back({c.partition, c.next});
+      ReadOptions ro;
+      ro.max_records = batch_limit();
+      ro.wait_ms = kFollowWaitMs;
+      auto fetched = access_->fetch(topic, from, ro);
+      if (!fetched.ok()) {
+        if (stopping()) break;
+        return fetch_error(fetched.status(), from[0].partition, from[0].offset);
+      }
+      if (int code = deliver(*fetched, &cursors); code != kExitOk) return code;
+    }
+    return commit_cursors(cursors);
+  }
+
   int run_group() {
+    Log* log = session_->log.get();
     ConsumerOptions options;
     options.group = group;
     options.topics = {topic};
@@ -232,7 +339,7 @@ class Consume : public Command {
     if (offset_ && offset_->kind == OffsetSpec::Kind::kEnd) {
       options.auto_offset_reset = ConsumerOptions::Reset::kLatest;
     }
-    auto subscribed = log_->subscribe(options);
+    auto subscribed = log->subscribe(options);
     if (!subscribed.ok()) {
       if (subscribed.status().is_not_found()) return topic_not_found(*common_, topic);
       return status_error("cannot join consumer group '" + group + "'", subscribed.status(),
@@ -310,15 +417,16 @@ class Consume : public Command {
   // True when every assigned partition's position has reached its log end.
   Result<bool> caught_up_with(Consumer* consumer, const ConsumerOptions& options,
                               std::map<TopicPartition, Offset>* position) {
+    Log* log = session_->log.get();
     for (const TopicPartition& tp : consumer->assignment()) {
-      auto pi = log_->partition_info(tp.topic, tp.partition);
+      auto pi = log->partition_info(tp.topic, tp.partition);
       if (!pi.ok()) return pi.status();
       auto it = position->find(tp);
       Offset pos;
       if (it != position->end()) {
         pos = it->second;
       } else {
-        auto committed = log_->committed_offset(group, tp.topic, tp.partition);
+        auto committed = log->committed_offset(group, tp.topic, tp.partition);
         if (!committed.ok()) return committed.status();
         if (committed->has_value()) {
           pos = **committed;
@@ -339,7 +447,8 @@ class Consume : public Command {
   }
 
   const CommonOptions* common_;
-  std::unique_ptr<Log> log_;
+  std::optional<LogSession> session_;
+  http::LogAccess* access_ = nullptr;  // session_'s
   std::optional<OffsetSpec> offset_;
   RecordFormat format_;
   int64_t printed_ = 0;

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "cli/log_session.h"
 
 namespace factory::cli {
 namespace {
@@ -28,9 +29,12 @@ class GroupsList : public Command {
   explicit GroupsList(const CommonOptions* common) : common_(common) {}
 
   int run() override {
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    std::vector<std::string> groups = log->list_groups();
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    auto listed = session->access->list_groups();
+    if (!listed.ok()) return status_error("cannot list groups", listed.status(), "retry");
+    std::vector<std::string> groups = std::move(*listed);
     std::sort(groups.begin(), groups.end());
     if (common_->json()) {
       std::vector<std::string> items;
@@ -52,9 +56,10 @@ class GroupsDescribe : public Command {
   std::string group;
 
   int run() override {
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    auto desc = log->describe_group(group);
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    auto desc = session->access->describe_group(group);
     if (!desc.ok()) {
       if (desc.status().is_not_found()) return group_not_found(*common_, group);
       return status_error("cannot describe group '" + group + "'", desc.status(), "retry");
@@ -135,12 +140,13 @@ class GroupsResetOffsets : public Command {
       spec.value = *ms;
     }
 
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    auto plan = log->reset_offsets(group, topic, spec, execute);
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    auto plan = session->access->reset_offsets(group, topic, spec, execute);
     if (!plan.ok()) {
       const Status& s = plan.status();
-      if (s.is_not_found() && !log->describe_topic(topic).ok()) {
+      if (s.is_not_found() && !session->access->describe_topic(topic).ok()) {
         return topic_not_found(*common_, topic);
       }
       if (s.code() == Status::Code::kFailedPrecondition) {

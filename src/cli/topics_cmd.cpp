@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "cli/log_session.h"
 #include "factory/topic.h"
 #include "log/topic_file.h"
 
@@ -49,17 +50,17 @@ class TopicsApply : public Command {
       return status_error("cannot read topics file '" + file + "'", s,
                           "pass an existing, readable YAML file with -f");
     }
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-
     int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+
     std::vector<std::string> json_items;
     for (const factory::log::TopicFileEntry& entry : *entries) {
       const std::string& name = entry.spec.name;
       std::string where = file + ":" + std::to_string(entry.line);
       JsonObject item;
       item.str("topic", name).str("source", where);
-      auto change = log->apply_topic(entry.spec);
+      auto change = session->access->apply_topic(entry.spec);
       if (!change.ok()) {
         code = status_error(where + ": topic '" + name + "'", change.status(),
                             topic_write_hint(change.status()));
@@ -108,9 +109,10 @@ class TopicsCreate : public Command {
     Status valid = validate_topic_spec(spec);
     if (!valid.ok()) return usage_error("topic '" + spec.name + "': " + valid.message(), "");
 
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    Status s = log->create_topic(spec);
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    Status s = session->access->create_topic(spec);
     if (s.code() == Status::Code::kAlreadyExists) {
       return runtime_error("topic '" + spec.name + "' already exists in " + common_->log_dir(),
                            "use 'factoryd topics apply -f FILE' to change it, or pick another "
@@ -142,9 +144,12 @@ class TopicsList : public Command {
   explicit TopicsList(const CommonOptions* common) : common_(common) {}
 
   int run() override {
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    std::vector<std::string> names = log->list_topics();
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    auto listed = session->access->list_topics();
+    if (!listed.ok()) return status_error("cannot list topics", listed.status(), "retry");
+    const std::vector<std::string>& names = *listed;
     if (common_->json()) {
       std::vector<std::string> items;
       for (const std::string& n : names) items.push_back(json_quote(n));
@@ -165,9 +170,10 @@ class TopicsDescribe : public Command {
   std::string name;
 
   int run() override {
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    auto info = log->describe_topic(name);
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    auto info = session->access->describe_topic(name);
     if (!info.ok()) {
       if (info.status().is_not_found()) return topic_not_found(*common_, name);
       return status_error("cannot describe topic '" + name + "'", info.status(), "retry");
@@ -221,9 +227,10 @@ class TopicsDelete : public Command {
   std::string name;
 
   int run() override {
-    auto log = open_log_or_report(*common_);
-    if (!log) return kExitRuntime;
-    Status s = log->delete_topic(name);
+    int code = kExitOk;
+    auto session = open_log_session(*common_, &code);
+    if (!session) return code;
+    Status s = session->access->delete_topic(name);
     if (s.is_not_found()) return topic_not_found(*common_, name);
     if (!s.ok()) return status_error("cannot delete topic '" + name + "'", s, topic_write_hint(s));
     if (common_->json()) {
