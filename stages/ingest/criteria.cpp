@@ -100,8 +100,11 @@ class Collector {
         return;
       case Kind::kHeading:
         flush();
+        // A sub-heading ("h4. Export" under "h3. Acceptance criteria") stays in the section.
+        if (in_section_ && by_heading_ && b.level > section_level_) return;
         in_section_ = is_section_title(b.text);
         by_heading_ = true;
+        section_level_ = b.level;
         return;
       case Kind::kText:
       case Kind::kItem:
@@ -181,6 +184,7 @@ class Collector {
   std::vector<std::string> criteria_;
   bool in_section_ = false;
   bool by_heading_ = false;  // the section was opened by a heading, not by a label line
+  int section_level_ = 0;    // the level of that heading
   bool open_ = false;        // a Given/When/Then scenario is being collected
   bool scenario_in_section_ = false;
   bool has_then_ = false;

@@ -3,8 +3,9 @@
 // A criterion is:
 //  - every list item, checklist item or text line in an acceptance-criteria section: after a
 //    heading "Acceptance criteria" (any level, any case, a trailing ':' allowed) up to the next
-//    heading, or after a line "Acceptance criteria:" up to the next heading or the next label
-//    line ("Notes:"). Label lines inside a section ("Edge cases:") are not criteria;
+//    heading of the same or a higher level (sub-headings stay in it), or after a line
+//    "Acceptance criteria:" up to the next heading or the next label line ("Notes:"). Headings
+//    and label lines inside a section ("Edge cases:") are not criteria;
 //  - anywhere, a line "AC: text", "AC1: text", "AC-2: text", "AC 3) text" (the text after it);
 //  - anywhere, a Given/When/Then scenario: its Given, When, Then, And and But lines (list items
 //    or text, across paragraphs) joined with spaces into one criterion. A scenario ends at a

@@ -70,10 +70,11 @@ size_t add_link(std::string_view text, size_t pos, InlineText* out) {
     } else if (inner.front() == '^' || inner.front() == '#') {  // attachment, anchor
       out->add(inner.substr(1));
     } else if (url_length(inner, 0, "") == inner.size() ||
-               inner.find_first_of(" \t") == std::string_view::npos) {
+               (inner.starts_with("www.") &&
+                inner.find_first_of(" \t") == std::string_view::npos)) {
       out->add_verbatim(inner);
     } else {
-      return 0;  // "[some text]": not a link
+      return 0;  // "[some text]", "[x]": not a link
     }
     return end + 1 - pos;
   }

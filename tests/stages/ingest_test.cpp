@@ -334,6 +334,9 @@ TEST_CASE("wiki markup: headings, lists, code, links and emphasis", "[ingest][wi
             Strings{"works"});
     }
     CHECK(criteria_of_wiki("h7. Acceptance criteria\n* works").empty());
+    CHECK(criteria_of_wiki("h2. Acceptance criteria\nh3. Export\n* a\nh3. Import\n* b\nh2. "
+                           "Notes\n* c\nh3. Acceptance criteria\n* d\nh2. Out of scope\n* e") ==
+          Strings{"a", "b", "d"});
   }
   SECTION("* and # lists, nested and mixed") {
     Document doc = parse_jira_wiki("* a\n** b\n*# c\n# d\n## e\n- f");
@@ -371,7 +374,8 @@ TEST_CASE("wiki markup: headings, lists, code, links and emphasis", "[ingest][wi
           "snake_case_name, e-mail, 2 * 3 * 4, a_b");
     CHECK(squash_spaces(jira_wiki_inline("{color:red}red{color} !screen.png|thumbnail! done")) ==
           "red done");
-    CHECK(jira_wiki_inline("[not a link] stays") == "[not a link] stays");
+    CHECK(jira_wiki_inline("[not a link] stays, [x] too, [www.x.example] not") ==
+          "[not a link] stays, [x] too, www.x.example not");
   }
   SECTION("tables, quotes, rules and line breaks") {
     Document doc = parse_jira_wiki(
@@ -408,7 +412,7 @@ TEST_CASE("ADF: nested lists, marks, breaks, mentions, unknown nodes", "[ingest]
     {"type": "orderedList", "attrs": {"order": 1}, "content": [
       {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "first"}]}]},
       {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "second"}]}]}]},
-    {"type": "heading", "attrs": {"level": 3}, "content": [{"type": "text", "text": "Notes"}]},
+    {"type": "heading", "attrs": {"level": 2}, "content": [{"type": "text", "text": "Notes"}]},
     {"type": "paragraph", "content": [
       {"type": "text", "text": "line one"}, {"type": "hardBreak"}, {"type": "text", "text": "line two"},
       {"type": "status", "attrs": {"text": "IN PROGRESS", "color": "blue"}},
@@ -727,10 +731,19 @@ TEST_CASE("in a DAG a routed ticket fails its task, not retried, naming the topi
         json::parse(read_file(kSamples / "08-acme-invoices-108-github-no-criteria.json"))));
     StageResult r = (*task)->process(test::make_event(dispatch(params)), ctx);
     CHECK(r.kind() == Kind::kSuccess);  // the dispatch itself was handled
-    auto outputs = ctx.outputs();
-    REQUIRE(outputs.size() == 1);  // the result only: nothing on feature-specs or human-review
-    CHECK(outputs[0].topic == "results");
-    json::object result = json::parse(outputs[0].payload).as_object();
+    // One result record and no spec. (Today TaskStage appends nothing to human-review; should
+    // it start forwarding routed inputs there, that is the only other output allowed.)
+    std::vector<Output> results;
+    for (const Output& o : ctx.outputs()) {
+      CHECK(o.topic != "feature-specs");
+      if (o.topic == "results") {
+        results.push_back(o);
+      } else {
+        CHECK(o.topic == "human-review");
+      }
+    }
+    REQUIRE(results.size() == 1);
+    json::object result = json::parse(results[0].payload).as_object();
     CHECK(result.at("state") == "failed");
     CHECK(result.at("retryable") == false);
     CHECK(result.at("error") ==
