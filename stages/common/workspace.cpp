@@ -16,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "exec/subprocess.h"
+#include "factory/event.h"
 
 namespace factory::stages {
 namespace fs = std::filesystem;
@@ -49,6 +50,8 @@ std::string unique_suffix() {
   return os.str();
 }
 
+}  // namespace
+
 Status check_file_path(std::string_view path) {
   if (path.empty()) return Status::invalid_argument("a generated file has an empty path");
   if (path.front() == '/' || path.find('\\') != std::string_view::npos) {
@@ -68,6 +71,8 @@ Status check_file_path(std::string_view path) {
   }
   return Status();
 }
+
+namespace {
 
 Status copy_seed(const fs::path& from, const fs::path& to) {
   std::error_code ec;
@@ -130,6 +135,11 @@ fs::path repo_path(const fs::path& data_dir, std::string_view project) {
 fs::path releases_root(const fs::path& data_dir) { return factory_root(data_dir) / "releases"; }
 
 std::string feature_branch(std::string_view ticket) { return "feature/" + std::string(ticket); }
+
+std::string idempotency_key(const Event& event) {
+  Result<EventId> id = event_id_for(event.payload);
+  return id.ok() ? id->hex() : event_id_for_bytes(event.payload).hex();
+}
 
 Result<fs::path> resolve_project_dir(std::string_view dir) {
   if (dir.empty()) {
@@ -296,6 +306,8 @@ Result<std::string> ensure_repo(const fs::path& data_dir, std::string_view proje
   };
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {"init", "-q", "-b", "main"},
+           // Commits that no branch holds any more (kept/ refs aside) must never be pruned.
+           {"config", "gc.auto", "0"},
            {"add", "-A"},
            {"commit", "-q", "-m", "Import " + std::string(project)}}) {
     Result<std::string> r = git(tmp, args, opts);
@@ -326,7 +338,17 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
   Result<std::optional<std::string>> old = resolve_commit(repo, ref);
   if (!old.ok()) return old.status();
   std::string parent;
-  if (old->has_value()) {
+  bool move_branch = true;
+  if (!request.parent.empty()) {
+    Result<std::optional<std::string>> p = resolve_commit(repo, request.parent);
+    if (!p.ok()) return p.status();
+    if (!p->has_value()) {
+      return Status::not_found("parent commit '" + request.parent + "' does not exist in " +
+                               repo.string());
+    }
+    parent = **p;
+    move_branch = old->has_value() && **old == parent;
+  } else if (old->has_value()) {
     parent = **old;
   } else {
     Result<std::optional<std::string>> base = resolve_commit(repo, request.base);
@@ -375,6 +397,16 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
       git(repo, {"commit-tree", trim(*tree), "-p", parent, "-F", "-"}, msg);
   if (!commit.ok()) return commit.status();
   const std::string hash = trim(*commit);
+  if (!move_branch) {
+    Result<std::string> kept =
+        git(repo, {"update-ref", "refs/factory/kept/" + hash, hash, std::string(kZeroHash)});
+    if (!kept.ok()) {
+      // Already kept: the same inputs made the same commit before (fixed dates).
+      Result<std::optional<std::string>> again = resolve_commit(repo, "refs/factory/kept/" + hash);
+      if (!again.ok() || !again->has_value()) return kept.status();
+    }
+    return hash;
+  }
   Result<std::string> moved =
       git(repo, {"update-ref", "-m", "factoryd: " + trim(request.message).substr(0, 80), ref, hash,
                  old->has_value() ? **old : std::string(kZeroHash)});
@@ -392,10 +424,11 @@ Result<std::optional<std::string>> find_commit_with_trailer(const fs::path& repo
   const std::string ref = "refs/heads/" + std::string(branch);
   Result<std::optional<std::string>> tip = resolve_commit(repo, ref);
   if (!tip.ok()) return tip.status();
-  if (!tip->has_value()) return std::optional<std::string>();
   const std::string line = std::string(key) + ": " + std::string(value);
-  Result<std::string> out =
-      git(repo, {"log", "--format=%H%n%B%x1e", "--fixed-strings", "--grep=" + line, ref});
+  std::vector<std::string> args = {"log", "--format=%H%n%B%x1e", "--fixed-strings",
+                                   "--grep=" + line, "--glob=refs/factory/*"};
+  if (tip->has_value()) args.push_back(ref);
+  Result<std::string> out = git(repo, args);
   if (!out.ok()) return out.status();
   // Newest first; a match must be a whole line (a trailer), not a prefix of a longer value.
   std::string_view rest = *out;
@@ -472,6 +505,17 @@ Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
   r = git(checkout.path(), {"checkout", "-q", "--detach", **hash});
   if (!r.ok()) return r.status();
   return checkout;
+}
+
+Result<SubprocessResult> run_in_dir(const fs::path& dir, const std::vector<std::string>& argv,
+                                    const SubprocessOptions& options,
+                                    const std::vector<std::string>& extra_env) {
+  if (argv.empty()) return Status::invalid_argument("run_in_dir: empty command");
+  std::vector<std::string> full = {"env", "-C", dir.string()};
+  for (const std::string& e : extra_env) full.push_back(e);
+  for (const char* a : {"sh", "-c", "exec \"$@\" 2>&1", "sh"}) full.emplace_back(a);
+  for (const std::string& a : argv) full.push_back(a);
+  return run_subprocess(full, "", options);
 }
 
 // ---- The project file ----

@@ -52,6 +52,8 @@
 #include <utility>
 #include <vector>
 
+#include "exec/subprocess.h"
+#include "factory/stage.h"
 #include "factory/status.h"
 
 namespace factory::stages {
@@ -72,6 +74,13 @@ std::string feature_branch(std::string_view ticket);
 Result<std::filesystem::path> resolve_project_dir(std::string_view dir);
 // OK when `project` is a usable folder name: [A-Za-z0-9._-], 1..64 chars, not "." or "..".
 Status check_project_name(std::string_view project);
+
+// The id a side effect made for `event` is recorded under (the Factory-Event trailer): the event
+// id of event.payload (event_id_for; event_id_for_bytes when it is not JSON). Outside a DAG it
+// equals event.id. Inside one it does NOT: TaskStage hands the inner stage the dispatch record's
+// id, which includes the try number, while the payload (the task's params) is the same on every
+// try and redelivery. So this is what makes "once per event" hold across DAG retries too.
+std::string idempotency_key(const Event& event);
 
 // ---- The git runner ----
 struct GitOptions {
@@ -115,20 +124,25 @@ struct FileContent {
 struct CommitRequest {
   std::string branch;  // e.g. "feature/INV-101"; created from `base` when missing
   std::string base = "main";
+  // When set, the commit's parent is this commit instead of the branch tip; the branch then
+  // moves only when its tip is `parent` (a fast-forward). Otherwise the new commit is kept under
+  // refs/factory/kept/<hash> (so it stays reachable) and the branch is left alone.
+  std::string parent;
   std::vector<FileContent> files;  // written over the branch's tree (added or replaced)
   std::string message;             // subject (and body)
   std::vector<std::pair<std::string, std::string>> trailers;  // appended as "Key: value"
 };
 
-// Commits `files` on top of request.branch (or of request.base when the branch is missing)
-// without a working tree, and moves the branch to the new commit. Returns the commit hash.
+// Commits `files` on top of request.branch (or of request.base when the branch is missing; or of
+// request.parent) without a working tree, and moves the branch to the new commit. Returns the
+// commit hash.
 // `lock` must hold lock_repo(repo). Errors: InvalidArgument for a bad path (absolute, "..",
 // empty) or no files; Busy when the branch moved concurrently (retry); git's errors.
 Result<std::string> commit_files(const std::filesystem::path& repo, const CommitRequest& request,
                                  const RepoLock& lock);
 
-// The newest commit on `branch` (not reachable from main) whose message has the trailer
-// "<key>: <value>", or nullopt (also when the branch does not exist).
+// The newest commit on `branch` or under refs/factory/ whose message has the trailer
+// "<key>: <value>" as a whole line, or nullopt (also when the branch does not exist).
 Result<std::optional<std::string>> find_commit_with_trailer(const std::filesystem::path& repo,
                                                             std::string_view branch,
                                                             std::string_view key,
@@ -168,6 +182,21 @@ class Checkout {
 // git's errors.
 Result<Checkout> clean_checkout(const std::filesystem::path& repo, std::string_view commit,
                                 const std::filesystem::path& scratch_parent);
+
+// OK when `path` is a relative, '/'-separated path with no empty, ".", ".." or ".git" part:
+// safe to write under a repository. InvalidArgument quoting the path otherwise.
+Status check_file_path(std::string_view path);
+
+// ---- Running a project's commands ----
+// Runs `argv` (no shell) with `dir` as its working directory and stderr merged into stdout in
+// order (r->out), through `env -C <dir> [extra_env...] sh -c 'exec "$@" 2>&1' sh argv...` (the
+// shell only redirects; argv is never parsed). The environment is factoryd's plus `extra_env`
+// (NAME=value). A program that does not exist exits 127 (126: not executable) with sh's message
+// in r->out. Errors as run_subprocess; InvalidArgument for an empty argv.
+Result<SubprocessResult> run_in_dir(const std::filesystem::path& dir,
+                                    const std::vector<std::string>& argv,
+                                    const SubprocessOptions& options,
+                                    const std::vector<std::string>& extra_env = {});
 
 // ---- The project file ----
 // <dir>/factory-project.yaml:

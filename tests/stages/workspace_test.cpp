@@ -1,0 +1,195 @@
+#include "common/workspace.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace factory;
+using namespace factory::stages;
+
+namespace {
+
+const fs::path kSeed = fs::path(FACTORY_SOURCE_DIR) / "config/projects/invoices";
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string git_out(const fs::path& repo, std::vector<std::string> args) {
+  Result<std::string> r = git(repo, args);
+  REQUIRE_OK(r);
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("ensure_repo imports the seed once, with a reproducible commit", "[workspace]") {
+  test::TempDir a, b;
+  Result<std::string> repo = ensure_repo(a.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  CHECK(fs::path(*repo) == fs::absolute(repo_path(a.path(), "invoices")));
+  CHECK(fs::exists(fs::path(*repo) / "invoices/core.py"));
+  CHECK(git_out(*repo, {"log", "--format=%an <%ae>|%cn <%ce>|%s", "main"}) ==
+        "factoryd <factoryd@localhost>|factoryd <factoryd@localhost>|Import invoices\n");
+  // A second call finds it; another data dir gets the very same commit (fixed dates).
+  Result<std::string> again = ensure_repo(a.path(), "invoices", "/does/not/matter");
+  REQUIRE_OK(again);
+  CHECK(*again == *repo);
+  Result<std::string> other = ensure_repo(b.path(), "invoices", kSeed);
+  REQUIRE_OK(other);
+  CHECK(git_out(*repo, {"rev-parse", "main"}) == git_out(*other, {"rev-parse", "main"}));
+  // No leftovers beside it.
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(*repo).parent_path())) {
+    (void)e;
+    ++entries;
+  }
+  CHECK(entries == 1);
+}
+
+TEST_CASE("ensure_repo refuses bad projects and seeds with clear messages", "[workspace]") {
+  test::TempDir d;
+  Result<std::string> r = ensure_repo(d.path(), "../evil", kSeed);
+  REQUIRE(r.status().is_invalid_argument());
+  r = ensure_repo(d.path(), "invoices", d.path() / "missing");
+  REQUIRE(r.status().is_not_found());
+  CHECK(r.status().message().find("project_dir") != std::string::npos);
+  r = ensure_repo(d.path(), "shop", kSeed);
+  REQUIRE(r.status().is_invalid_argument());
+  CHECK(r.status().message().find("names the project 'invoices'") != std::string::npos);
+}
+
+TEST_CASE("commit_files commits without a working tree and finds trailers", "[workspace]") {
+  test::TempDir d;
+  Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  RepoLock lock = lock_repo(*repo);
+  CommitRequest req{.branch = "feature/INV-1",
+                    .files = {{"invoices/a.py", "A = 1\n"}, {"tests/test_a.py", "# t\n"}},
+                    .message = "INV-1: A (attempt 1)",
+                    .trailers = {{"Factory-Event", "abc"}}};
+  Result<std::string> c1 = commit_files(*repo, req, lock);
+  REQUIRE_OK(c1);
+  CHECK(git_out(*repo, {"rev-parse", "feature/INV-1"}) == *c1 + "\n");
+  CHECK(git_out(*repo, {"status", "--porcelain"}).empty());  // main's working tree untouched
+  CHECK(git_out(*repo, {"log", "-1", "--format=%B", *c1}) ==
+        "INV-1: A (attempt 1)\n\nFactory-Event: abc\n\n");
+
+  req.files = {{"invoices/a.py", "A = 2\n"}};
+  req.message = "INV-1: A (attempt 2)";
+  req.trailers = {{"Factory-Event", "abcd"}};
+  Result<std::string> c2 = commit_files(*repo, req, lock);
+  REQUIRE_OK(c2);
+  CHECK(git_out(*repo, {"rev-list", "--count", "main..feature/INV-1"}) == "2\n");
+
+  auto found = find_commit_with_trailer(*repo, "feature/INV-1", "Factory-Event", "abc");
+  REQUIRE_OK(found);
+  REQUIRE(found->has_value());
+  CHECK(**found == *c1);  // "abcd" is not a match for "abc"
+  found = find_commit_with_trailer(*repo, "feature/INV-1", "Factory-Event", "nope");
+  REQUIRE_OK(found);
+  CHECK(!found->has_value());
+  found = find_commit_with_trailer(*repo, "feature/none", "Factory-Event", "abc");
+  REQUIRE_OK(found);
+  CHECK(!found->has_value());
+
+  Result<DiffStats> stats = diff_stats(*repo, "main", *c2);
+  REQUIRE_OK(stats);
+  CHECK(stats->files == std::vector<std::string>{"invoices/a.py", "tests/test_a.py"});
+  CHECK(stats->insertions == 2);
+  CHECK(stats->deletions == 0);
+
+  // A commit on a parent that is no longer the tip is kept, and the branch stays.
+  CommitRequest side{.branch = "feature/INV-1",
+                     .parent = *c1,
+                     .files = {{"tests/test_b.py", "# b\n"}},
+                     .message = "INV-1: tests",
+                     .trailers = {{"Factory-Event", "side"}}};
+  Result<std::string> c3 = commit_files(*repo, side, lock);
+  REQUIRE_OK(c3);
+  CHECK(git_out(*repo, {"rev-parse", "feature/INV-1"}) == *c2 + "\n");
+  found = find_commit_with_trailer(*repo, "feature/INV-1", "Factory-Event", "side");
+  REQUIRE_OK(found);
+  REQUIRE(found->has_value());
+  CHECK(**found == *c3);
+
+  // Bad paths are refused before anything is written.
+  req.files = {{"../escape.py", "x"}};
+  CHECK(commit_files(*repo, req, lock).status().is_invalid_argument());
+  req.files = {{"/abs.py", "x"}};
+  CHECK(commit_files(*repo, req, lock).status().is_invalid_argument());
+}
+
+TEST_CASE("clean_checkout checks a commit out and removes it afterwards", "[workspace]") {
+  test::TempDir d;
+  Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  RepoLock lock = lock_repo(*repo);
+  Result<std::string> c = commit_files(
+      *repo, {.branch = "feature/X", .files = {{"NEW.txt", "new\n"}}, .message = "X"}, lock);
+  REQUIRE_OK(c);
+  lock.unlock();
+  fs::path dir;
+  {
+    Result<Checkout> co = clean_checkout(*repo, *c, d.path() / "scratch");
+    REQUIRE_OK(co);
+    dir = co->path();
+    CHECK(read_file(dir / "NEW.txt") == "new\n");
+    CHECK(fs::exists(dir / "factory-project.yaml"));
+    Result<ProjectConfig> p = load_project(dir);
+    REQUIRE_OK(p);
+    CHECK(p->name == "invoices");
+    CHECK(p->test_command.front() == "python3");
+    CHECK(p->health_command.size() == 3);
+  }
+  CHECK(!fs::exists(dir));
+  CHECK(clean_checkout(*repo, "0123456789abcdef0123456789abcdef01234567", d.path())
+            .status()
+            .is_not_found());
+}
+
+TEST_CASE("load_project names the file and field that are wrong", "[workspace]") {
+  test::TempDir d;
+  CHECK(load_project(d.path()).status().is_not_found());
+  std::ofstream(d.path() / "factory-project.yaml")
+      << "name: x\ntest_command: python3 -m unittest\n";
+  Result<ProjectConfig> p = load_project(d.path());
+  REQUIRE(p.status().is_invalid_argument());
+  CHECK(p.status().message().find("test_command must be a non-empty list") != std::string::npos);
+  std::ofstream(d.path() / "factory-project.yaml") << "name: x\n";
+  p = load_project(d.path());
+  REQUIRE(p.status().is_invalid_argument());
+  CHECK(p.status().message().find("'test_command' is missing") != std::string::npos);
+}
+
+TEST_CASE("git() reports failures with the command and git's message", "[workspace]") {
+  test::TempDir d;
+  Result<std::string> r = git(d.path(), {"rev-parse", "HEAD"});
+  REQUIRE(!r.ok());
+  CHECK(r.status().message().find("git rev-parse HEAD") != std::string::npos);
+  CHECK(r.status().message().find("not a git repository") != std::string::npos);
+}
+
+TEST_CASE("run_in_dir runs in the directory with stderr merged in order", "[workspace]") {
+  test::TempDir d;
+  SubprocessOptions opts{.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30)};
+  Result<SubprocessResult> r = run_in_dir(d.path(),
+                                          {"python3", "-c",
+                                           "import os,sys; print(os.getcwd()); sys.stdout.flush(); "
+                                           "sys.stderr.write('err\\n'); sys.exit(3)"},
+                                          opts, {"FACTORY_X=1"});
+  REQUIRE_OK(r);
+  CHECK(r->outcome == SubprocessResult::Outcome::kExited);
+  CHECK(r->exit_code == 3);
+  CHECK(r->out == fs::canonical(d.path()).string() + "\nerr\n");
+  r = run_in_dir(d.path(), {"no-such-program-factoryd"}, opts);
+  REQUIRE_OK(r);
+  CHECK(r->exit_code == 127);
+  CHECK(r->out.find("no-such-program-factoryd") != std::string::npos);
+}
