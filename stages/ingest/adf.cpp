@@ -214,7 +214,10 @@ class Renderer {
       append_block(&doc_, {.kind = Kind::kBreak});
     } else if (type == "expand" || type == "nestedExpand") {
       std::string_view title = attr_str(node, "title");
-      if (!title.empty()) append_block(&doc_, {.text = std::string(title)});
+      if (!title.empty()) {  // as in wiki markup: a level-6 heading
+        append_block(&doc_, {.kind = Kind::kBreak});
+        append_block(&doc_, {.kind = Kind::kHeading, .text = std::string(title), .level = 6});
+      }
       children(node, depth);
     } else if (type == "table") {
       table(node);

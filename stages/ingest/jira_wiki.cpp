@@ -42,6 +42,20 @@ size_t macro_length(std::string_view text, size_t pos) {
   return i < text.size() && text[i] == '}' ? i + 1 - pos : 0;
 }
 
+// The title of a {panel:title=X|...} or {expand:X} tag, empty for other tags.
+std::string_view macro_title(std::string_view tag) {
+  tag = tag.substr(1, tag.size() - 2);  // without the braces
+  if (starts_with_icase(tag, "expand:")) return trim(tag.substr(7));
+  if (!starts_with_icase(tag, "panel:")) return {};
+  for (std::string_view params = tag.substr(6); !params.empty();) {
+    size_t bar = params.find('|');
+    std::string_view param = params.substr(0, bar);
+    if (starts_with_icase(param, "title=")) return trim(param.substr(6));
+    params = bar == std::string_view::npos ? std::string_view() : params.substr(bar + 1);
+  }
+  return {};
+}
+
 // The length of an image "!name.png!" or "!name.png|thumbnail!" at text[pos], 0 if none.
 size_t image_length(std::string_view text, size_t pos) {
   if (text[pos] != '!') return 0;
@@ -256,6 +270,15 @@ Document parse_jira_wiki(std::string_view markup) {
     if (line.empty() || line.find_first_not_of('-') == std::string_view::npos) {
       append_block(&doc, {.kind = Kind::kBreak});  // a blank line, or a "----" rule
       continue;
+    }
+    if (size_t n = macro_length(line, 0)) {  // a panel's title is a (level 6) heading
+      std::string_view title = macro_title(line.substr(0, n));
+      if (!title.empty()) {
+        append_block(&doc, {.kind = Kind::kBreak});
+        append_block(&doc, {.kind = Kind::kHeading, .text = jira_wiki_inline(title), .level = 6});
+        line = trim(line.substr(n));
+        if (line.empty()) continue;
+      }
     }
     std::string_view text;
     if (int level = heading_level(line, &text)) {

@@ -6,8 +6,9 @@
 // ("||head||" and "|cell|", cells joined with " | "), "----" rules, "\\" line breaks. Inline:
 // *bold*, _italic_, -strike-, +under+, ^sup^, ~sub~, ??cite?? lose their markers; {{mono}} is
 // kept verbatim; [text|url] becomes "text (url)", [url] "url", [~user] "@user"; images
-// (!file.png!) and macros ({color:red}, {quote}, {panel:title=x} ...) are dropped, their
-// contents kept. Anything else is text.
+// (!file.png!) and macros ({color:red}, {quote}, {panel} ...) are dropped, their contents
+// kept; a line opening with {panel:title=X} or {expand:X} gives a level-6 heading X (so a
+// panel titled "Acceptance criteria" opens that section). Anything else is text.
 //
 // Thread-safety: a pure function.
 #pragma once

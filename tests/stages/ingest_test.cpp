@@ -383,6 +383,13 @@ TEST_CASE("wiki markup: headings, lists, code, links and emphasis", "[ingest][wi
     CHECK(to_plain_text(doc) ==
           "Code | Effect\nWELCOME10 | 10% (https://x.example/p)\nquoted\n\none\ntwo");
   }
+  SECTION("a panel titled Acceptance criteria opens the section") {
+    Document doc = parse_jira_wiki(
+        "Intro\n{panel:borderStyle=dashed|title=Acceptance Criteria|bgColor=#FFF}\n* a\n* "
+        "b\n{panel}\n{expand:Details}more{expand}");
+    CHECK(to_plain_text(doc) == "Intro\n\nAcceptance Criteria\n- a\n- b\n\nDetails\nmore");
+    CHECK(extract_criteria(doc) == Strings{"a", "b"});
+  }
   SECTION("checklists in wiki lists") {
     CHECK(criteria_of_wiki("Todo\n* [ ] first\n* [x] second\n* plain item") ==
           Strings{"first", "second"});
@@ -464,6 +471,17 @@ TEST_CASE("ADF: nested lists, marks, breaks, mentions, unknown nodes", "[ingest]
     Document t = parse_adf(tasks);
     CHECK(to_plain_text(t) == "[ ] open\n  [x] inner\n[x] done");
     CHECK(extract_criteria(t) == Strings{"open", "inner", "done"});
+  }
+  SECTION("an expand titled Acceptance criteria opens the section") {
+    json::value expand = json::parse(R"J({"type": "doc", "content": [
+      {"type": "expand", "attrs": {"title": "Acceptance criteria"}, "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "one"}]},
+        {"type": "paragraph", "content": [{"type": "text", "text": "two"}]}]},
+      {"type": "heading", "attrs": {"level": 2}, "content": [{"type": "text", "text": "Notes"}]},
+      {"type": "paragraph", "content": [{"type": "text", "text": "three"}]}]})J");
+    Document e = parse_adf(expand);
+    CHECK(to_plain_text(e) == "Acceptance criteria\none\n\ntwo\n\nNotes\nthree");
+    CHECK(extract_criteria(e) == Strings{"one", "two"});
   }
   SECTION("an empty or odd document is no error") {
     CHECK(parse_adf(json::parse(R"({"type": "doc", "version": 1, "content": []})")).empty());
