@@ -123,7 +123,6 @@ bool list_item(std::string_view line, std::string_view* markers, std::string_vie
   while (i < line.size() && (line[i] == '*' || line[i] == '#')) ++i;
   if (i == 0 && !line.empty() && line[0] == '-') i = 1;
   if (i == 0 || i >= line.size() || !is_space(line[i])) return false;
-  if (line.substr(0, i) == "-" && trim(line) == "-") return false;
   *markers = line.substr(0, i);
   *text = trim(line.substr(i));
   return true;
