@@ -155,9 +155,16 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
     case StageResult::Kind::kPermanent:
       emit_result(ctx, *d, false, "", r.reason(), false);
       break;
-    case StageResult::Kind::kRoute:
+    case StageResult::Kind::kRoute: {
+      // The input goes where the stage sent it (e.g. human-review), as a plain binding does,
+      // and the task fails without retry: a person takes it from there.
+      Output routed{.payload = d->params, .key = d->run_id, .topic = r.route_topic()};
+      routed.headers.push_back({"factory.route.reason", r.reason()});
+      routed.headers.push_back({"factory.stage", impl_->inner_info.name});
+      ctx.emit(std::move(routed));
       emit_result(ctx, *d, false, "", "routed to " + r.route_topic() + ": " + r.reason(), false);
       break;
+    }
   }
   return StageResult::success();
 }
