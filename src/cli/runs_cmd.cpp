@@ -1,6 +1,6 @@
 // factoryd runs list [DAG] | show RUN | cancel RUN
 // factoryd tasks list RUN | clear RUN TASK [--downstream] | test (dag_test_cmd.cpp)
-// factoryd approvals list [--all] | approve RUN TASK [--comment C] | reject RUN TASK [--comment C]
+// factoryd approvals list [--all] | approve|reject RUN TASK [--comment C] [--bound-to COMMIT]
 //
 // Listing and showing read the store beside whoever holds the data dir; cancel, clear and the
 // decisions go through a Host's scheduler, durable (with an audit row) when they return
@@ -349,6 +349,7 @@ class ApprovalsDecide : public Command {
   std::string run_id;
   std::string task_id;
   std::string comment;
+  std::string bound_to;
 
   int run() override {
     int code = kExitOk;
@@ -358,6 +359,7 @@ class ApprovalsDecide : public Command {
     if (client) {
       json::object body;
       if (!comment.empty()) body["comment"] = comment;
+      if (!bound_to.empty()) body["bound_to"] = bound_to;
       auto o = call_for_object(client.get(), "POST",
                                "/api/v1/runs/" + url_escape(run_id) + "/tasks/" +
                                    url_escape(task_id) + (approve_ ? "/approve" : "/reject"),
@@ -385,7 +387,8 @@ class ApprovalsDecide : public Command {
       return code;
     }
     std::string actor = cli_actor();
-    Status s = host->scheduler()->decide(run_id, task_id, approve_, actor, comment);
+    Status s = host->scheduler()->decide(run_id, task_id, approve_, actor, comment,
+                                         scheduler::AuditMode::kAudit, bound_to);
     (void)host->close(0);
     const char* verb = approve_ ? "approve" : "reject";
     if (s.code() == Status::Code::kFailedPrecondition) {
@@ -495,6 +498,9 @@ void add_approvals_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("run", cmd->run_id, "Run id")->required();
     app->add_option("task", cmd->task_id, "Task id")->required();
     app->add_option("--comment", cmd->comment, "Recorded with the decision in the audit trail");
+    app->add_option("--bound-to", cmd->bound_to,
+                    "What you reviewed, e.g. the commit (7+ characters of it): the decision is "
+                    "refused when the approval is for something else");
     add_config_dir_option(app, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));

@@ -353,17 +353,20 @@ Response clear_task(ApiContext* ctx, const Request& req) {
 Response decide(ApiContext* ctx, const Request& req, bool approve) {
   auto body = optional_body(req);
   if (!body.ok()) return invalid(body.status());
-  FieldReader r(*body, "body", {"comment"});
+  FieldReader r(*body, "body", {"comment", "bound_to"});
   if (Status s = r.check_unknown(); !s.ok()) return invalid(s);
   std::string comment = r.string("comment").value_or("");
-  if (!r.status().ok()) return invalid(r.status(), "comment");
+  // What the caller reviewed (a commit, or 7+ characters of it): the scheduler refuses the
+  // decision (409) when the approval is bound to something else.
+  std::string bound_to = r.string("bound_to").value_or("");
+  if (!r.status().ok()) return invalid(r.status());
   std::string_view run_id = req.param("run_id");
   std::string_view task_id = req.param("task_id");
   store::RunRow run;
   if (auto resp = run_for_change(ctx, run_id, "decide", &run)) return *resp;
   std::string actor = req.principal.actor();
   Status s = ctx->scheduler->decide(run_id, task_id, approve, actor, comment,
-                                    scheduler::AuditMode::kCallerAudits);
+                                    scheduler::AuditMode::kCallerAudits, bound_to);
   if (!s.ok()) return status_response(s, details({{"run_id", run_id}, {"task_id", task_id}}));
   return view(json::object{{"run_id", run_id},
                            {"task_id", task_id},

@@ -170,6 +170,7 @@ json::object approval_view(const store::ApprovalRow& a, int64_t now_ms) {
     o["decided"] = nullptr;
   }
   o["comment"] = text(a.comment);
+  o["bound_to"] = a.bound_to.empty() ? json::value(nullptr) : json::value(text(a.bound_to));
   if (a.state == "pending" && a.requested_ms > 0) {
     o["age_ms"] = std::max<int64_t>(0, now_ms - a.requested_ms);
   } else {

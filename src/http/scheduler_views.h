@@ -18,7 +18,8 @@
 //   task_view         {"task_id","stage","state","try_number","started","ended","duration_ms",
 //                      "output","error"}                      output: the task's JSON output
 //   approval_view     {"run_id","task_id","state","requested","expires","decided_by","decided",
-//                      "comment","age_ms"}                    age_ms: pending ones only
+//                      "comment","bound_to","age_ms"}         bound_to: what it approves (the DAG's
+//                      bind_to, e.g. a commit), null when unbound; age_ms: pending ones only
 //   audit_view        {"at","actor","action","object","result","detail","request_id"}
 // Strings are valid UTF-8 (invalid bytes become U+FFFD), so the values always serialize to
 // JSON any client parses. Objects keep their keys in the order above.

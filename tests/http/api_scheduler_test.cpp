@@ -30,6 +30,12 @@ tasks:
   deploy: {stage: noop, upstream: [approve], retries: 2}
 )";
 
+constexpr char kBound[] = R"(
+dag_id: bound
+tasks:
+  approve: {stage: approval, params: {bind_to: "{{ run.conf.commit }}"}}
+)";
+
 constexpr char kTyped[] = R"(
 dag_id: typed
 params:
@@ -82,8 +88,8 @@ struct Api {
     if (with_scheduler) {
       scheduler::SchedulerOptions so;
       so.tick_ms = 20;
-      auto sc =
-          scheduler::Scheduler::create(log.get(), store.get(), {parse(kGated), parse(kTyped)}, so);
+      auto sc = scheduler::Scheduler::create(log.get(), store.get(),
+                                             {parse(kGated), parse(kTyped), parse(kBound)}, so);
       REQUIRE_OK(sc);
       sched = std::move(*sc);
       runtime::PipelineConfig pc;
@@ -272,7 +278,7 @@ TEST_CASE("pause holds new runs until unpause; clear runs a task again", "[http]
   Reply p = api.ok("POST", "/api/v1/dags/gated/pause");
   CHECK(p.body.at("paused") == true);
   json::value dags = api.ok("GET", "/api/v1/dags").body;
-  REQUIRE(dags.at("dags").as_array().size() == 2);
+  REQUIRE(dags.at("dags").as_array().size() == 3);
   CHECK(dags.at("dags").at(0).at("dag_id") == "gated");
   CHECK(dags.at("dags").at(0).at("paused") == true);
   CHECK(dags.at("dags").at(0).at("tasks") == 3);
@@ -293,6 +299,26 @@ TEST_CASE("pause holds new runs until unpause; clear runs a task again", "[http]
   // The approval asks again; the run is running once more.
   REQUIRE(api.eventually_awaiting(run_id));
   CHECK(api.run_state(run_id) == "running");
+}
+
+TEST_CASE("a decision naming another commit than the approval's is refused", "[http][scheduler]") {
+  Api api;
+  api.ok("POST", "/api/v1/dags/bound/runs", R"({"run_id":"b1","conf":{"commit":"abcdef0123456"}})",
+         201);
+  REQUIRE(test::eventually([&] { return api.task_state("b1", "approve") == "awaiting_approval"; },
+                           20'000));
+  json::value pending = api.ok("GET", "/api/v1/approvals").body;
+  REQUIRE(pending.at("approvals").as_array().size() == 1);
+  CHECK(pending.at("approvals").at(0).at("bound_to") == "abcdef0123456");
+  require_error(
+      api.call("POST", "/api/v1/runs/b1/tasks/approve/approve", R"({"bound_to":"fedcba9876"})"),
+      409, "failed_precondition", "fedcba9876");
+  require_error(api.call("POST", "/api/v1/runs/b1/tasks/approve/approve", R"({"bound_to":7})"), 400,
+                "invalid_argument", "body.bound_to must be a string");
+  api.ok("POST", "/api/v1/runs/b1/tasks/approve/approve", R"({"bound_to":"abcdef0"})");
+  REQUIRE(api.eventually_run("b1", "success"));
+  CHECK(api.ok("GET", "/api/v1/runs/b1/tasks/approve").body.at("output").at("bound_to") ==
+        "abcdef0123456");
 }
 
 TEST_CASE("dags show lists tasks with dependencies, stages and retries", "[http][scheduler]") {
