@@ -4,6 +4,7 @@
 //   factory-bench log [--records N] [--quick] [--factoryd PATH] [--redis-server PATH]
 //   factory-bench pipeline [--events N] [--quick]
 //   factory-bench scheduler [--quick] [--only chain,runs,...] [--awake]
+//   factory-bench http [--batch N] [--connections N] [--sweep 1,10,100,1000] [--quick]
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench/http_bench.h"
 #include "bench/log_bench.h"
 #include "bench/pipeline_bench.h"
 #include "bench/scheduler_bench.h"
@@ -80,6 +82,47 @@ int main(int argc, char** argv) {
     sched->add_flag("--awake", sched_opts.awake,
                     "keep the CPUs busy with idle-priority spinners (idle vCPUs delay fsyncs)");
 
+    factory::bench::HttpBenchOptions http_opts;
+    http_opts.factoryd_path = default_factoryd(self);
+    auto* http = app.add_subcommand(
+        "http", "Batched produce through factoryd's HTTP API (wrk) vs the direct library append");
+    http->add_option("--batch", http_opts.batch, "Records per request (and per direct append)")
+        ->check(CLI::Range(1, 100'000))
+        ->capture_default_str();
+    http->add_option("--value-bytes", http_opts.value_bytes, "Bytes of each record's value")
+        ->check(CLI::Range(1, 65'536))
+        ->capture_default_str();
+    http->add_option("--connections", http_opts.connections,
+                     "HTTP connections; also the direct baseline's appending threads")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    http->add_option("--partitions", http_opts.partitions, "Partitions of each bench topic")
+        ->check(CLI::Range(1, 10'000))
+        ->capture_default_str();
+    http->add_option("--seconds", http_opts.seconds, "Seconds per round per contender")
+        ->check(CLI::Range(1, 3600))
+        ->capture_default_str();
+    http->add_option("--rounds", http_opts.rounds, "Rounds; direct and http alternate")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    http->add_option("--sweep", http_opts.sweep,
+                     "Batch sizes to run one after another (e.g. 1,10,100,1000); the JSON "
+                     "line's main figures are --batch's")
+        ->delimiter(',')
+        ->check(CLI::Range(1, 100'000));
+    http->add_flag("--quick", http_opts.quick, "1 round of 2 s, for smoke tests");
+    http->add_option("--client", http_opts.client,
+                     "wrk, inprocess (http::Client threads) or auto (wrk when installed)")
+        ->check(CLI::IsMember({"auto", "wrk", "inprocess"}))
+        ->capture_default_str();
+    http->add_option("--wrk", http_opts.wrk_path, "wrk binary")->capture_default_str();
+    http->add_option("--wrk-threads", http_opts.wrk_threads, "wrk's -t")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    http->add_option("--factoryd", http_opts.factoryd_path, "factoryd binary to serve the API")
+        ->capture_default_str();
+    http->add_flag("--markdown", http_opts.markdown, "also print the table as Markdown");
+
     // Hidden: the idle-RSS probe run_log_bench spawns.
     std::string child_dir;
     bool child_raw = false;
@@ -92,6 +135,7 @@ int main(int argc, char** argv) {
     if (log->parsed()) return factory::bench::run_log_bench(log_opts);
     if (pipe->parsed()) return factory::bench::run_pipeline_bench(pipe_opts);
     if (sched->parsed()) return factory::bench::run_scheduler_bench(sched_opts);
+    if (http->parsed()) return factory::bench::run_http_bench(http_opts);
     if (child->parsed()) return factory::bench::run_idle_rss_child(child_dir, child_raw);
     return 2;
   } catch (const std::exception& e) {
