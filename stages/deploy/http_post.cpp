@@ -59,9 +59,10 @@ std::string redact_url(std::string_view url) {
   std::string out = std::string(url.substr(0, host_start)) + std::string(authority);
   if (path != std::string_view::npos && url[path] == '/') {
     std::string_view rest = url.substr(path + 1);
-    std::string_view first = rest.substr(0, rest.find_first_of("/?#"));
+    size_t cut = rest.find_first_of("/?#");
+    std::string_view first = rest.substr(0, cut);
     out += "/" + std::string(first);
-    if (first.size() < rest.size()) out += "/...";
+    if (cut != std::string_view::npos && rest[cut] == '/') out += "/...";
   }
   return out;
 }
