@@ -1188,6 +1188,12 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
         "approval '" + std::string(task_id) + "' of run '" + std::string(run_id) + "'";
     // The code may have moved on since the approval was asked for (an upstream ran again
     // without clearing it): never let a decision approve what nobody reviewed.
+    if (approve && !r.tasks[t].approval_bound_to.empty() && !m.approval_settings(r, t).ok()) {
+      return Status::failed_precondition(
+          where + " is bound to '" + r.tasks[t].approval_bound_to +
+          "', which is being rebuilt (an upstream task is running again); decide once the new "
+          "commit is ready");
+    }
     if (m.refresh_binding(r, t)) {
       return Status::failed_precondition(
           where + " was asked again for '" + r.tasks[t].approval_bound_to +

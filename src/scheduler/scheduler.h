@@ -95,7 +95,8 @@ class Scheduler {
   // FailedPrecondition (HTTP 409) when the task is not awaiting approval, when bound_to does not
   // match what the approval is bound to, or when that binding changed since it was requested
   // (an upstream made a new commit: the approval is asked again for it, and must be decided
-  // again).
+  // again), and an approval while what it is bound to is being rebuilt (its upstream has no
+  // output right now).
   Status decide(std::string_view run_id, std::string_view task_id, bool approve,
                 std::string_view actor, std::string_view comment,
                 AuditMode audit = AuditMode::kAudit, std::string_view bound_to = {});
