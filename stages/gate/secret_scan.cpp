@@ -53,13 +53,29 @@ const std::vector<Rule>& rules() {
   return *r;
 }
 
-// Values that are obviously not secrets: templates, environment references, placeholders.
-bool placeholder(std::string_view v) {
+// Values of `name = "..."` that are not worth a finding: templates, environment references,
+// placeholders and fixtures ("dummy", "example", "test"), and words that do not look random — a
+// credential has a digit, or upper and lower case (so "from-env" and "changeme" pass,
+// "hunter2hunter2" does not). The prefixed rules above catch real tokens whatever they hold.
+bool not_a_secret(std::string_view v) {
   if (v.find("{{") != std::string_view::npos || v.find("${") != std::string_view::npos) {
     return true;
   }
   if (v.front() == '$' || v.front() == '<' || v.front() == '%') return true;
-  return std::all_of(v.begin(), v.end(), [&](char c) { return c == v.front(); });
+  if (std::all_of(v.begin(), v.end(), [&](char c) { return c == v.front(); })) return true;
+  std::string low(v);
+  for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view word : {"example", "dummy", "fake", "placeholder", "changeme", "redacted",
+                                "test", "xxxx", "****"}) {
+    if (low.find(word) != std::string::npos) return true;
+  }
+  bool digit = false, upper = false, lower = false;
+  for (char c : v) {
+    digit = digit || std::isdigit(static_cast<unsigned char>(c));
+    upper = upper || std::isupper(static_cast<unsigned char>(c));
+    lower = lower || std::islower(static_cast<unsigned char>(c));
+  }
+  return !(digit || (upper && lower));
 }
 
 std::string mask(std::string_view secret, size_t keep) {
@@ -106,7 +122,7 @@ std::vector<SecretFinding> scan_text(std::string_view path, std::string_view tex
            it = m[0].second) {
         std::string_view secret(&*m[rule.group].first, static_cast<size_t>(m[rule.group].length()));
         if (rule.keep == 0 && std::string_view(rule.name) == "generic_secret" &&
-            placeholder(secret)) {
+            not_a_secret(secret)) {
           continue;  // look further along the line
         }
         std::string masked = std::string(rule.name) == "private_key"

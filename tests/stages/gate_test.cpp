@@ -121,6 +121,8 @@ TEST_CASE("the secret scanner finds each kind of credential and masks it", "[gat
       "if token == \"abcdefghijkl\":",
       "api_key = \"${API_KEY}\"",
       "password = \"xxxxxxxxxxxx\"",
+      "with mock.patch.dict(os.environ, {\"DISCOUNT_API_KEY\": \"from-env\"}):",
+      "api_key = \"dummy-key-1234\"",
       "SECRET = \"" + kPlanted + "\"  # factory:allow-secret (test fixture)",
   };
   for (const std::string& line : clean) {
