@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
@@ -447,6 +448,46 @@ Result<std::optional<std::string>> find_commit_with_trailer(const fs::path& repo
     }
   }
   return std::optional<std::string>();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> commit_trailers(const fs::path& repo,
+                                                                         std::string_view commit) {
+  Result<std::optional<std::string>> hash = resolve_commit(repo, commit);
+  if (!hash.ok()) return hash.status();
+  if (!hash->has_value()) {
+    return Status::not_found("commit '" + std::string(commit) + "' does not exist in " +
+                             repo.string());
+  }
+  Result<std::string> body = git(repo, {"log", "-1", "--format=%B", **hash});
+  if (!body.ok()) return body.status();
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream in(*body);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t colon = line.find(": ");
+    if (colon == std::string::npos || colon == 0) continue;
+    std::string key = line.substr(0, colon);
+    if (key.find(' ') != std::string::npos) continue;  // prose, not a trailer
+    std::string value = trim(line.substr(colon + 2));
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it != out.end()) {
+      it->second = value;
+    } else {
+      out.emplace_back(std::move(key), std::move(value));
+    }
+  }
+  return out;
+}
+
+Result<std::string> merge_base(const fs::path& repo, std::string_view base,
+                               std::string_view commit) {
+  Result<std::string> out = git(repo, {"merge-base", std::string(base), std::string(commit)});
+  if (!out.ok()) {
+    return Status::not_found("no merge base of " + std::string(base) + " and " +
+                             std::string(commit) + " in " + repo.string() + ": " +
+                             out.status().message());
+  }
+  return trim(*out);
 }
 
 Result<DiffStats> diff_stats(const fs::path& repo, std::string_view from, std::string_view to) {

@@ -148,6 +148,15 @@ Result<std::optional<std::string>> find_commit_with_trailer(const std::filesyste
                                                             std::string_view key,
                                                             std::string_view value);
 
+// The "Key: value" lines of `commit`'s message body (its trailers, as commit_files wrote them),
+// in order; a key seen twice keeps its last value. NotFound when there is no such commit.
+Result<std::vector<std::pair<std::string, std::string>>> commit_trailers(
+    const std::filesystem::path& repo, std::string_view commit);
+
+// The branch point of `commit` on `base` (git merge-base), or NotFound.
+Result<std::string> merge_base(const std::filesystem::path& repo, std::string_view base,
+                               std::string_view commit);
+
 struct DiffStats {
   std::vector<std::string> files;  // paths changed
   int insertions = 0;

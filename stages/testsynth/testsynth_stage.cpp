@@ -1,0 +1,427 @@
+// testsynth: writes tests for a ticket's acceptance criteria, commits them on top of codegen's
+// commit, runs the project's test command in a clean checkout and emits test_results
+// (README.md).
+//
+// Input (config/schemas/testsynth_input.json): {spec, artifact, provider, project_dir,
+// timeout_ms, openai}. Steps:
+//   1. the repository is <data_dir>/factory/repos/<artifact.project> (artifact.repo must name
+//      it: a task's params never point the stage at another directory);
+//   2. if a commit with "Factory-Event: <idempotency key>" exists, the tests were committed
+//      before (redelivery or DAG retry): reuse it; otherwise ask the provider (template: one test
+//      per criterion; openai: behind ctx.breaker("llm")) and commit the tests with artifact.commit
+//      as parent: "<id>: tests for the acceptance criteria";
+//   3. check that commit out into the binding's scratch dir, run factory-project.yaml's
+//      test_command there (timeout_ms), parse the unittest (or pytest) summary, emit.
+// Failing tests are a result, not a stage failure: the gate judges them. A test run that hangs
+// past timeout_ms is a result too (timed_out, one error). Running the tests twice for one event
+// is harmless, so the stage is kIdempotent.
+//
+// Thread-safe: the repository lock serializes the check-and-commit; each run has its own
+// checkout.
+#include <chrono>
+#include <regex>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "codegen/provider.h"
+#include "common/schemas.h"
+#include "common/workspace.h"
+#include "factory/stage.h"
+
+namespace factory::stages {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using Outcome = SubprocessResult::Outcome;
+
+constexpr std::string_view kTrailerEvent = "Factory-Event";
+constexpr size_t kLogExcerptBytes = 4096;
+
+struct Artifact {
+  std::string ticket, project, repo, branch, commit;
+  int64_t attempt = 1;
+  bool skeleton = false;
+  std::vector<std::string> files;
+};
+
+struct Input {
+  FeatureSpec spec;
+  Artifact artifact;
+  std::string provider = "template";
+  int64_t timeout_ms = 120000;
+  OpenAiSettings openai;
+  std::string api_key_secret;
+};
+
+Result<Input> parse_input(std::string_view payload) {
+  boost::system::error_code ec;
+  json::value v = json::parse(payload, ec);
+  if (ec || !v.is_object()) return Status::invalid_argument("the event is not a JSON object");
+  const json::object& o = v.as_object();
+  Input in;
+  const json::value* spec = o.if_contains("spec");
+  if (!spec) return Status::invalid_argument("'spec' (the feature_spec) is missing");
+  Result<FeatureSpec> s = parse_feature_spec(json::serialize(*spec));
+  if (!s.ok()) return s.status();
+  in.spec = std::move(*s);
+  const json::value* art = o.if_contains("artifact");
+  if (!art || !art->is_object()) {
+    return Status::invalid_argument("'artifact' (codegen's code_artifact) is missing");
+  }
+  const json::object& a = art->as_object();
+  for (auto [key, out] : {std::pair{"ticket", &in.artifact.ticket},
+                          {"project", &in.artifact.project},
+                          {"repo", &in.artifact.repo},
+                          {"branch", &in.artifact.branch},
+                          {"commit", &in.artifact.commit}}) {
+    const json::value* x = a.if_contains(key);
+    if (!x || !x->is_string() || x->as_string().empty()) {
+      return Status::invalid_argument(std::string("artifact.") + key + " is missing");
+    }
+    *out = std::string(x->as_string());
+  }
+  if (const json::value* x = a.if_contains("attempt"); x && x->is_int64()) {
+    in.artifact.attempt = x->as_int64();
+  }
+  if (const json::value* x = a.if_contains("skeleton"); x && x->is_bool()) {
+    in.artifact.skeleton = x->as_bool();
+  }
+  if (const json::value* x = a.if_contains("files"); x && x->is_array()) {
+    for (const json::value& f : x->as_array()) {
+      if (f.is_string()) in.artifact.files.emplace_back(f.as_string());
+    }
+  }
+  if (const json::value* p = o.if_contains("provider"); p && p->is_string()) {
+    in.provider = std::string(p->as_string());
+  }
+  if (in.provider != "template" && in.provider != "openai") {
+    return Status::invalid_argument("'provider' must be \"template\" or \"openai\"");
+  }
+  if (const json::value* t = o.if_contains("timeout_ms"); t && t->is_int64()) {
+    in.timeout_ms = std::max<int64_t>(1, t->as_int64());
+  }
+  if (in.provider == "openai") {
+    const json::value* oa = o.if_contains("openai");
+    if (!oa || !oa->is_object()) {
+      return Status::invalid_argument("provider \"openai\" needs an 'openai' object");
+    }
+    const json::object& c = oa->as_object();
+    auto str = [&](const char* k) -> std::string {
+      const json::value* x = c.if_contains(k);
+      return x && x->is_string() ? std::string(x->as_string()) : std::string();
+    };
+    in.openai.base_url = str("base_url");
+    in.openai.model = str("model");
+    in.api_key_secret = str("api_key_secret");
+    if (const json::value* t = c.if_contains("timeout_ms"); t && t->is_int64()) {
+      in.openai.timeout_ms = t->as_int64();
+    }
+    if (const json::value* m = c.if_contains("max_tokens"); m && m->is_int64()) {
+      in.openai.max_tokens = m->as_int64();
+    }
+  }
+  return in;
+}
+
+StageResult failure(const Status& s, std::string_view what) {
+  std::string msg = std::string(what) + ": " + s.message();
+  if (s.is_invalid_argument() || s.is_not_found() ||
+      s.code() == Status::Code::kFailedPrecondition || s.code() == Status::Code::kCorruption) {
+    return StageResult::permanent(msg);
+  }
+  return StageResult::retryable(msg);
+}
+
+struct Counts {
+  int64_t passed = 0, failed = 0, errors = 0, skipped = 0;
+  bool recognised = false;
+};
+
+// unittest: "Ran N tests in 0.01s" then "OK", "OK (skipped=S)" or
+// "FAILED (failures=F, errors=E, skipped=S, expected failures=X, unexpected successes=U)".
+// pytest: "=== 2 failed, 10 passed, 1 skipped, 1 error in 0.12s ===".
+Counts parse_summary(const std::string& out) {
+  Counts c;
+  static const std::regex kRan(R"(^Ran (\d+) tests? in )");
+  static const std::regex kVerdict(R"(^(OK|FAILED)(?: \((.*)\))?\s*$)");
+  static const std::regex kPair(R"(([a-z ]+)=(\d+))");
+  static const std::regex kPytest(R"(^=+ (.*\d+ (?:passed|failed|errors?|skipped).*) in [0-9.]+s)");
+  static const std::regex kPytestPart(R"((\d+) (passed|failed|errors?|skipped))");
+  int64_t ran = -1;
+  std::string verdict, details, pytest_line;
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    std::string line = out.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::smatch m;
+    if (std::regex_search(line, m, kRan)) {
+      ran = std::stoll(m[1]);
+      verdict.clear();
+    } else if (ran >= 0 && std::regex_match(line, m, kVerdict)) {
+      verdict = m[1];
+      details = m[2];
+    } else if (std::regex_search(line, m, kPytest)) {
+      pytest_line = m[1];
+    } else if (line == "NO TESTS RAN") {
+      ran = 0;
+      verdict = "OK";
+    }
+    start = end + 1;
+  }
+  if (ran >= 0 && !verdict.empty()) {
+    int64_t failures = 0, errors = 0, skipped = 0, unexpected = 0;
+    for (auto it = std::sregex_iterator(details.begin(), details.end(), kPair);
+         it != std::sregex_iterator(); ++it) {
+      std::string key = (*it)[1];
+      while (!key.empty() && key.front() == ' ') key.erase(key.begin());
+      int64_t n = std::stoll((*it)[2]);
+      if (key == "failures") failures = n;
+      if (key == "errors") errors = n;
+      if (key == "skipped") skipped = n;
+      if (key == "unexpected successes") unexpected = n;
+    }
+    c.failed = failures + unexpected;
+    c.errors = errors;
+    c.skipped = skipped;
+    c.passed = std::max<int64_t>(0, ran - failures - errors - skipped - unexpected);
+    c.recognised = true;
+  } else if (!pytest_line.empty()) {
+    for (auto it = std::sregex_iterator(pytest_line.begin(), pytest_line.end(), kPytestPart);
+         it != std::sregex_iterator(); ++it) {
+      int64_t n = std::stoll((*it)[1]);
+      std::string kind = (*it)[2];
+      if (kind == "passed") c.passed = n;
+      if (kind == "failed") c.failed = n;
+      if (kind == "skipped") c.skipped = n;
+      if (kind == "error" || kind == "errors") c.errors = n;
+    }
+    c.recognised = true;
+  }
+  return c;
+}
+
+// The last ~4 KB of `out`, starting on a UTF-8 character boundary.
+std::string tail(const std::string& out) {
+  if (out.size() <= kLogExcerptBytes) return out;
+  size_t from = out.size() - kLogExcerptBytes;
+  while (from < out.size() && (static_cast<unsigned char>(out[from]) & 0xC0) == 0x80) ++from;
+  return out.substr(from);
+}
+
+class TestsynthStage final : public Stage {
+ public:
+  StageInfo info() const override {
+    return {.name = "testsynth",
+            .version = "1.0.0",
+            .input_schema = std::string(schema("testsynth_input")),
+            .output_schema = std::string(schema("test_results")),
+            .side_effects = SideEffects::kIdempotent,
+            .blocking = true,
+            .default_concurrency = 4,
+            .default_batch_size = 1};
+  }
+
+  StageResult process(const Event& event, StageContext& ctx) override {
+    Result<Input> in = parse_input(event.payload);
+    if (!in.ok()) return StageResult::permanent("testsynth input: " + in.status().message());
+    if (ctx.data_dir().empty()) {
+      return StageResult::permanent("testsynth needs a data dir (ctx.data_dir() is empty)");
+    }
+    const Artifact& art = in->artifact;
+    Status name_ok = check_project_name(art.project);
+    if (!name_ok.ok()) return StageResult::permanent(name_ok.message());
+    const std::string repo =
+        std::filesystem::absolute(repo_path(ctx.data_dir(), art.project)).lexically_normal();
+    if (std::filesystem::path(art.repo).lexically_normal() != repo) {
+      return StageResult::permanent("artifact.repo '" + art.repo +
+                                    "' is not the project's repository under the data dir ('" +
+                                    repo + "')");
+    }
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(repo) / ".git", ec)) {
+      return StageResult::permanent("the repository " + repo +
+                                    " does not exist; codegen creates it before testsynth runs");
+    }
+    const std::string key = idempotency_key(event);
+
+    TestsCommit tests = committed_tests(repo, key, *in, ctx);
+    if (tests.stop) return *tests.stop;
+    return run_tests(repo, tests.commit, *in, ctx);
+  }
+
+ private:
+  // The commit holding the synthesized tests, or `stop`: what process() returns instead.
+  struct TestsCommit {
+    std::string commit;
+    std::optional<StageResult> stop;
+  };
+
+  // Finds the commit by the event's trailer, or makes it now.
+  TestsCommit committed_tests(const std::string& repo, const std::string& key, const Input& in,
+                              StageContext& ctx) {
+    auto stop = [](StageResult r) { return TestsCommit{.stop = std::move(r)}; };
+    {
+      RepoLock lock = lock_repo(repo);
+      auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerEvent, key);
+      if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
+      if (found->has_value()) {
+        ctx.count("testsynth_redeliveries");
+        return {.commit = **found};
+      }
+    }
+    Generated generated;
+    std::string prompt_hash;
+    if (in.provider == "template") {
+      generated = template_tests(in.spec);
+      std::vector<FileContent> code = read_code(repo, in.artifact);
+      prompt_hash = build_tests_prompt(in.spec, code).hash();
+    } else {
+      std::vector<FileContent> code = read_code(repo, in.artifact);
+      const Prompt prompt = build_tests_prompt(in.spec, code);
+      prompt_hash = prompt.hash();
+      Breaker& breaker = ctx.breaker("llm");
+      if (!breaker.allow()) {
+        ctx.count("testsynth_breaker_open");
+        const std::string& topic = breaker.fallback_topic();
+        return stop(StageResult::route(topic.empty() ? "human-review" : topic,
+                                       "the LLM circuit breaker is open (" + in.openai.base_url +
+                                           " kept failing); tests for " + in.spec.id +
+                                           " need a person or a later retry"));
+      }
+      OpenAiSettings settings = in.openai;
+      if (!in.api_key_secret.empty()) {
+        std::optional<std::string> secret = ctx.secret(in.api_key_secret);
+        if (!secret) {
+          breaker.record_failure();
+          return stop(StageResult::permanent("the secret '" + in.api_key_secret +
+                                             "' (openai.api_key_secret) is not set"));
+        }
+        settings.api_key = *secret;
+      }
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline() - Clock::now());
+      settings.timeout_ms =
+          std::max<int64_t>(1, std::min<int64_t>(settings.timeout_ms, left.count()));
+      Result<Generated> g = openai_generate(settings, prompt);
+      if (!g.ok()) {
+        breaker.record_failure();
+        ctx.count("testsynth_llm_failures");
+        return stop(g.status().is_invalid_argument()
+                        ? StageResult::permanent(g.status().message())
+                        : StageResult::retryable(g.status().message()));
+      }
+      breaker.record_success();
+      generated = std::move(*g);
+    }
+
+    CommitRequest req;
+    req.branch = in.artifact.branch;
+    req.parent = in.artifact.commit;
+    req.files = std::move(generated.files);
+    req.message = in.spec.id + ": tests for the acceptance criteria";
+    req.trailers = {{std::string(kTrailerEvent), key},
+                    {"Factory-Attempt", std::to_string(in.artifact.attempt)},
+                    {"Factory-Provider", in.provider},
+                    {"Factory-Model", generated.model},
+                    {"Factory-Prompt-Hash", prompt_hash},
+                    {"Factory-Tokens", std::to_string(generated.prompt_tokens) + "/" +
+                                           std::to_string(generated.completion_tokens)}};
+    RepoLock lock = lock_repo(repo);
+    auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerEvent, key);
+    if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
+    if (found->has_value()) return {.commit = **found};
+    Result<std::string> commit = commit_files(repo, req, lock);
+    if (!commit.ok()) return stop(failure(commit.status(), "committing the tests"));
+    ctx.count("testsynth_commits");
+    ctx.log_info("committed tests " + *commit + " on " + in.artifact.branch);
+    return {.commit = *commit};
+  }
+
+  // The files codegen changed, as they are in its commit (for the tests prompt).
+  static std::vector<FileContent> read_code(const std::string& repo, const Artifact& art) {
+    std::vector<FileContent> code;
+    for (const std::string& f : art.files) {
+      Result<std::string> text = git(repo, {"show", art.commit + ":" + f});
+      if (text.ok()) code.push_back({f, std::move(*text)});
+    }
+    return code;
+  }
+
+  StageResult run_tests(const std::string& repo, const std::string& commit, const Input& in,
+                        StageContext& ctx) {
+    Result<Checkout> checkout = clean_checkout(repo, commit, ctx.scratch_dir() / "testsynth");
+    if (!checkout.ok()) return failure(checkout.status(), "checking out " + commit);
+    Result<ProjectConfig> project = load_project(checkout->path());
+    if (!project.ok()) return failure(project.status(), "the project file");
+
+    const auto start = Clock::now();
+    const auto test_deadline = start + std::chrono::milliseconds(in.timeout_ms);
+    const bool stage_deadline_first = ctx.deadline() < test_deadline;
+    SubprocessOptions opts;
+    opts.deadline = stage_deadline_first ? ctx.deadline() : test_deadline;
+    opts.cancelled = [&ctx] { return ctx.cancelled(); };
+    opts.max_stdout_bytes = 8 << 20;
+    Result<SubprocessResult> run =
+        run_in_dir(checkout->path(), project->test_command, opts, {"PYTHONDONTWRITEBYTECODE=1"});
+    const int64_t duration_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    if (!run.ok()) return failure(run.status(), "running the tests");
+    if (run->outcome == Outcome::kCancelled) return StageResult::retryable("cancelled");
+    if (run->outcome == Outcome::kTimedOut && stage_deadline_first) {
+      return StageResult::retryable("the stage's deadline passed while the tests ran");
+    }
+
+    Counts counts = parse_summary(run->out);
+    const bool timed_out = run->outcome == Outcome::kTimedOut;
+    const bool exited = run->outcome == Outcome::kExited;
+    std::string note;
+    if (timed_out) {
+      note = "factoryd: the test command was killed after " + std::to_string(in.timeout_ms) +
+             " ms (timeout_ms)\n";
+    } else if (run->outcome == Outcome::kSpawnFailed) {
+      note = "factoryd: the test command could not start\n";
+    } else if (run->outcome == Outcome::kOutputTooLarge) {
+      note = "factoryd: the test command printed more than 8 MiB; it was killed\n";
+    } else if (!counts.recognised) {
+      note = "factoryd: no unittest or pytest summary in the output\n";
+    }
+    // A run that did not end cleanly with a summary counts as one error on top of what it said.
+    if (!note.empty() || (exited && run->exit_code != 0 && counts.failed + counts.errors == 0)) {
+      counts.errors += 1;
+    }
+
+    json::object r;
+    r["ticket"] = in.spec.id;
+    r["project"] = in.artifact.project;
+    r["repo"] = repo;
+    r["branch"] = in.artifact.branch;
+    r["commit"] = commit;
+    r["tests_commit"] = commit;
+    r["code_commit"] = in.artifact.commit;
+    r["attempt"] = in.artifact.attempt;
+    r["passed"] = counts.passed;
+    r["failed"] = counts.failed;
+    r["errors"] = counts.errors;
+    r["skipped"] = counts.skipped;
+    r["exit_code"] = exited ? run->exit_code : -1;
+    r["timed_out"] = timed_out;
+    r["duration_ms"] = duration_ms;
+    r["log_excerpt"] = tail(note + run->out);
+    r["skeleton"] = in.artifact.skeleton;
+    ctx.count("testsynth_runs");
+    ctx.log_info("tests of " + in.spec.id + " at " + commit + ": " + std::to_string(counts.passed) +
+                 " passed, " + std::to_string(counts.failed) + " failed, " +
+                 std::to_string(counts.errors) + " errors");
+    ctx.emit({.payload = json::serialize(r)});
+    return StageResult::success();
+  }
+};
+
+FACTORY_REGISTER_STAGE(TestsynthStage);
+
+}  // namespace
+}  // namespace factory::stages
