@@ -466,13 +466,11 @@ class RemoteLogAccess final : public LogAccess {
     boost::system::error_code ec;
     json::value v = json::parse(r->body, ec);
     if (ec) {
-      return Status::internal("the daemon at " + url + " answered " + method_name(method) + " " +
+      return Status::internal("the daemon at " + url + " answered " + std::string(method) + " " +
                               target + " with invalid JSON: " + ec.message());
     }
     return v;
   }
-
-  static std::string method_name(std::string_view m) { return std::string(m); }
 
   Client* client_;
 };

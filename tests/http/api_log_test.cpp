@@ -9,9 +9,11 @@
 
 #include "factory/consumer.h"
 #include "http/api.h"
+#include "http/client.h"
 #include "http/log_access.h"
 #include "http/log_views.h"
 #include "http/router.h"
+#include "http/server.h"
 #include "log/log_test_util.h"
 #include "test_util.h"
 
@@ -664,6 +666,173 @@ TEST_CASE("log_views: topic and produce request shapes read back", "[http][log]"
   CHECK(stored->records[1].value == records[1].value);
   CHECK(!stored->records[1].key.has_value());
   CHECK(!stored->records[2].value.has_value());
+}
+
+// The log routes behind a real server on a free port, and the daemon client over them.
+struct Served {
+  Api api;
+  std::unique_ptr<Server> server;
+  std::unique_ptr<Client> client;
+  std::unique_ptr<LogAccess> remote;
+  std::unique_ptr<LogAccess> local;
+
+  Served() {
+    ServerOptions options;
+    options.address = "127.0.0.1";
+    options.port = 0;
+    auto started = Server::start(options, &api.router, {});
+    REQUIRE_OK(started);
+    server = std::move(*started);
+    auto c = Client::connect({.url = "http://127.0.0.1:" + std::to_string(server->port())});
+    REQUIRE_OK(c);
+    client = std::move(*c);
+    remote = remote_log_access(client.get());
+    local = local_log_access(api.log.get());
+  }
+};
+
+TEST_CASE("the daemon client answers as the local log does", "[http][log]") {
+  Served s;
+  REQUIRE_OK(s.remote->create_topic({.name = "t", .partitions = 2}));
+  TopicSpec spec{.name = "u", .partitions = 1};
+  spec.config.retention_ms = 1234;
+  auto created = s.remote->apply_topic(spec);
+  REQUIRE_OK(created);
+  CHECK(*created == TopicChange::kCreated);
+  auto same = s.remote->apply_topic(spec);
+  REQUIRE_OK(same);
+  CHECK(*same == TopicChange::kUnchanged);
+
+  std::vector<ProducerRecord> records(4);
+  records[0].key = "k";
+  records[0].value = "plain";
+  records[0].headers = {{"h", "1"}, {"h", std::string("\xff", 1)}};
+  records[0].partition = 1;
+  records[1].value = std::string("\0\xc3", 2);
+  records[1].partition = 1;
+  records[2].partition = 0;
+  records[2].timestamp_ms = 500;
+  records[3].key = std::string("\x80", 1);
+  records[3].value = "";
+  records[3].partition = 0;
+  records[3].timestamp_ms = 900;
+  auto acks = s.remote->append("t", records, true);
+  REQUIRE_OK(acks);
+  REQUIRE(acks->size() == 4);
+  CHECK((*acks)[1] == RecordPosition{1, Offset(1)});
+
+  auto rtopic = s.remote->describe_topic("t");
+  auto ltopic = s.local->describe_topic("t");
+  REQUIRE_OK(rtopic);
+  REQUIRE_OK(ltopic);
+  CHECK(topic_json(*rtopic) == topic_json(*ltopic));
+  auto rtopics = s.remote->describe_topics();
+  REQUIRE_OK(rtopics);
+  CHECK(topics_json(*rtopics) == topics_json(*s.local->describe_topics()));
+  auto names = s.remote->list_topics();
+  REQUIRE_OK(names);
+  CHECK(*names == std::vector<std::string>{"t", "u"});
+
+  const PartitionPosition one[] = {{1, Offset(0)}};
+  const PartitionPosition both[] = {{0, Offset(1)}, {1, Offset(0)}};
+  using Positions = std::span<const PartitionPosition>;
+  for (Positions from : {Positions(one), Positions(both)}) {
+    auto r = s.remote->fetch("t", from, {});
+    auto l = s.local->fetch("t", from, {});
+    REQUIRE_OK(r);
+    REQUIRE_OK(l);
+    CHECK(r->records == l->records);
+    CHECK(fetch_json("t", *r) == fetch_json("t", *l));
+  }
+  auto direct = s.api.log->read("t", 1, Offset(0), {});
+  REQUIRE_OK(direct);
+  CHECK(s.remote->fetch("t", one, {})->records == direct->records);
+
+  auto ts = s.remote->offsets_for_timestamp("t", 600);
+  REQUIRE_OK(ts);
+  REQUIRE(ts->size() == 2);
+  CHECK(ts->at(0).offset == Offset(1));
+
+  const TopicPartitionOffset commit[] = {{"t", 0, Offset(1)}, {"t", 1, Offset(2)}};
+  REQUIRE_OK(s.remote->commit_offsets("g", commit, true));
+  auto rgroup = s.remote->describe_group("g");
+  REQUIRE_OK(rgroup);
+  CHECK(group_json(*rgroup) == group_json(*s.local->describe_group("g")));
+  CHECK(*s.remote->list_groups() == *s.local->list_groups());
+  OffsetResetSpec earliest;
+  auto rplan = s.remote->reset_offsets("g", "t", earliest, false);
+  REQUIRE_OK(rplan);
+  CHECK(reset_plan_json("g", false, *rplan) ==
+        reset_plan_json("g", false, *s.local->reset_offsets("g", "t", earliest, false)));
+  OffsetResetSpec at_ts{.kind = OffsetResetSpec::Kind::kTimestamp, .value = 600};
+  auto executed = s.remote->reset_offsets("g", "t", at_ts, true);
+  REQUIRE_OK(executed);
+  CHECK(s.api.log->committed_offset("g", "t", 0)->value() == Offset(1));
+
+  REQUIRE_OK(s.remote->create_topic({.name = "src"}));
+  REQUIRE_OK(s.remote->create_topic({.name = "src.dlq"}));
+  test::append_ok(s.api.log.get(), "src.dlq", {dead_letter(std::string("\xfe", 1), "4")});
+  auto rdead = s.remote->list_dead_letters("", 0);
+  REQUIRE_OK(rdead);
+  REQUIRE(rdead->size() == 1);
+  CHECK(rdead->at(0).record == s.local->list_dead_letters("", 0)->at(0).record);
+  auto replayed = s.remote->replay_dead_letters("src.dlq", {.all = true}, true);
+  REQUIRE_OK(replayed);
+  REQUIRE(replayed->size() == 1);
+  CHECK(replayed->at(0).result == ReplayRow::Result::kReplayed);
+  CHECK(replayed->at(0).position == RecordPosition{0, Offset(0)});
+  auto again = s.remote->replay_dead_letters("src.dlq", {.all = true}, true);
+  REQUIRE_OK(again);
+  CHECK(again->at(0).result == ReplayRow::Result::kAlreadyReplayed);
+
+  REQUIRE_OK(s.remote->delete_topic("u"));
+
+  SECTION("errors keep their code and message") {
+    auto missing = s.remote->describe_topic("nope");
+    CHECK(missing.status().is_not_found());
+    CHECK(missing.status().message() == s.local->describe_topic("nope").status().message());
+    CHECK(s.remote->create_topic({.name = "t"}).code() == Status::Code::kAlreadyExists);
+    CHECK(s.remote->delete_topic("u").is_not_found());
+    CHECK(s.remote->describe_group("nope").status().is_not_found());
+    CHECK(s.remote->fetch("t", std::span(one).subspan(0, 1), {}).ok());
+    const PartitionPosition beyond[] = {{0, Offset(9)}};
+    CHECK(s.remote->fetch("t", beyond, {}).status().is_out_of_range());
+    ProducerRecord bad;
+    bad.partition = 5;
+    CHECK(s.remote->append("t", {&bad, 1}, true).status().is_invalid_argument());
+    CHECK(s.remote->replay_dead_letters("src.dlq", {.partition = 0, .offset = 9}, false)
+              .status()
+              .is_not_found());
+    auto member = s.api.log->subscribe({.group = "g", .topics = {"t"}});
+    REQUIRE_OK(member);
+    REQUIRE_OK((*member)->poll(1, 0));
+    CHECK(s.remote->reset_offsets("g", "t", earliest, true).status().code() ==
+          Status::Code::kFailedPrecondition);
+    CHECK(s.remote->commit_offsets("g", commit, true).code() == Status::Code::kFailedPrecondition);
+  }
+  SECTION("a long-poll over the API wakes on append") {
+    const PartitionPosition end[] = {{0, Offset(2)}, {1, Offset(2)}};
+    auto pending = std::async(std::launch::async, [&] {
+      // A client of its own: the Client is not thread-safe.
+      auto c = Client::connect({.url = s.client->options().url});
+      REQUIRE_OK(c);
+      return remote_log_access(c->get())->fetch("t", end, {.wait_ms = 30'000});
+    });
+    ProducerRecord late = test::rec("late");
+    late.partition = 1;
+    test::append_ok(s.api.log.get(), "t", {late});
+    auto got = pending.get();
+    REQUIRE_OK(got);
+    REQUIRE(got->records.size() == 1);
+    CHECK(got->records[0].value == std::optional<std::string>("late"));
+  }
+  SECTION("an unreachable daemon is Unavailable, naming its URL") {
+    std::string url = s.client->options().url;
+    s.server.reset();  // stopped and destroyed: its connections are closed
+    auto gone = s.remote->describe_topic("t");
+    CHECK(gone.status().code() == Status::Code::kUnavailable);
+    CHECK(contains(gone.status().message(), url));
+  }
 }
 
 }  // namespace
