@@ -17,6 +17,7 @@
 // Audit: write routes are `audited`; the server writes the rows, handlers do not.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -41,6 +42,7 @@ namespace {
 constexpr size_t kProduceBodyLimit = 8 << 20;
 constexpr size_t kSmallBodyLimit = 64 << 10;
 constexpr int64_t kMaxWaitMs = 30'000;
+constexpr int64_t kWaitSliceMs = 250;  // how soon a long-poll notices the daemon stopping
 constexpr int64_t kMaxFetchRecords = 10'000;
 constexpr int64_t kMaxFetchBytes = 16 << 20;
 constexpr int32_t kMaxPartition = std::numeric_limits<int32_t>::max();
@@ -436,9 +438,22 @@ Response fetch(ApiContext* ctx, const Request& req) {
     }
     from.push_back(pos);
   }
-  auto fetched = local_log_access(ctx->log)->fetch(topic, from, options);
-  if (!fetched.ok()) return topic_error(fetched.status(), topic);
-  return json_response(fetch_json(topic, *fetched));
+  // The long-poll waits in slices and stops early once the daemon is shutting down (not
+  // ready), so a waiting fetch never holds up the drain: it answers with what there is.
+  auto access = local_log_access(ctx->log);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.wait_ms);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    ReadOptions slice = options;
+    slice.wait_ms = std::clamp<int64_t>(left, 0, kWaitSliceMs);
+    auto fetched = access->fetch(topic, from, slice);
+    if (!fetched.ok()) return topic_error(fetched.status(), topic);
+    if (!fetched->records.empty() || left <= kWaitSliceMs || !ctx->ready.load()) {
+      return json_response(fetch_json(topic, *fetched));
+    }
+  }
 }
 
 // --- Groups ---

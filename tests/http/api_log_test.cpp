@@ -48,6 +48,7 @@ struct Api {
     log = test::open_test_log(test::test_log_options(dir));
     ctx.log = log.get();
     ctx.data_dir = dir.str();
+    ctx.ready = true;
     add_log_routes(&router, &ctx);
   }
 
@@ -388,6 +389,15 @@ TEST_CASE("fetch long-polls until a record is appended", "[http][log]") {
     json::value got = pending.get();
     REQUIRE(got.at("records").as_array().size() == 1);
     CHECK(got.at("records").at(0).at("value").as_string() == "late");
+  }
+  SECTION("a daemon shutting down ends the wait with what there is") {
+    api.ctx.ready = false;
+    auto pending = std::async(std::launch::async, [&] {
+      return api.ok("GET", "/api/v1/topics/t/records?partition=0&wait_ms=30000");
+    });
+    // Well before the 30 s the fetch asked for.
+    REQUIRE(pending.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(pending.get().at("records").as_array().empty());
   }
   SECTION("several partitions") {
     auto pending = std::async(std::launch::async, [&] {
