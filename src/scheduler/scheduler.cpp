@@ -381,7 +381,12 @@ struct Scheduler::Impl {
   bool refresh_binding(Run& r, int t) {
     if (r.tasks[t].state != TaskState::kAwaitingApproval) return false;
     auto settings = approval_settings(r, t);
-    if (!settings.ok() || settings->bound_to == r.tasks[t].approval_bound_to) return false;
+    // Nothing to bind to right now (the upstream has no output while it runs again) is not a
+    // new binding: an approval never re-binds to nothing.
+    if (!settings.ok() || settings->bound_to.empty() ||
+        settings->bound_to == r.tasks[t].approval_bound_to) {
+      return false;
+    }
     json::object e;
     e["event"] = "approval_rebound";
     e["run_id"] = r.row.run_id;
@@ -1188,7 +1193,9 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
         "approval '" + std::string(task_id) + "' of run '" + std::string(run_id) + "'";
     // The code may have moved on since the approval was asked for (an upstream ran again
     // without clearing it): never let a decision approve what nobody reviewed.
-    if (approve && !r.tasks[t].approval_bound_to.empty() && !m.approval_settings(r, t).ok()) {
+    auto now_bound = m.approval_settings(r, t);
+    if (approve && !r.tasks[t].approval_bound_to.empty() &&
+        (!now_bound.ok() || now_bound->bound_to.empty())) {
       return Status::failed_precondition(
           where + " is bound to '" + r.tasks[t].approval_bound_to +
           "', which is being rebuilt (an upstream task is running again); decide once the new "

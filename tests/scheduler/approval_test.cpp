@@ -2,6 +2,7 @@
 // new commit, auto_approve and the daemon-wide pause switch, notify through the
 // approval_notify stage.
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 
@@ -22,6 +23,24 @@ namespace {
 // codegen makes a new commit each round.
 std::mutex g_mu;
 std::map<std::string, int> g_execs;
+// While true, CommitStage waits before it commits (a codegen round still running).
+std::condition_variable g_cv;
+bool g_hold = false;
+
+// Holds CommitStage until destroyed.
+struct Hold {
+  Hold() {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_hold = true;
+  }
+  ~Hold() {
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      g_hold = false;
+    }
+    g_cv.notify_all();
+  }
+};
 
 std::string fake_commit(const std::string& key, int n) {
   std::string c = std::to_string(std::hash<std::string>()(key + "#" + std::to_string(n)));
@@ -36,7 +55,8 @@ class CommitStage final : public Stage {
   StageResult process(const Event& e, StageContext& ctx) override {
     int n;
     {
-      std::lock_guard<std::mutex> lock(g_mu);
+      std::unique_lock<std::mutex> lock(g_mu);
+      g_cv.wait(lock, [] { return !g_hold; });
       n = ++g_execs[e.payload];
     }
     ctx.emit({.payload = R"({"commit":")" + fake_commit(e.payload, n) + R"(","n":)" +
@@ -294,6 +314,30 @@ TEST_CASE("a new commit invalidates the approval: it is asked again for the new 
     REQUIRE_OK(v);
     CHECK(h.task_row(*run, "approve").output_json.find(second) != std::string::npos);
   }
+}
+
+TEST_CASE("no approval while the commit it is bound to is being rebuilt", "[scheduler][approval]") {
+  Harness h({parse(kBoundDag)});
+  auto run = h.sched->trigger("bound", "{}");
+  REQUIRE_OK(run);
+  REQUIRE(h.awaiting(*run));
+  std::string first = h.commit_of(*run);
+  std::string second;
+  {
+    Hold hold;  // the new round of build cannot finish until this scope ends
+    REQUIRE_OK(h.sched->clear(*run, "build", /*downstream=*/false, "ops"));
+    Status early = h.sched->decide(*run, "approve", true, "alice", "", AuditMode::kAudit, first);
+    CHECK(early.code() == Status::Code::kFailedPrecondition);
+    CHECK(early.message().find("being rebuilt") != std::string::npos);
+    CHECK(h.task_state(*run, "approve") == "awaiting_approval");
+    CHECK(h.approval(*run, "approve").bound_to == first);  // never re-bound to nothing
+  }
+  REQUIRE(test::eventually(
+      [&] { return h.task_state(*run, "build") == "success" && h.commit_of(*run) != first; }));
+  second = h.commit_of(*run);
+  REQUIRE(test::eventually([&] { return h.approval(*run, "approve").bound_to == second; }));
+  REQUIRE_OK(h.sched->decide(*run, "approve", true, "alice", "", AuditMode::kAudit, second));
+  REQUIRE_OK(h.sched->wait_for_run(*run, 20'000));
 }
 
 TEST_CASE("auto_approve approves at once as policy:auto unless auto-approval is paused",
