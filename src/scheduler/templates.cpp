@@ -350,13 +350,14 @@ class Renderer {
         if (it == outputs_.end()) {
           std::optional<std::string_view> text;
           if (ctx_.task_output) text = ctx_.task_output(x.task);
-          if (!text) {
-            return fail(p, "task " + quoted(x.task) +
-                               " has no output (it was skipped or failed, or emitted nothing)");
-          }
+          // No output (the task was skipped, e.g. a branch not taken, or emitted nothing) is
+          // null, as Airflow's xcom_pull gives None: the join after alternative branches reads
+          // every branch and keeps the one that ran (the coalesce stage). A path into it fails.
           json::value parsed;
-          FACTORY_RETURN_IF_ERROR(
-              parse_json(p, "the output of task " + quoted(x.task), *text, &parsed));
+          if (text) {
+            FACTORY_RETURN_IF_ERROR(
+                parse_json(p, "the output of task " + quoted(x.task), *text, &parsed));
+          }
           it = outputs_.emplace(id, std::move(parsed)).first;
         }
         return walk(p, "tasks." + id + ".output", it->second, x.path, out);

@@ -396,7 +396,7 @@ TEST_CASE("groups reset-offsets is a dry run unless --execute", "[cli]") {
 
 TEST_CASE("usage errors exit 2", "[cli]") {
   Factoryd f;
-  require_usage_error(f.run({}));
+  // (A bare `factoryd` is `factoryd serve`: tests/http/daemon_test.cpp.)
   require_usage_error(f.run({"frobnicate"}));
   require_usage_error(f.run({"topics"}));
   require_usage_error(f.run({"topics", "create"}));

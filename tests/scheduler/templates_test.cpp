@@ -118,9 +118,9 @@ TEST_CASE("missing values are errors naming the task and the template", "[schedu
              Contains("run.conf.ticket is not an object or array; it has no 'id'"));
   CHECK_THAT(render_error(R"({"x": "{{ run.conf.nothing.id }}"})"),
              Contains("run.conf.nothing is null; it has no 'id'"));
-  CHECK_THAT(render_error(R"({"x": "{{ tasks.skipped.output }}"})"),
-             StartsWith("task 't': template '{{ tasks.skipped.output }}': task 'skipped' has no "
-                        "output"));
+  CHECK_THAT(render_error(R"({"x": "{{ tasks.skipped.output.id }}"})"),
+             StartsWith("task 't': template '{{ tasks.skipped.output.id }}': "
+                        "tasks.skipped.output is null"));
   CHECK_THAT(render_error(R"({"x": "{{ tasks.a.output.spec.owner }}"})"),
              Contains("tasks.a.output.spec has no 'owner'"));
   CHECK_THAT(render_error(R"({"x": "{{ tasks.bad.output }}"})"),
@@ -137,9 +137,14 @@ TEST_CASE("missing values are errors naming the task and the template", "[schedu
              Contains("run.logical_date is not set for this run"));
   CHECK_THAT(render_params(R"({"x": "{{ run.conf.a }}"})", c).status().message(),
              Contains("the run's conf is not JSON"));
+  // A task without output (skipped, or it emitted nothing) reads as null, as Airflow's
+  // xcom_pull gives None; a path into it is an error.
   c.task_output = nullptr;
-  CHECK_THAT(render_params(R"({"x": "{{ tasks.a.output }}"})", c).status().message(),
-             Contains("task 'a' has no output"));
+  auto none = render_params(R"({"x": "{{ tasks.a.output }}", "y": "ran: {{ tasks.a.output }}"})", c);
+  REQUIRE_OK(none);
+  CHECK(*none == R"({"x":null,"y":"ran: null"})");
+  CHECK_THAT(render_params(R"({"x": "{{ tasks.a.output.spec }}"})", c).status().message(),
+             Contains("tasks.a.output is null"));
 }
 
 TEST_CASE("check_template: syntax, roots and scope", "[scheduler]") {
