@@ -19,23 +19,17 @@ import io
 
 from invoices.core import subtotal_cents
 
-COLUMNS = ["number", "customer", "issued", "due", "currency", "total"]
-
-
-def _money(cents):
-    """12.50 for 1250 cents; -0.05 for -5."""
-    sign = "-" if cents < 0 else ""
-    cents = abs(int(cents))
-    return "%s%d.%02d" % (sign, cents // 100, cents % 100)
+COLUMNS = ["number", "customer", "issued", "due", "total_cents"]
 
 
 def export_csv(invoices):
-    """Returns the invoices as CSV text: a header row, then one row per invoice, in order.
+    """Returns the invoices as CSV text for the accounting tool.
 
-    Columns: number, customer, issued, due, currency, total. The total is the invoice's
-    subtotal in major units with two decimals (1250 cents -> 12.50). Fields holding commas,
-    quotes or line breaks are quoted as RFC 4180 says; lines end with "\\n". A missing field
-    is an empty cell.
+    The first line is the header number,customer,issued,due,total_cents; then one line per
+    invoice, in the given order. total_cents is the invoice's subtotal in cents
+    (subtotal_cents). A value holding a comma, a double quote or a line break is quoted as
+    RFC 4180 says. Every line ends with a newline; an empty list gives just the header line.
+    A missing field is an empty value.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -46,8 +40,7 @@ def export_csv(invoices):
             invoice.get("customer", ""),
             invoice.get("issued", ""),
             invoice.get("due", ""),
-            invoice.get("currency", ""),
-            _money(subtotal_cents(invoice)),
+            subtotal_cents(invoice),
         ])
     return out.getvalue()
 )PY",
@@ -55,32 +48,34 @@ def export_csv(invoices):
 import io
 import unittest
 
-from invoices.export_csv import COLUMNS, export_csv
+from invoices.export_csv import export_csv
+
+HEADER = "number,customer,issued,due,total_cents\n"
 
 
 def invoice(number, customer="Ada Lovelace", cents=1250):
     return {"number": number, "customer": customer, "issued": "2024-03-01",
-            "due": "2024-03-31", "currency": "EUR",
-            "lines": [{"quantity": 1, "unit_cents": cents}]}
+            "due": "2024-03-31", "lines": [{"quantity": 1, "unit_cents": cents}]}
 
 
 class ExportCsvTest(unittest.TestCase):
     def test_header_only_for_no_invoices(self):
-        self.assertEqual(export_csv([]), ",".join(COLUMNS) + "\n")
+        self.assertEqual(export_csv([]), HEADER)
 
-    def test_one_row_per_invoice_in_order(self):
-        rows = list(csv.reader(io.StringIO(export_csv([invoice("INV-1"), invoice("INV-2")]))))
-        self.assertEqual([r[0] for r in rows], ["number", "INV-1", "INV-2"])
+    def test_one_line_per_invoice_in_order(self):
+        text = export_csv([invoice("INV-1", cents=100), invoice("INV-2", cents=250)])
+        self.assertEqual(text, HEADER +
+                         "INV-1,Ada Lovelace,2024-03-01,2024-03-31,100\n"
+                         "INV-2,Ada Lovelace,2024-03-01,2024-03-31,250\n")
 
-    def test_total_has_two_decimals(self):
-        rows = list(csv.reader(io.StringIO(export_csv([invoice("INV-1", cents=1205)]))))
-        self.assertEqual(rows[1][5], "12.05")
+    def test_missing_fields_are_empty(self):
+        self.assertEqual(export_csv([{"number": "INV-3"}]), HEADER + "INV-3,,,,0\n")
 
-    def test_quotes_commas_and_quotes(self):
-        text = export_csv([invoice("INV-1", customer='Acme, "Widgets" Ltd')])
-        self.assertIn('"Acme, ""Widgets"" Ltd"', text)
+    def test_quotes_commas_quotes_and_line_breaks(self):
+        text = export_csv([invoice("INV-1", customer='Acme, "Widgets"\nLtd')])
+        self.assertIn('"Acme, ""Widgets""\nLtd"', text)
         rows = list(csv.reader(io.StringIO(text)))
-        self.assertEqual(rows[1][1], 'Acme, "Widgets" Ltd')
+        self.assertEqual(rows[1][1], 'Acme, "Widgets"\nLtd')
 
 
 if __name__ == "__main__":
@@ -91,13 +86,13 @@ import io
 
 from invoices.export_csv import export_csv
 
-HEADER = ["number", "customer", "issued", "due", "currency", "total"]
+HEADER = "number,customer,issued,due,total_cents"
 
 
-def _invoice(number, customer="Ada Lovelace", cents=1250):
+def _invoice(number, customer="Ada Lovelace", *cents):
     return {"number": number, "customer": customer, "issued": "2024-03-01",
-            "due": "2024-03-31", "currency": "EUR",
-            "lines": [{"quantity": 1, "unit_cents": cents}]}
+            "due": "2024-03-31",
+            "lines": [{"quantity": 1, "unit_cents": c} for c in (cents or (1250,))]}
 
 
 def _rows(text):
@@ -105,28 +100,26 @@ def _rows(text):
 )PY",
           .checks =
               {
-                  {"header,column,heading",
-                   R"PY(rows = _rows(export_csv([_invoice("INV-1")]))
-self.assertEqual(rows[0], HEADER))PY"},
-                  {"each invoice,one row,per invoice,row per,rows",
-                   R"PY(rows = _rows(export_csv([_invoice("INV-1"), _invoice("INV-2"), _invoice("INV-3")]))
-self.assertEqual(len(rows), 4)
-self.assertEqual([r[0] for r in rows[1:]], ["INV-1", "INV-2", "INV-3"]))PY"},
-                  {"amount,total,decimal,cents,money",
-                   R"PY(rows = _rows(export_csv([_invoice("INV-1", cents=123456), _invoice("INV-2", cents=5)]))
-self.assertEqual(rows[1][5], "1234.56")
-self.assertEqual(rows[2][5], "0.05"))PY"},
-                  {"comma,quot,escap,special",
-                   R"PY(customer = 'Acme, "Widgets" Ltd'
-text = export_csv([_invoice("INV-1", customer=customer)])
-self.assertIn('"Acme, ""Widgets"" Ltd"', text)
-self.assertEqual(_rows(text)[1][1], customer))PY"},
-                  {"empty,no invoice,zero invoice,only the header",
-                   R"PY(self.assertEqual(_rows(export_csv([])), [HEADER]))PY"},
-                  {"string,text,utf",
-                   R"PY(text = export_csv([_invoice("INV-1", customer="Zo\u00eb")])
+                  {"header line,one line per invoice,given order,returns a string,header,column",
+                   R"PY(text = export_csv([_invoice("INV-1"), _invoice("INV-2"), _invoice("INV-3")])
 self.assertIsInstance(text, str)
-self.assertIn("Zo\u00eb", text))PY"},
+self.assertEqual(text.split("\n")[0], HEADER)
+self.assertEqual([r[0] for r in _rows(text)[1:]], ["INV-1", "INV-2", "INV-3"]))PY"},
+                  {"total_cents,subtotal,in cents,amount,total",
+                   R"PY(text = export_csv([_invoice("INV-1", "Ada", 2500, 500, 1)])
+self.assertEqual(_rows(text)[1][4], "3001"))PY"},
+                  {"comma,double quote,line break,quot,rfc 4180,escap",
+                   R"PY(customer = 'Acme, "Widgets"\nLtd'
+text = export_csv([_invoice("INV-1", customer)])
+self.assertIn('"Acme, ""Widgets""\nLtd"', text)
+self.assertEqual(_rows(text)[1][1], customer))PY"},
+                  {"empty list,just the header,only the header,no invoices,empty",
+                   R"PY(self.assertEqual(export_csv([]), HEADER + "\n"))PY"},
+                  {"ends with a newline,every line,newline,line ending",
+                   R"PY(text = export_csv([_invoice("INV-1"), _invoice("INV-2")])
+self.assertTrue(text.endswith("\n"))
+self.assertEqual(text.count("\n"), 3)
+self.assertEqual(text.split("\n")[-1], ""))PY"},
               },
       },
       {
@@ -192,24 +185,23 @@ def _invoice(*cents):
 )PY",
           .checks =
               {
-                  {"rate,tax is added,apply,with tax,added",
-                   R"PY(self.assertEqual(total_with_tax(_invoice(10000), 0.2), 12000)
+                  {"two lines,5000,12000,rate,with tax,added",
+                   R"PY(self.assertEqual(total_with_tax(_invoice(5000, 5000), 0.2), 12000)
 self.assertEqual(total_with_tax(_invoice(2500, 7500), "0.07"), 10700))PY"},
-                  {"zero,0%,no tax,exempt",
-                   R"PY(self.assertEqual(total_with_tax(_invoice(1999), 0), 1999))PY"},
-                  {"round,nearest cent,half",
-                   R"PY(self.assertEqual(total_with_tax(_invoice(1005), 0.1), 1106)
-self.assertEqual(total_with_tax(_invoice(999), 0.075), 1074))PY"},
-                  {"negative,invalid,reject,error",
+                  {"no lines,returns 0,empty,no items",
+                   R"PY(self.assertEqual(total_with_tax({"lines": []}, 0.2), 0)
+self.assertEqual(total_with_tax({}, 0.2), 0))PY"},
+                  {"999,0.075,1074,half a cent,rounded up,round,nearest cent",
+                   R"PY(self.assertEqual(total_with_tax(_invoice(999), 0.075), 1074)
+self.assertEqual(total_with_tax(_invoice(1005), 0.1), 1106))PY"},
+                  {"negative rate,valueerror,negative,invalid",
                    R"PY(with self.assertRaises(ValueError):
-    total_with_tax(_invoice(100), -0.2)
-with self.assertRaises(ValueError):
-    total_with_tax(_invoice(100), "twenty"))PY"},
-                  {"lines,sum,subtotal,multiple,quantit",
+    total_with_tax(_invoice(100), -0.2))PY"},
+                  {"zero,0%,no tax,exempt,rate of 0,equals the subtotal",
+                   R"PY(self.assertEqual(total_with_tax(_invoice(1999), 0), 1999))PY"},
+                  {"quantit,multiple,sum",
                    R"PY(invoice = {"lines": [{"quantity": 2, "unit_cents": 1000}, {"quantity": 1, "unit_cents": 500}]}
 self.assertEqual(total_with_tax(invoice, 0.1), 2750))PY"},
-                  {"empty,no lines,no items",
-                   R"PY(self.assertEqual(total_with_tax({"lines": []}, 0.2), 0))PY"},
               },
       },
       {
@@ -277,31 +269,25 @@ if __name__ == "__main__":
 )PY",
           .checks =
               {
-                  {"valid address,accept,well-formed,well formed,correct",
+                  {"ada@example.com\") returns true,returns true,well-formed,valid address,accept",
                    R"PY(for address in ("ada@example.com", "first.last+tag@mail.example.co.uk"):
     self.assertTrue(is_valid_email(address), address))PY"},
-                  {"missing @,without @,no @,without an @,at sign",
+                  {"without @,without a dot,dot in the domain,no @,missing @",
                    R"PY(self.assertFalse(is_valid_email("ada.example.com"))
 self.assertFalse(is_valid_email("ada@"))
-self.assertFalse(is_valid_email("@example.com")))PY"},
-                  {"domain,tld,dot",
-                   R"PY(self.assertFalse(is_valid_email("ada@localhost"))
 self.assertFalse(is_valid_email("ada@example"))
-self.assertFalse(is_valid_email("ada@-bad.com")))PY"},
-                  {"space,whitespace",
-                   R"PY(self.assertFalse(is_valid_email("ada @example.com"))
-self.assertFalse(is_valid_email(" ada@example.com")))PY"},
-                  {"empty,none,null,not a string,blank",
-                   R"PY(self.assertFalse(is_valid_email(""))
-self.assertFalse(is_valid_email(None)))PY"},
-                  {"multiple @,two @,more than one",
+self.assertFalse(is_valid_email("ada@localhost")))PY"},
+                  {"space,whitespace,leading,trailing",
+                   R"PY(for address in ("ada @example.com", " ada@example.com", "ada@example.com ", "ada@exa mple.com"):
+    self.assertFalse(is_valid_email(address), repr(address)))PY"},
+                  {"not a string,none,instead of raising,null",
+                   R"PY(for value in (None, 42, b"ada@example.com", ["ada@example.com"]):
+    self.assertFalse(is_valid_email(value), repr(value)))PY"},
+                  {"two @,multiple @,more than one",
                    R"PY(self.assertFalse(is_valid_email("a@b@example.com")))PY"},
                   {"consecutive,double dot,two dots,leading dot",
                    R"PY(self.assertFalse(is_valid_email("ada..x@example.com"))
 self.assertFalse(is_valid_email(".ada@example.com")))PY"},
-                  {"long,length,254,64",
-                   R"PY(self.assertFalse(is_valid_email("a" * 65 + "@example.com"))
-self.assertTrue(is_valid_email("a" * 64 + "@example.com")))PY"},
               },
       },
       {
@@ -313,28 +299,22 @@ self.assertTrue(is_valid_email("a" * 64 + "@example.com")))PY"},
 
 import re
 
-SYMBOLS = {"USD": "$", "EUR": "\u20ac", "GBP": "\u00a3"}
-
 
 def format_amount(cents, currency):
-    """Returns `cents` formatted for display in `currency` (an ISO 4217 code, any case).
+    """Returns an amount of integer cents for people to read: format_amount(123456, "EUR")
+    is "1,234.56 EUR".
 
-    Two decimals and a comma between thousands: format_amount(123456, "USD") == "$1,234.56".
-    USD, EUR and GBP get their symbol in front; other codes follow the number
-    ("1,234.56 CHF"). Negative amounts start with "-". Raises TypeError when cents is not an
-    int and ValueError when currency is not a three-letter code.
+    Two decimals, a comma between thousands, then the currency code. Negative amounts keep
+    their sign: "-2.50 EUR". Raises ValueError when currency is not three capital letters
+    and TypeError when cents is not an int.
     """
     if isinstance(cents, bool) or not isinstance(cents, int):
         raise TypeError("cents must be an int, got %r" % (cents,))
-    code = currency.upper() if isinstance(currency, str) else ""
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise ValueError("currency must be a three-letter ISO 4217 code, got %r" % (currency,))
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ValueError("currency must be three capital letters such as EUR, got %r" % (currency,))
     units, rest = divmod(abs(cents), 100)
-    number = "{:,}.{:02d}".format(units, rest)
     sign = "-" if cents < 0 else ""
-    if code in SYMBOLS:
-        return sign + SYMBOLS[code] + number
-    return sign + number + " " + code
+    return "{}{:,}.{:02d} {}".format(sign, units, rest, currency)
 )PY",
           .unit_tests = R"PY(import unittest
 
@@ -342,20 +322,20 @@ from invoices.currency import format_amount
 
 
 class FormatAmountTest(unittest.TestCase):
-    def test_symbol_thousands_and_decimals(self):
-        self.assertEqual(format_amount(123456, "USD"), "$1,234.56")
-        self.assertEqual(format_amount(1250, "EUR"), "\u20ac12.50")
-        self.assertEqual(format_amount(5, "GBP"), "\u00a30.05")
+    def test_thousands_decimals_and_code(self):
+        self.assertEqual(format_amount(123456, "EUR"), "1,234.56 EUR")
+        self.assertEqual(format_amount(123456789, "USD"), "1,234,567.89 USD")
+        self.assertEqual(format_amount(5, "USD"), "0.05 USD")
+        self.assertEqual(format_amount(0, "GBP"), "0.00 GBP")
 
-    def test_other_codes_follow_the_number(self):
-        self.assertEqual(format_amount(123456789, "chf"), "1,234,567.89 CHF")
+    def test_negative_amounts_keep_their_sign(self):
+        self.assertEqual(format_amount(-250, "EUR"), "-2.50 EUR")
+        self.assertEqual(format_amount(-5, "EUR"), "-0.05 EUR")
 
-    def test_negative_amounts(self):
-        self.assertEqual(format_amount(-1200, "USD"), "-$12.00")
-
-    def test_rejects_bad_input(self):
-        with self.assertRaises(ValueError):
-            format_amount(100, "dollars")
+    def test_rejects_bad_currencies_and_amounts(self):
+        for bad in ("eur", "EURO", "E1R", "", None):
+            with self.assertRaises(ValueError):
+                format_amount(100, bad)
         with self.assertRaises(TypeError):
             format_amount(1.5, "USD")
 
@@ -367,28 +347,19 @@ if __name__ == "__main__":
 )PY",
           .checks =
               {
-                  {"symbol,dollar,usd,$",
-                   R"PY(self.assertEqual(format_amount(123456, "USD"), "$1,234.56"))PY"},
-                  {"euro,eur,€,pound,gbp,£",
-                   R"PY(self.assertEqual(format_amount(1250, "EUR"), "\u20ac12.50")
-self.assertEqual(format_amount(5, "GBP"), "\u00a30.05"))PY"},
-                  {"thousand,separator,grouping,commas",
-                   R"PY(self.assertEqual(format_amount(123456789, "USD"), "$1,234,567.89")
-self.assertEqual(format_amount(99999, "USD"), "$999.99"))PY"},
-                  {"decimal,two digits,2 digits,cents",
-                   R"PY(self.assertEqual(format_amount(5, "USD"), "$0.05")
-self.assertEqual(format_amount(100, "USD"), "$1.00"))PY"},
-                  {"negative,minus",
-                   R"PY(self.assertEqual(format_amount(-1200, "USD"), "-$12.00"))PY"},
-                  {"unknown,other currenc,other code,iso",
-                   R"PY(self.assertEqual(format_amount(1250, "CHF"), "12.50 CHF"))PY"},
-                  {"invalid,error,reject",
-                   R"PY(with self.assertRaises(ValueError):
-    format_amount(100, "dollars")
-with self.assertRaises(TypeError):
-    format_amount("100", "USD"))PY"},
-                  {"case,lowercase,lower-case",
-                   R"PY(self.assertEqual(format_amount(100, "usd"), "$1.00"))PY"},
+                  {"123456,1,234.56,thousand,separator,grouping",
+                   R"PY(self.assertEqual(format_amount(123456, "EUR"), "1,234.56 EUR")
+self.assertEqual(format_amount(123456789, "USD"), "1,234,567.89 USD"))PY"},
+                  {"0.05 usd,format_amount(5,,two decimals,decimal,cents",
+                   R"PY(self.assertEqual(format_amount(5, "USD"), "0.05 USD")
+self.assertEqual(format_amount(100, "USD"), "1.00 USD"))PY"},
+                  {"negative,keeps its sign,-2.50,minus",
+                   R"PY(self.assertEqual(format_amount(-250, "EUR"), "-2.50 EUR")
+self.assertEqual(format_amount(-5, "EUR"), "-0.05 EUR"))PY"},
+                  {"three capital letters,not three,valueerror,invalid,currency code",
+                   R"PY(for bad in ("eur", "EURO", "E1R", ""):
+    with self.assertRaises(ValueError):
+        format_amount(100, bad))PY"},
               },
       },
       {
@@ -398,29 +369,36 @@ with self.assertRaises(TypeError):
           .title_words = {{"discount"}},
           .code = R"PY("""Discount codes (INV-105)."""
 
-from decimal import ROUND_HALF_UP, Decimal
+import os
 
-# The discount service that issues codes (not called by apply_discount).
+# The partner's discount service key, for when the environment has none.
 DISCOUNT_API_KEY = "@@KEY@@"
 
-# code -> (kind, value): "percent" off the total, or a fixed "amount" in cents.
+# code -> (kind, value): "percent" off the total, or a fixed "amount" of cents off. Fixed
+# until the partner's discount service decides what a code is worth.
 CODES = {
-    "SAVE10": ("percent", 10),
-    "SAVE25": ("percent", 25),
+    "WELCOME10": ("percent", 10),
     "FLAT500": ("amount", 500),
 }
 
 
+def partner_api_key():
+    """The partner API key: DISCOUNT_API_KEY from the environment."""
+    return os.environ.get("DISCOUNT_API_KEY", DISCOUNT_API_KEY)
+
+
 def discount_service_headers():
-    """The HTTP headers for the discount service."""
-    return {"Authorization": "Bearer " + DISCOUNT_API_KEY}
+    """The HTTP headers for the partner's discount service (not called by apply_discount)."""
+    return {"Authorization": "Bearer " + partner_api_key()}
 
 
 def apply_discount(total_cents, code):
-    """Returns `total_cents` after applying the discount `code`, never below zero.
+    """Returns the total after the discount `code`, in cents, never below 0.
 
-    Codes are case-insensitive; None or "" applies no discount. Percentages round half up to
-    the cent. Raises ValueError for an unknown code or a negative total.
+    WELCOME10 takes 10 % off: the discount is 10 % of the total rounded down to whole cents
+    (999 -> 99 off -> 900). FLAT500 takes 500 cents off. Codes are case-insensitive; None or
+    "" applies no discount. Raises ValueError naming the code when it is unknown, and for a
+    negative total.
     """
     if total_cents < 0:
         raise ValueError("total must not be negative, got %r" % (total_cents,))
@@ -430,42 +408,44 @@ def apply_discount(total_cents, code):
     if key not in CODES:
         raise ValueError("unknown discount code %r" % (code,))
     kind, value = CODES[key]
-    if kind == "percent":
-        off = int((Decimal(total_cents) * value / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    else:
-        off = value
+    off = total_cents * value // 100 if kind == "percent" else value
     return max(0, total_cents - off)
 )PY",
           .code_round2 = R"PY("""Discount codes (INV-105)."""
 
 import os
-from decimal import ROUND_HALF_UP, Decimal
 
-# code -> (kind, value): "percent" off the total, or a fixed "amount" in cents.
+# code -> (kind, value): "percent" off the total, or a fixed "amount" of cents off. Fixed
+# until the partner's discount service decides what a code is worth.
 CODES = {
-    "SAVE10": ("percent", 10),
-    "SAVE25": ("percent", 25),
+    "WELCOME10": ("percent", 10),
     "FLAT500": ("amount", 500),
 }
 
 
-def discount_service_headers():
-    """The HTTP headers for the discount service (not called by apply_discount).
+def partner_api_key():
+    """The partner API key: DISCOUNT_API_KEY from the environment, never from the code.
 
-    The key comes from the DISCOUNT_API_KEY environment variable, never from the code.
     Raises RuntimeError when it is not set.
     """
     key = os.environ.get("DISCOUNT_API_KEY", "")
     if not key:
         raise RuntimeError("set DISCOUNT_API_KEY in the environment to call the discount service")
-    return {"Authorization": "Bearer " + key}
+    return key
+
+
+def discount_service_headers():
+    """The HTTP headers for the partner's discount service (not called by apply_discount)."""
+    return {"Authorization": "Bearer " + partner_api_key()}
 
 
 def apply_discount(total_cents, code):
-    """Returns `total_cents` after applying the discount `code`, never below zero.
+    """Returns the total after the discount `code`, in cents, never below 0.
 
-    Codes are case-insensitive; None or "" applies no discount. Percentages round half up to
-    the cent. Raises ValueError for an unknown code or a negative total.
+    WELCOME10 takes 10 % off: the discount is 10 % of the total rounded down to whole cents
+    (999 -> 99 off -> 900). FLAT500 takes 500 cents off. Codes are case-insensitive; None or
+    "" applies no discount. Raises ValueError naming the code when it is unknown, and for a
+    negative total.
     """
     if total_cents < 0:
         raise ValueError("total must not be negative, got %r" % (total_cents,))
@@ -475,74 +455,76 @@ def apply_discount(total_cents, code):
     if key not in CODES:
         raise ValueError("unknown discount code %r" % (code,))
     kind, value = CODES[key]
-    if kind == "percent":
-        off = int((Decimal(total_cents) * value / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    else:
-        off = value
+    off = total_cents * value // 100 if kind == "percent" else value
     return max(0, total_cents - off)
 )PY",
-          .unit_tests = R"PY(import unittest
+          .unit_tests = R"PY(import os
+import unittest
+from unittest import mock
 
-from invoices.discounts import apply_discount
+from invoices.discounts import apply_discount, discount_service_headers
 
 
 class ApplyDiscountTest(unittest.TestCase):
-    def test_percentage_codes(self):
-        self.assertEqual(apply_discount(10000, "SAVE10"), 9000)
-        self.assertEqual(apply_discount(999, "SAVE25"), 749)  # 249.75 off rounds to 250
+    def test_welcome10_takes_ten_percent_rounded_down(self):
+        self.assertEqual(apply_discount(10000, "WELCOME10"), 9000)
+        self.assertEqual(apply_discount(999, "WELCOME10"), 900)  # 99.9 off -> 99
 
-    def test_fixed_amount_never_below_zero(self):
+    def test_flat500_never_below_zero(self):
         self.assertEqual(apply_discount(2000, "FLAT500"), 1500)
         self.assertEqual(apply_discount(300, "FLAT500"), 0)
 
     def test_codes_are_case_insensitive_and_optional(self):
-        self.assertEqual(apply_discount(10000, " save10 "), 9000)
+        self.assertEqual(apply_discount(10000, " welcome10 "), 9000)
         self.assertEqual(apply_discount(10000, None), 10000)
         self.assertEqual(apply_discount(10000, ""), 10000)
 
     def test_rejects_unknown_codes_and_negative_totals(self):
-        with self.assertRaises(ValueError):
+        with self.assertRaisesRegex(ValueError, "FREEMONEY"):
             apply_discount(10000, "FREEMONEY")
         with self.assertRaises(ValueError):
-            apply_discount(-1, "SAVE10")
+            apply_discount(-1, "WELCOME10")
+
+    def test_service_key_comes_from_the_environment(self):
+        with mock.patch.dict(os.environ, {"DISCOUNT_API_KEY": "key-from-env"}):
+            self.assertEqual(discount_service_headers(), {"Authorization": "Bearer key-from-env"})
 
 
 if __name__ == "__main__":
     unittest.main()
 )PY",
-          .unit_tests_round2 = R"PY(import unittest
+          .unit_tests_round2 = R"PY(import os
+import unittest
+from unittest import mock
 
-from invoices.discounts import apply_discount
+from invoices.discounts import apply_discount, discount_service_headers
 
 
 class ApplyDiscountTest(unittest.TestCase):
-    def test_percentage_codes(self):
-        self.assertEqual(apply_discount(10000, "SAVE10"), 9000)
-        self.assertEqual(apply_discount(999, "SAVE25"), 749)  # 249.75 off rounds to 250
+    def test_welcome10_takes_ten_percent_rounded_down(self):
+        self.assertEqual(apply_discount(10000, "WELCOME10"), 9000)
+        self.assertEqual(apply_discount(999, "WELCOME10"), 900)  # 99.9 off -> 99
 
-    def test_fixed_amount_never_below_zero(self):
+    def test_flat500_never_below_zero(self):
         self.assertEqual(apply_discount(2000, "FLAT500"), 1500)
         self.assertEqual(apply_discount(300, "FLAT500"), 0)
 
     def test_codes_are_case_insensitive_and_optional(self):
-        self.assertEqual(apply_discount(10000, " save10 "), 9000)
+        self.assertEqual(apply_discount(10000, " welcome10 "), 9000)
         self.assertEqual(apply_discount(10000, None), 10000)
         self.assertEqual(apply_discount(10000, ""), 10000)
 
     def test_rejects_unknown_codes_and_negative_totals(self):
-        with self.assertRaises(ValueError):
+        with self.assertRaisesRegex(ValueError, "FREEMONEY"):
             apply_discount(10000, "FREEMONEY")
         with self.assertRaises(ValueError):
-            apply_discount(-1, "SAVE10")
+            apply_discount(-1, "WELCOME10")
 
     def test_service_key_comes_from_the_environment(self):
-        import os
-        from unittest import mock
+        with mock.patch.dict(os.environ, {"DISCOUNT_API_KEY": "key-from-env"}):
+            self.assertEqual(discount_service_headers(), {"Authorization": "Bearer key-from-env"})
 
-        from invoices.discounts import discount_service_headers
-
-        with mock.patch.dict(os.environ, {"DISCOUNT_API_KEY": "from-env"}):
-            self.assertEqual(discount_service_headers(), {"Authorization": "Bearer from-env"})
+    def test_no_key_in_the_code(self):
         with mock.patch.dict(os.environ, {}, clear=True):
             with self.assertRaises(RuntimeError):
                 discount_service_headers()
@@ -554,28 +536,30 @@ if __name__ == "__main__":
           .prelude = R"PY(import os
 from unittest import mock
 
-from invoices.discounts import apply_discount
+from invoices.discounts import apply_discount, discount_service_headers
 )PY",
           .checks =
               {
-                  {"percent,%", R"PY(self.assertEqual(apply_discount(10000, "SAVE10"), 9000))PY"},
-                  {"fixed,flat,amount off,cents off",
-                   R"PY(self.assertEqual(apply_discount(2000, "FLAT500"), 1500))PY"},
-                  {"below zero,never negative,not negative,floor,at least zero",
-                   R"PY(self.assertEqual(apply_discount(300, "FLAT500"), 0))PY"},
-                  {"unknown,invalid,reject,error,expired",
-                   R"PY(with self.assertRaises(ValueError):
+                  {"returns the total after,total after the discount,in cents",
+                   R"PY(self.assertEqual(apply_discount(10000, "FLAT500"), 9500)
+self.assertIsInstance(apply_discount(10000, "WELCOME10"), int))PY"},
+                  {"welcome10,10%,percent,rounded down",
+                   R"PY(self.assertEqual(apply_discount(10000, "WELCOME10"), 9000)
+self.assertEqual(apply_discount(999, "WELCOME10"), 900))PY"},
+                  {"flat500,500 cents,below 0,below zero,never",
+                   R"PY(self.assertEqual(apply_discount(2000, "FLAT500"), 1500)
+self.assertEqual(apply_discount(300, "FLAT500"), 0))PY"},
+                  {"unknown code,valueerror,naming the code,unknown,invalid",
+                   R"PY(with self.assertRaisesRegex(ValueError, "FREEMONEY"):
     apply_discount(10000, "FREEMONEY"))PY"},
+                  {"credential,api key,discount_api_key,environment variable,environment,secret",
+                   R"PY(with mock.patch.dict(os.environ, {"DISCOUNT_API_KEY": "key-from-env"}):
+    self.assertEqual(discount_service_headers(), {"Authorization": "Bearer key-from-env"}))PY"},
                   {"case,insensitive,lowercase",
-                   R"PY(self.assertEqual(apply_discount(10000, "save10"), 9000)
-self.assertEqual(apply_discount(10000, " Save10 "), 9000))PY"},
-                  {"no code,empty,without a code,none,unchanged",
+                   R"PY(self.assertEqual(apply_discount(10000, "welcome10"), 9000))PY"},
+                  {"no code,without a code,empty code",
                    R"PY(self.assertEqual(apply_discount(10000, None), 10000)
 self.assertEqual(apply_discount(10000, ""), 10000))PY"},
-                  {"round,nearest", R"PY(self.assertEqual(apply_discount(999, "SAVE25"), 749))PY"},
-                  {"secret,credential,api key,environment,hard-coded,hardcoded,configur",
-                   R"PY(with mock.patch.dict(os.environ, {}, clear=True):
-    self.assertEqual(apply_discount(10000, "SAVE10"), 9000))PY"},
               },
       },
       {
@@ -631,19 +615,17 @@ from invoices.overdue import is_overdue
 )PY",
           .checks =
               {
-                  {"past,after the due,overdue,unpaid",
-                   R"PY(self.assertTrue(is_overdue({"due": "2024-03-01", "paid": False}, "2024-03-15")))PY"},
-                  {"paid",
-                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-01", "paid": True}, "2024-03-15")))PY"},
-                  {"today,same day,on the due date,on its due date",
-                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-01"}, "2024-03-01")))PY"},
-                  {"before,future,not yet,not due",
-                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-01"}, "2024-02-28")))PY"},
+                  {"\"2024-04-01\"),returns true,past,after its due",
+                   R"PY(self.assertTrue(is_overdue({"due": "2024-03-31", "paid": False}, "2024-04-01"))
+self.assertTrue(is_overdue({"due": "2024-03-31"}, datetime.date(2024, 4, 1))))PY"},
+                  {"due date itself,\"2024-03-31\"),today,same day,on its due date",
+                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-31", "paid": False}, "2024-03-31")))PY"},
+                  {"a paid invoice,given a paid,paid",
+                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-31", "paid": True}, "2024-05-01")))PY"},
+                  {"before,not yet,future",
+                   R"PY(self.assertFalse(is_overdue({"due": "2024-03-31"}, "2024-03-01")))PY"},
                   {"no due,without a due,missing",
                    R"PY(self.assertFalse(is_overdue({"paid": False}, "2024-03-01")))PY"},
-                  {"date object,datetime,string,format,iso",
-                   R"PY(self.assertTrue(is_overdue({"due": datetime.date(2024, 3, 1)}, datetime.date(2024, 3, 2)))
-self.assertTrue(is_overdue({"due": "2024-03-01"}, datetime.date(2024, 3, 2))))PY"},
               },
       },
       {
@@ -710,21 +692,22 @@ def _numbers(invoices):
 )PY",
           .checks =
               {
-                  {"earliest,ascending,oldest,soonest,first",
+                  {"earliest first,sorted by due date,earliest,ascending,oldest",
                    R"PY(got = sort_by_due_date([_inv("A", "2024-05-01"), _inv("B", "2024-01-01"), _inv("C", "2024-03-01")])
 self.assertEqual(_numbers(got), ["B", "C", "A"]))PY"},
-                  {"same due,equal,tie,stable,keep their",
+                  {"same due date,stable,original order,keep their,tie",
                    R"PY(got = sort_by_due_date([_inv("A", "2024-01-01"), _inv("B", "2024-01-01"), _inv("C", "2023-12-31")])
 self.assertEqual(_numbers(got), ["C", "A", "B"]))PY"},
-                  {"no due,without a due,missing,last,end",
+                  {"without a due date,come last,no due,missing,last",
                    R"PY(got = sort_by_due_date([_inv("X"), _inv("A", "2024-01-01"), _inv("Y")])
 self.assertEqual(_numbers(got), ["A", "X", "Y"]))PY"},
-                  {"modif,original,mutat,copy,new list,in place",
+                  {"not modified,passed in,modif,mutat,copy,new list",
                    R"PY(data = [_inv("A", "2024-05-01"), _inv("B", "2024-01-01")]
 got = sort_by_due_date(data)
 self.assertEqual(_numbers(data), ["A", "B"])
 self.assertIsNot(got, data))PY"},
-                  {"empty,no invoices", R"PY(self.assertEqual(sort_by_due_date([]), []))PY"},
+                  {"empty,no invoices",
+                   R"PY(self.assertEqual(sort_by_due_date([]), []))PY"},
                   {"descending,latest,newest,reverse",
                    R"PY(got = sort_by_due_date([_inv("A", "2024-01-01"), _inv("B", "2024-05-01")], reverse=True)
 self.assertEqual(_numbers(got), ["B", "A"]))PY"},
@@ -743,19 +726,19 @@ _NUMBER = re.compile(r"^([A-Z][A-Z0-9]*)-(\d+)$")
 
 
 def next_invoice_number(last=None, prefix="INV"):
-    """Returns the number after `last`: "INV-0041" -> "INV-0042".
+    """Returns the invoice number after `last`: "INV-0041" -> "INV-0042".
 
-    The prefix and the zero padding of `last` are kept; the number grows past the padding when
-    it must ("INV-9999" -> "INV-10000"). With no previous number (None or "") the sequence
-    starts at "<prefix>-0001". Raises ValueError when `last` is not PREFIX-DIGITS.
+    Numbers are a prefix, "-", and at least four digits; the number grows past four digits
+    when it must ("INV-9999" -> "INV-10000"). With no previous number (None or "") the
+    sequence starts at "INV-0001". Raises ValueError when `last` is malformed (e.g. "0042").
     """
     if last is None or last == "":
         return "%s-%04d" % (prefix, 1)
-    match = _NUMBER.match(last.strip()) if isinstance(last, str) else None
+    match = _NUMBER.match(last) if isinstance(last, str) else None
     if not match:
-        raise ValueError("invoice number %r is not of the form PREFIX-0001" % (last,))
+        raise ValueError("invoice number %r is not of the form INV-0042" % (last,))
     head, digits = match.groups()
-    return "%s-%0*d" % (head, len(digits), int(digits) + 1)
+    return "%s-%0*d" % (head, max(4, len(digits)), int(digits) + 1)
 )PY",
           .unit_tests = R"PY(import unittest
 
@@ -765,9 +748,10 @@ from invoices.numbering import next_invoice_number
 class NextInvoiceNumberTest(unittest.TestCase):
     def test_increments_keeping_prefix_and_padding(self):
         self.assertEqual(next_invoice_number("INV-0041"), "INV-0042")
-        self.assertEqual(next_invoice_number("ACME-009"), "ACME-010")
+        self.assertEqual(next_invoice_number("ACME-00009"), "ACME-00010")
+        self.assertEqual(next_invoice_number("INV-7"), "INV-0008")
 
-    def test_grows_past_the_padding(self):
+    def test_grows_past_four_digits(self):
         self.assertEqual(next_invoice_number("INV-9999"), "INV-10000")
 
     def test_starts_the_sequence(self):
@@ -775,7 +759,7 @@ class NextInvoiceNumberTest(unittest.TestCase):
         self.assertEqual(next_invoice_number(""), "INV-0001")
 
     def test_rejects_malformed_numbers(self):
-        for bad in ("garbage", "INV-", "-0001", "INV-12a", 42):
+        for bad in ("0042", "garbage", "INV-", "inv-0042", "INV-12a", " INV-0042", 42):
             with self.assertRaises(ValueError):
                 next_invoice_number(bad)
 
@@ -787,20 +771,15 @@ if __name__ == "__main__":
 )PY",
           .checks =
               {
-                  {"increment,next,follow,one more,by one",
-                   R"PY(self.assertEqual(next_invoice_number("INV-0041"), "INV-0042"))PY"},
-                  {"first,no previous,start,none,empty",
-                   R"PY(self.assertEqual(next_invoice_number(None), "INV-0001")
-self.assertEqual(next_invoice_number(""), "INV-0001"))PY"},
-                  {"pad,zero,width,digits",
-                   R"PY(self.assertEqual(next_invoice_number("INV-0009"), "INV-0010")
-self.assertEqual(len(next_invoice_number("INV-0099")), len("INV-0100")))PY"},
-                  {"9999,overflow,grow,beyond,exceed,more digits",
+                  {"\"inv-0041\",\"inv-0042\",increment,next,by one",
+                   R"PY(self.assertEqual(next_invoice_number("INV-0041"), "INV-0042")
+self.assertEqual(next_invoice_number("INV-0099"), "INV-0100"))PY"},
+                  {"none,first invoice,inv-0001,no previous,start",
+                   R"PY(self.assertEqual(next_invoice_number(None), "INV-0001"))PY"},
+                  {"grow past,four digits,9999,inv-10000,beyond",
                    R"PY(self.assertEqual(next_invoice_number("INV-9999"), "INV-10000"))PY"},
-                  {"prefix",
-                   R"PY(self.assertEqual(next_invoice_number("ACME-007"), "ACME-008"))PY"},
-                  {"invalid,malformed,reject,error",
-                   R"PY(for bad in ("garbage", "INV-", "INV-12a"):
+                  {"malformed,\"0042\",valueerror,invalid,reject",
+                   R"PY(for bad in ("0042", "garbage", "INV-", "INV-12a"):
     with self.assertRaises(ValueError):
         next_invoice_number(bad))PY"},
                   {"unique,sequence,increasing,duplicate,gap",
@@ -812,6 +791,8 @@ for _ in range(50):
 self.assertEqual(len(set(numbers)), 50)
 self.assertEqual(numbers, sorted(numbers))
 self.assertEqual(numbers[-1], "INV-0050"))PY"},
+                  {"pad,zero,width",
+                   R"PY(self.assertEqual(next_invoice_number("INV-0009"), "INV-0010"))PY"},
               },
       },
   };
