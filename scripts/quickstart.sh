@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's two commands:
-#   scripts/quickstart.sh demo   installs packages, builds, runs the walkthrough
+#   scripts/quickstart.sh demo   installs packages, builds, runs the software factory demo
 #   scripts/quickstart.sh test   installs packages, builds, runs the whole test suite
 # Run as root on a fresh Debian 12 machine (it apt-installs what is missing).
 set -euo pipefail
@@ -17,6 +17,6 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 
 case "$mode" in
-  demo) bash scripts/walkthrough.sh build/release/src/cli/factoryd ;;
+  demo) build/release/src/cli/factoryd demo ;;
   test) ctest --preset release -j2 ;;
 esac

@@ -67,6 +67,7 @@ int run(int argc, char** argv) {
 
   CommandRegistry registry(&common);
   Command* serve = add_serve_command(&app, &registry);
+  add_demo_command(&app, &registry);
   add_topics_command(&app, &registry);
   add_produce_command(&app, &registry);
   add_consume_command(&app, &registry);

@@ -72,6 +72,7 @@ std::unique_ptr<Host> Host::open(const CommonOptions& common, const HostOptions&
     return nullptr;
   }
   h->store_ = std::move(*store);
+  if (options.adjust_dags) options.adjust_dags(&*dags);
   auto sched = scheduler::Scheduler::create(h->log_.get(), h->store_.get(), std::move(*dags), {});
   if (!sched.ok()) {
     status_error("cannot start the scheduler", sched.status(), "");

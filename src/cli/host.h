@@ -6,6 +6,7 @@
 // the engine, then closes the store and the log.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,9 @@ struct HostOptions {
   bool background_retention = false;  // long-running commands only
   bool start_workers = false;         // run stages (the engine); false: scheduler state only
   bool start_scheduler = true;        // the scheduler loop (needed to trigger or decide)
+  // Called with the loaded DAGs before the scheduler gets them (`factoryd demo` sets the
+  // software factory's auto_approve default). Null: none.
+  std::function<void(std::vector<scheduler::Dag>*)> adjust_dags;
 };
 
 class Host {

@@ -25,11 +25,8 @@
 #include "cli/factory_config.h"
 #include "cli/host.h"
 #include "cli/remote.h"
-#include "http/api.h"
-#include "http/metrics_routes.h"
-#include "http/server.h"
+#include "cli/serve_api.h"
 #include "obs/logger.h"
-#include "obs/metrics.h"
 
 namespace factory::cli {
 namespace {
@@ -54,24 +51,6 @@ void sd_notify(std::string_view state) {
     obs::warn("sd_notify failed", {{"error", std::strerror(errno)}});
   }
   ::close(fd);
-}
-
-// Every route but the health checks answers 503 until the daemon is ready (and again once it
-// drains): their handlers use the Host, which is opened after the server listens.
-void add_gated(http::Router* router, http::ApiContext* ctx,
-               void (*add)(http::Router*, http::ApiContext*)) {
-  http::Router staged;
-  add(&staged, ctx);
-  for (http::Route route : staged.routes()) {
-    route.handler = [ctx, inner = std::move(route.handler)](const http::Request& req) {
-      if (!ctx->ready.load(std::memory_order_acquire)) {
-        return http::error_response(503, "unavailable",
-                                    "factoryd is starting or shutting down; retry shortly");
-      }
-      return inner(req);
-    };
-    router->add(std::move(route));
-  }
 }
 
 class Serve : public Command {
@@ -104,50 +83,9 @@ class Serve : public Command {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    http::ApiContext ctx;
-    ctx.data_dir = config->data_dir;
-    ctx.config_dir = config->config_dir;
-    ctx.github = config->github;
-    ctx.jira = config->jira;
-    ctx.metrics = &obs::default_registry();
-
-    http::Router router;
-    http::add_health_routes(&router, &ctx);
-    add_gated(&router, &ctx, http::add_openapi_routes);
-    add_gated(&router, &ctx, http::add_metrics_routes);
-    add_gated(&router, &ctx, http::add_log_routes);
-    add_gated(&router, &ctx, http::add_scheduler_routes);
-    add_gated(&router, &ctx, http::add_webhook_routes);
-
-    const http::ServerOptions& options = config->server;  // address and port from listen
-    store::MetaStore* audit_store = nullptr;  // set once the Host is open, before ready
-    http::ServerHooks hooks;
-    hooks.on_request = [](const http::RequestRecord& r) {
-      http::record_http_request(nullptr, r);
-      obs::debug("http request", {{"method", r.method},
-                                  {"route", r.route},
-                                  {"status", r.status},
-                                  {"principal", r.principal},
-                                  {"request_id", r.request_id}});
-    };
-    hooks.audit = [&audit_store](store::AuditRow row) {
-      if (!audit_store) return;
-      store::SchedulerBatch batch;
-      batch.audit.push_back(std::move(row));
-      if (Status s = audit_store->apply_scheduler_batch(batch); !s.ok()) {
-        obs::error("cannot write audit row", {{"error", s.to_string()}});
-      }
-    };
-    auto server = http::Server::start(options, &router, std::move(hooks));
-    if (!server.ok()) return status_error("cannot start the HTTP server", server.status(), "");
-    std::string url = config->public_url;
-    if (url.empty()) {
-      std::string host = options.address == "0.0.0.0" ? "127.0.0.1" : options.address;
-      if (host.find(':') != std::string::npos) host = "[" + host + "]";
-      url = fmt::format("{}://{}:{}", (*server)->tls() ? "https" : "http", host,
-                        (*server)->port());
-    }
-    ctx.public_url = url;
+    auto api = ApiServer::start(*config);
+    if (!api) return kExitRuntime;
+    const std::string& url = api->url();
 
     CommonOptions common = *common_;
     common.data_dir = config->data_dir;
@@ -155,15 +93,10 @@ class Serve : public Command {
                                     .background_retention = true,
                                     .start_workers = true});
     if (!host) {
-      (*server)->stop(0);
+      api->stop(0);
       return kExitRuntime;
     }
-    ctx.log = host->log();
-    ctx.store = host->store();
-    ctx.scheduler = host->scheduler();
-    ctx.engine = host->engine();
-    audit_store = host->store();
-    ctx.ready.store(true, std::memory_order_release);
+    api->attach(host.get());
     if (Status s = write_daemon_file(config->data_dir, url); !s.ok()) {
       obs::warn("cannot write daemon.json; CLI commands need --server", {{"error", s.message()}});
     }
@@ -178,7 +111,7 @@ class Serve : public Command {
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    ctx.ready.store(false, std::memory_order_release);
+    api->detach();  // /readyz 503, long-polls return
     sd_notify("STOPPING=1");
     remove_daemon_file(config->data_dir);
     obs::info("draining", {{"signal", sig},
@@ -192,9 +125,7 @@ class Serve : public Command {
 
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(config->shutdown_timeout_ms);
-    host->log()->wake_waiters();  // long-poll fetches return now
-    (*server)->stop(config->shutdown_timeout_ms);
-    audit_store = nullptr;
+    api->stop(config->shutdown_timeout_ms);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();

@@ -1,0 +1,125 @@
+#include "cli/serve_api.h"
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "http/metrics_routes.h"
+#include "obs/logger.h"
+#include "obs/metrics.h"
+
+namespace factory::cli {
+namespace {
+
+// Every route but the health checks answers 503 until the daemon is ready (and again once it
+// drains): their handlers use the Host, which is opened after the server listens.
+void add_gated(http::Router* router, http::ApiContext* ctx,
+               void (*add)(http::Router*, http::ApiContext*)) {
+  http::Router staged;
+  add(&staged, ctx);
+  for (http::Route route : staged.routes()) {
+    route.handler = [ctx, inner = std::move(route.handler)](const http::Request& req) {
+      if (!ctx->ready.load(std::memory_order_acquire)) {
+        return http::error_response(503, "unavailable",
+                                    "factoryd is starting or shutting down; retry shortly");
+      }
+      return inner(req);
+    };
+    router->add(std::move(route));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<ApiServer> ApiServer::start(const FactoryConfig& config) {
+  std::unique_ptr<ApiServer> api(new ApiServer());
+  http::ApiContext& ctx = api->ctx_;
+  ctx.data_dir = config.data_dir;
+  ctx.config_dir = config.config_dir;
+  ctx.github = config.github;
+  ctx.jira = config.jira;
+  ctx.metrics = &obs::default_registry();
+
+  http::Router& router = api->router_;
+  http::add_health_routes(&router, &ctx);
+  add_gated(&router, &ctx, http::add_openapi_routes);
+  add_gated(&router, &ctx, http::add_metrics_routes);
+  add_gated(&router, &ctx, http::add_log_routes);
+  add_gated(&router, &ctx, http::add_scheduler_routes);
+  add_gated(&router, &ctx, http::add_webhook_routes);
+
+  http::ServerHooks hooks;
+  hooks.on_request = [](const http::RequestRecord& r) {
+    http::record_http_request(nullptr, r);
+    obs::debug("http request", {{"method", r.method},
+                                {"route", r.route},
+                                {"status", r.status},
+                                {"principal", r.principal},
+                                {"request_id", r.request_id}});
+  };
+  hooks.audit = [raw = api.get()](store::AuditRow row) {
+    store::MetaStore* store = raw->audit_store_.load();
+    if (!store) return;
+    store::SchedulerBatch batch;
+    batch.audit.push_back(std::move(row));
+    if (Status s = store->apply_scheduler_batch(batch); !s.ok()) {
+      obs::error("cannot write audit row", {{"error", s.to_string()}});
+    }
+  };
+  const http::ServerOptions& options = config.server;  // address and port from listen
+  auto server = http::Server::start(options, &router, std::move(hooks));
+  if (!server.ok()) {
+    status_error("cannot start the HTTP server", server.status(), "");
+    return nullptr;
+  }
+  api->server_ = std::move(*server);
+  api->url_ = config.public_url;
+  if (api->url_.empty()) {
+    std::string host = options.address == "0.0.0.0" ? "127.0.0.1" : options.address;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    api->url_ = fmt::format("{}://{}:{}", api->server_->tls() ? "https" : "http", host,
+                            api->server_->port());
+  }
+  ctx.public_url = api->url_;
+  return api;
+}
+
+ApiServer::~ApiServer() { stop(0); }
+
+void ApiServer::attach(Host* host) {
+  ctx_.log = host->log();
+  ctx_.store = host->store();
+  ctx_.scheduler = host->scheduler();
+  ctx_.engine = host->engine();
+  audit_store_.store(host->store());
+  ctx_.ready.store(true, std::memory_order_release);
+}
+
+void ApiServer::detach() {
+  ctx_.ready.store(false, std::memory_order_release);
+  if (ctx_.log) ctx_.log->wake_waiters();  // long-poll fetches return now
+}
+
+void ApiServer::stop(int64_t deadline_ms) {
+  if (!server_) return;
+  detach();
+  server_->stop(deadline_ms);
+  server_.reset();
+  audit_store_.store(nullptr);
+}
+
+std::unique_ptr<ApiServer> start_api_server(Host* host, const std::string& data_dir,
+                                            const std::string& config_dir,
+                                            const std::string& listen) {
+  auto config = load_factory_config(
+      "", {{"server.listen", listen}, {"data_dir", data_dir}, {"config_dir", config_dir}},
+      process_environment());
+  if (!config.ok()) {
+    status_error("invalid server settings", config.status(), "");
+    return nullptr;
+  }
+  auto api = ApiServer::start(*config);
+  if (api) api->attach(host);
+  return api;
+}
+
+}  // namespace factory::cli
