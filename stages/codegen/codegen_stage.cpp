@@ -4,9 +4,10 @@
 // Input (config/schemas/codegen_input.json): {spec, attempt, gate_report, provider,
 // project_dir, openai}. One event = one round of one ticket:
 //   1. ensure_repo(<data_dir>/factory/repos/<spec.project>) from project_dir;
-//   2. if the branch feature/<spec.id> already holds a commit with the trailer
-//      "Factory-Event: <idempotency key>", this event was handled before (a redelivery after a
-//      crash, or a retry of the DAG task): emit the artifact of that commit again, commit nothing;
+//   2. if the repository already holds a commit with the trailer "Factory-Round: <round key>"
+//      (a hash of the spec, the attempt, the provider and the model), this round was done
+//      before (a redelivery after a crash, a retry of the DAG task, or the same ticket run
+//      again): emit the artifact of that commit again, commit nothing;
 //   3. ask the provider for files (openai: behind ctx.breaker("llm"));
 //   4. commit them on the branch, "<id>: <title> (attempt N)", with trailers recording the
 //      event, round, provider, model, prompt hash and tokens (so step 2 can rebuild the
@@ -23,6 +24,7 @@
 #include "codegen/provider.h"
 #include "common/schemas.h"
 #include "common/workspace.h"
+#include "factory/event.h"
 #include "factory/stage.h"
 
 namespace factory::stages {
@@ -32,10 +34,12 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kTrailerEvent = "Factory-Event";
+constexpr std::string_view kTrailerRound = "Factory-Round";
 constexpr std::string_view kDefaultFallback = "human-review";
 
 struct Input {
   FeatureSpec spec;
+  json::value spec_json;
   int attempt = 1;
   std::string gate_report;
   std::string provider = "template";
@@ -55,6 +59,7 @@ Result<Input> parse_input(std::string_view payload) {
   Result<FeatureSpec> s = parse_feature_spec(json::serialize(*spec));
   if (!s.ok()) return s.status();
   in.spec = std::move(*s);
+  in.spec_json = *spec;
   if (const json::value* a = o.if_contains("attempt")) {
     if (!a->is_int64() || a->as_int64() < 1 || a->as_int64() > 1000) {
       return Status::invalid_argument("'attempt' must be a round number >= 1");
@@ -156,6 +161,20 @@ Result<std::string> artifact_json(const std::string& repo, const std::string& br
   return json::serialize(a);
 }
 
+// What makes one round of one ticket: one commit per distinct key. The gate report, the
+// project_dir and the openai timeouts are left out, so a retried or re-run round whose report
+// text differs a little still finds its commit.
+std::string round_key(const Input& in) {
+  json::object k{
+      {"stage", "codegen"},
+      {"spec", in.spec_json},
+      {"attempt", in.attempt},
+      {"provider", in.provider},
+      {"model", in.provider == "openai" ? in.openai.model : std::string(kTemplateModel)}};
+  Result<EventId> id = event_id_for(json::serialize(k));
+  return id.ok() ? id->hex() : event_id_for_bytes(json::serialize(k)).hex();
+}
+
 // A workspace error as a stage outcome: bad settings or data are permanent, the rest may pass.
 StageResult failure(const Status& s, std::string_view what) {
   std::string msg = std::string(what) + ": " + s.message();
@@ -185,7 +204,7 @@ class CodegenStage final : public Stage {
     if (ctx.data_dir().empty()) {
       return StageResult::permanent("codegen needs a data dir (ctx.data_dir() is empty)");
     }
-    const std::string key = idempotency_key(event);
+    const std::string key = round_key(*in);
     const std::string branch = feature_branch(in->spec.id);
 
     Result<std::filesystem::path> seed = resolve_project_dir(in->project_dir);
@@ -248,7 +267,8 @@ class CodegenStage final : public Stage {
     req.files = std::move(generated.files);
     req.message =
         in->spec.id + ": " + in->spec.title + " (attempt " + std::to_string(in->attempt) + ")";
-    req.trailers = {{std::string(kTrailerEvent), key},
+    req.trailers = {{std::string(kTrailerEvent), idempotency_key(event)},
+                    {std::string(kTrailerRound), key},
                     {"Factory-Attempt", std::to_string(in->attempt)},
                     {"Factory-Provider", in->provider},
                     {"Factory-Model", generated.model},
@@ -275,7 +295,7 @@ class CodegenStage final : public Stage {
   // True when the event's commit exists; *result is then the outcome of re-emitting it.
   bool already_done(const std::string& repo, const std::string& branch, const std::string& key,
                     const Input& in, StageContext& ctx, StageResult* result) {
-    auto found = find_commit_with_trailer(repo, branch, kTrailerEvent, key);
+    auto found = find_commit_with_trailer(repo, branch, kTrailerRound, key);
     if (!found.ok()) {
       *result = failure(found.status(), "looking for an earlier commit on " + branch);
       return true;

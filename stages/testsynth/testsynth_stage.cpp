@@ -6,8 +6,9 @@
 // timeout_ms, openai}. Steps:
 //   1. the repository is <data_dir>/factory/repos/<artifact.project> (artifact.repo must name
 //      it: a task's params never point the stage at another directory);
-//   2. if a commit with "Factory-Event: <idempotency key>" exists, the tests were committed
-//      before (redelivery or DAG retry): reuse it; otherwise ask the provider (template: one test
+//   2. if a commit with "Factory-Round: <round key>" (a hash of the spec, codegen's commit, the
+//      provider and the model) exists, the tests were committed before (redelivery, DAG retry,
+//      the same round run again): reuse it; otherwise ask the provider (template: one test
 //      per criterion; openai: behind ctx.breaker("llm")) and commit the tests with artifact.commit
 //      as parent: "<id>: tests for the acceptance criteria";
 //   3. check that commit out into the binding's scratch dir, run factory-project.yaml's
@@ -27,6 +28,7 @@
 #include "codegen/provider.h"
 #include "common/schemas.h"
 #include "common/workspace.h"
+#include "factory/event.h"
 #include "factory/stage.h"
 
 namespace factory::stages {
@@ -37,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 using Outcome = SubprocessResult::Outcome;
 
 constexpr std::string_view kTrailerEvent = "Factory-Event";
+constexpr std::string_view kTrailerRound = "Factory-Round";
 constexpr size_t kLogExcerptBytes = 4096;
 
 struct Artifact {
@@ -48,6 +51,7 @@ struct Artifact {
 
 struct Input {
   FeatureSpec spec;
+  json::value spec_json;
   Artifact artifact;
   std::string provider = "template";
   int64_t timeout_ms = 120000;
@@ -66,6 +70,7 @@ Result<Input> parse_input(std::string_view payload) {
   Result<FeatureSpec> s = parse_feature_spec(json::serialize(*spec));
   if (!s.ok()) return s.status();
   in.spec = std::move(*s);
+  in.spec_json = *spec;
   const json::value* art = o.if_contains("artifact");
   if (!art || !art->is_object()) {
     return Status::invalid_argument("'artifact' (codegen's code_artifact) is missing");
@@ -123,6 +128,18 @@ Result<Input> parse_input(std::string_view payload) {
     }
   }
   return in;
+}
+
+// One tests commit per distinct key: the spec, the code under test and who writes the tests.
+std::string round_key(const Input& in) {
+  json::object k{
+      {"stage", "testsynth"},
+      {"spec", in.spec_json},
+      {"code_commit", in.artifact.commit},
+      {"provider", in.provider},
+      {"model", in.provider == "openai" ? in.openai.model : std::string(kTemplateModel)}};
+  Result<EventId> id = event_id_for(json::serialize(k));
+  return id.ok() ? id->hex() : event_id_for_bytes(json::serialize(k)).hex();
 }
 
 StageResult failure(const Status& s, std::string_view what) {
@@ -246,9 +263,7 @@ class TestsynthStage final : public Stage {
       return StageResult::permanent("the repository " + repo +
                                     " does not exist; codegen creates it before testsynth runs");
     }
-    const std::string key = idempotency_key(event);
-
-    TestsCommit tests = committed_tests(repo, key, *in, ctx);
+    TestsCommit tests = committed_tests(repo, round_key(*in), idempotency_key(event), *in, ctx);
     if (tests.stop) return *tests.stop;
     return run_tests(repo, tests.commit, *in, ctx);
   }
@@ -261,12 +276,12 @@ class TestsynthStage final : public Stage {
   };
 
   // Finds the commit by the event's trailer, or makes it now.
-  TestsCommit committed_tests(const std::string& repo, const std::string& key, const Input& in,
-                              StageContext& ctx) {
+  TestsCommit committed_tests(const std::string& repo, const std::string& key,
+                              const std::string& event_key, const Input& in, StageContext& ctx) {
     auto stop = [](StageResult r) { return TestsCommit{.stop = std::move(r)}; };
     {
       RepoLock lock = lock_repo(repo);
-      auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerEvent, key);
+      auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
       if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
       if (found->has_value()) {
         ctx.count("testsynth_redeliveries");
@@ -323,7 +338,8 @@ class TestsynthStage final : public Stage {
     req.parent = in.artifact.commit;
     req.files = std::move(generated.files);
     req.message = in.spec.id + ": tests for the acceptance criteria";
-    req.trailers = {{std::string(kTrailerEvent), key},
+    req.trailers = {{std::string(kTrailerEvent), event_key},
+                    {std::string(kTrailerRound), key},
                     {"Factory-Attempt", std::to_string(in.artifact.attempt)},
                     {"Factory-Provider", in.provider},
                     {"Factory-Model", generated.model},
@@ -331,7 +347,7 @@ class TestsynthStage final : public Stage {
                     {"Factory-Tokens", std::to_string(generated.prompt_tokens) + "/" +
                                            std::to_string(generated.completion_tokens)}};
     RepoLock lock = lock_repo(repo);
-    auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerEvent, key);
+    auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
     if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
     if (found->has_value()) return {.commit = **found};
     Result<std::string> commit = commit_files(repo, req, lock);

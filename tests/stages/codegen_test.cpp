@@ -224,9 +224,20 @@ TEST_CASE("codegen is idempotent: a redelivered event makes no second commit", "
   retry.id = event_id_for_bytes("another try of the same task");
   REQUIRE(stage->process(retry, env.ctx).kind() == StageResult::Kind::kSuccess);
   CHECK(env.ctx.outputs().back().payload == first);
+  // The same round of the same spec with another gate report text (a gate re-run after a
+  // crash) is still that round: no second commit for it.
+  REQUIRE(run(*stage, env.ctx,
+              test::codegen_payload(test::sample_spec("INV-101").json(), 1, "report 2"))
+              .kind() == StageResult::Kind::kSuccess);
+  CHECK(env.ctx.outputs().back().payload == first);
   CHECK(git_out(env.repo(), {"rev-list", "--count", "main..feature/INV-101"}) == "1\n");
-  CHECK(env.ctx.counter("codegen_redeliveries") == 2);
+  CHECK(env.ctx.counter("codegen_redeliveries") == 3);
   CHECK(env.ctx.counter("codegen_commits") == 1);
+  // A new round is a new commit.
+  REQUIRE(
+      run(*stage, env.ctx, test::codegen_payload(test::sample_spec("INV-101").json(), 2)).kind() ==
+      StageResult::Kind::kSuccess);
+  CHECK(git_out(env.repo(), {"rev-list", "--count", "main..feature/INV-101"}) == "2\n");
 }
 
 TEST_CASE("codegen template: other tickets get a marked skeleton", "[codegen]") {

@@ -292,7 +292,13 @@ TEST_CASE("testsynth openai: the model's tests are committed and run; an open br
   // With the breaker open nothing is sent and the event goes to the fallback.
   env.ctx.add_breaker("llm", "human-review").set_allow(false);
   const int calls = server.requests();
-  p["timeout_ms"] = 30000;  // another event
+  // The same round again is answered from the repository without the provider ...
+  p["timeout_ms"] = 30000;
+  auto [r1, res1] = env.tests(json::serialize(p));
+  CHECK(r1.kind() == StageResult::Kind::kSuccess);
+  CHECK(res1["commit"] == res["commit"]);
+  // ... another model makes another round, and the open breaker routes it.
+  p["openai"].as_object()["model"] = "m2";
   auto [r2, res2] = env.tests(json::serialize(p));
   CHECK(r2.kind() == StageResult::Kind::kRoute);
   CHECK(r2.route_topic() == "human-review");
