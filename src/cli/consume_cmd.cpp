@@ -226,8 +226,10 @@ class Consume : public Command {
       if (partition && p.partition != *partition) continue;
       Offset start;
       if (auto it = committed.find(p.partition); it != committed.end()) {
-        // A committed offset retention has passed starts at the log start, as a consumer would.
-        start = std::clamp(it->second, p.log_start, p.log_end);
+        // A committed offset outside the log (retention passed it) starts at the log start, as
+        // a group member's auto_offset_reset=earliest does.
+        bool inside = it->second >= p.log_start && it->second <= p.log_end;
+        start = inside ? it->second : p.log_start;
       } else if (!group.empty() && !want_seek) {
         start = p.log_start;
       } else {
