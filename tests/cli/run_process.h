@@ -56,6 +56,7 @@ class ChildProcess {
     std::swap(out_buf_, o.out_buf_);
     std::swap(out_taken_, o.out_taken_);
     std::swap(err_buf_, o.err_buf_);
+    std::swap(err_taken_, o.err_taken_);
     return *this;
   }
   ChildProcess(const ChildProcess&) = delete;
@@ -128,6 +129,31 @@ class ChildProcess {
     }
   }
 
+  // The next '\n'-terminated stderr line (without '\n'), or nullopt when stderr closes or
+  // `timeout_ms` passes first. Stdout is collected meanwhile. Lines returned here are not
+  // repeated in wait()'s `err`.
+  std::optional<std::string> read_stderr_line(int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      size_t nl = err_buf_.find('\n', err_taken_);
+      if (nl != std::string::npos) {
+        std::string line = err_buf_.substr(err_taken_, nl - err_taken_);
+        err_taken_ = nl + 1;
+        return line;
+      }
+      if (err_ < 0) return std::nullopt;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return std::nullopt;
+      pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+      int r = ::poll(fds, 2, static_cast<int>(left));
+      if (r < 0 && errno != EINTR) return std::nullopt;
+      drain(fds[0], &out_, &out_buf_);
+      drain(fds[1], &err_, &err_buf_);
+    }
+  }
+
   // Sends `sig` to the child.
   void kill(int sig) {
     if (pid_ > 0) ::kill(pid_, sig);
@@ -151,7 +177,7 @@ class ChildProcess {
     if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
     r.out = out_buf_.substr(out_taken_);
-    r.err = std::move(err_buf_);
+    r.err = err_buf_.substr(err_taken_);
     return r;
   }
 
@@ -181,6 +207,7 @@ class ChildProcess {
   std::string out_buf_;
   size_t out_taken_ = 0;
   std::string err_buf_;
+  size_t err_taken_ = 0;
 };
 
 // Starts argv[0] (a path, not searched in PATH) with piped stdin/stdout/stderr.
