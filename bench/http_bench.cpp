@@ -38,7 +38,8 @@ void progress(const std::string& what) {
 // `s` prefixed with what was being done (OK stays OK).
 Status context(const Status& s, std::string_view what) {
   if (s.ok()) return s;
-  return Status::internal(fmt::format("{}: {}", what, s.to_string()));
+  return Status::internal(fmt::format(
+      "{}: {}", what, s.code() == Status::Code::kInternal ? s.message() : s.to_string()));
 }
 
 // CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; nullopt when
@@ -154,6 +155,9 @@ struct BatchResult {
   Side direct, http;
   Percentiles direct_lat, http_lat;
   int64_t http_appended = 0;  // the daemon topic's end offsets, summed
+  // From the daemon's /metrics over this batch size's rounds (means per request, ms).
+  std::optional<double> server_request_ms;  // produce route: header read -> response written
+  std::optional<double> server_append_ms;   // Log::append inside it
   double ratio() const {
     double d = direct.records_per_s();
     return d > 0 ? http.records_per_s() / d : 0;
@@ -164,7 +168,8 @@ struct BatchResult {
 
 class Daemon {
  public:
-  static Result<std::unique_ptr<Daemon>> start(const std::string& factoryd, const TempDir& tmp) {
+  static Result<std::unique_ptr<Daemon>> start(const HttpBenchOptions& o, const TempDir& tmp) {
+    const std::string& factoryd = o.factoryd_path;
     const std::string config_dir = tmp.sub("daemon-config");
     const std::string config_file = tmp.sub("factory.yaml");
     std::filesystem::create_directories(config_dir);
@@ -172,6 +177,9 @@ class Daemon {
       // Defaults except the log level: a request is logged at debug only, startup at info.
       std::ofstream f(config_file);
       f << "# written by factory-bench http\nlogging:\n  level: warn\n";
+      if (o.io_threads > 0 || o.handler_threads > 0) f << "server:\n";
+      if (o.io_threads > 0) f << "  io_threads: " << o.io_threads << "\n";
+      if (o.handler_threads > 0) f << "  handler_threads: " << o.handler_threads << "\n";
       if (!f) return Status::io_error("cannot write " + config_file);
     }
     std::unique_ptr<Daemon> d(new Daemon);
@@ -244,6 +252,31 @@ class Daemon {
       total += end->get_int64();
     }
     return total;
+  }
+
+  // GET /metrics: the value of every sample line, keyed by its name and labels as written
+  // (`factory_log_appends_total{topic="t"}`).
+  Result<std::map<std::string, double>> metrics() {
+    auto r = client_->request("GET", "/metrics");
+    if (!r.ok()) return context(r.status(), "GET /metrics");
+    if (r->status != 200) {
+      return Status::internal(fmt::format("GET /metrics answered {}: {}", r->status, r->body));
+    }
+    std::map<std::string, double> out;
+    size_t start = 0;
+    while (start < r->body.size()) {
+      size_t end = r->body.find('\n', start);
+      if (end == std::string::npos) end = r->body.size();
+      std::string_view line(r->body.data() + start, end - start);
+      start = end + 1;
+      size_t sp = line.rfind(' ');
+      if (line.empty() || line[0] == '#' || sp == std::string_view::npos) continue;
+      try {
+        out[std::string(line.substr(0, sp))] = std::stod(std::string(line.substr(sp + 1)));
+      } catch (const std::exception&) {
+      }
+    }
+    return out;
   }
 
   // SIGTERM, then waits for the drain. OK when it exits 0.
@@ -434,9 +467,9 @@ Status wrk_round(const HttpBenchOptions& o, const TempDir& tmp, const Daemon& da
   const int64_t socket_errors = f["connect"] + f["read"] + f["write"] + f["timeout"];
   if (bad > 0 || socket_errors > 0) {
     return Status::internal(fmt::format(
-        "{} of {} requests failed (non-2xx {}, socket errors: connect {}, read {}, write {}, "
-        "timeout {}); first failure: {}\nwrk output:\n{}",
-        bad + socket_errors, sent, bad, f["connect"], f["read"], f["write"], f["timeout"],
+        "requests failed: {} of {} answers were not 2xx, socket errors: connect {}, read {}, "
+        "write {}, timeout {}; first failure: {}\nwrk output:\n{}",
+        bad, ok + bad, f["connect"], f["read"], f["write"], f["timeout"],
         first_bad.empty() ? "-" : first_bad, output));
   }
   if (ok == 0 || f["duration_us"] <= 0) {
@@ -512,6 +545,20 @@ Status inprocess_round(const HttpBenchOptions& o, const Daemon& daemon, const st
   return Status();
 }
 
+// The mean of histogram `name{labels}` between two scrapes, in ms; nullopt without samples.
+std::optional<double> mean_ms_delta(const std::map<std::string, double>& before,
+                                    const std::map<std::string, double>& after,
+                                    const std::string& name, const std::string& labels) {
+  auto get = [](const std::map<std::string, double>& m, const std::string& key) {
+    auto it = m.find(key);
+    return it == m.end() ? 0.0 : it->second;
+  };
+  const std::string sum = name + "_sum" + labels, count = name + "_count" + labels;
+  const double n = get(after, count) - get(before, count);
+  if (n <= 0) return std::nullopt;
+  return (get(after, sum) - get(before, sum)) / n * 1e3;
+}
+
 // Runs the rounds of one batch size and checks what reached both logs.
 Status run_batch(const HttpBenchOptions& o, const TempDir& tmp, bool use_wrk, Log* direct_log,
                  Daemon* daemon, const PayloadPool& pool, int rounds, int seconds,
@@ -523,6 +570,8 @@ Status run_batch(const HttpBenchOptions& o, const TempDir& tmp, bool use_wrk, Lo
               "creating the direct topic"));
   FACTORY_RETURN_IF_ERROR(daemon->create_topic(topic, o.partitions));
   const std::vector<ProducerRecord> records = make_batch(batch, o.value_bytes, pool);
+  auto metrics_before = daemon->metrics();
+  if (!metrics_before.ok()) return metrics_before.status();
   const std::string body = produce_body(records);
   const std::string body_file = tmp.sub(fmt::format("produce-b{}.json", batch));
   {
@@ -569,6 +618,14 @@ Status run_batch(const HttpBenchOptions& o, const TempDir& tmp, bool use_wrk, Lo
     return Status::internal(fmt::format("batch {}: the direct topic holds {} records, {} appended",
                                         batch, direct_total, res->direct.records));
   }
+  auto metrics_after = daemon->metrics();
+  if (!metrics_after.ok()) return metrics_after.status();
+  res->server_request_ms =
+      mean_ms_delta(*metrics_before, *metrics_after, "factory_http_request_duration_seconds",
+                    R"({route="/api/v1/topics/{topic}/records"})");
+  res->server_append_ms =
+      mean_ms_delta(*metrics_before, *metrics_after, "factory_log_append_duration_seconds",
+                    fmt::format(R"({{topic="{}"}})", topic));
   res->direct_lat = res->direct.latency();
   res->http_lat = res->http.latency();
   return Status();
@@ -582,14 +639,15 @@ std::optional<double> per_record_us(double cpu_s, int64_t records) {
 void print_report(const HttpBenchOptions& o, const std::string& client, int rounds, int seconds,
                   int primary, std::vector<BatchResult>& results) {
   Table t({"batch", "direct rec/s", "http rec/s", "http req/s", "ratio", "http p50 ms",
-           "http p90 ms", "http p99 ms", "direct p50 ms", "direct p99 ms", "daemon CPU us/rec",
-           "direct CPU us/rec"});
+           "http p90 ms", "http p99 ms", "direct p50 ms", "direct p99 ms", "daemon ms/req",
+           "daemon append ms/req", "daemon CPU us/rec", "direct CPU us/rec"});
   for (BatchResult& r : results) {
     t.add_row({std::to_string(r.batch), fmt_count(r.direct.records_per_s()),
                fmt_count(r.http.records_per_s()), fmt_count(r.http.requests_per_s()),
                fmt_ratio(r.ratio()), fmt_fixed(r.http_lat.p50, 2), fmt_fixed(r.http_lat.p90, 2),
                fmt_fixed(r.http_lat.p99, 2), fmt_fixed(r.direct_lat.p50, 2),
-               fmt_fixed(r.direct_lat.p99, 2),
+               fmt_fixed(r.direct_lat.p99, 2), fmt_opt(r.server_request_ms, 2),
+               fmt_opt(r.server_append_ms, 2),
                fmt_opt(per_record_us(r.http.cpu_s, r.http.records), 1),
                fmt_opt(per_record_us(r.direct.cpu_s, r.direct.records), 1)});
   }
@@ -628,6 +686,8 @@ void print_report(const HttpBenchOptions& o, const std::string& client, int roun
   j.add("seconds_per_round", static_cast<int64_t>(seconds));
   j.add("http_requests", top->http.requests);
   j.add("http_records_appended", top->http_appended);
+  j.add("server_request_ms", top->server_request_ms, 3);
+  j.add("server_append_ms", top->server_append_ms, 3);
   j.add("daemon_cpu_us_per_record", per_record_us(top->http.cpu_s, top->http.records), 2);
   j.add("client_cpu_us_per_record", per_record_us(top->http.client_cpu_s, top->http.records), 2);
   j.add("direct_cpu_us_per_record", per_record_us(top->direct.cpu_s, top->direct.records), 2);
@@ -638,6 +698,8 @@ void print_report(const HttpBenchOptions& o, const std::string& client, int roun
       j.add(fmt::format("b{}_records_per_s", r.batch), r.http.records_per_s(), 0);
       j.add(fmt::format("b{}_direct_records_per_s", r.batch), r.direct.records_per_s(), 0);
       j.add(fmt::format("b{}_p99_ms", r.batch), r.http_lat.p99, 3);
+      j.add(fmt::format("b{}_server_request_ms", r.batch), r.server_request_ms, 3);
+      j.add(fmt::format("b{}_server_append_ms", r.batch), r.server_append_ms, 3);
     }
   }
   std::printf("%s\n", j.str().c_str());
@@ -694,7 +756,7 @@ int run_http_bench(const HttpBenchOptions& o) {
 
   // The daemon first, while this process is small.
   progress("starting " + o.factoryd_path + " serve");
-  auto daemon = Daemon::start(o.factoryd_path, *tmp);
+  auto daemon = Daemon::start(o, *tmp);
   if (!daemon.ok()) return fail(daemon.status());
   progress("factoryd serving on " + (*daemon)->url());
 

@@ -18,6 +18,11 @@
 // sent x B): a request wrk abandoned in flight at the end of a round may or may not have been
 // appended, an answered one must have been.
 //
+// The daemon's own view comes from its /metrics, scraped before and after each batch size:
+// the mean request duration of the produce route (header read to response written) and the
+// mean Log::append inside it; the difference is what HTTP, JSON and the audit row add per
+// request inside the daemon.
+//
 // Prints a table and, last, one JSON line starting {"bench":"http", ...}.
 #pragma once
 
@@ -38,6 +43,8 @@ struct HttpBenchOptions {
   std::string client = "auto";  // "wrk", "inprocess", or "auto" (wrk when installed)
   std::string wrk_path = "/usr/bin/wrk";
   int wrk_threads = 1;
+  int io_threads = 0;         // the daemon's server.io_threads; 0 = its default
+  int handler_threads = 0;    // the daemon's server.handler_threads; 0 = its default
   std::string factoryd_path;  // the daemon binary; required
   bool markdown = false;      // print the table as Markdown too
 };

@@ -119,6 +119,14 @@ int main(int argc, char** argv) {
     http->add_option("--wrk-threads", http_opts.wrk_threads, "wrk's -t")
         ->check(CLI::Range(1, 64))
         ->capture_default_str();
+    http->add_option("--io-threads", http_opts.io_threads,
+                     "The daemon's server.io_threads (0: its default)")
+        ->check(CLI::Range(0, 64))
+        ->capture_default_str();
+    http->add_option("--handler-threads", http_opts.handler_threads,
+                     "The daemon's server.handler_threads (0: its default)")
+        ->check(CLI::Range(0, 1024))
+        ->capture_default_str();
     http->add_option("--factoryd", http_opts.factoryd_path, "factoryd binary to serve the API")
         ->capture_default_str();
     http->add_flag("--markdown", http_opts.markdown, "also print the table as Markdown");
