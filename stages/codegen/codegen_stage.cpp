@@ -95,6 +95,7 @@ Result<Input> parse_input(std::string_view payload) {
     in.openai.base_url = str("base_url");
     in.openai.model = str("model");
     in.api_key_secret = str("api_key_secret");
+    in.openai.ca_file = str("ca_file");
     if (const json::value* t = c.if_contains("timeout_ms"); t && t->is_int64()) {
       in.openai.timeout_ms = t->as_int64();
     }

@@ -96,8 +96,8 @@ struct HttpAnswer {
 // One HTTP exchange on a private io_context, bounded by `deadline`.
 class Exchange {
  public:
-  Exchange(Clock::time_point deadline, int64_t timeout_ms)
-      : deadline_(deadline), timeout_ms_(timeout_ms) {}
+  Exchange(Clock::time_point deadline, int64_t timeout_ms, std::string ca_file)
+      : deadline_(deadline), timeout_ms_(timeout_ms), ca_file_(std::move(ca_file)) {}
 
   Result<HttpAnswer> post(const Url& url, const std::string& body, const std::string& api_key) {
     tcp::resolver resolver(ioc_);
@@ -116,7 +116,15 @@ class Exchange {
     if (url.https) {
       tls_.emplace(ssl::context::tls_client);
       beast::error_code ec;
-      tls_->set_default_verify_paths(ec);
+      if (ca_file_.empty()) {
+        tls_->set_default_verify_paths(ec);
+      } else {
+        tls_->load_verify_file(ca_file_, ec);
+        if (ec) {
+          return Status::invalid_argument("cannot read openai.ca_file " + ca_file_ + ": " +
+                                          ec.message());
+        }
+      }
       tls_->set_verify_mode(ssl::verify_peer);
       secure_.emplace(ioc_, *tls_);
       if (!SSL_set_tlsext_host_name(secure_->native_handle(), url.host.c_str())) {
@@ -211,6 +219,7 @@ class Exchange {
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure_;
   const Clock::time_point deadline_;
   const int64_t timeout_ms_;
+  const std::string ca_file_;
 };
 
 std::string excerpt(std::string_view text, size_t n = 300) {
@@ -317,11 +326,12 @@ Result<Generated> openai_generate(const OpenAiSettings& settings, const Prompt& 
   body["stream"] = false;
 
   const auto deadline = Clock::now() + std::chrono::milliseconds(settings.timeout_ms);
-  Exchange exchange(deadline, settings.timeout_ms);
+  Exchange exchange(deadline, settings.timeout_ms, settings.ca_file);
   Result<HttpAnswer> answer = exchange.post(*url, json::serialize(body), settings.api_key);
   const std::string where = settings.base_url + url->target.substr(url->target.rfind("/v1"));
   if (!answer.ok()) {
     const Status& s = answer.status();
+    if (s.is_invalid_argument()) return s;
     std::string msg = "openai provider " + where + ": " + s.message();
     return s.is_timed_out() ? Status::timed_out(msg) : Status(Status::unavailable(msg));
   }

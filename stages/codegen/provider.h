@@ -86,6 +86,7 @@ struct OpenAiSettings {
   std::string api_key;  // resolved from the secret; "" sends no Authorization header
   int64_t timeout_ms = 60000;
   int64_t max_tokens = 4096;
+  std::string ca_file;  // https: a PEM bundle to verify the server with; "" = the system's
 };
 
 // POSTs the prompt to <base_url>/v1/chat/completions asking for a JSON object
@@ -93,8 +94,8 @@ struct OpenAiSettings {
 //   Unavailable  connection refused/reset, DNS, TLS, HTTP 5xx or 429 (retry later)
 //   TimedOut     no complete answer within timeout_ms
 //   Corruption   the endpoint answered 2xx but not with the JSON asked for (message says what)
-//   InvalidArgument  a bad base_url, or HTTP 4xx other than 429 (the body's start is quoted):
-//                    a key, model or URL problem no retry fixes
+//   InvalidArgument  a bad base_url or an unreadable ca_file, or HTTP 4xx other than 408/429
+//                    (the body's start is quoted): a key, model or URL problem no retry fixes
 Result<Generated> openai_generate(const OpenAiSettings& settings, const Prompt& prompt);
 
 }  // namespace factory::stages

@@ -706,8 +706,7 @@ self.assertEqual(_numbers(got), ["A", "X", "Y"]))PY"},
 got = sort_by_due_date(data)
 self.assertEqual(_numbers(data), ["A", "B"])
 self.assertIsNot(got, data))PY"},
-                  {"empty,no invoices",
-                   R"PY(self.assertEqual(sort_by_due_date([]), []))PY"},
+                  {"empty,no invoices", R"PY(self.assertEqual(sort_by_due_date([]), []))PY"},
                   {"descending,latest,newest,reverse",
                    R"PY(got = sort_by_due_date([_inv("A", "2024-01-01"), _inv("B", "2024-05-01")], reverse=True)
 self.assertEqual(_numbers(got), ["B", "A"]))PY"},

@@ -1,11 +1,13 @@
 // The factory workspace (workspace.h).
 #include "common/workspace.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -527,6 +529,28 @@ Checkout::~Checkout() {
   fs::remove_all(dir_, ec);
 }
 
+namespace {
+
+// Checkouts a process left behind when it died (kill -9, a crash): named
+// checkout-<commit>-<pid>-..., removed when that pid is no longer alive.
+void remove_dead_checkouts(const fs::path& parent) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with("checkout-")) continue;
+    size_t dash = name.find('-', 9);  // after the commit
+    if (dash == std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::atol(name.c_str() + dash + 1));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code ignored;
+    fs::remove_all(it->path(), ignored);
+  }
+}
+
+}  // namespace
+
 Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
                                 const fs::path& scratch_parent) {
   Result<std::optional<std::string>> hash = resolve_commit(repo, commit);
@@ -539,6 +563,7 @@ Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
   const fs::path parent = fs::absolute(scratch_parent).lexically_normal();
   fs::create_directories(parent, ec);
   if (ec) return Status::io_error("cannot create " + parent.string() + ": " + ec.message());
+  remove_dead_checkouts(parent);
   Checkout checkout(parent / ("checkout-" + (**hash).substr(0, 12) + "-" + unique_suffix()));
   Result<std::string> r = git(parent, {"clone", "-q", "--shared", "--no-checkout",
                                        fs::absolute(repo).string(), checkout.path().string()});

@@ -186,9 +186,10 @@ class Checkout {
   std::filesystem::path dir_;
 };
 
-// Checks `commit` of `repo` out into a new directory under `scratch_parent` (created if needed).
-// Errors: NotFound when the commit does not exist; IOError when the directory cannot be made;
-// git's errors.
+// Checks `commit` of `repo` out into a new directory under `scratch_parent` (created if needed),
+// named checkout-<commit>-<pid>-...; checkouts there whose process has died (kill -9) are
+// removed first. Errors: NotFound when the commit does not exist; IOError when the directory
+// cannot be made; git's errors.
 Result<Checkout> clean_checkout(const std::filesystem::path& repo, std::string_view commit,
                                 const std::filesystem::path& scratch_parent);
 

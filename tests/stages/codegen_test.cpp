@@ -398,6 +398,14 @@ TEST_CASE("codegen openai: a missing key secret or a bad URL is permanent", "[co
   r = stage->process(test::make_event(openai_payload(spec, "http://127.0.0.1:9")), env.ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("connecting to 127.0.0.1:9") != std::string::npos);
+  // https:// to a server that never speaks TLS: the handshake is bounded by the timeout too.
+  factory::test::FakeOpenAiServer plain;
+  std::string url = plain.base_url();
+  url.replace(0, 4, "https");
+  r = stage->process(test::make_event(openai_payload(spec, url, 300)), env.ctx);
+  CHECK(r.kind() == StageResult::Kind::kRetryable);
+  CHECK(r.reason().find("no answer within 300 ms (while the TLS handshake with 127.0.0.1)") !=
+        std::string::npos);
 }
 
 TEST_CASE("schemas: the embedded feature_spec and code_artifact copies match their files",
@@ -414,4 +422,43 @@ TEST_CASE("schemas: the embedded feature_spec and code_artifact copies match the
   CHECK(cin.as_object()["definitions"].as_object()["feature_spec"] == spec);
   CHECK(tin.as_object()["definitions"].as_object()["feature_spec"] == spec);
   CHECK(tin.as_object()["definitions"].as_object()["code_artifact"] == artifact);
+}
+
+TEST_CASE("codegen openai over HTTPS verifies the server against ca_file", "[codegen]") {
+  Env env;
+  const std::string cert = (env.dir.path() / "server.crt").string();
+  const std::string key = (env.dir.path() / "server.key").string();
+  SubprocessOptions opts{.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60)};
+  Result<SubprocessResult> made = run_subprocess(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert},
+      "", opts);
+  REQUIRE_OK(made);
+  INFO(made->err);
+  REQUIRE(made->exit_code == 0);
+  factory::test::FakeOpenAiServer server(cert, key);
+  REQUIRE(server.base_url().starts_with("https://127.0.0.1:"));
+  env.ctx.set_secret("LLM_KEY", "sk-test-123");
+  auto stage = codegen();
+  const std::string spec = test::sample_spec("INV-107").json();
+  auto with_ca = [&](const std::string& ca) {
+    json::object p = json::parse(openai_payload(spec, server.base_url())).as_object();
+    if (!ca.empty()) p["openai"].as_object()["ca_file"] = ca;
+    return json::serialize(p);
+  };
+
+  // Not in the system's store: the handshake fails, retryable.
+  StageResult r = stage->process(test::make_event(with_ca("")), env.ctx);
+  CHECK(r.kind() == StageResult::Kind::kRetryable);
+  CHECK(r.reason().find("the TLS handshake with 127.0.0.1 failed") != std::string::npos);
+  // A CA file that cannot be read: permanent.
+  r = stage->process(test::make_event(with_ca((env.dir.path() / "missing.pem").string())), env.ctx);
+  CHECK(r.kind() == StageResult::Kind::kPermanent);
+  CHECK(r.reason().find("cannot read openai.ca_file") != std::string::npos);
+  // Trusted through ca_file: the answer becomes a commit.
+  r = run(*stage, env.ctx, with_ca(cert));
+  INFO(r.reason());
+  REQUIRE(r.kind() == StageResult::Kind::kSuccess);
+  CHECK(last_output(env.ctx)["provider"].as_string() == "openai");
+  CHECK(server.last_head().find("Bearer sk-test-123") != std::string::npos);
 }

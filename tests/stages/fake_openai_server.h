@@ -6,6 +6,7 @@
 //   kHang       never answers (the connection stays open until the server is destroyed)
 //   kMalformed  200, a chat completion whose content is prose, not the JSON asked for
 //   kForbidden  401 (a bad key)
+// With a certificate and key (PEM files) it speaks HTTPS instead, one connection at a time.
 //
 // Thread-safety: the setters and observers may be called from the test thread at any time.
 #pragma once
@@ -26,6 +27,7 @@
 #include <arpa/inet.h>
 #include <boost/json.hpp>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 namespace factory::test {
@@ -34,7 +36,19 @@ class FakeOpenAiServer {
  public:
   enum class Mode { kOk, kError, kHang, kMalformed, kForbidden };
 
-  FakeOpenAiServer() {
+  FakeOpenAiServer() { start(); }
+  // HTTPS with this certificate chain and key.
+  FakeOpenAiServer(const std::string& cert_file, const std::string& key_file) {
+    tls_ = SSL_CTX_new(TLS_server_method());
+    if (!tls_ || SSL_CTX_use_certificate_chain_file(tls_, cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      throw std::runtime_error("FakeOpenAiServer: bad certificate or key");
+    }
+    start();
+  }
+
+ private:
+  void start() {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -51,6 +65,7 @@ class FakeOpenAiServer {
     thread_ = std::thread([this] { loop(); });
   }
 
+ public:
   ~FakeOpenAiServer() {
     char c = 'x';
     (void)!::write(wake_[1], &c, 1);
@@ -59,12 +74,15 @@ class FakeOpenAiServer {
     ::close(listen_fd_);
     ::close(wake_[0]);
     ::close(wake_[1]);
+    if (tls_) SSL_CTX_free(tls_);
   }
 
   FakeOpenAiServer(const FakeOpenAiServer&) = delete;
   FakeOpenAiServer& operator=(const FakeOpenAiServer&) = delete;
 
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string base_url() const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+  }
   void set_mode(Mode m) { mode_ = m; }
   // The JSON text the model "answers" in kOk mode: {"files": [{"path", "content"}]}.
   void set_files_json(std::string text) {
@@ -90,7 +108,11 @@ class FakeOpenAiServer {
       if (fds[0].revents) return;
       if (fds[1].revents & POLLIN) {
         int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd >= 0) clients_[fd] = "";
+        if (fd >= 0 && tls_) {
+          serve_tls(fd);
+        } else if (fd >= 0) {
+          clients_[fd] = "";
+        }
       }
       for (size_t i = 2; i < fds.size(); ++i) {
         if (!fds[i].revents) continue;
@@ -122,6 +144,45 @@ class FakeOpenAiServer {
   }
 
   void handle(int fd, std::string& in) {
+    std::string out = respond(in);
+    if (out.empty()) return;  // kHang: keep the connection, never answer
+    size_t sent = 0;
+    while (sent < out.size()) {
+      ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    clients_.erase(fd);
+  }
+
+  // One HTTPS exchange, blocking (bounded by socket timeouts).
+  void serve_tls(int fd) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SSL* ssl = SSL_new(tls_);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+      std::string in;
+      char buf[4096];
+      while (!complete(in)) {
+        int n = SSL_read(ssl, buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      if (complete(in)) {
+        std::string out = respond(in);
+        if (!out.empty()) SSL_write(ssl, out.data(), static_cast<int>(out.size()));
+        SSL_shutdown(ssl);
+      }
+    }
+    SSL_free(ssl);
+    ::close(fd);
+  }
+
+  // The answer to the request in `in` (consumed), or "" to never answer.
+  std::string respond(std::string& in) {
     size_t end = in.find("\r\n\r\n");
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -131,7 +192,7 @@ class FakeOpenAiServer {
     ++requests_;
     in.clear();
     Mode mode = mode_.load();
-    if (mode == Mode::kHang) return;  // keep the connection, never answer
+    if (mode == Mode::kHang) return "";
     int status = 200;
     std::string body;
     if (mode == Mode::kError) {
@@ -157,20 +218,12 @@ class FakeOpenAiServer {
           {"usage", {{"prompt_tokens", 123}, {"completion_tokens", 45}, {"total_tokens", 168}}}};
       body = boost::json::serialize(answer);
     }
-    std::string out = "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : " Error") +
-                      "\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                      "Content-Length: " +
-                      std::to_string(body.size()) + "\r\n\r\n" + body;
-    size_t sent = 0;
-    while (sent < out.size()) {
-      ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    clients_.erase(fd);
+    return "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : " Error") +
+           "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
   }
 
+  SSL_CTX* tls_ = nullptr;
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};
   int port_ = 0;

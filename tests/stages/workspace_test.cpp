@@ -149,6 +149,15 @@ TEST_CASE("clean_checkout checks a commit out and removes it afterwards", "[work
     CHECK(p->health_command.size() == 3);
   }
   CHECK(!fs::exists(dir));
+  // A checkout left by a dead process goes; one of a live process (pid 1) stays.
+  fs::create_directories(d.path() / "scratch/checkout-0123456789ab-999999999-1-0/x");
+  fs::create_directories(d.path() / "scratch/checkout-0123456789ab-1-1-0/x");
+  {
+    Result<Checkout> co = clean_checkout(*repo, *c, d.path() / "scratch");
+    REQUIRE_OK(co);
+  }
+  CHECK(!fs::exists(d.path() / "scratch/checkout-0123456789ab-999999999-1-0"));
+  CHECK(fs::exists(d.path() / "scratch/checkout-0123456789ab-1-1-0"));
   CHECK(clean_checkout(*repo, "0123456789abcdef0123456789abcdef01234567", d.path())
             .status()
             .is_not_found());
