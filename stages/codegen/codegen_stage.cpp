@@ -15,7 +15,7 @@
 //   5. emit the artifact.
 //
 // Side effects: kIdempotent (step 2). blocking: runs git and network calls. Thread-safe: the
-// repository lock serializes the check-and-commit; the provider call runs outside it.
+// branch's lock serializes the check-and-commit; the provider call runs outside it.
 #include <chrono>
 #include <string>
 
@@ -214,7 +214,7 @@ class CodegenStage final : public Stage {
     if (!repo.ok()) return failure(repo.status(), "the repository of " + in->spec.project);
 
     {
-      RepoLock lock = lock_repo(*repo);
+      RepoLock lock = lock_branch(*repo, branch);
       if (StageResult r = StageResult::success(); already_done(*repo, branch, key, *in, ctx, &r)) {
         return r;
       }
@@ -278,13 +278,14 @@ class CodegenStage final : public Stage {
                                            std::to_string(generated.completion_tokens)}};
     if (generated.skeleton) req.trailers.emplace_back("Factory-Skeleton", "true");
 
-    RepoLock lock = lock_repo(*repo);
+    RepoLock lock = lock_branch(*repo, branch);
     // Another worker may have handled the same event while the provider ran.
     if (StageResult r = StageResult::success(); already_done(*repo, branch, key, *in, ctx, &r)) {
       return r;
     }
     Result<std::string> commit = commit_files(*repo, req, lock);
     if (!commit.ok()) return failure(commit.status(), "committing on " + branch);
+    lock.unlock();
     ctx.count("codegen_commits");
     if (generated.skeleton) ctx.count("codegen_skeletons");
     ctx.log_info("committed " + *commit + " on " + branch + " (attempt " +

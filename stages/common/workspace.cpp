@@ -238,17 +238,30 @@ Result<std::string> git(const fs::path& dir, const std::vector<std::string>& arg
 
 // ---- Repository operations ----
 
-RepoLock lock_repo(const fs::path& repo) {
+namespace {
+
+// One mutex per name, for the life of the process (a few per project).
+RepoLock named_lock(const std::string& name) {
   static std::mutex table_mu;
   static std::map<std::string, std::unique_ptr<std::mutex>> table;
   std::mutex* mu;
   {
     std::lock_guard<std::mutex> guard(table_mu);
-    auto& slot = table[fs::absolute(repo).lexically_normal().string()];
+    auto& slot = table[name];
     if (!slot) slot = std::make_unique<std::mutex>();
     mu = slot.get();
   }
   return RepoLock(*mu);
+}
+
+}  // namespace
+
+RepoLock lock_repo(const fs::path& repo) {
+  return named_lock(fs::absolute(repo).lexically_normal().string());
+}
+
+RepoLock lock_branch(const fs::path& repo, std::string_view branch) {
+  return named_lock(fs::absolute(repo).lexically_normal().string() + "\n" + std::string(branch));
 }
 
 Result<std::optional<std::string>> resolve_commit(const fs::path& repo, std::string_view ref) {
@@ -362,9 +375,14 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
     parent = **base;
   }
 
-  Result<std::string> git_dir = git(repo, {"rev-parse", "--absolute-git-dir"});
-  if (!git_dir.ok()) return git_dir.status();
-  const fs::path index = fs::path(trim(*git_dir)) / ("factory-index-" + unique_suffix());
+  fs::path git_dir = fs::absolute(repo) / ".git";
+  std::error_code ec;
+  if (!fs::is_directory(git_dir, ec)) {  // a bare repository, or a .git file
+    Result<std::string> dir = git(repo, {"rev-parse", "--absolute-git-dir"});
+    if (!dir.ok()) return dir.status();
+    git_dir = trim(*dir);
+  }
+  const fs::path index = git_dir / ("factory-index-" + unique_suffix());
   struct RemoveIndex {
     fs::path p;
     ~RemoveIndex() {

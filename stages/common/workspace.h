@@ -25,18 +25,19 @@
 // with plumbing (a private index file) and moves the branch with a compare-and-swap update-ref,
 // so concurrent commits to different branches of one repository cannot disturb each other.
 //
-// Thread-safety: every function is thread-safe. Operations that change one repository
-// (ensure_repo, commit_files) hold that repository's process-wide lock (lock_repo); a caller
-// doing check-then-commit (find_commit_with_trailer, then commit_files) holds it across both.
+// Thread-safety: every function is thread-safe. ensure_repo holds the repository's
+// process-wide lock (lock_repo) while it creates it. commit_files needs the caller to hold the
+// branch's lock (lock_branch): a caller doing check-then-commit (find_commit_with_trailer, then
+// commit_files) holds it across both. Commits to different branches run in parallel.
 //
 // Example (what codegen does):
-//   Result<std::string> repo = ensure_repo(ctx.data_dir(), "invoices",
-//   "/abs/config/projects/invoices"); RepoLock lock = lock_repo(*repo); auto done =
-//   find_commit_with_trailer(*repo, "feature/INV-101", "Factory-Event", event_id); if (done.ok() &&
-//   !done->has_value()) {
-//     CommitRequest req{.branch = "feature/INV-101", .base = "main", .files = files,
+//   Result<std::string> repo = ensure_repo(ctx.data_dir(), "invoices", seed_dir);
+//   RepoLock lock = lock_branch(*repo, "feature/INV-101");
+//   auto done = find_commit_with_trailer(*repo, "feature/INV-101", "Factory-Round", key);
+//   if (done.ok() && !done->has_value()) {
+//     CommitRequest req{.branch = "feature/INV-101", .files = files,
 //                       .message = "INV-101: Export invoices as CSV (attempt 1)",
-//                       .trailers = {{"Factory-Event", event_id}}};
+//                       .trailers = {{"Factory-Round", key}}};
 //     Result<std::string> commit = commit_files(*repo, req, lock);
 //   }
 #pragma once
@@ -99,9 +100,11 @@ Result<std::string> git(const std::filesystem::path& dir, const std::vector<std:
                         const GitOptions& options = {});
 
 // ---- Repository operations ----
-// A process-wide lock on one repository (by its path). Movable; unlocks when destroyed.
+// A process-wide lock on one repository (by its path), or on one branch of it. Movable;
+// unlocks when destroyed. The two are independent: lock_repo does not exclude lock_branch.
 using RepoLock = std::unique_lock<std::mutex>;
 RepoLock lock_repo(const std::filesystem::path& repo);
+RepoLock lock_branch(const std::filesystem::path& repo, std::string_view branch);
 
 // Makes sure <data_dir>/factory/repos/<project> exists. When it does not, it is created from
 // `seed_dir` atomically (built beside it, then renamed): `git init -b main`, the seed's files,
@@ -136,8 +139,9 @@ struct CommitRequest {
 // Commits `files` on top of request.branch (or of request.base when the branch is missing; or of
 // request.parent) without a working tree, and moves the branch to the new commit. Returns the
 // commit hash.
-// `lock` must hold lock_repo(repo). Errors: InvalidArgument for a bad path (absolute, "..",
-// empty) or no files; Busy when the branch moved concurrently (retry); git's errors.
+// `lock` must hold lock_branch(repo, request.branch). Errors: InvalidArgument for a bad path
+// (absolute, "..", empty) or no files; Busy when the branch moved concurrently (retry); git's
+// errors.
 Result<std::string> commit_files(const std::filesystem::path& repo, const CommitRequest& request,
                                  const RepoLock& lock);
 

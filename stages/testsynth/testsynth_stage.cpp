@@ -17,7 +17,7 @@
 // past timeout_ms is a result too (timed_out, one error). Running the tests twice for one event
 // is harmless, so the stage is kIdempotent.
 //
-// Thread-safe: the repository lock serializes the check-and-commit; each run has its own
+// Thread-safe: the branch's lock serializes the check-and-commit; each run has its own
 // checkout.
 #include <chrono>
 #include <regex>
@@ -281,7 +281,7 @@ class TestsynthStage final : public Stage {
                               const std::string& event_key, const Input& in, StageContext& ctx) {
     auto stop = [](StageResult r) { return TestsCommit{.stop = std::move(r)}; };
     {
-      RepoLock lock = lock_repo(repo);
+      RepoLock lock = lock_branch(repo, in.artifact.branch);
       auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
       if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
       if (found->has_value()) {
@@ -347,7 +347,7 @@ class TestsynthStage final : public Stage {
                     {"Factory-Prompt-Hash", prompt_hash},
                     {"Factory-Tokens", std::to_string(generated.prompt_tokens) + "/" +
                                            std::to_string(generated.completion_tokens)}};
-    RepoLock lock = lock_repo(repo);
+    RepoLock lock = lock_branch(repo, in.artifact.branch);
     auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
     if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
     if (found->has_value()) return {.commit = **found};

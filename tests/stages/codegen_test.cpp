@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -461,4 +462,32 @@ TEST_CASE("codegen openai over HTTPS verifies the server against ca_file", "[cod
   REQUIRE(r.kind() == StageResult::Kind::kSuccess);
   CHECK(last_output(env.ctx)["provider"].as_string() == "openai");
   CHECK(server.last_head().find("Bearer sk-test-123") != std::string::npos);
+}
+
+TEST_CASE("codegen in parallel: tickets commit side by side, a round once", "[codegen]") {
+  Env env;
+  auto stage = codegen();
+  std::vector<std::string> payloads;
+  for (const test::SampleSpec& s : test::sample_specs()) {
+    payloads.push_back(test::codegen_payload(s.json(), 1));
+  }
+  // The same round of INV-101 four more times, at the same time as the others.
+  for (int i = 0; i < 4; ++i) payloads.push_back(payloads[0]);
+  std::vector<StageResult::Kind> kinds(payloads.size(), StageResult::Kind::kPermanent);
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      threads.emplace_back(
+          [&, i] { kinds[i] = stage->process(test::make_event(payloads[i]), env.ctx).kind(); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (StageResult::Kind k : kinds) CHECK(k == StageResult::Kind::kSuccess);
+  for (const test::SampleSpec& s : test::sample_specs()) {
+    INFO(s.id);
+    CHECK(git_out(env.repo(), {"rev-list", "--count", "main..feature/" + s.id}) == "1\n");
+  }
+  CHECK(env.ctx.counter("codegen_commits") == 8);
+  CHECK(env.ctx.outputs().size() == payloads.size());
+  CHECK(git_out(env.repo(), {"fsck", "--no-progress"}).empty());
 }

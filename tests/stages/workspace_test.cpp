@@ -69,7 +69,7 @@ TEST_CASE("commit_files commits without a working tree and finds trailers", "[wo
   test::TempDir d;
   Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
   REQUIRE_OK(repo);
-  RepoLock lock = lock_repo(*repo);
+  RepoLock lock = lock_branch(*repo, "feature/INV-1");
   CommitRequest req{.branch = "feature/INV-1",
                     .files = {{"invoices/a.py", "A = 1\n"}, {"tests/test_a.py", "# t\n"}},
                     .message = "INV-1: A (attempt 1)",
@@ -130,7 +130,7 @@ TEST_CASE("clean_checkout checks a commit out and removes it afterwards", "[work
   test::TempDir d;
   Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
   REQUIRE_OK(repo);
-  RepoLock lock = lock_repo(*repo);
+  RepoLock lock = lock_branch(*repo, "feature/X");
   Result<std::string> c = commit_files(
       *repo, {.branch = "feature/X", .files = {{"NEW.txt", "new\n"}}, .message = "X"}, lock);
   REQUIRE_OK(c);
