@@ -1,11 +1,13 @@
 // factoryd runs list [DAG] | show RUN | cancel RUN
 // factoryd tasks list RUN | clear RUN TASK [--downstream] | test (dag_test_cmd.cpp)
 // factoryd approvals list [--all] | approve|reject RUN TASK [--comment C] [--bound-to COMMIT]
+// factoryd approvals auto [status|pause|resume]
 //
 // Listing and showing read the store beside whoever holds the data dir; cancel, clear and the
 // decisions go through a Host's scheduler, durable (with an audit row) when they return
 // (dag_support.h). With a daemon holding the data dir (remote.h), all of them ask its API and
 // print the same.
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "cli/dag_support.h"
 #include "cli/remote.h"
 #include "http/scheduler_views.h"
+#include "scheduler/error_budget.h"
 
 namespace factory::cli {
 namespace {
@@ -411,6 +414,103 @@ class ApprovalsDecide : public Command {
   bool approve_;
 };
 
+// `approvals auto [status|pause|resume]`: the daemon-wide auto-approval switch and the error
+// budgets that pause it (scheduler/error_budget.h). status reads the store (the budgets'
+// windows as stored, evaluated now); pause and resume go through a Host's scheduler.
+class ApprovalsAuto : public Command {
+ public:
+  explicit ApprovalsAuto(const CommonOptions* common) : common_(common) {}
+  std::string config_dir = "config";
+  std::string action = "status";
+
+  int run() override {
+    int code = kExitOk;
+    auto client = daemon_client(*common_, &code);
+    if (code != kExitOk) return code;
+    json::object state;
+    if (client) {
+      auto o = call_for_object(
+          client.get(), action == "status" ? "GET" : "POST",
+          action == "status" ? "/api/v1/auto-approval" : "/api/v1/auto-approval/" + action, "",
+          &code);
+      if (!o) return code;
+      state = std::move(*o);
+    } else if (int c = action == "status" ? status_local(&state) : change_local(&state);
+               c != kExitOk) {
+      return c;
+    }
+    if (common_->json()) {
+      write_json_line(state);
+      return kExitOk;
+    }
+    write_stdout(render(state));
+    return kExitOk;
+  }
+
+ private:
+  int status_local(json::object* state) {
+    auto store = open_store_or_report(*common_);
+    if (!store) return kExitRuntime;
+    auto paused = http::auto_approval_paused(store->get());
+    if (!paused.ok())
+      return status_error("cannot read the auto-approval switch", paused.status(), "retry");
+    std::vector<scheduler::ErrorBudgetState> budgets;
+    if (*store) {
+      auto b = scheduler::read_error_budgets(store->get(), load_dags_unchecked(config_dir),
+                                             base::SystemClock::instance()->now_ms());
+      if (!b.ok()) return status_error("cannot read the error budgets", b.status(), "retry");
+      budgets = std::move(*b);
+    }
+    *state = http::auto_approval_view(*paused, budgets);
+    return kExitOk;
+  }
+
+  int change_local(json::object* state) {
+    auto host = open_host_for_change(*common_, config_dir);
+    if (!host) return kExitRuntime;
+    scheduler::Scheduler* sched = host->scheduler();
+    Status s = sched->set_auto_approval_paused(action == "pause", cli_actor());
+    *state = http::auto_approval_view(sched->auto_approval_paused(), sched->error_budgets());
+    (void)host->close(0);
+    if (!s.ok()) return status_error("cannot " + action + " auto-approval", s, "retry");
+    return kExitOk;
+  }
+
+  static std::string render(const json::object& state) {
+    const json::value* p = state.if_contains("paused");
+    bool paused = p && p->is_bool() && p->get_bool();
+    std::string out = paused ? "auto-approval: paused (every approval waits for a person; resume "
+                               "it with 'factoryd approvals auto resume')\n"
+                             : "auto-approval: on (approvals with auto_approve are approved as "
+                               "policy:auto)\n";
+    const json::value* b = state.if_contains("error_budget");
+    if (!b || !b->is_object() || b->get_object().empty()) return out;
+    Table table({"DAG", "STAGE", "SAMPLES", "FAILURES", "RATIO", "MAX", "MIN_SAMPLES", "WINDOW",
+                 "IN_BREACH", "BREACHES", "LAST_POSTMORTEM"});
+    auto percent = [](const json::object& o, std::string_view key) {
+      const json::value* v = o.if_contains(key);
+      if (!v || !v->is_number()) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f%%", v->to_number<double>() * 100);
+      return std::string(buf);
+    };
+    for (const auto& [dag, v] : b->get_object()) {
+      if (!v.is_object()) continue;
+      const json::object& o = v.get_object();
+      const json::value* w = o.if_contains("window_ms");
+      table.add_row({std::string(dag), view_text(o, "stage"), view_text(o, "samples"),
+                     view_text(o, "failures"), percent(o, "ratio"), percent(o, "max_failure_ratio"),
+                     view_text(o, "min_samples"),
+                     w && w->is_int64() ? format_duration(w->get_int64()) : "-",
+                     view_text(o, "in_breach"), view_text(o, "breaches"),
+                     view_text(o, "last_postmortem_run_id")});
+    }
+    return out + "\n" + table.render();
+  }
+
+  const CommonOptions* common_;
+};
+
 }  // namespace
 
 void add_runs_command(CLI::App* root, CommandRegistry* registry) {
@@ -501,6 +601,20 @@ void add_approvals_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("--bound-to", cmd->bound_to,
                     "What you reviewed, e.g. the commit (7+ characters of it): the decision is "
                     "refused when the approval is for something else");
+    add_config_dir_option(app, &cmd->config_dir);
+    add_common_options(app, common);
+    registry->add(app, std::move(cmd));
+  }
+  {
+    auto cmd = std::make_unique<ApprovalsAuto>(common);
+    CLI::App* app = approvals->add_subcommand(
+        "auto",
+        "Show, pause or resume auto-approval (an error budget breach pauses it until an "
+        "operator resumes it)");
+    app->add_option("action", cmd->action,
+                    "status (the default): the switch and each DAG's error budget; pause; resume")
+        ->check(CLI::IsMember({"status", "pause", "resume"}))
+        ->capture_default_str();
     add_config_dir_option(app, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));

@@ -1,4 +1,4 @@
-// /api/v1/dags, runs, tasks, approvals and audit: the scheduler half of the API.
+// /api/v1/dags, runs, tasks, approvals, auto-approval and audit: the scheduler half of the API.
 //
 // Reads come from the store (so they work without a scheduler, and see what the CLI sees);
 // writes go through the scheduler's commands, durable when they return. Every answer is one of
@@ -388,6 +388,32 @@ Response list_approvals(ApiContext* ctx, const Request& req) {
   return view(json::object{{"approvals", std::move(out)}});
 }
 
+// The auto-approval switch and the error budgets that pause it (Scheduler::error_budgets).
+// Without a scheduler: the switch as stored, and no budgets (nothing keeps them).
+Response show_auto_approval(ApiContext* ctx, const Request& req) {
+  if (Status s = check_query(req, {}); !s.ok()) return invalid(s);
+  if (ctx->scheduler) {
+    return view(auto_approval_view(ctx->scheduler->auto_approval_paused(),
+                                   ctx->scheduler->error_budgets()));
+  }
+  if (!ctx->store) return no_store();
+  auto paused = auto_approval_paused(ctx->store);
+  if (!paused.ok()) return status_response(paused.status());
+  return view(auto_approval_view(*paused, {}));
+}
+
+Response set_auto_approval(ApiContext* ctx, const Request& req, bool paused) {
+  auto body = optional_body(req);
+  if (!body.ok()) return invalid(body.status());
+  if (Status s = FieldReader(*body, "body", {}).check_unknown(); !s.ok()) return invalid(s);
+  if (!ctx->scheduler) return no_scheduler(paused ? "pause auto-approval" : "resume auto-approval");
+  Status s = ctx->scheduler->set_auto_approval_paused(paused, req.principal.actor(),
+                                                      scheduler::AuditMode::kCallerAudits);
+  if (!s.ok()) return status_response(s);
+  return view(
+      auto_approval_view(ctx->scheduler->auto_approval_paused(), ctx->scheduler->error_budgets()));
+}
+
 Response list_audit(ApiContext* ctx, const Request& req) {
   if (Status s = check_query(req, {"limit"}); !s.ok()) return invalid(s);
   auto limit = query_int(req, "limit", 100, 0, kMaxLimit);
@@ -444,6 +470,13 @@ void add_scheduler_routes(Router* router, ApiContext* ctx) {
        [ctx](const Request& req) { return decide(ctx, req, false); });
 
   get("/api/v1/approvals", list_approvals);
+  // One route per direction, like a DAG's pause/unpause, so each change has its own audit
+  // action.
+  get("/api/v1/auto-approval", show_auto_approval);
+  post("/api/v1/auto-approval/pause", "approval.auto_pause",
+       [ctx](const Request& req) { return set_auto_approval(ctx, req, true); });
+  post("/api/v1/auto-approval/resume", "approval.auto_resume",
+       [ctx](const Request& req) { return set_auto_approval(ctx, req, false); });
   get("/api/v1/audit", list_audit);
 }
 

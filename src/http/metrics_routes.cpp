@@ -3,8 +3,9 @@
 // The handler renders the registry (counters and histograms the log, runtime, scheduler and
 // server record as they go) plus the daemon's scrape-time view, computed from the ApiContext
 // on each scrape: end offsets, group offsets and lag, runs and task instances by state,
-// pending approvals, stage counts and circuit breakers, build info. That view is passed to
-// Registry::render() as its `extra` collector instead of being registered in the registry:
+// pending approvals, stage counts and circuit breakers, error budgets and the auto-approval
+// switch, build info. That view is passed to Registry::render() as its `extra` collector
+// instead of being registered in the registry:
 // the registry is process-wide and outlives any one ApiContext (tests start several daemons in
 // one process), so a registered collector could outlive the pointers it reads; the route
 // cannot.
@@ -20,6 +21,7 @@
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "scheduler/dag.h"
+#include "scheduler/error_budget.h"
 
 #ifndef FACTORYD_VERSION
 #define FACTORYD_VERSION "unknown"
@@ -207,6 +209,33 @@ void collect_engine(runtime::Engine* engine, obs::Writer& w) {
   }
 }
 
+// The auto-approval switch and each DAG's error budget (Scheduler::error_budgets).
+void collect_error_budgets(scheduler::Scheduler* sched, obs::Writer& w) {
+  w.family("factory_auto_approval_paused",
+           "1 while auto-approval is paused (by an error budget breach or an operator).",
+           MetricType::kGauge);
+  w.sample({}, sched->auto_approval_paused() ? 1 : 0);
+  const std::vector<scheduler::ErrorBudgetState> budgets = sched->error_budgets();
+  if (budgets.empty()) return;
+  w.family("factory_error_budget_ratio",
+           "Failed samples / samples in the DAG's error budget window (0 with none).",
+           MetricType::kGauge);
+  for (const auto& b : budgets) w.sample({{"dag", b.dag_id}}, b.ratio);
+  w.family("factory_error_budget_samples", "Samples (e.g. gate verdicts) in the budget window.",
+           MetricType::kGauge);
+  for (const auto& b : budgets) w.sample({{"dag", b.dag_id}}, static_cast<double>(b.samples));
+  w.family("factory_error_budget_max_failure_ratio",
+           "The ratio above which the DAG's error budget is breached.", MetricType::kGauge);
+  for (const auto& b : budgets) w.sample({{"dag", b.dag_id}}, b.spec.max_failure_ratio);
+  w.family("factory_error_budget_in_breach", "1 while the DAG's error budget is breached.",
+           MetricType::kGauge);
+  for (const auto& b : budgets) w.sample({{"dag", b.dag_id}}, b.in_breach ? 1 : 0);
+  w.family("factory_error_budget_breaches_total",
+           "Times the DAG's error budget was breached (each triggered its postmortem DAG once).",
+           MetricType::kCounter);
+  for (const auto& b : budgets) w.sample({{"dag", b.dag_id}}, static_cast<double>(b.breaches));
+}
+
 void collect_daemon(ApiContext* ctx, obs::Writer& w) {
   w.family("factory_build_info", "Always 1; the labels describe the running factoryd.",
            MetricType::kGauge);
@@ -217,6 +246,7 @@ void collect_daemon(ApiContext* ctx, obs::Writer& w) {
   if (ctx->log) collect_log(ctx->log, w);
   if (ctx->store) collect_store(ctx, w);
   if (ctx->engine) collect_engine(ctx->engine, w);
+  if (ctx->scheduler) collect_error_budgets(ctx->scheduler, w);
 }
 
 }  // namespace

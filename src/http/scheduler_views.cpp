@@ -232,6 +232,40 @@ std::optional<bool> dag_paused(store::MetaStore* store, std::string_view dag_id)
   return *v && **v == "1";
 }
 
+Result<bool> auto_approval_paused(store::MetaStore* store) {
+  if (!store) return false;
+  auto v = store->get_kv("scheduler.auto_approval_paused");
+  if (!v.ok()) return v.status();
+  return *v && **v == "1";
+}
+
+json::object auto_approval_view(bool paused,
+                                const std::vector<scheduler::ErrorBudgetState>& budgets) {
+  json::object by_dag;
+  for (const scheduler::ErrorBudgetState& b : budgets) {
+    json::object o;
+    o["stage"] = text(b.spec.stage);
+    o["field"] = text(b.spec.field);
+    o["window_ms"] = b.spec.window_ms;
+    o["max_failure_ratio"] = b.spec.max_failure_ratio;
+    o["min_samples"] = b.spec.min_samples;
+    o["postmortem_dag"] = b.spec.postmortem_dag.empty() ? json::value(nullptr)
+                                                        : json::value(text(b.spec.postmortem_dag));
+    o["pause_auto_approval"] = b.spec.pause_auto_approval;
+    o["samples"] = b.samples;
+    o["failures"] = b.failures;
+    o["ratio"] = b.ratio;
+    o["in_breach"] = b.in_breach;
+    o["breaches"] = b.breaches;
+    o["last_breach"] = time_value(b.last_breach_ms);
+    o["last_postmortem_run_id"] = b.last_postmortem_run_id.empty()
+                                      ? json::value(nullptr)
+                                      : json::value(text(b.last_postmortem_run_id));
+    by_dag[b.dag_id] = std::move(o);
+  }
+  return json::object{{"paused", paused}, {"error_budget", std::move(by_dag)}};
+}
+
 std::vector<std::string> tasks_to_clear(const scheduler::Dag& dag, int task, bool downstream) {
   std::vector<std::string> cleared;
   std::vector<char> seen(dag.tasks.size(), 0);

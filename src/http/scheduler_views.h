@@ -21,6 +21,11 @@
 //                      "comment","bound_to","age_ms"}         bound_to: what it approves (the DAG's
 //                      bind_to, e.g. a commit), null when unbound; age_ms: pending ones only
 //   audit_view        {"at","actor","action","object","result","detail","request_id"}
+//   auto_approval_view {"paused","error_budget":{"<dag_id>":{"stage","field","window_ms",
+//                      "max_failure_ratio","min_samples","postmortem_dag","pause_auto_approval",
+//                      "samples","failures","ratio","in_breach","breaches","last_breach",
+//                      "last_postmortem_run_id"}}}            postmortem_dag, last_breach and
+//                      last_postmortem_run_id null when none
 // Strings are valid UTF-8 (invalid bytes become U+FFFD), so the values always serialize to
 // JSON any client parses. Objects keep their keys in the order above.
 //
@@ -50,6 +55,8 @@ boost::json::object run_view(const store::RunRow& run,
                              const std::vector<scheduler::TaskView>* tasks = nullptr);
 boost::json::object approval_view(const store::ApprovalRow& approval, int64_t now_ms);
 boost::json::object audit_view(const store::AuditRow& row);
+boost::json::object auto_approval_view(bool paused,
+                                       const std::vector<scheduler::ErrorBudgetState>& budgets);
 
 // Compact JSON text of a view (boost::json's serializer: parsing it back and serializing again
 // gives the same text, which is what lets the CLI print a daemon's answer unchanged).
@@ -65,6 +72,10 @@ std::vector<scheduler::TaskView> order_tasks(const store::RunRow& run,
 // Whether the DAG is paused per the store (the scheduler's kv "scheduler.paused.<dag>").
 // false when *store is null (no store yet: never paused); nullopt when it cannot be read.
 std::optional<bool> dag_paused(store::MetaStore* store, std::string_view dag_id);
+
+// Whether auto-approval is paused per the store (the scheduler's kv
+// "scheduler.auto_approval_paused"). false when *store is null; the store's error otherwise.
+Result<bool> auto_approval_paused(store::MetaStore* store);
 
 // The ids `Scheduler::clear(run, dag.tasks[task], downstream)` resets: the task first, then
 // with `downstream` every task below it, sorted.

@@ -149,6 +149,22 @@ struct Task {
   int line = 0;                                // 1-based line of the task's id in its file
 };
 
+// A DAG's error budget (`error_budget:` in its file, docs/dags.md): every task instance of
+// `stage` that succeeds is a sample whose output's boolean `field` is its verdict (false is a
+// failure). When more than max_failure_ratio of the samples in the rolling window failed, with
+// at least min_samples of them, the budget is breached: the scheduler triggers one run of
+// postmortem_dag and, with pause_auto_approval, pauses auto-approval (error_budget.h).
+struct ErrorBudgetSpec {
+  std::string stage;  // a stage a task of this DAG runs
+  std::string field;  // a top-level boolean of the task's output
+  int64_t window_ms = 0;
+  double max_failure_ratio = 0;  // in [0, 1): breached when failures / samples is above it
+  int min_samples = 1;           // no verdict below this many samples in the window
+  std::string postmortem_dag;    // "" none: the DAG triggered once per breach
+  bool pause_auto_approval = false;
+  int line = 0;  // 1-based line of `error_budget:` in its file
+};
+
 struct Dag;
 
 // Transparent hashing, so a string_view finds a std::string key without a copy.
@@ -207,6 +223,8 @@ struct Dag {
   std::string source;                  // the file, as given to the parser
   int line = 0;                        // 1-based line of dag_id
   DagIndex index;                      // valid after build_index(); the parser builds it
+
+  std::optional<ErrorBudgetSpec> error_budget;  // none: no budget is kept for this DAG
 
   // The task with this id, or nullptr (uses the index once built).
   const Task* find_task(std::string_view id) const;

@@ -199,6 +199,13 @@ Result<std::vector<Dag>> load_dags(const std::string& dir, const DagParseOptions
                                       " is not the dag_id of any DAG file in " + in_quotes(dir) +
                                       "; add that DAG or fix the name");
     }
+    if (d.error_budget && !d.error_budget->postmortem_dag.empty() &&
+        by_id.find(d.error_budget->postmortem_dag) == by_id.end()) {
+      return Status::invalid_argument(
+          d.source + ":" + std::to_string(d.error_budget->line) + ": error_budget.postmortem_dag " +
+          in_quotes(d.error_budget->postmortem_dag) + " is not the dag_id of any DAG file in " +
+          in_quotes(dir) + "; add that DAG (config/dags/postmortem.yaml is one) or fix the name");
+    }
   }
   return dags;
 }

@@ -10,6 +10,7 @@
 #include "scheduler/dag_parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <exception>
 #include <limits>
 #include <map>
@@ -49,9 +50,9 @@ constexpr int64_t kMaxPriorityWeight = std::numeric_limits<int32_t>::max();
 constexpr int kMaxWalkDepth = 64;
 constexpr int kMaxWalkNodes = 100'000;
 
-const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule", "catchup",
-                            "max_active_runs", "max_active_tasks", "pools",    "params",
-                            "default_args",    "deadline",         "tasks"};
+const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule",     "catchup",
+                            "max_active_runs", "max_active_tasks", "pools",        "params",
+                            "default_args",    "deadline",         "error_budget", "tasks"};
 const YamlKeys kTaskKeys = {"stage",
                             "description",
                             "upstream",
@@ -76,6 +77,15 @@ const YamlKeys kParamsKeys = {"schema", "defaults"};
 const YamlKeys kScheduleKeys = {"cron", "topic", "timezone"};
 const YamlKeys kDagDeadlineKeys = {"after", "trigger_dag"};
 const YamlKeys kTaskDeadlineKeys = {"after"};
+const YamlKeys kErrorBudgetKeys = {"stage",
+                                   "field",
+                                   "window",
+                                   "max_failure_ratio",
+                                   "min_samples",
+                                   "postmortem_dag",
+                                   "pause_auto_approval"};
+constexpr int kMaxMinSamples = 1'000'000;
+constexpr int64_t kMinBudgetWindowMs = 1000;
 
 // Names people bring from Airflow, Kubernetes or CI files, spelled differently here.
 // clang-format off
@@ -101,6 +111,11 @@ const YamlAliases kAliases = {
     {"approve", "approval"},            {"requires_approval", "approval"},
     {"default", "defaults"},            {"json_schema", "schema"},
     {"timeout_after", "after"},         {"dag_to_trigger", "trigger_dag"},
+    {"budget", "error_budget"},         {"slo", "error_budget"},
+    {"max_ratio", "max_failure_ratio"}, {"failure_ratio", "max_failure_ratio"},
+    {"threshold", "max_failure_ratio"}, {"min_count", "min_samples"},
+    {"postmortem", "postmortem_dag"},   {"trigger_dag", "postmortem_dag"},
+    {"pause_auto_approve", "pause_auto_approval"},
 };
 // Old or neighbouring spellings of trigger rules.
 const YamlAliases kTriggerRuleAliases = {
@@ -229,6 +244,7 @@ class DagParser {
 
     const YamlEntry* tasks = nullptr;
     const YamlEntry* catchup = nullptr;
+    const YamlEntry* budget = nullptr;
     for (const YamlEntry& e : root) {
       const std::string& k = e.key;
       if (k == "description") {
@@ -253,6 +269,8 @@ class DagParser {
         FACTORY_RETURN_IF_ERROR(parse_default_args(e));
       } else if (k == "deadline") {
         FACTORY_RETURN_IF_ERROR(parse_dag_deadline(e));
+      } else if (k == "error_budget") {
+        budget = &e;  // read once the tasks are: its stage must be one of theirs
       } else if (k == "tasks") {
         tasks = &e;
       }
@@ -269,6 +287,7 @@ class DagParser {
                                    "entry per task");
     }
     FACTORY_RETURN_IF_ERROR(parse_tasks(*tasks));
+    if (budget != nullptr) FACTORY_RETURN_IF_ERROR(parse_error_budget(*budget));
     FACTORY_RETURN_IF_ERROR(check_graph());
     FACTORY_RETURN_IF_ERROR(check_templates());
     Status s = build_index(&dag_);
@@ -450,6 +469,93 @@ class DagParser {
                                           " is not a valid dag_id");
       }
     }
+    return Status::ok_status();
+  }
+
+  Status parse_error_budget(const YamlEntry& e) {
+    if (e.value.IsNull()) return Status::ok_status();
+    if (!e.value.IsMap()) {
+      return error(where(e),
+                   "error_budget must be a mapping, e.g. error_budget: {stage: gate, field: "
+                   "gate_passed, window: 1h, max_failure_ratio: 0.02, min_samples: 20}");
+    }
+    std::vector<YamlEntry> fields;
+    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "error_budget", &kErrorBudgetKeys, &fields));
+    ErrorBudgetSpec b;
+    b.line = e.key_node.Mark().line + 1;
+    for (const char* key : {"stage", "field", "window", "max_failure_ratio"}) {
+      if (find(fields, key) == nullptr) {
+        return error(where(e), std::string("error_budget has no ") + key +
+                                   ":; it needs stage:, field:, window: and max_failure_ratio: "
+                                   "(e.g. {stage: gate, field: gate_passed, window: 1h, "
+                                   "max_failure_ratio: 0.02})");
+      }
+    }
+    for (const YamlEntry& f : fields) {
+      const std::string& k = f.key;
+      if (k == "stage") {
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.stage", &b.stage));
+        std::vector<std::string_view> stages;
+        for (const Task& t : dag_.tasks) {
+          if (!t.approval && std::find(stages.begin(), stages.end(), t.stage) == stages.end()) {
+            stages.push_back(t.stage);
+          }
+        }
+        if (std::find(stages.begin(), stages.end(), b.stage) == stages.end()) {
+          std::string msg = "error_budget.stage " + in_quotes(b.stage) +
+                            " is not the stage of any task of DAG " + in_quotes(dag_.dag_id);
+          std::string_view guess = yaml_.suggest(b.stage, stages);
+          msg += guess.empty() ? "; the samples are the task instances of that stage: name the "
+                                 "stage of the tasks whose verdict counts (e.g. gate)"
+                               : "; did you mean " + in_quotes(guess) + "?";
+          return error(where(f), msg);
+        }
+      } else if (k == "field") {
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.field", &b.field));
+        bool ok = !b.field.empty() && b.field.size() <= 250;
+        for (char c : b.field) {
+          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') ok = false;
+        }
+        if (!ok) {
+          return error(where(f), "error_budget.field " + in_quotes(b.field) +
+                                     " is not a field name; name a top-level boolean of the "
+                                     "task's output (letters, digits, '_' or '-'), e.g. "
+                                     "gate_passed");
+        }
+      } else if (k == "window") {
+        FACTORY_RETURN_IF_ERROR(
+            duration(f, "error_budget.window", kMinBudgetWindowMs, &b.window_ms));
+      } else if (k == "max_failure_ratio") {
+        std::string text;
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.max_failure_ratio", &text));
+        if (!text.empty() && text.back() == '%') {
+          return error(where(f), "error_budget.max_failure_ratio " + in_quotes(text) +
+                                     " is a percentage; write it as a fraction (2% is 0.02)");
+        }
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.number(f, "error_budget.max_failure_ratio", &b.max_failure_ratio));
+        if (!(b.max_failure_ratio >= 0 && b.max_failure_ratio < 1)) {
+          return error(where(f), "error_budget.max_failure_ratio " + in_quotes(text) +
+                                     " is out of range; use a fraction from 0 (no failure "
+                                     "allowed) to below 1, e.g. 0.02 for 2%");
+        }
+      } else if (k == "min_samples") {
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.integer(f, "error_budget.min_samples", 1, kMaxMinSamples, &b.min_samples));
+      } else if (k == "postmortem_dag") {
+        if (f.value.IsNull()) continue;
+        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.postmortem_dag", &b.postmortem_dag));
+        if (!valid_dag_id(b.postmortem_dag)) {
+          return error(where(f), "error_budget.postmortem_dag " + in_quotes(b.postmortem_dag) +
+                                     " is not a valid dag_id; use 1 to 250 letters, digits, '_', "
+                                     "'-' or '.'");
+        }
+      } else if (k == "pause_auto_approval") {
+        FACTORY_RETURN_IF_ERROR(
+            yaml_.boolean(f, "error_budget.pause_auto_approval", &b.pause_auto_approval));
+      }
+    }
+    dag_.error_budget = std::move(b);
     return Status::ok_status();
   }
 

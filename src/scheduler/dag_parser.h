@@ -5,7 +5,7 @@
 // "FILE:LINE:COLUMN: what is wrong; how to fix it" (the runtime's YamlReader style): unknown
 // and repeated keys (did-you-mean), bad durations, task ids, unknown upstreams, cycles (named
 // "a -> b -> a"), unknown stages, pools and trigger rules, bad templates (templates.h), bad cron
-// expressions, topics, and params defaults that break the params schema.
+// expressions, topics, params defaults that break the params schema, and error_budget values.
 //
 // Usage:
 //   scheduler::DagParseOptions opts;
@@ -54,7 +54,7 @@ Result<Dag> load_dag_file(const std::string& path, const DagParseOptions& option
 // Every *.yaml / *.yml file directly in `dir` (e.g. "config/dags"), in file-name order; a
 // missing directory holds no DAGs. On top of each file's checks: InvalidArgument naming both
 // files for a dag_id used twice or a pool declared with different slots, and naming the file
-// for a deadline trigger_dag that no file defines. IOError when the directory or a file cannot
+// for a deadline trigger_dag or an error_budget postmortem_dag that no file defines. IOError when the directory or a file cannot
 // be read.
 Result<std::vector<Dag>> load_dags(const std::string& dir, const DagParseOptions& options);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <future>
@@ -11,6 +12,7 @@
 #include <queue>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <boost/json.hpp>
 
@@ -23,6 +25,7 @@
 #include "scheduler/approval_params.h"
 #include "scheduler/cron.h"
 #include "scheduler/dag_parser.h"
+#include "scheduler/error_budget.h"
 #include "scheduler/retry_delay.h"
 #include "scheduler/task_stage.h"
 #include "scheduler/templates.h"
@@ -36,6 +39,7 @@ constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
 constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at most
 constexpr char kAutoApprovalPausedKey[] = "scheduler.auto_approval_paused";
 constexpr char kAutoApprover[] = "policy:auto";  // who approves under auto_approve
+constexpr char kBudgetActor[] = "error-budget";  // who pauses auto-approval on a breach
 
 std::string iso_utc(int64_t ms) { return base::format_iso8601_utc(ms); }
 
@@ -195,6 +199,14 @@ struct Scheduler::Impl {
   std::atomic<std::thread::id> loop_thread{};
   bool notify_stage_missing_warned = false;
   std::unique_ptr<runtime::ThreadPool> loop_pool;  // one thread: the loop
+
+  // Error budgets (error_budget.h) by DAG id, owned by the loop; budget_view is their state as
+  // of the last step that changed one, for other threads (error_budgets()).
+  std::map<std::string, ErrorBudget, std::less<>> budgets;
+  std::set<std::string, std::less<>> budget_field_warned;  // DAGs warned about a bad sample
+  mutable std::mutex budget_mu;
+  std::vector<ErrorBudgetState> budget_view;  // guarded by budget_mu
+  bool budget_view_stale = false;             // a budget changed in this step
 
   int64_t now() const { return clock->now_ms(); }
 
@@ -665,6 +677,7 @@ struct Scheduler::Impl {
       auto* out = o.if_contains("output");
       ti.output = out && !out->is_null() ? json::serialize(*out) : "";
       set_state(r, t, TaskState::kSuccess);
+      record_sample(r, t);
       // A new output (say, a new commit) re-binds the approvals waiting on it.
       for (int a : dag_states.find(r.row.dag_id)->second.approvals) refresh_binding(r, a);
     } else {
@@ -745,6 +758,143 @@ struct Scheduler::Impl {
           break;
         }
       }
+    }
+  }
+
+  // ---- error budgets (error_budget.h) ----
+  // A successful task of its DAG's budget stage is a sample: its output's boolean field.
+  void record_sample(const Run& r, int t) {
+    const std::optional<ErrorBudgetSpec>& spec = r.dag->error_budget;
+    if (!spec || r.dag->tasks[t].stage != spec->stage) return;
+    auto it = budgets.find(r.row.dag_id);
+    if (it == budgets.end()) return;
+    boost::system::error_code ec;
+    json::value v = json::parse(r.tasks[t].output, ec);
+    const json::value* f = ec || !v.is_object() ? nullptr : v.as_object().if_contains(spec->field);
+    if (!f || !f->is_bool()) {
+      if (budget_field_warned.insert(r.row.dag_id).second) {
+        obs::warn(
+            "error budget: a task of its stage succeeded without a boolean verdict; not counted "
+            "(warned once per DAG)",
+            {{"dag_id", r.row.dag_id},
+             {"run_id", r.row.run_id},
+             {"task_id", r.dag->tasks[t].id},
+             {"field", spec->field}});
+      }
+      return;
+    }
+    it->second.record(now(), f->as_bool());
+  }
+
+  // Moves every budget's window to now and acts on a breach beginning or ending; writes the
+  // budgets that changed into this step's batch (with the postmortem run and the pause). Their
+  // view is refreshed once that batch is durable (step()).
+  void check_error_budgets() {
+    for (auto& [dag_id, budget] : budgets) {
+      switch (budget.update(now())) {
+        case ErrorBudget::Change::kBreached:
+          on_budget_breached(dag_id, budget);
+          break;
+        case ErrorBudget::Change::kRecovered:
+          on_budget_event(dag_id, budget, "error_budget.recovered", "error_budget_recovered");
+          break;
+        case ErrorBudget::Change::kNone:
+          break;
+      }
+      if (budget.take_dirty()) {
+        batch.kv.emplace_back(ErrorBudget::kv_key(dag_id), budget.encode());
+        budget_view_stale = true;
+      }
+    }
+  }
+
+  void refresh_budget_view() {
+    std::vector<ErrorBudgetState> view;
+    for (const auto& [dag_id, budget] : budgets) view.push_back(budget.state());
+    std::lock_guard<std::mutex> lock(budget_mu);
+    budget_view = std::move(view);
+  }
+
+  // "3 of 40 gate verdicts failed in the last 1h (7.5% > 2.0%)"
+  static std::string budget_summary(const ErrorBudgetState& s) {
+    auto percent = [](double x) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f%%", x * 100);
+      return std::string(buf);
+    };
+    int64_t w = s.spec.window_ms;
+    std::string window = w % 3'600'000 == 0 ? std::to_string(w / 3'600'000) + "h"
+                         : w % 60'000 == 0  ? std::to_string(w / 60'000) + "m"
+                         : w % 1000 == 0    ? std::to_string(w / 1000) + "s"
+                                            : std::to_string(w) + "ms";
+    return std::to_string(s.failures) + " of " + std::to_string(s.samples) + " " + s.spec.stage +
+           " verdicts failed in the last " + window + " (" + percent(s.ratio) +
+           (s.in_breach ? " > " : " <= ") + percent(s.spec.max_failure_ratio) + ")";
+  }
+
+  // An audit row and a task event for a budget's transition.
+  void on_budget_event(const std::string& dag_id, const ErrorBudget& budget,
+                       std::string_view action, std::string_view event) {
+    ErrorBudgetState s = budget.state();
+    batch.audit.push_back(
+        {now(), kBudgetActor, std::string(action), "dag/" + dag_id, "ok", budget_summary(s), ""});
+    json::object e;
+    e["event"] = event;
+    e["dag_id"] = dag_id;
+    e["samples"] = s.samples;
+    e["failures"] = s.failures;
+    e["ratio"] = s.ratio;
+    e["max_failure_ratio"] = s.spec.max_failure_ratio;
+    e["breaches"] = s.breaches;
+    if (!s.last_postmortem_run_id.empty()) e["postmortem_run_id"] = s.last_postmortem_run_id;
+    e["at_ms"] = now();
+    ProducerRecord rec;
+    rec.key = dag_id;
+    rec.value = json::serialize(e);
+    events.push_back(std::move(rec));
+  }
+
+  // A breach begins: one postmortem run (its id names the breach, so it is never made twice)
+  // and auto-approval paused, in the same transaction as the breach itself.
+  void on_budget_breached(const std::string& dag_id, ErrorBudget& budget) {
+    const ErrorBudgetSpec& spec = *dag_states.find(dag_id)->second.dag->error_budget;
+    ErrorBudgetState s = budget.state();
+    const std::string summary = budget_summary(s);
+    obs::warn("error budget breached",
+              {{"dag_id", dag_id}, {"summary", summary}, {"breach", std::to_string(s.breaches)}});
+    if (!spec.postmortem_dag.empty()) {
+      json::object conf;
+      conf["dag"] = dag_id;
+      conf["ratio"] = s.ratio;
+      conf["failures"] = s.failures;
+      conf["samples"] = s.samples;
+      conf["window_ms"] = spec.window_ms;
+      conf["breached_at"] = iso_utc(s.last_breach_ms);
+      conf["max_failure_ratio"] = spec.max_failure_ratio;
+      conf["min_samples"] = spec.min_samples;
+      conf["stage"] = spec.stage;
+      conf["breach"] = s.breaches;
+      conf["summary"] = summary;
+      std::string run_id = "error_budget__" + dag_id + "__" + std::to_string(s.breaches);
+      auto made =
+          create_run(spec.postmortem_dag, json::serialize(conf), run_id, "error_budget:" + dag_id);
+      if (made.ok() || made.status().code() == Status::Code::kAlreadyExists) {
+        budget.set_postmortem_run(run_id);
+      } else {
+        obs::error("error budget: the postmortem DAG did not start",
+                   {{"dag_id", dag_id},
+                    {"postmortem_dag", spec.postmortem_dag},
+                    {"error", made.status().to_string()}});
+        batch.audit.push_back({now(), kBudgetActor, "run.trigger", "dag/" + spec.postmortem_dag,
+                               made.status().to_string(), "postmortem of " + dag_id, ""});
+      }
+    }
+    on_budget_event(dag_id, budget, "error_budget.breach", "error_budget_breached");
+    if (spec.pause_auto_approval && !auto_approval_paused.exchange(true)) {
+      batch.kv.emplace_back(kAutoApprovalPausedKey, "1");
+      batch.audit.push_back({now(), kBudgetActor, "approval.auto_pause", "scheduler/auto_approval",
+                             "ok", "error budget of DAG '" + dag_id + "' breached: " + summary,
+                             ""});
     }
   }
 
@@ -894,6 +1044,8 @@ struct Scheduler::Impl {
       }
       to_commit.emplace_back(ds.trigger_consumer.get(), true);
     }
+    // Before any approval of this step opens: a breach pauses auto-approval for it already.
+    check_error_budgets();
     // 3. Timers and cron.
     fire_timers();
     int64_t t_now = now();
@@ -925,6 +1077,7 @@ struct Scheduler::Impl {
     // 5, 6. Persist, then act.
     Status s = flush();
     if (!s.ok()) obs::error("scheduler step failed", {{"error", s.to_string()}});
+    if (std::exchange(budget_view_stale, false)) refresh_budget_view();
     for (auto& [promise, status] : replies) promise.set_value(s.ok() ? status : s);
   }
 
@@ -1026,6 +1179,23 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   for (const std::string& stage : m.stages) {
     FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage));
   }
+  for (const Dag& dag : m.dags) {
+    if (!dag.error_budget) continue;
+    const std::string& pm = dag.error_budget->postmortem_dag;
+    if (!pm.empty() && !m.dag_states.count(pm)) {
+      return Status::invalid_argument("DAG '" + dag.dag_id + "': error_budget.postmortem_dag '" +
+                                      pm + "' is not loaded; load that DAG too or fix the name");
+    }
+    ErrorBudget budget(dag.dag_id, *dag.error_budget);
+    auto kv = store->get_kv(ErrorBudget::kv_key(dag.dag_id));
+    if (!kv.ok()) return kv.status();
+    if (*kv) {
+      Status s = budget.decode(**kv);
+      if (!s.ok()) obs::error("error budget restarts empty", {{"error", s.to_string()}});
+    }
+    m.budgets.emplace(dag.dag_id, std::move(budget));
+  }
+  m.refresh_budget_view();
   auto seq = store->get_kv(kDispatchSeqKey);
   if (!seq.ok()) return seq.status();
   auto auto_paused = store->get_kv(kAutoApprovalPausedKey);
@@ -1245,6 +1415,11 @@ Status Scheduler::set_auto_approval_paused(bool paused, std::string_view actor, 
 }
 
 bool Scheduler::auto_approval_paused() const { return impl_->auto_approval_paused.load(); }
+
+std::vector<ErrorBudgetState> Scheduler::error_budgets() const {
+  std::lock_guard<std::mutex> lock(impl_->budget_mu);
+  return impl_->budget_view;
+}
 
 Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditMode audit) {
   return impl_->run_command([&]() -> Status {

@@ -10,7 +10,8 @@
 //   4. moves tasks whose trigger rule is decided (trigger_rules.h) to scheduled, skipped or
 //      upstream_failed, and dispatches scheduled tasks by priority within pool slots and the
 //      DAG's max_active_tasks (runs beyond max_active_runs wait queued);
-//   5. writes every changed run, task instance, approval and cursor in ONE store transaction;
+//   5. writes every changed run, task instance, approval and cursor (and error budget,
+//      error_budget.h) in ONE store transaction;
 //   6. appends the dispatch records (topic "<dispatch_prefix><stage>", one append per stage,
 //      an idempotent producer whose sequence is the task's dispatch_seq) and the task events.
 // State is written (5) before the records that act on it (6): after a crash, running tasks
@@ -35,6 +36,7 @@
 #include "factory/status.h"
 #include "runtime/binding.h"
 #include "scheduler/dag.h"
+#include "scheduler/error_budget.h"
 #include "store/meta_store.h"
 
 namespace factory::scheduler {
@@ -109,6 +111,12 @@ class Scheduler {
   Status set_auto_approval_paused(bool paused, std::string_view actor = "scheduler",
                                   AuditMode audit = AuditMode::kAudit);
   bool auto_approval_paused() const;
+  // The error budgets of the loaded DAGs that declare one (error_budget.h), in dag_id order, as
+  // of the loop's last step that changed one. A breach (the ratio of failed samples in the
+  // window above the maximum) triggers one run of the budget's postmortem_dag, with the run id
+  // "error_budget__<dag_id>__<breach number>", and with pause_auto_approval pauses
+  // auto-approval (actor "error-budget") until an operator resumes it. Safe from any thread.
+  std::vector<ErrorBudgetState> error_budgets() const;
   // Cancels a run: unfinished tasks are marked failed/skipped, nothing new is dispatched.
   Status cancel(std::string_view run_id, std::string_view actor,
                 AuditMode audit = AuditMode::kAudit);

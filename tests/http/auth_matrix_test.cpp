@@ -54,6 +54,9 @@ const std::map<std::string, std::string> kLeastRole = {
     {"POST /api/v1/runs/{run_id}/tasks/{task_id}/approve", "operator"},
     {"POST /api/v1/runs/{run_id}/tasks/{task_id}/reject", "operator"},
     {"GET /api/v1/approvals", "viewer"},
+    {"GET /api/v1/auto-approval", "viewer"},
+    {"POST /api/v1/auto-approval/pause", "operator"},
+    {"POST /api/v1/auto-approval/resume", "operator"},
     {"GET /api/v1/audit", "viewer"},
 };
 

@@ -240,6 +240,7 @@ dag_id: gated
 description: build, ask a person, deploy
 params:
   defaults: {ticket: none}
+error_budget: {stage: noop, field: passed, window: 1h, max_failure_ratio: 0.02, min_samples: 20}
 tasks:
   build: {stage: noop, params: {ticket: "{{ run.conf.ticket }}"}}
   approve: {stage: approval, upstream: [build]}
@@ -703,6 +704,8 @@ TEST_CASE("every operation answers in its documented schema", "[http][openapi]")
   d.call("POST", "/api/v1/runs/r1/tasks/approve/approve", R"({"comment":"ship it"})");
   d.call("POST", "/api/v1/runs/r2/tasks/approve/reject");
   d.call("POST", "/api/v1/runs/r3/cancel");
+  CHECK(d.call("POST", "/api/v1/auto-approval/pause", "{}").at("paused") == true);
+  CHECK(d.call("POST", "/api/v1/auto-approval/resume").at("paused") == false);
   d.await_run("r1", "success");
   json::value cleared =
       d.call("POST", "/api/v1/runs/r1/tasks/deploy/clear", R"({"downstream":true})");

@@ -160,7 +160,8 @@ TEST_CASE("config/topics.yaml holds the factory's topics", "[log]") {
       {"feature-specs", 12, 604'800'000}, {"code-artifacts", 24, 2'592'000'000},
       {"jira-events", 3, 604'800'000},    {"test-results", 12, 604'800'000},
       {"quality-gates", 12, 604'800'000}, {"deployment-triggers", 6, 604'800'000},
-      {"human-review", 3, 604'800'000},   {"tickets", 3, 604'800'000},
+      {"human-review", 3, 604'800'000},   {"postmortems", 1, 7'776'000'000},
+      {"tickets", 3, 604'800'000},
   };
   REQUIRE(r->size() == std::size(want));
   for (size_t i = 0; i < std::size(want); ++i) {
