@@ -337,8 +337,10 @@ class TasksTest : public Command {
     rc.task_id = task_id;
     auto rendered = scheduler::render_params(params, rc);
     if (!rendered.ok()) {
-      return status_error(
-          "cannot render the params of task '" + task_id + "'", rendered.status(),
+      // Always the hint (status_error drops it when the message has one of its own): the
+      // upstream outputs are what `tasks test` cannot have.
+      return runtime_error(
+          "cannot render the params of task '" + task_id + "': " + rendered.status().message(),
           "tasks test runs the task alone, without its upstream outputs: pass the params its "
           "templates need with -t '{\"name\": value}'");
     }

@@ -21,7 +21,7 @@ done
   echo 'set -euo pipefail'
   echo "export PATH=\"$bindir:\$PATH\" PORT=$PORT"
   echo 'unset FACTORY_CONFIG FACTORY_SERVER FACTORY_TOKEN FACTORY_LOG_LEVEL'
-  echo 'cleanup() { [ -n "${FACTORYD_PID:-}" ] && kill -9 "$FACTORYD_PID" 2>/dev/null; rm -rf "${FACTORY_DATA_DIR:-/nonexistent}" "${FACTORY_DATA_DIR:-/nonexistent}.out"; }'
+  echo 'cleanup() { if [ -n "${FACTORYD_PID:-}" ]; then kill -9 "$FACTORYD_PID" 2>/dev/null || true; fi; rm -rf "${FACTORY_DATA_DIR:-/nonexistent}" "${FACTORY_DATA_DIR:-/nonexistent}.out"; }'
   echo 'trap cleanup EXIT'
   # The page's blocks.
   awk '/^```sh$/ { on = 1; print "echo \"--- block " ++n " ---\""; next } /^```/ { on = 0; next } on' "$doc"
