@@ -413,7 +413,14 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
     message += "\n";
     for (const auto& [key, value] : request.trailers) message += key + ": " + value + "\n";
   }
-  GitOptions msg{.input = message};
+  // One second after the parent: reproducible (a function of the parent), and `git log --all`
+  // lists the newest work first although every date is fixed.
+  Result<std::string> parent_time = git(repo, {"log", "-1", "--format=%ct", parent});
+  if (!parent_time.ok()) return parent_time.status();
+  const std::string date =
+      "@" + std::to_string(std::atoll(trim(*parent_time).c_str()) + 1) + " +0000";
+  GitOptions msg{.input = message,
+                 .env = {"GIT_AUTHOR_DATE=" + date, "GIT_COMMITTER_DATE=" + date}};
   Result<std::string> commit =
       git(repo, {"commit-tree", trim(*tree), "-p", parent, "-F", "-"}, msg);
   if (!commit.ok()) return commit.status();

@@ -17,9 +17,10 @@
 // checkout, so later stages never need the seed.
 //
 // Git runs as the `git` CLI through run_subprocess (no shell) with a fixed identity and
-// environment: author and committer "factoryd <factoryd@localhost>", fixed dates (kGitDate) so
-// the same inputs give the same commit hashes, GIT_CONFIG_NOSYSTEM=1, GIT_CONFIG_GLOBAL=/dev/null
-// and HOME set, so no user or system git config leaks in.
+// environment: author and committer "factoryd <factoryd@localhost>", fixed dates (kGitDate, then
+// one second per commit after its parent) so the same inputs give the same commit hashes,
+// GIT_CONFIG_NOSYSTEM=1, GIT_CONFIG_GLOBAL=/dev/null and HOME set, so no user or system git config
+// leaks in.
 //
 // Feature commits never touch a working tree: commit_files() writes blobs, a tree and a commit
 // with plumbing (a private index file) and moves the branch with a compare-and-swap update-ref,
@@ -59,7 +60,8 @@
 
 namespace factory::stages {
 
-// The author/committer date of every factory commit (2024-01-01T00:00:00Z).
+// The author/committer date of a repository's first commit (2024-01-01T00:00:00Z); each
+// commit_files commit is dated one second after its parent, so hashes stay reproducible.
 inline constexpr std::string_view kGitDate = "@1704067200 +0000";
 inline constexpr std::string_view kGitName = "factoryd";
 inline constexpr std::string_view kGitEmail = "factoryd@localhost";
@@ -86,7 +88,7 @@ std::string idempotency_key(const Event& event);
 // ---- The git runner ----
 struct GitOptions {
   std::string input;             // stdin
-  std::vector<std::string> env;  // extra NAME=value entries (e.g. GIT_INDEX_FILE)
+  std::vector<std::string> env;  // extra NAME=value entries, overriding the fixed ones
   std::filesystem::path home;    // HOME; empty: /nonexistent (git reads no global config anyway)
   std::chrono::milliseconds timeout{120000};  // the whole call
   std::function<bool()> cancelled;            // polled; true kills git

@@ -87,6 +87,8 @@ TEST_CASE("commit_files commits without a working tree and finds trailers", "[wo
   Result<std::string> c2 = commit_files(*repo, req, lock);
   REQUIRE_OK(c2);
   CHECK(git_out(*repo, {"rev-list", "--count", "main..feature/INV-1"}) == "2\n");
+  CHECK(git_out(*repo, {"log", "--format=%ct %at", "feature/INV-1"}) ==
+        "1704067202 1704067202\n1704067201 1704067201\n1704067200 1704067200\n");
 
   auto found = find_commit_with_trailer(*repo, "feature/INV-1", "Factory-Event", "abc");
   REQUIRE_OK(found);
