@@ -18,6 +18,7 @@
 #include "http/api.h"
 #include "http/router.h"
 #include "log/log_test_util.h"
+#include "obs/metrics.h"
 #include "runtime/engine.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
@@ -88,6 +89,16 @@ tasks:
   gate: {stage: eb-gate, params: {pass: "{{ run.conf.pass }}"}}
   approve: {stage: approval, upstream: [gate], params: {auto_approve: true}}
 )";
+}
+
+// The bundled postmortem DAG (config/dags/postmortem.yaml).
+Dag bundled_postmortem() {
+  DagParseOptions po;
+  po.stage_exists = [](const std::string& s) { return s == "noop"; };
+  auto d = load_dag_file(std::string(FACTORY_SOURCE_DIR) + "/config/dags/postmortem.yaml", po);
+  INFO(d.status().to_string());
+  REQUIRE(d.ok());
+  return std::move(*d);
 }
 
 constexpr char kPostmortem[] = R"(
@@ -442,7 +453,7 @@ TEST_CASE("the bundled DAG files: software_factory keeps an error budget, postmo
 
 TEST_CASE("a breached error budget triggers one postmortem and pauses auto-approval",
           "[scheduler][error_budget]") {
-  Harness h({parse(factory_yaml(0.02, 20)), parse(kPostmortem)});
+  Harness h({parse(factory_yaml(0.02, 20)), bundled_postmortem()});
   CHECK(h.budget().samples == 0);
   CHECK_FALSE(h.sched->auto_approval_paused());
 
@@ -488,7 +499,18 @@ TEST_CASE("a breached error budget triggers one postmortem and pauses auto-appro
   }));
   auto pm_run = h.sched->show_run("error_budget__factory__1");
   REQUIRE_OK(pm_run);
-  CHECK(json::parse(pm_run->tasks[0].row.output_json).at("breach").at("samples") == 20);
+  json::value record = json::parse(pm_run->tasks[0].row.output_json);
+  CHECK(record.at("breach").at("samples") == 20);
+  CHECK(record.at("postmortem_run_id") == "error_budget__factory__1");
+  auto postmortem_records = [&] {
+    auto topic = h.log->describe_topic("postmortems");
+    REQUIRE_OK(topic);
+    int64_t records = 0;
+    for (const PartitionInfo& p : topic->partitions) records += p.log_end.value();
+    return records;
+  };
+  // The record is on the postmortems topic (appended by the task's worker).
+  REQUIRE(test::eventually([&] { return postmortem_records() == 1; }));
   auto pause = h.audit("approval.auto_pause");
   REQUIRE(pause.size() == 1);
   CHECK(pause[0].actor == "error-budget");
@@ -554,6 +576,18 @@ TEST_CASE("a breached error budget triggers one postmortem and pauses auto-appro
   CHECK(eb.at("last_postmortem_run_id") == "error_budget__factory__1");
   CHECK(eb.at("postmortem_dag") == "postmortem");
 
+  // /metrics shows the same.
+  obs::Registry registry;
+  ctx.metrics = &registry;
+  http::add_metrics_routes(&router, &ctx);
+  std::string metrics = call("GET", "/metrics", http::Role::kViewer).body;
+  CHECK_THAT(metrics, Contains("factory_auto_approval_paused 1\n"));
+  CHECK_THAT(metrics, Contains("factory_error_budget_ratio{dag=\"factory\"} 0.2\n"));
+  CHECK_THAT(metrics, Contains("factory_error_budget_samples{dag=\"factory\"} 25\n"));
+  CHECK_THAT(metrics, Contains("factory_error_budget_in_breach{dag=\"factory\"} 1\n"));
+  CHECK_THAT(metrics, Contains("# TYPE factory_error_budget_breaches_total counter"));
+  CHECK_THAT(metrics, Contains("factory_error_budget_breaches_total{dag=\"factory\"} 1\n"));
+
   http::Response resumed = call("POST", "/api/v1/auto-approval/resume", http::Role::kOperator);
   REQUIRE(resumed.status == 200);
   CHECK(json::parse(resumed.body).at("paused") == false);
@@ -569,6 +603,7 @@ TEST_CASE("a breached error budget triggers one postmortem and pauses auto-appro
   CHECK(h.postmortems().size() == 1);
   // The approval that waited while paused still waits for a person.
   CHECK(h.approval_state(waiting[0]) == "pending");
+  CHECK(postmortem_records() == 1);
   // And it stays resumed across a restart.
   h.stop();
   h.start();
@@ -578,7 +613,7 @@ TEST_CASE("a breached error budget triggers one postmortem and pauses auto-appro
 TEST_CASE("after a breach ends, the next crossing is a new breach with a new postmortem",
           "[scheduler][error_budget]") {
   // 25% of at least 4 samples.
-  Harness h({parse(factory_yaml(0.25, 4)), parse(kPostmortem)});
+  Harness h({parse(factory_yaml(0.25, 4)), bundled_postmortem()});
   h.gates({true, false, true, false});  // 2 of 4: breach 1
   ErrorBudgetState s = h.budget_at(4);
   CHECK(s.in_breach);
