@@ -70,15 +70,20 @@ struct Client::Impl {
     } else {
       plain.emplace(ioc);
     }
+    // Beast's expiry applies to asynchronous operations only, so every step runs async on this
+    // client's own io_context: a server that stops answering fails the call with TimedOut.
     lowest().expires_after(deadline);
-    lowest().connect(results, ec);
+    lowest().async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+    run_io();
     if (ec) {
       reset();
       return Status::unavailable(fmt::format("cannot connect to {}:{}: {}", host, port,
                                              ec.message()));
     }
     if (https) {
-      secure->handshake(ssl::stream_base::client, ec);
+      lowest().expires_after(deadline);
+      secure->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+      run_io();
       if (ec) {
         reset();
         return Status::unavailable(
@@ -88,15 +93,33 @@ struct Client::Impl {
     return Status::ok_status();
   }
 
+  void run_io() {
+    ioc.restart();
+    ioc.run();
+  }
+
   template <class Stream>
   Result<ClientResponse> exchange(Stream& stream, bhttp::request<bhttp::string_body>& req) {
     beast::error_code ec;
-    bhttp::write(stream, req, ec);
-    if (ec) return Status::unavailable(fmt::format("sending the request failed: {}", ec.message()));
+    bool written = false;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(std::numeric_limits<uint64_t>::max());
-    bhttp::read(stream, buffer, parser, ec);
-    if (ec == beast::error::timeout) {
+    bhttp::async_write(stream, req, [&](beast::error_code e, size_t) {
+      ec = e;
+      if (e) return;
+      written = true;
+      bhttp::async_read(stream, buffer, parser, [&](beast::error_code e2, size_t) { ec = e2; });
+    });
+    run_io();
+    if (ec && !written) {
+      if (ec == beast::error::timeout) {
+        return Status::timed_out(fmt::format("sending to {} took over {} ms", options.url,
+                                             options.timeout_ms));
+      }
+      return Status::unavailable(fmt::format("sending the request failed: {}", ec.message()));
+    }
+    if (ec == beast::error::timeout || ec == asio::error::would_block ||
+        ec == asio::error::try_again || ec == asio::error::timed_out) {
       return Status::timed_out(
           fmt::format("no response within {} ms from {}", options.timeout_ms, options.url));
     }

@@ -566,3 +566,30 @@ TEST_CASE("serve: HTTPS and mTLS (a client certificate is required)", "[http][e2
 }
 
 }  // namespace factory::test
+
+namespace factory::test {
+
+TEST_CASE("http::Client gives up with TimedOut on a server that never answers", "[http]") {
+  // A listening socket nobody reads: the kernel completes the handshake, nothing answers.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  http::ClientOptions o;
+  o.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  o.timeout_ms = 300;
+  auto c = http::Client::connect(o);
+  REQUIRE_OK(c.status());
+  auto start = std::chrono::steady_clock::now();
+  auto r = (*c)->request("GET", "/livez");
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(r.status().is_timed_out());
+  CHECK(took < std::chrono::seconds(5));
+  ::close(fd);
+}
+
+}  // namespace factory::test
