@@ -317,7 +317,7 @@ TEST_CASE("codegen openai: answers become a commit with the model and tokens", "
 }
 
 TEST_CASE(
-    "codegen openai: 5xx, timeouts and malformed answers open the breaker; recovery "
+    "codegen openai: 5xx and timeouts and malformed answers open the breaker and recovery "
     "closes it",
     "[codegen]") {
   Env env;
@@ -464,7 +464,7 @@ TEST_CASE("codegen openai over HTTPS verifies the server against ca_file", "[cod
   CHECK(server.last_head().find("Bearer sk-test-123") != std::string::npos);
 }
 
-TEST_CASE("codegen in parallel: tickets commit side by side, a round once", "[codegen]") {
+TEST_CASE("codegen in parallel: tickets commit side by side and a round only once", "[codegen]") {
   Env env;
   auto stage = codegen();
   std::vector<std::string> payloads;

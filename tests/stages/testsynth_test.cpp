@@ -178,7 +178,8 @@ TEST_CASE("testsynth template: one passing test per criterion for every sample",
   }
 }
 
-TEST_CASE("testsynth counts failures, errors and skips of a failing project", "[testsynth]") {
+TEST_CASE("testsynth counts the failures and errors and skips of a failing project",
+          "[testsynth]") {
   Env env;
   fs::path seed = failing_project(env.dir.path());
   test::SampleSpec spec{"CALC-1", "Multiply numbers", {"2 times 3 is 6", "0 times x is 0"}, "calc"};
@@ -264,7 +265,7 @@ TEST_CASE("testsynth refuses a repository outside the data dir", "[testsynth]") 
   CHECK(env.ctx.outputs().empty());
 }
 
-TEST_CASE("testsynth openai: the model's tests are committed and run; an open breaker routes",
+TEST_CASE("testsynth openai: the model's tests are committed and run and an open breaker routes",
           "[testsynth]") {
   Env env;
   factory::test::FakeOpenAiServer server;

@@ -29,7 +29,7 @@ std::string git_out(const fs::path& repo, std::vector<std::string> args) {
 
 }  // namespace
 
-TEST_CASE("ensure_repo imports the seed once, with a reproducible commit", "[workspace]") {
+TEST_CASE("ensure_repo imports the seed once with a reproducible commit", "[workspace]") {
   test::TempDir a, b;
   Result<std::string> repo = ensure_repo(a.path(), "invoices", kSeed);
   REQUIRE_OK(repo);
