@@ -491,7 +491,7 @@ class ApprovalsAuto : public Command {
       const json::value* v = o.if_contains(key);
       if (!v || !v->is_number()) return std::string("-");
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.1f%%", v->to_number<double>() * 100);
+      std::snprintf(buf, sizeof buf, "%.3g%%", v->to_number<double>() * 100);
       return std::string(buf);
     };
     for (const auto& [dag, v] : b->get_object()) {

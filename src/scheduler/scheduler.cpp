@@ -815,11 +815,11 @@ struct Scheduler::Impl {
     budget_view = std::move(view);
   }
 
-  // "3 of 40 gate verdicts failed in the last 1h (7.5% > 2.0%)"
+  // "3 of 40 gate verdicts failed in the last 1h (7.5% > 2%)"
   static std::string budget_summary(const ErrorBudgetState& s) {
     auto percent = [](double x) {
       char buf[32];
-      std::snprintf(buf, sizeof buf, "%.1f%%", x * 100);
+      std::snprintf(buf, sizeof buf, "%.3g%%", x * 100);  // 2.04%, 5%, 33.3%
       return std::string(buf);
     };
     int64_t w = s.spec.window_ms;
