@@ -363,7 +363,7 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
                                repo.string());
     }
     parent = **p;
-    move_branch = old->has_value() && **old == parent;
+    move_branch = !old->has_value() || **old == parent;
   } else if (old->has_value()) {
     parent = **old;
   } else {
@@ -600,9 +600,18 @@ Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
 
 Result<SubprocessResult> run_in_dir(const fs::path& dir, const std::vector<std::string>& argv,
                                     const SubprocessOptions& options,
-                                    const std::vector<std::string>& extra_env) {
+                                    const std::vector<std::string>& extra_env, CommandEnv env) {
   if (argv.empty()) return Status::invalid_argument("run_in_dir: empty command");
-  std::vector<std::string> full = {"env", "-C", dir.string()};
+  std::vector<std::string> full = {"env"};
+  if (env == CommandEnv::kClean) {
+    const char* path_env = std::getenv("PATH");
+    full.insert(full.end(),
+                {"-i", "-C", dir.string(),
+                 std::string("PATH=") + (path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"),
+                 "HOME=" + dir.string(), "LANG=C.UTF-8"});
+  } else {
+    full.insert(full.end(), {"-C", dir.string()});
+  }
   for (const std::string& e : extra_env) full.push_back(e);
   for (const char* a : {"sh", "-c", "exec \"$@\" 2>&1", "sh"}) full.emplace_back(a);
   for (const std::string& a : argv) full.push_back(a);

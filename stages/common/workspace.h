@@ -130,8 +130,9 @@ struct CommitRequest {
   std::string branch;  // e.g. "feature/INV-101"; created from `base` when missing
   std::string base = "main";
   // When set, the commit's parent is this commit instead of the branch tip; the branch then
-  // moves only when its tip is `parent` (a fast-forward). Otherwise the new commit is kept under
-  // refs/factory/kept/<hash> (so it stays reachable) and the branch is left alone.
+  // moves only when its tip is `parent` (a fast-forward) or is created when missing. Otherwise
+  // the new commit is kept under refs/factory/kept/<hash> (so it stays reachable) and the branch
+  // is left alone.
   std::string parent;
   std::vector<FileContent> files;  // written over the branch's tree (added or replaced)
   std::string message;             // subject (and body)
@@ -204,15 +205,22 @@ Result<Checkout> clean_checkout(const std::filesystem::path& repo, std::string_v
 Status check_file_path(std::string_view path);
 
 // ---- Running a project's commands ----
+enum class CommandEnv {
+  kInherit,  // factoryd's environment plus extra_env
+  kClean,    // only PATH, HOME=<dir>, LANG=C.UTF-8 plus extra_env: generated code under test
+             // never sees factoryd's secrets (API keys, tokens) in its environment
+};
+
 // Runs `argv` (no shell) with `dir` as its working directory and stderr merged into stdout in
-// order (r->out), through `env -C <dir> [extra_env...] sh -c 'exec "$@" 2>&1' sh argv...` (the
-// shell only redirects; argv is never parsed). The environment is factoryd's plus `extra_env`
-// (NAME=value). A program that does not exist exits 127 (126: not executable) with sh's message
-// in r->out. Errors as run_subprocess; InvalidArgument for an empty argv.
+// order (r->out), through `env [-i] -C <dir> [NAME=value...] sh -c 'exec "$@" 2>&1' sh argv...`
+// (the shell only redirects; argv is never parsed). A program that does not exist exits 127
+// (126: not executable) with sh's message in r->out. Errors as run_subprocess; InvalidArgument
+// for an empty argv.
 Result<SubprocessResult> run_in_dir(const std::filesystem::path& dir,
                                     const std::vector<std::string>& argv,
                                     const SubprocessOptions& options,
-                                    const std::vector<std::string>& extra_env = {});
+                                    const std::vector<std::string>& extra_env = {},
+                                    CommandEnv env = CommandEnv::kInherit);
 
 // ---- The project file ----
 // <dir>/factory-project.yaml:

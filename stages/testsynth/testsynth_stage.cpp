@@ -382,8 +382,8 @@ class TestsynthStage final : public Stage {
     opts.deadline = stage_deadline_first ? ctx.deadline() : test_deadline;
     opts.cancelled = [&ctx] { return ctx.cancelled(); };
     opts.max_stdout_bytes = 8 << 20;
-    Result<SubprocessResult> run =
-        run_in_dir(checkout->path(), project->test_command, opts, {"PYTHONDONTWRITEBYTECODE=1"});
+    Result<SubprocessResult> run = run_in_dir(checkout->path(), project->test_command, opts,
+                                              {"PYTHONDONTWRITEBYTECODE=1"}, CommandEnv::kClean);
     const int64_t duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
     if (!run.ok()) return failure(run.status(), "running the tests");

@@ -199,6 +199,17 @@ TEST_CASE("run_in_dir runs in the directory with stderr merged in order", "[work
   CHECK(r->outcome == SubprocessResult::Outcome::kExited);
   CHECK(r->exit_code == 3);
   CHECK(r->out == fs::canonical(d.path()).string() + "\nerr\n");
+  // A clean environment: only PATH, HOME, LANG and what the caller adds.
+  ::setenv("FACTORY_TEST_SECRET", "s3cret", 1);
+  r = run_in_dir(d.path(), {"env"}, opts, {"FACTORY_X=1"}, CommandEnv::kClean);
+  REQUIRE_OK(r);
+  CHECK(r->out.find("FACTORY_TEST_SECRET") == std::string::npos);
+  CHECK(r->out.find("FACTORY_X=1\n") != std::string::npos);
+  CHECK(r->out.find("HOME=" + d.str() + "\n") != std::string::npos);
+  r = run_in_dir(d.path(), {"env"}, opts);
+  REQUIRE_OK(r);
+  CHECK(r->out.find("FACTORY_TEST_SECRET=s3cret") != std::string::npos);
+  ::unsetenv("FACTORY_TEST_SECRET");
   r = run_in_dir(d.path(), {"no-such-program-factoryd"}, opts);
   REQUIRE_OK(r);
   CHECK(r->exit_code == 127);
