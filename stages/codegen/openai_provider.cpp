@@ -202,7 +202,7 @@ class Exchange {
       if (now >= deadline_) {
         abort();
         ioc_.restart();
-        ioc_.run();  // let the aborted handler run
+        ioc_.run_for(std::chrono::seconds(2));  // let the aborted handler run
         return Status::timed_out("no answer within " + std::to_string(timeout_ms_) + " ms (while " +
                                  what + ")");
       }

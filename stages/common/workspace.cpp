@@ -77,6 +77,29 @@ Status check_file_path(std::string_view path) {
 
 namespace {
 
+// Removes what a process left behind when it died (kill -9, a crash): entries of `parent` named
+// <prefix>[<field>-]*<pid>-... (the pid after `skip` dash-separated fields) when that pid is
+// not alive.
+void remove_dead(const fs::path& parent, std::string_view prefix, int skip) {
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    size_t at = prefix.size();
+    for (int i = 0; i < skip && at != std::string::npos; ++i) {
+      at = name.find('-', at);
+      if (at != std::string::npos) ++at;
+    }
+    if (at == std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::atol(name.c_str() + at));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code ignored;
+    fs::remove_all(it->path(), ignored);
+  }
+}
+
 Status copy_seed(const fs::path& from, const fs::path& to) {
   std::error_code ec;
   fs::create_directories(to, ec);
@@ -294,6 +317,7 @@ Result<std::string> ensure_repo(const fs::path& data_dir, std::string_view proje
       return Status::corruption(repo.string() +
                                 " exists but has no branch main; move it away to re-import");
     }
+    remove_dead(repo / ".git", "factory-index-", 0);  // commit_files' private index files
     return repo.string();
   }
   if (!fs::is_directory(seed_dir, ec)) {
@@ -554,28 +578,6 @@ Checkout::~Checkout() {
   fs::remove_all(dir_, ec);
 }
 
-namespace {
-
-// Checkouts a process left behind when it died (kill -9, a crash): named
-// checkout-<commit>-<pid>-..., removed when that pid is no longer alive.
-void remove_dead_checkouts(const fs::path& parent) {
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!name.starts_with("checkout-")) continue;
-    size_t dash = name.find('-', 9);  // after the commit
-    if (dash == std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::atol(name.c_str() + dash + 1));
-    if (pid <= 0 || pid == ::getpid()) continue;
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
-    std::error_code ignored;
-    fs::remove_all(it->path(), ignored);
-  }
-}
-
-}  // namespace
-
 Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
                                 const fs::path& scratch_parent) {
   Result<std::optional<std::string>> hash = resolve_commit(repo, commit);
@@ -588,7 +590,7 @@ Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
   const fs::path parent = fs::absolute(scratch_parent).lexically_normal();
   fs::create_directories(parent, ec);
   if (ec) return Status::io_error("cannot create " + parent.string() + ": " + ec.message());
-  remove_dead_checkouts(parent);
+  remove_dead(parent, "checkout-", 1);
   Checkout checkout(parent / ("checkout-" + (**hash).substr(0, 12) + "-" + unique_suffix()));
   Result<std::string> r = git(parent, {"clone", "-q", "--shared", "--no-checkout",
                                        fs::absolute(repo).string(), checkout.path().string()});

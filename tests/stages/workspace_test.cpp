@@ -38,7 +38,10 @@ TEST_CASE("ensure_repo imports the seed once with a reproducible commit", "[work
   CHECK(git_out(*repo, {"log", "--format=%an <%ae>|%cn <%ce>|%s", "main"}) ==
         "factoryd <factoryd@localhost>|factoryd <factoryd@localhost>|Import invoices\n");
   // A second call finds it; another data dir gets the very same commit (fixed dates).
+  // An index file of a commit_files that died with its process goes on the next call.
+  std::ofstream(fs::path(*repo) / ".git/factory-index-999999999-1-0") << "x";
   Result<std::string> again = ensure_repo(a.path(), "invoices", "/does/not/matter");
+  CHECK(!fs::exists(fs::path(*repo) / ".git/factory-index-999999999-1-0"));
   REQUIRE_OK(again);
   CHECK(*again == *repo);
   Result<std::string> other = ensure_repo(b.path(), "invoices", kSeed);
