@@ -20,6 +20,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// " export invoices as csv ": lower case, every run of other characters one space, padded.
+std::string words(std::string_view s) {
+  std::string out = " ";
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80) {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (out.back() != ' ') {
+      out += ' ';
+    }
+  }
+  if (out.back() != ' ') out += ' ';
+  return out;
+}
+
 // The credential planted in round 1 of apply_discount, for the gate's secret scanner to find.
 // Built from pieces so that factoryd's own sources do not hold a key-shaped string.
 std::string planted_credential() {
@@ -74,11 +88,15 @@ const SampleFeature* find_sample(const FeatureSpec& spec) {
       if (id == lower(t)) return &f;
     }
   }
-  const std::string title = lower(spec.title);
+  // Words match at a word's start: "tax" in "taxes", not in "syntax".
+  const std::string title = words(spec.title);
   for (const SampleFeature& f : sample_features()) {
     for (const auto& group : f.title_words) {
-      if (std::all_of(group.begin(), group.end(),
-                      [&](std::string_view w) { return title.find(w) != std::string::npos; })) {
+      if (std::all_of(group.begin(), group.end(), [&](std::string_view w) {
+            std::string word = words(w);
+            word.pop_back();  // " tax " -> " tax"
+            return title.find(word) != std::string::npos;
+          })) {
         return &f;
       }
     }

@@ -262,6 +262,24 @@ TEST_CASE("codegen template: other tickets get a marked skeleton", "[codegen]") 
   CHECK(out.find("OK (skipped=1)") != std::string::npos);
 }
 
+TEST_CASE("template: tickets match a sample by id or by title words", "[codegen]") {
+  auto spec = [](std::string id, std::string title, std::string project = "invoices") {
+    test::SampleSpec s{std::move(id), std::move(title), {"x"}, std::move(project)};
+    return *parse_feature_spec(s.json());
+  };
+  CHECK(match_sample_feature(spec("INV-101", "anything")) == "export_csv");
+  CHECK(match_sample_feature(spec("acme/invoices#103", "anything")) == "is_valid_email");
+  CHECK(match_sample_feature(spec("X-1", "Add taxes to invoices")) == "total_with_tax");
+  CHECK(match_sample_feature(spec("X-2", "Check e-mail addresses")) == "is_valid_email");
+  CHECK(match_sample_feature(spec("X-3", "Sorting invoices")) == "sort_by_due_date");
+  CHECK(match_sample_feature(spec("X-4", "Format the amount")) == "format_amount");
+  CHECK(match_sample_feature(spec("X-5", "New invoice numbers")) == "next_invoice_number");
+  CHECK(!match_sample_feature(spec("X-6", "Fix syntax highlighting")));  // not "tax"
+  CHECK(!match_sample_feature(spec("X-7", "Resort the menu")));          // not "sort"
+  CHECK(!match_sample_feature(spec("X-8", "Amounts")));  // "format" and "amount" both needed
+  CHECK(!match_sample_feature(spec("INV-101", "Export as CSV", "shop")));  // another project
+}
+
 TEST_CASE("codegen refuses bad settings with a clear message", "[codegen]") {
   Env env;
   auto stage = codegen();
