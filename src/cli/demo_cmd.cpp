@@ -1,11 +1,12 @@
 // factoryd demo [--data-dir DIR] [--config-dir DIR] [--samples DIR] [--interactive] [--serve]
-//               [--timeout-ms MS] [-o table|json]
+//               [--interval-ms MS] [--timeout-ms MS] [-o table|json]
 //
 // The software factory end to end, offline: opens a fresh data dir (a temporary one unless
 // --data-dir), loads the bundled config (topics, the software_factory DAG and its stages),
-// submits every sample ticket of config/samples/tickets/ to jira-events as a webhook would,
-// shows each ticket's progress (the task it is in; redrawn in place on a terminal, one line per
-// change otherwise, on stderr), and ends with a summary on stdout: each ticket's outcome, the
+// submits every sample ticket of config/samples/tickets/ to jira-events as a webhook would (one
+// every --interval-ms, 500 by default: a stream of tickets; 0 sends them as one burst), shows
+// each ticket's progress (the task it is in; redrawn in place on a terminal, one line per change
+// otherwise, on stderr), and ends with a summary on stdout: each ticket's outcome, the
 // per-stage counts and p50/p99 durations, ticket -> deploy latency, gate failures, dead
 // letters and where the generated repository and releases are. The codegen provider is the
 // DAG's (`template`: deterministic and offline). Approval is automatic (the DAG's auto_approve
@@ -229,6 +230,7 @@ class Demo : public Command {
   bool serve = false;
   std::string listen = "127.0.0.1:7070";
   int64_t timeout_ms = 120'000;
+  int64_t interval_ms = 500;  // between two submissions: tickets arrive as a stream
 
   int run() override {
     if (!std::getenv("FACTORY_LOG_LEVEL")) obs::set_min_level(obs::Level::kWarn);
@@ -300,6 +302,13 @@ class Demo : public Command {
     std::map<std::string, std::string> submitted = submitted_runs(host->log());
     std::vector<Ticket> tickets;
     for (const auto& path : samples) {
+      if (!tickets.empty() && interval_ms > 0) {
+        timespec pause{interval_ms / 1000, (interval_ms % 1000) * 1'000'000};
+        int sig = sigtimedwait(&stop_signals, nullptr, &pause);
+        if (sig == SIGTERM || sig == SIGINT) {
+          return runtime_error("interrupted while submitting the sample tickets", "");
+        }
+      }
       Ticket t;
       t.file = path.filename().string();
       t.submitted_ms = wall_ms();
@@ -545,6 +554,9 @@ void add_demo_command(CLI::App* root, CommandRegistry* registry) {
   app->add_option("--listen", cmd->listen, "With --serve: IP:PORT for the API")
       ->capture_default_str();
   app->add_option("--timeout-ms", cmd->timeout_ms, "Give up on tickets still running after this")
+      ->capture_default_str();
+  app->add_option("--interval-ms", cmd->interval_ms,
+                  "Between two ticket submissions (0: all at once, a burst)")
       ->capture_default_str();
   app->add_option("-o,--output", common->output, "Summary format")
       ->check(CLI::IsMember({"table", "json"}))
