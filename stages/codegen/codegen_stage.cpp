@@ -225,6 +225,11 @@ class CodegenStage final : public Stage {
     if (in->provider == "template") {
       generated = template_code(in->spec, in->attempt);
     } else {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline() - Clock::now());
+      if (left.count() <= 0) {
+        return StageResult::retryable("the task's deadline passed before the LLM call");
+      }
       Breaker& breaker = ctx.breaker("llm");
       if (!breaker.allow()) {
         ctx.count("codegen_breaker_open");
@@ -246,8 +251,6 @@ class CodegenStage final : public Stage {
         }
         settings.api_key = *secret;
       }
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline() - Clock::now());
       settings.timeout_ms =
           std::max<int64_t>(1, std::min<int64_t>(settings.timeout_ms, left.count()));
       Result<Generated> g = openai_generate(settings, prompt);
@@ -266,8 +269,11 @@ class CodegenStage final : public Stage {
     CommitRequest req;
     req.branch = branch;
     req.files = std::move(generated.files);
-    req.message =
-        in->spec.id + ": " + in->spec.title + " (attempt " + std::to_string(in->attempt) + ")";
+    std::string title = in->spec.title;
+    for (char& c : title) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+    req.message = in->spec.id + ": " + title + " (attempt " + std::to_string(in->attempt) + ")";
     req.trailers = {{std::string(kTrailerEvent), idempotency_key(event)},
                     {std::string(kTrailerRound), key},
                     {"Factory-Attempt", std::to_string(in->attempt)},

@@ -160,7 +160,27 @@ fs::path repo_path(const fs::path& data_dir, std::string_view project) {
 
 fs::path releases_root(const fs::path& data_dir) { return factory_root(data_dir) / "releases"; }
 
-std::string feature_branch(std::string_view ticket) { return "feature/" + std::string(ticket); }
+std::string feature_branch(std::string_view ticket) {
+  // Characters git refuses in a ref name become '-'; so do empty, '.'-led and .lock components.
+  std::string out = "feature";
+  size_t start = 0;
+  while (start <= ticket.size()) {
+    size_t end = ticket.find('/', start);
+    if (end == std::string_view::npos) end = ticket.size();
+    std::string part;
+    for (char c : ticket.substr(start, end - start)) {
+      const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                      c == '.' || c == '#' || c == '+' || c == '=' || c == ',';
+      part += ok ? c : '-';
+    }
+    while (part.find("..") != std::string::npos) part.replace(part.find(".."), 2, "-");
+    if (part.empty() || part.front() == '.') part.insert(part.begin(), '-');
+    if (part.ends_with(".lock") || part.back() == '.') part += '-';
+    out += "/" + part;
+    start = end + 1;
+  }
+  return out;
+}
 
 std::string idempotency_key(const Event& event) {
   Result<EventId> id = event_id_for(event.payload);

@@ -70,7 +70,8 @@ inline constexpr std::string_view kGitEmail = "factoryd@localhost";
 std::filesystem::path factory_root(const std::filesystem::path& data_dir);
 std::filesystem::path repo_path(const std::filesystem::path& data_dir, std::string_view project);
 std::filesystem::path releases_root(const std::filesystem::path& data_dir);
-// "feature/<ticket>" (the ticket id as ingest wrote it, e.g. INV-101 or acme/invoices#103).
+// "feature/<ticket>" (the ticket id as ingest wrote it, e.g. INV-101 or acme/invoices#103);
+// characters git refuses in a branch name (space, ~ ^ : ? * [ \, "..", ...) become '-'.
 std::string feature_branch(std::string_view ticket);
 // `dir` when absolute, else absolute against the current working directory (lexically
 // normalised). Empty: InvalidArgument.

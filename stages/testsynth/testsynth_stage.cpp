@@ -299,6 +299,11 @@ class TestsynthStage final : public Stage {
       std::vector<FileContent> code = read_code(repo, in.artifact);
       const Prompt prompt = build_tests_prompt(in.spec, code);
       prompt_hash = prompt.hash();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline() - Clock::now());
+      if (left.count() <= 0) {
+        return stop(StageResult::retryable("the task's deadline passed before the LLM call"));
+      }
       Breaker& breaker = ctx.breaker("llm");
       if (!breaker.allow()) {
         ctx.count("testsynth_breaker_open");
@@ -318,8 +323,6 @@ class TestsynthStage final : public Stage {
         }
         settings.api_key = *secret;
       }
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline() - Clock::now());
       settings.timeout_ms =
           std::max<int64_t>(1, std::min<int64_t>(settings.timeout_ms, left.count()));
       Result<Generated> g = openai_generate(settings, prompt);

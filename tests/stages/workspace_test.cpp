@@ -56,6 +56,18 @@ TEST_CASE("ensure_repo imports the seed once with a reproducible commit", "[work
   CHECK(entries == 1);
 }
 
+TEST_CASE("feature_branch makes a valid branch name of any ticket id", "[workspace]") {
+  CHECK(feature_branch("INV-101") == "feature/INV-101");
+  CHECK(feature_branch("acme/invoices#103") == "feature/acme/invoices#103");
+  test::TempDir d;
+  for (const char* id : {"a b~c^d:e?f*g[h\\i", "..", "x..y", "/lead", "trail/", ".hidden", "x.lock",
+                         "end.", "a//b", "@{1}"}) {
+    INFO(id);
+    std::string branch = feature_branch(id);
+    CHECK(git(d.path(), {"check-ref-format", "--branch", branch}).ok());
+  }
+}
+
 TEST_CASE("ensure_repo refuses bad projects and seeds with clear messages", "[workspace]") {
   test::TempDir d;
   Result<std::string> r = ensure_repo(d.path(), "../evil", kSeed);
