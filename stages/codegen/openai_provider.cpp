@@ -328,7 +328,10 @@ Result<Generated> openai_generate(const OpenAiSettings& settings, const Prompt& 
   const auto deadline = Clock::now() + std::chrono::milliseconds(settings.timeout_ms);
   Exchange exchange(deadline, settings.timeout_ms, settings.ca_file);
   Result<HttpAnswer> answer = exchange.post(*url, json::serialize(body), settings.api_key);
-  const std::string where = settings.base_url + url->target.substr(url->target.rfind("/v1"));
+  const std::string where =
+      std::string(url->https ? "https://" : "http://") +
+      (url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host) + ":" +
+      url->port + url->target;
   if (!answer.ok()) {
     const Status& s = answer.status();
     if (s.is_invalid_argument()) return s;

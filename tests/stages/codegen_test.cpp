@@ -332,6 +332,17 @@ TEST_CASE("codegen openai: answers become a commit with the model and tokens", "
   CHECK(sent["messages"].as_array().size() == 2);
   CHECK(env.ctx.breaker("llm").allow());  // the fake breaker saw one success
   CHECK(static_cast<factory::test::FakeBreaker&>(env.ctx.breaker("llm")).successes() == 1);
+
+  // A base URL may end in /v1 or carry a path prefix (a proxy).
+  for (auto [suffix, target] : {std::pair{"/v1", "POST /v1/chat/completions "},
+                                {"/proxy/", "POST /proxy/v1/chat/completions "}}) {
+    json::object p =
+        json::parse(openai_payload(spec, server.base_url() + suffix, 5000, 2)).as_object();
+    p["openai"].as_object()["model"] = std::string("m") + suffix;  // another round each time
+    REQUIRE(stage->process(test::make_event(json::serialize(p)), env.ctx).kind() ==
+            StageResult::Kind::kSuccess);
+    CHECK(server.last_head().starts_with(target));
+  }
 }
 
 TEST_CASE(
