@@ -57,11 +57,9 @@ std::unique_ptr<ApiServer> ApiServer::start(const FactoryConfig& config) {
                                 {"request_id", r.request_id}});
   };
   hooks.audit = [raw = api.get()](store::AuditRow row) {
-    store::MetaStore* store = raw->audit_store_.load();
-    if (!store) return;
-    store::SchedulerBatch batch;
-    batch.audit.push_back(std::move(row));
-    if (Status s = store->apply_scheduler_batch(batch); !s.ok()) {
+    http::AuditWriter* writer = raw->audit_.load();
+    if (!writer) return;
+    if (Status s = writer->append(std::move(row)); !s.ok()) {
       obs::error("cannot write audit row", {{"error", s.to_string()}});
     }
   };
@@ -90,7 +88,8 @@ void ApiServer::attach(Host* host) {
   ctx_.store = host->store();
   ctx_.scheduler = host->scheduler();
   ctx_.engine = host->engine();
-  audit_store_.store(host->store());
+  audit_writer_ = std::make_unique<http::AuditWriter>(host->store());
+  audit_.store(audit_writer_.get());
   ctx_.ready.store(true, std::memory_order_release);
 }
 
@@ -104,7 +103,7 @@ void ApiServer::stop(int64_t deadline_ms) {
   detach();
   server_->stop(deadline_ms);
   server_.reset();
-  audit_store_.store(nullptr);
+  audit_.store(nullptr);
 }
 
 std::unique_ptr<ApiServer> start_api_server(Host* host, const std::string& data_dir,

@@ -16,6 +16,7 @@
 #include "cli/factory_config.h"
 #include "cli/host.h"
 #include "http/api.h"
+#include "http/audit_writer.h"
 #include "http/server.h"
 
 namespace factory::cli {
@@ -35,7 +36,8 @@ class ApiServer {
   ApiServer() = default;
   http::ApiContext ctx_;
   http::Router router_;
-  std::atomic<store::MetaStore*> audit_store_{nullptr};
+  std::unique_ptr<http::AuditWriter> audit_writer_;  // set by attach(), before ready
+  std::atomic<http::AuditWriter*> audit_{nullptr};
   std::unique_ptr<http::Server> server_;
   std::string url_;
 };
