@@ -108,50 +108,14 @@ class ChildProcess {
   // The next '\n'-terminated stdout line (without '\n'), or nullopt when stdout
   // closes or `timeout_ms` passes first. Stderr is collected meanwhile.
   std::optional<std::string> read_stdout_line(int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t nl = out_buf_.find('\n', out_taken_);
-      if (nl != std::string::npos) {
-        std::string line = out_buf_.substr(out_taken_, nl - out_taken_);
-        out_taken_ = nl + 1;
-        return line;
-      }
-      if (out_ < 0) return std::nullopt;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
-      if (left <= 0) return std::nullopt;
-      pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-      int r = ::poll(fds, 2, static_cast<int>(left));
-      if (r < 0 && errno != EINTR) return std::nullopt;
-      drain(fds[0], &out_, &out_buf_);
-      drain(fds[1], &err_, &err_buf_);
-    }
+    return read_line(&out_, &out_buf_, &out_taken_, timeout_ms);
   }
 
   // The next '\n'-terminated stderr line (without '\n'), or nullopt when stderr closes or
   // `timeout_ms` passes first. Stdout is collected meanwhile. Lines returned here are not
   // repeated in wait()'s `err`.
   std::optional<std::string> read_stderr_line(int timeout_ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      size_t nl = err_buf_.find('\n', err_taken_);
-      if (nl != std::string::npos) {
-        std::string line = err_buf_.substr(err_taken_, nl - err_taken_);
-        err_taken_ = nl + 1;
-        return line;
-      }
-      if (err_ < 0) return std::nullopt;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      deadline - std::chrono::steady_clock::now())
-                      .count();
-      if (left <= 0) return std::nullopt;
-      pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-      int r = ::poll(fds, 2, static_cast<int>(left));
-      if (r < 0 && errno != EINTR) return std::nullopt;
-      drain(fds[0], &out_, &out_buf_);
-      drain(fds[1], &err_, &err_buf_);
-    }
+    return read_line(&err_, &err_buf_, &err_taken_, timeout_ms);
   }
 
   // Sends `sig` to the child.
@@ -185,6 +149,30 @@ class ChildProcess {
   static void close_fd(int* fd) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
+  }
+
+  // The next line of one of the two pipes (*fd, buffered in *buf from *taken on), draining both
+  // meanwhile so the child never blocks on the other.
+  std::optional<std::string> read_line(int* fd, std::string* buf, size_t* taken, int timeout_ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      size_t nl = buf->find('\n', *taken);
+      if (nl != std::string::npos) {
+        std::string line = buf->substr(*taken, nl - *taken);
+        *taken = nl + 1;
+        return line;
+      }
+      if (*fd < 0) return std::nullopt;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - std::chrono::steady_clock::now())
+                      .count();
+      if (left <= 0) return std::nullopt;
+      pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+      int r = ::poll(fds, 2, static_cast<int>(left));
+      if (r < 0 && errno != EINTR) return std::nullopt;
+      drain(fds[0], &out_, &out_buf_);
+      drain(fds[1], &err_, &err_buf_);
+    }
   }
 
   // Reads what is available on a polled fd into *buf; closes it at EOF or
