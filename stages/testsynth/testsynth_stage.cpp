@@ -20,7 +20,6 @@
 // Thread-safe: the branch's lock serializes the check-and-commit; each run has its own
 // checkout.
 #include <chrono>
-#include <regex>
 #include <string>
 
 #include <boost/json.hpp>
@@ -157,46 +156,78 @@ struct Counts {
   bool recognised = false;
 };
 
+// Splits "a, b, c" at ", ".
+std::vector<std::string> split_list(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    size_t comma = s.find(", ");
+    out.emplace_back(s.substr(0, comma));
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 2);
+  }
+  return out;
+}
+
+// The number a string starts with (-1 when it starts with no digit).
+int64_t leading_number(std::string_view s) {
+  int64_t n = -1;
+  for (char c : s) {
+    if (c < '0' || c > '9') break;
+    n = (n < 0 ? 0 : n * 10) + (c - '0');
+  }
+  return n;
+}
+
 // unittest: "Ran N tests in 0.01s" then "OK", "OK (skipped=S)" or
 // "FAILED (failures=F, errors=E, skipped=S, expected failures=X, unexpected successes=U)".
-// pytest: "=== 2 failed, 10 passed, 1 skipped, 1 error in 0.12s ===".
+// pytest: "=== 2 failed, 10 passed, 1 skipped, 1 error in 0.12s ===". Plain string handling
+// (std::regex trips GCC's -Wmaybe-uninitialized under the sanitizers).
 Counts parse_summary(const std::string& out) {
   Counts c;
-  static const std::regex kRan(R"(^Ran (\d+) tests? in )");
-  static const std::regex kVerdict(R"(^(OK|FAILED)(?: \((.*)\))?\s*$)");
-  static const std::regex kPair(R"(([a-z ]+)=(\d+))");
-  static const std::regex kPytest(R"(^=+ (.*\d+ (?:passed|failed|errors?|skipped).*) in [0-9.]+s)");
-  static const std::regex kPytestPart(R"((\d+) (passed|failed|errors?|skipped))");
   int64_t ran = -1;
-  std::string verdict, details, pytest_line;
+  bool verdict = false;
+  std::string details, pytest_line;
   size_t start = 0;
   while (start < out.size()) {
     size_t end = out.find('\n', start);
     if (end == std::string::npos) end = out.size();
-    std::string line = out.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    std::smatch m;
-    if (std::regex_search(line, m, kRan)) {
-      ran = std::stoll(m[1]);
-      verdict.clear();
-    } else if (ran >= 0 && std::regex_match(line, m, kVerdict)) {
-      verdict = m[1];
-      details = m[2];
-    } else if (std::regex_search(line, m, kPytest)) {
-      pytest_line = m[1];
+    std::string_view line(out.data() + start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    start = end + 1;
+    if (line.starts_with("Ran ") && leading_number(line.substr(4)) >= 0 &&
+        line.find(" test") != std::string_view::npos) {
+      ran = leading_number(line.substr(4));
+      verdict = false;
+      details.clear();
+    } else if (ran >= 0 && (line == "OK" || line == "FAILED")) {
+      verdict = true;
+    } else if (ran >= 0 && (line.starts_with("OK (") || line.starts_with("FAILED (")) &&
+               line.ends_with(")")) {
+      verdict = true;
+      size_t open = line.find('(');
+      details = std::string(line.substr(open + 1, line.size() - open - 2));
     } else if (line == "NO TESTS RAN") {
       ran = 0;
-      verdict = "OK";
+      verdict = true;
+    } else if (line.starts_with("=") && line.find(" in ") != std::string_view::npos) {
+      std::string_view inner = line;
+      while (!inner.empty() && (inner.front() == '=' || inner.front() == ' '))
+        inner.remove_prefix(1);
+      inner = inner.substr(0, inner.rfind(" in "));
+      if (inner.find(" passed") != std::string_view::npos ||
+          inner.find(" failed") != std::string_view::npos ||
+          inner.find(" error") != std::string_view::npos ||
+          inner.find(" skipped") != std::string_view::npos) {
+        pytest_line = std::string(inner);
+      }
     }
-    start = end + 1;
   }
-  if (ran >= 0 && !verdict.empty()) {
+  if (ran >= 0 && verdict) {
     int64_t failures = 0, errors = 0, skipped = 0, unexpected = 0;
-    for (auto it = std::sregex_iterator(details.begin(), details.end(), kPair);
-         it != std::sregex_iterator(); ++it) {
-      std::string key = (*it)[1];
-      while (!key.empty() && key.front() == ' ') key.erase(key.begin());
-      int64_t n = std::stoll((*it)[2]);
+    for (const std::string& pair : split_list(details)) {
+      size_t eq = pair.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = pair.substr(0, eq);
+      const int64_t n = std::max<int64_t>(0, leading_number(std::string_view(pair).substr(eq + 1)));
       if (key == "failures") failures = n;
       if (key == "errors") errors = n;
       if (key == "skipped") skipped = n;
@@ -208,10 +239,10 @@ Counts parse_summary(const std::string& out) {
     c.passed = std::max<int64_t>(0, ran - failures - errors - skipped - unexpected);
     c.recognised = true;
   } else if (!pytest_line.empty()) {
-    for (auto it = std::sregex_iterator(pytest_line.begin(), pytest_line.end(), kPytestPart);
-         it != std::sregex_iterator(); ++it) {
-      int64_t n = std::stoll((*it)[1]);
-      std::string kind = (*it)[2];
+    for (const std::string& part : split_list(pytest_line)) {
+      const int64_t n = leading_number(part);
+      if (n < 0) continue;
+      const std::string kind = part.substr(part.find(' ') + 1);
       if (kind == "passed") c.passed = n;
       if (kind == "failed") c.failed = n;
       if (kind == "skipped") c.skipped = n;

@@ -368,3 +368,49 @@ TEST_CASE("the bundled sample tickets pass through ingest then codegen then test
   }
   CHECK(tickets == 8);
 }
+
+TEST_CASE("testsynth reads pytest summaries and reports output it cannot read", "[testsynth]") {
+  Env env;
+  auto project = [&](const std::string& name, const std::string& script) {
+    fs::path dir = env.dir.path() / (name + "-seed");
+    write(dir / "factory-project.yaml",
+          "name: " + name + "\ntest_command: [python3, run_tests.py]\n");
+    write(dir / "run_tests.py", script);
+    return dir;
+  };
+  SECTION("pytest") {
+    fs::path seed = project("pyt",
+                            "print('collected 8 items')\n"
+                            "print('===== 2 failed, 5 passed, 1 skipped in 0.12s =====')\n"
+                            "raise SystemExit(1)\n");
+    test::SampleSpec spec{"PYT-1", "Anything", {"works"}, "pyt"};
+    auto [r, res] = env.tests(payload(spec.json(), env.code(spec.json(), 1, seed.string())));
+    REQUIRE(r.kind() == StageResult::Kind::kSuccess);
+    CHECK(res["passed"].as_int64() == 5);
+    CHECK(res["failed"].as_int64() == 2);
+    CHECK(res["skipped"].as_int64() == 1);
+    CHECK(res["errors"].as_int64() == 0);
+    CHECK(res["exit_code"].as_int64() == 1);
+  }
+  SECTION("no summary") {
+    fs::path seed = project("quiet", "print('all good, trust me')\n");
+    test::SampleSpec spec{"Q-1", "Anything", {"works"}, "quiet"};
+    auto [r, res] = env.tests(payload(spec.json(), env.code(spec.json(), 1, seed.string())));
+    REQUIRE(r.kind() == StageResult::Kind::kSuccess);
+    CHECK(res["passed"].as_int64() == 0);
+    CHECK(res["errors"].as_int64() == 1);
+    CHECK(res["exit_code"].as_int64() == 0);
+    CHECK(res["log_excerpt"].as_string().starts_with(
+        "factoryd: no unittest or pytest summary in the output\nall good, trust me"));
+  }
+  SECTION("missing test program") {
+    fs::path dir = env.dir.path() / "nope-seed";
+    write(dir / "factory-project.yaml", "name: nope\ntest_command: [no-such-runner-factoryd]\n");
+    test::SampleSpec spec{"N-1", "Anything", {"works"}, "nope"};
+    auto [r, res] = env.tests(payload(spec.json(), env.code(spec.json(), 1, dir.string())));
+    REQUIRE(r.kind() == StageResult::Kind::kSuccess);
+    CHECK(res["exit_code"].as_int64() == 127);
+    CHECK(res["errors"].as_int64() == 1);
+    CHECK(res["log_excerpt"].as_string().find("no-such-runner-factoryd") != std::string::npos);
+  }
+}
