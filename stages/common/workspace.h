@@ -1,6 +1,6 @@
 // The factory's workspace: where target projects' git repositories live, the git runner every
 // factory stage uses, and the few repository operations they share (seed a repository, commit
-// files to a branch, find a commit by its Factory-Event trailer, check a commit out into a
+// files to a branch, find a commit by a trailer such as Factory-Round, check a commit out into a
 // scratch directory, read factory-project.yaml).
 //
 // Layout under the data dir (ctx.data_dir()):
