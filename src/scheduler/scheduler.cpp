@@ -1320,6 +1320,8 @@ Status Scheduler::start() {
       runtime::ThreadPool::create({.name = "scheduler", .min_threads = 1, .max_threads = 1});
   if (!pool.ok()) return pool.status();
   impl_->loop_pool = std::move(*pool);
+  // The metric families exist from the start (a scrape before the first step sees them).
+  metrics().heartbeat->set(static_cast<double>(base::SystemClock().now_ms()) / 1e3);
   // Dispatches recovered in create() are appended by the first step's flush.
   impl_->loop_pool->submit([m = impl_.get()] { m->loop(); });
   return Status();

@@ -405,7 +405,7 @@ TEST_CASE("serve: CLI commands go through the daemon with the same output", "[ht
       {"consume", "feature-specs", "-e", "-f", "%k %s\n", data},
       {"dags", "list", data, config},
       {"runs", "list", data, "-o", "json"},
-      {"runs", "show", "r9", data},
+      {"runs", "show", "r9", data, config},  // tasks in DAG order (local: from --config)
       {"approvals", "list", "--all", data},
   };
   std::vector<std::string> through_daemon;
