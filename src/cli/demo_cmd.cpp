@@ -90,9 +90,14 @@ std::string run_id_for(int32_t partition, int64_t offset) {
   return fmt::format("topic__{}_{}_{}", kTopic, partition, offset);
 }
 
-// key -> run id of the records already on jira-events.
-std::map<std::string, std::string> submitted_runs(Log* log) {
-  std::map<std::string, std::string> out;
+struct Submitted {
+  std::string run_id;
+  int64_t at_ms = 0;  // the record's timestamp: when the ticket arrived
+};
+
+// key -> the run of each record already on jira-events.
+std::map<std::string, Submitted> submitted_runs(Log* log) {
+  std::map<std::string, Submitted> out;
   auto info = log->describe_topic(kTopic);
   if (!info.ok()) return out;
   for (const auto& p : info->partitions) {
@@ -101,7 +106,9 @@ std::map<std::string, std::string> submitted_runs(Log* log) {
       auto fetched = log->read(kTopic, p.partition, from, {});
       if (!fetched.ok() || fetched->records.empty()) break;
       for (const Record& r : fetched->records) {
-        if (r.key) out.emplace(*r.key, run_id_for(r.partition, r.offset.value()));
+        if (r.key) {
+          out.emplace(*r.key, Submitted{run_id_for(r.partition, r.offset.value()), r.timestamp_ms});
+        }
         from = Offset(r.offset.value() + 1);
       }
     }
@@ -299,24 +306,27 @@ class Demo : public Command {
     // Submit every sample as a webhook would: one record on jira-events each, keyed by its file
     // name. A demo restarted on the same data dir (after a crash) finds them already there and
     // does not submit them again: each ticket is one run, whatever happens to the process.
-    std::map<std::string, std::string> submitted = submitted_runs(host->log());
+    std::map<std::string, Submitted> submitted = submitted_runs(host->log());
     std::vector<Ticket> tickets;
+    int sent = 0;
     for (const auto& path : samples) {
-      if (!tickets.empty() && interval_ms > 0) {
-        timespec pause{interval_ms / 1000, (interval_ms % 1000) * 1'000'000};
-        int sig = sigtimedwait(&stop_signals, nullptr, &pause);
-        if (sig == SIGTERM || sig == SIGINT) {
-          return runtime_error("interrupted while submitting the sample tickets", "");
-        }
-      }
       Ticket t;
       t.file = path.filename().string();
       t.submitted_ms = wall_ms();
       std::string key = path.stem().string();
       if (auto it = submitted.find(key); it != submitted.end()) {
-        t.run_id = it->second;
+        t.run_id = it->second.run_id;
+        t.submitted_ms = it->second.at_ms;  // a resumed demo measures from the first arrival
         tickets.push_back(std::move(t));
         continue;
+      }
+      if (sent++ > 0 && interval_ms > 0) {
+        timespec pause{interval_ms / 1000, (interval_ms % 1000) * 1'000'000};
+        int sig = sigtimedwait(&stop_signals, nullptr, &pause);
+        if (sig == SIGTERM || sig == SIGINT) {
+          return runtime_error("interrupted while submitting the sample tickets", "");
+        }
+        t.submitted_ms = wall_ms();
       }
       std::string text;
       if (Status s = base::read_file(path.string(), "sample ticket", &text); !s.ok()) {

@@ -295,7 +295,7 @@ TEST_CASE("consume -o picks where to start and -c how many", "[cli]") {
   CHECK(beyond.err.find("offset 6") != std::string::npos);
 }
 
-TEST_CASE("consume -g commits; groups describe shows the lag", "[cli]") {
+TEST_CASE("consume -g commits, groups describe shows the lag", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "2"});
   std::string input;

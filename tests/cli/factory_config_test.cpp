@@ -247,7 +247,7 @@ TEST_CASE("config: TLS files must exist", "[config]") {
   CHECK(e.find("needs both") != std::string::npos);
 }
 
-TEST_CASE("config: webhook secrets from the file, a variable or a file; never shown", "[config]") {
+TEST_CASE("config: webhook secrets from the file, a variable or a file, never shown", "[config]") {
   TempDir dir;
   const std::string secret = "It's a Secret to Everybody";
   auto secret_leaks = [&](const FactoryConfig& c) {
@@ -356,7 +356,7 @@ test::ProcessResult factoryd(std::vector<std::string> args, std::vector<std::str
   return test::run_process(args, stdin_text, env);
 }
 
-TEST_CASE("config validate and show; token hash", "[config][cli]") {
+TEST_CASE("config validate and show, token hash", "[config][cli]") {
   TempDir dir;
   std::string path = write_file(dir, "factory.yaml",
                                 "server:\n  listen: 127.0.0.1:7100\n"

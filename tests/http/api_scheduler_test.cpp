@@ -273,7 +273,7 @@ TEST_CASE("cancel a run parked on an approval", "[http][scheduler]") {
   CHECK(api.ok("GET", "/api/v1/runs?state=success").body.at("runs").as_array().empty());
 }
 
-TEST_CASE("pause holds new runs until unpause; clear runs a task again", "[http][scheduler]") {
+TEST_CASE("pause holds new runs until unpause, clear runs a task again", "[http][scheduler]") {
   Api api;
   Reply p = api.ok("POST", "/api/v1/dags/gated/pause");
   CHECK(p.body.at("paused") == true);

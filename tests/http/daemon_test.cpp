@@ -313,7 +313,7 @@ TEST_CASE("serve: per-token rate limit answers 429 with Retry-After", "[http][e2
   CHECK(d->stop().exit_code == 0);
 }
 
-TEST_CASE("serve: a run in flight at SIGTERM resumes after restart; nothing acked is lost",
+TEST_CASE("serve: a run in flight at SIGTERM resumes after restart, nothing acked is lost",
           "[http][e2e]") {
   TempDir dir;
   std::string err;

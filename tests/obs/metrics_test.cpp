@@ -71,7 +71,7 @@ TEST_CASE("values use the shortest round-trip form", "[obs][metrics]") {
   CHECK(obs::format_value(9007199254740992.0) == "9007199254740992");
 }
 
-TEST_CASE("a family registered twice is the same family; unlabelled metrics start at 0",
+TEST_CASE("a family registered twice is the same family, unlabelled metrics start at 0",
           "[obs][metrics]") {
   obs::Registry r;
   auto& a = r.counter("factory_test_x_total", "X.", {"k"});

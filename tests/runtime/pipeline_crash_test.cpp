@@ -117,7 +117,7 @@ TEST_CASE("kill -9 during a fenced three-stage pipeline: every event exactly onc
   check_exactly_once(dir, kEvents);
 }
 
-TEST_CASE("SIGTERM drains in-flight events and exits 0; the rest resumes after restart",
+TEST_CASE("SIGTERM drains in-flight events and exits 0, the rest resumes after restart",
           "[runtime][crash]") {
   test::TempDir dir;
   const std::string data = dir.str();

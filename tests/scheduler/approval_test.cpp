@@ -215,7 +215,7 @@ tasks:
   }
 }
 
-TEST_CASE("approval settings render from params; commits match by 7+ character prefix",
+TEST_CASE("approval settings render from params, commits match by 7+ character prefix",
           "[scheduler][approval]") {
   auto s = parse_approval_settings(
       R"({"bind_to":"abc1234def","auto_approve":"true","notify":{"webhook_url":"http://x"}})");
@@ -234,7 +234,7 @@ TEST_CASE("approval settings render from params; commits match by 7+ character p
   CHECK_FALSE(binding_matches("abc1234def", "abc1235"));
 }
 
-TEST_CASE("an approval binds to the commit; a decision naming another commit is refused",
+TEST_CASE("an approval binds to the commit, a decision naming another commit is refused",
           "[scheduler][approval]") {
   Harness h({parse(kBoundDag)});
   auto run = h.sched->trigger("bound", "{}");
@@ -406,7 +406,7 @@ tasks:
   CHECK(actions["approval.approve"] == "policy:auto");
 }
 
-TEST_CASE("a pending approval posts a message to the configured webhook; failures are not fatal",
+TEST_CASE("a pending approval posts a message to the configured webhook, failures are not fatal",
           "[scheduler][approval]") {
   test::HttpSink sink(200);
   Harness h({parse(std::string(R"(

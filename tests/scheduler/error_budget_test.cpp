@@ -256,7 +256,7 @@ TEST_CASE("ErrorBudget: a breach needs min_samples and a ratio above the maximum
   CHECK(b.state().breaches == 2);
 }
 
-TEST_CASE("ErrorBudget: samples leave the window in 60 buckets; below min_samples no flapping",
+TEST_CASE("ErrorBudget: samples leave the window in 60 buckets, below min_samples no flapping",
           "[scheduler][error_budget]") {
   const int64_t window = 3'600'000;  // buckets of one minute
   ErrorBudget b("d", spec(0.1, 4, window));

@@ -148,7 +148,7 @@ TEST_CASE("local deploy keeps the newest N releases, never current or the previo
   CHECK(left.size() == 2);
 }
 
-TEST_CASE("a redelivered deploy does not deploy twice; a crash mid-deploy resumes", "[deploy]") {
+TEST_CASE("a redelivered deploy does not deploy twice, a crash mid-deploy resumes", "[deploy]") {
   auto f = project();
   Deploy d(f);
   fs::path dir = project_dir(f.data_dir(), "web");
@@ -253,7 +253,7 @@ TEST_CASE("command target: a templated command runs in the release directory", "
   CHECK(d.last_reason.find("deploy command `false` exited with 1") != std::string::npos);
 }
 
-TEST_CASE("webhook target: POSTs the deployment; a refusal is failed, a 5xx retried", "[deploy]") {
+TEST_CASE("webhook target: POSTs the deployment, a refusal is failed, a 5xx retried", "[deploy]") {
   auto f = project();
   Deploy d(f);
   test::HttpSink sink(202);

@@ -290,7 +290,7 @@ TEST_CASE("the tests check: a pass ratio at the threshold, and at least one test
   CHECK(std::string(none.check("tests").at("report").as_string()).starts_with("no test ran"));
 }
 
-TEST_CASE("an unknown commit is a permanent failure; branching names what follows", "[gate]") {
+TEST_CASE("an unknown commit is a permanent failure, branching names what follows", "[gate]") {
   auto f = invoices();
   std::string c = f.commit("T-1", {{"shop/w.py", "W = 4\n"}});
   GateRun missing = run_gate(f, "0123456789abcdef0123456789abcdef01234567",
