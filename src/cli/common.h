@@ -93,8 +93,8 @@ void add_tasks_command(CLI::App* root, CommandRegistry* registry);      // runs_
 void add_approvals_command(CLI::App* root, CommandRegistry* registry);  // runs_cmd.cpp
 // serve_cmd.cpp; returns the command so a bare `factoryd` can run it.
 Command* add_serve_command(CLI::App* root, CommandRegistry* registry);
-void add_demo_command(CLI::App* root, CommandRegistry* registry);  // demo_cmd.cpp
-void add_audit_command(CLI::App* root, CommandRegistry* registry);      // audit_cmd.cpp
+void add_demo_command(CLI::App* root, CommandRegistry* registry);    // demo_cmd.cpp
+void add_audit_command(CLI::App* root, CommandRegistry* registry);   // audit_cmd.cpp
 void add_config_command(CLI::App* root, CommandRegistry* registry);  // config, token hash
 
 // --- Errors ---

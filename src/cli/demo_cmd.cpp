@@ -53,10 +53,10 @@ int64_t wall_ms() {
 
 // One submitted sample ticket and what became of it.
 struct Ticket {
-  std::string file;    // "01-jira-wiki-csv-export.json"
-  std::string run_id;  // "topic__jira-events_<partition>_<offset>"
-  std::string id;      // the ticket id once ingested ("" before)
-  std::string stage;   // the task it is in now
+  std::string file;     // "01-jira-wiki-csv-export.json"
+  std::string run_id;   // "topic__jira-events_<partition>_<offset>"
+  std::string id;       // the ticket id once ingested ("" before)
+  std::string stage;    // the task it is in now
   std::string outcome;  // "" while running; deployed | human-review | rolled-back | failed
   std::string detail;   // the reason, or "round N, release R"
   int tasks_done = 0;
@@ -300,8 +300,8 @@ class Demo : public Command {
     for (const auto& d : host->scheduler()->dags()) {
       if (d.dag_id == kDag) total_tasks = static_cast<int64_t>(d.tasks.size());
     }
-    std::fprintf(stderr, "factoryd demo: %zu sample tickets -> %s (data dir %s)\n",
-                 samples.size(), std::string(kTopic).c_str(), data_dir.c_str());
+    std::fprintf(stderr, "factoryd demo: %zu sample tickets -> %s (data dir %s)\n", samples.size(),
+                 std::string(kTopic).c_str(), data_dir.c_str());
 
     // Submit every sample as a webhook would: one record on jira-events each, keyed by its file
     // name. A demo restarted on the same data dir (after a crash) finds them already there and
@@ -479,15 +479,15 @@ void Demo::print_summary(Host* host, const std::vector<Ticket>& tickets, int64_t
     json::object o;
     json::array ts;
     for (const Ticket& t : tickets) {
-      ts.push_back(json::object{{"file", t.file},
-                                {"ticket", t.id},
-                                {"run_id", t.run_id},
-                                {"outcome", t.outcome},
-                                {"detail", t.detail},
-                                {"gate_failures", t.gate_failures},
-                                {"ticket_to_deploy_ms",
-                                 t.deployed_ms > 0 ? json::value(t.deployed_ms - t.submitted_ms)
-                                                   : json::value(nullptr)}});
+      ts.push_back(json::object{
+          {"file", t.file},
+          {"ticket", t.id},
+          {"run_id", t.run_id},
+          {"outcome", t.outcome},
+          {"detail", t.detail},
+          {"gate_failures", t.gate_failures},
+          {"ticket_to_deploy_ms", t.deployed_ms > 0 ? json::value(t.deployed_ms - t.submitted_ms)
+                                                    : json::value(nullptr)}});
     }
     o["tickets"] = std::move(ts);
     json::object stages;
@@ -517,10 +517,9 @@ void Demo::print_summary(Host* host, const std::vector<Ticket>& tickets, int64_t
   Table outcome_table({"TICKET", "OUTCOME", "DETAIL", "TICKET->DEPLOY"});
   for (const Ticket& t : tickets) {
     std::string detail = t.detail.size() > 72 ? t.detail.substr(0, 69) + "..." : t.detail;
-    outcome_table.add_row({t.id.empty() ? t.file : t.id, t.outcome.empty() ? "unfinished" : t.outcome,
-                           detail,
-                           t.deployed_ms > 0 ? fmt::format("{} ms", t.deployed_ms - t.submitted_ms)
-                                             : "-"});
+    outcome_table.add_row(
+        {t.id.empty() ? t.file : t.id, t.outcome.empty() ? "unfinished" : t.outcome, detail,
+         t.deployed_ms > 0 ? fmt::format("{} ms", t.deployed_ms - t.submitted_ms) : "-"});
   }
   out += outcome_table.render();
   out += "\n";

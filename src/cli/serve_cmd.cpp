@@ -11,8 +11,6 @@
 // exits 0 (1 when the deadline passed). A second signal exits at once with 143, still losing
 // nothing acknowledged.
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "cli/common.h"
 #include "cli/factory_config.h"
@@ -89,9 +89,9 @@ class Serve : public Command {
 
     CommonOptions common = *common_;
     common.data_dir = config->data_dir;
-    auto host = Host::open(common, {.config_dir = config->config_dir,
-                                    .background_retention = true,
-                                    .start_workers = true});
+    auto host = Host::open(
+        common,
+        {.config_dir = config->config_dir, .background_retention = true, .start_workers = true});
     if (!host) {
       api->stop(0);
       return kExitRuntime;
@@ -114,8 +114,8 @@ class Serve : public Command {
     api->detach();  // /readyz 503, long-polls return
     sd_notify("STOPPING=1");
     remove_daemon_file(config->data_dir);
-    obs::info("draining", {{"signal", sig},
-                           {"deadline_ms", static_cast<long>(config->shutdown_timeout_ms)}});
+    obs::info("draining",
+              {{"signal", sig}, {"deadline_ms", static_cast<long>(config->shutdown_timeout_ms)}});
     // A second signal during the drain exits at once.
     struct sigaction sa {};
     sa.sa_handler = exit_now;
@@ -123,8 +123,8 @@ class Serve : public Command {
     sigaction(SIGINT, &sa, nullptr);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(config->shutdown_timeout_ms);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(config->shutdown_timeout_ms);
     api->stop(config->shutdown_timeout_ms);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())

@@ -38,9 +38,7 @@ struct Client::Impl {
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
 
-  beast::tcp_stream& lowest() {
-    return https ? beast::get_lowest_layer(*secure) : *plain;
-  }
+  beast::tcp_stream& lowest() { return https ? beast::get_lowest_layer(*secure) : *plain; }
   bool connected() const { return https ? secure.has_value() : plain.has_value(); }
 
   void reset() {
@@ -58,8 +56,7 @@ struct Client::Impl {
     beast::error_code ec;
     auto results = resolver.resolve(host, port, ec);
     if (ec) {
-      return Status::unavailable(
-          fmt::format("cannot resolve {}: {}", host, ec.message()));
+      return Status::unavailable(fmt::format("cannot resolve {}: {}", host, ec.message()));
     }
     if (https) {
       secure.emplace(ioc, *tls);
@@ -77,8 +74,8 @@ struct Client::Impl {
     run_io();
     if (ec) {
       reset();
-      return Status::unavailable(fmt::format("cannot connect to {}:{}: {}", host, port,
-                                             ec.message()));
+      return Status::unavailable(
+          fmt::format("cannot connect to {}:{}: {}", host, port, ec.message()));
     }
     if (https) {
       lowest().expires_after(deadline);
@@ -113,8 +110,8 @@ struct Client::Impl {
     run_io();
     if (ec && !written) {
       if (ec == beast::error::timeout) {
-        return Status::timed_out(fmt::format("sending to {} took over {} ms", options.url,
-                                             options.timeout_ms));
+        return Status::timed_out(
+            fmt::format("sending to {} took over {} ms", options.url, options.timeout_ms));
       }
       return Status::unavailable(fmt::format("sending the request failed: {}", ec.message()));
     }
@@ -123,7 +120,8 @@ struct Client::Impl {
       return Status::timed_out(
           fmt::format("no response within {} ms from {}", options.timeout_ms, options.url));
     }
-    if (ec) return Status::unavailable(fmt::format("reading the response failed: {}", ec.message()));
+    if (ec)
+      return Status::unavailable(fmt::format("reading the response failed: {}", ec.message()));
     auto& res = parser.get();
     ClientResponse out;
     out.status = static_cast<int>(res.result_int());
@@ -215,8 +213,8 @@ Result<ClientResponse> Client::request(
       if (auto s = impl_->open(); !s.ok()) return s;
     }
     impl_->lowest().expires_after(std::chrono::milliseconds(impl_->options.timeout_ms));
-    Result<ClientResponse> r = impl_->https ? impl_->exchange(*impl_->secure, req)
-                                            : impl_->exchange(*impl_->plain, req);
+    Result<ClientResponse> r =
+        impl_->https ? impl_->exchange(*impl_->secure, req) : impl_->exchange(*impl_->plain, req);
     if (r.ok()) return r;
     impl_->reset();
     if (!reused || r.status().is_timed_out()) return r;

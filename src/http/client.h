@@ -25,8 +25,8 @@
 namespace factory::http {
 
 struct ClientOptions {
-  std::string url;    // "http://host:port" or "https://host:port" (no path)
-  std::string token;  // bearer token; "" = none
+  std::string url;        // "http://host:port" or "https://host:port" (no path)
+  std::string token;      // bearer token; "" = none
   std::string ca_file;    // https: CA bundle to verify the server with ("" = system store)
   std::string cert_file;  // https: client certificate for mTLS ("" = none)
   std::string key_file;

@@ -61,8 +61,8 @@ Result<boost::json::object> parse_body(const Request& req) {
   auto v = parse_json(req.body, "request body");
   if (!v.ok()) return v.status();
   if (!v->is_object()) {
-    return Status::invalid_argument(fmt::format(
-        "request body must be a JSON object, got {}", kind_name(*v)));
+    return Status::invalid_argument(
+        fmt::format("request body must be a JSON object, got {}", kind_name(*v)));
   }
   return std::move(v->as_object());
 }
@@ -81,8 +81,8 @@ Status FieldReader::check_unknown() const {
       if (!list.empty()) list += ", ";
       list += a;
     }
-    return Status::invalid_argument(fmt::format("unknown field '{}' in {}; allowed: {}",
-                                                std::string_view(key), where_, list));
+    return Status::invalid_argument(
+        fmt::format("unknown field '{}' in {}; allowed: {}", std::string_view(key), where_, list));
   }
   return Status::ok_status();
 }
@@ -100,9 +100,7 @@ void FieldReader::require(std::string_view name) {
   }
 }
 
-const boost::json::value* FieldReader::any(std::string_view name) {
-  return obj_.if_contains(name);
-}
+const boost::json::value* FieldReader::any(std::string_view name) { return obj_.if_contains(name); }
 
 std::optional<std::string> FieldReader::string(std::string_view name) {
   const boost::json::value* v = obj_.if_contains(name);
@@ -162,8 +160,8 @@ Result<int64_t> query_int(const Request& req, std::string_view name, int64_t def
   int64_t out = 0;
   auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
   if (ec != std::errc() || ptr != v->data() + v->size() || out < min || out > max) {
-    return Status::invalid_argument(fmt::format(
-        "query parameter {}={} must be an integer from {} to {}", name, *v, min, max));
+    return Status::invalid_argument(
+        fmt::format("query parameter {}={} must be an integer from {} to {}", name, *v, min, max));
   }
   return out;
 }

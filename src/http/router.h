@@ -29,8 +29,8 @@ namespace factory::http {
 
 // Who may call what. Ordered: a token of a role may call every route of a lower role.
 enum class Role : uint8_t {
-  kPublic = 0,  // no token needed (livez, readyz; webhooks, which check signatures instead)
-  kViewer = 1,  // read
+  kPublic = 0,    // no token needed (livez, readyz; webhooks, which check signatures instead)
+  kViewer = 1,    // read
   kOperator = 2,  // produce, trigger, approve, replay, cancel, pause
   kAdmin = 3,     // topic create/delete, offset resets, config
 };
@@ -50,9 +50,9 @@ struct Principal {
 using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case
 
 struct Request {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // percent-decoded path without the query
-  std::vector<std::pair<std::string, std::string>> query;   // decoded, in order
+  std::string method;                                      // "GET", "POST", ...
+  std::string path;                                        // percent-decoded path without the query
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::vector<std::pair<std::string, std::string>> params;  // path parameters by name
   Headers headers;
   std::string body;  // raw bytes, exactly as received (webhook signatures cover these)

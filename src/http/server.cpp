@@ -4,8 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -100,9 +100,8 @@ class RateLimiter {
   // 0 when the request may go ahead, else the seconds to wait (Retry-After, rounded up).
   int64_t take(const std::string& who) {
     if (rate_ <= 0) return 0;
-    double now = std::chrono::duration<double>(
-                     std::chrono::steady_clock::now().time_since_epoch())
-                     .count();
+    double now =
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     std::lock_guard<std::mutex> lock(mu_);
     Bucket& b = buckets_.try_emplace(who, Bucket{burst_, now}).first->second;
     b.tokens = std::min(burst_, b.tokens + (now - b.at) * rate_);
@@ -275,8 +274,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
-  void refuse(int status, std::string_view code, std::string_view message,
-              Headers extra = {}) {
+  void refuse(int status, std::string_view code, std::string_view message, Headers extra = {}) {
     Response r = error_response(status, code, message);
     r.headers = std::move(extra);
     write(std::move(r), /*keep_alive=*/false, nullptr);
@@ -326,14 +324,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (!m.allowed.empty()) {
         std::string allow;
         for (const auto& a : m.allowed) allow += (allow.empty() ? "" : ", ") + a;
-        return refuse(405, "method_not_allowed",
-                      fmt::format("{} is not allowed on {}; allowed: {}", req.method, req.path,
-                                  allow),
-                      {{"Allow", allow}});
+        return refuse(
+            405, "method_not_allowed",
+            fmt::format("{} is not allowed on {}; allowed: {}", req.method, req.path, allow),
+            {{"Allow", allow}});
       }
       return refuse(404, "not_found",
-                    fmt::format("no route {} {}; see /api/v1/openapi.json", req.method,
-                                req.path));
+                    fmt::format("no route {} {}; see /api/v1/openapi.json", req.method, req.path));
     }
     route_ = m.route;
     req.params = std::move(m.params);
@@ -356,10 +353,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       std::string bucket = server_->options.tokens.empty() ? remote_address() : req.principal.name;
       if (int64_t wait_s = server_->limiter->take(bucket)) {
         audit_refusal(429, "rate limited");
-        return refuse(429, "rate_limited",
-                      fmt::format("too many requests for '{}'; retry after {} s",
-                                  req.principal.name, wait_s),
-                      {{"Retry-After", std::to_string(wait_s)}});
+        return refuse(
+            429, "rate_limited",
+            fmt::format("too many requests for '{}'; retry after {} s", req.principal.name, wait_s),
+            {{"Retry-After", std::to_string(wait_s)}});
       }
     } else {
       req.principal = {"anonymous", Role::kPublic};
@@ -376,8 +373,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto expect = req.header("expect");
     if (expect && (*expect == "100-continue" || *expect == "100-Continue")) {
       // curl waits a second for this before sending a body over 1 KiB.
-      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
-                                                                         11);
+      auto cont =
+          std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
       return bhttp::async_write(
           stream_, *cont, [self = this->shared_from_this(), cont](beast::error_code ec, size_t) {
             if (ec) return self->close();
@@ -432,11 +429,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                          fmt::format("{{\"request_id\":\"{}\"}}", req_->request_id));
     }
     if (route_->audited) server_->audit(*req_, *route_, r.status, error_message(r));
-    asio::dispatch(stream_.get_executor(),
-                   [self = this->shared_from_this(), r = std::move(r)]() mutable {
-                     self->write(std::move(r), self->keep_alive_ && !self->server_->stopping,
-                                 self->route_);
-                   });
+    asio::dispatch(
+        stream_.get_executor(), [self = this->shared_from_this(), r = std::move(r)]() mutable {
+          self->write(std::move(r), self->keep_alive_ && !self->server_->stopping, self->route_);
+        });
   }
 
   void write(Response r, bool keep_alive, const Route* route) {
@@ -452,11 +448,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->prepare_payload();
     int status = r.status;
     tcp_layer().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
-    bhttp::async_write(stream_, *res,
-                       [self = this->shared_from_this(), res, keep_alive, route, status](
-                           beast::error_code ec, size_t) {
-                         self->on_written(ec, keep_alive, route, status);
-                       });
+    bhttp::async_write(
+        stream_, *res,
+        [self = this->shared_from_this(), res, keep_alive, route, status](
+            beast::error_code ec, size_t) { self->on_written(ec, keep_alive, route, status); });
   }
 
   void on_written(beast::error_code ec, bool keep_alive, const Route* route, int status) {
@@ -506,29 +501,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 };
 
 void do_accept(Server::Impl* impl) {
-  impl->acceptor->async_accept(
-      asio::make_strand(impl->ioc), [impl](beast::error_code ec, tcp::socket socket) {
-        if (ec) {
-          if (ec == asio::error::operation_aborted || impl->stopping) return;
-          obs::warn("http accept failed", {{"error", ec.message()}});
-          return do_accept(impl);
-        }
-        if (impl->stopping) return;
-        beast::error_code ignored;
-        auto ep = socket.remote_endpoint(ignored);
-        std::string remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-        bool reject = impl->connections.load() >= impl->options.max_connections;
-        if (impl->tls) {
-          using S = beast::ssl_stream<beast::tcp_stream>;
-          std::make_shared<Session<S>>(impl, S(std::move(socket), *impl->tls), remote)
-              ->start(reject);
-        } else {
-          std::make_shared<Session<beast::tcp_stream>>(
-              impl, beast::tcp_stream(std::move(socket)), remote)
-              ->start(reject);
-        }
-        do_accept(impl);
-      });
+  impl->acceptor->async_accept(asio::make_strand(impl->ioc), [impl](beast::error_code ec,
+                                                                    tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || impl->stopping) return;
+      obs::warn("http accept failed", {{"error", ec.message()}});
+      return do_accept(impl);
+    }
+    if (impl->stopping) return;
+    beast::error_code ignored;
+    auto ep = socket.remote_endpoint(ignored);
+    std::string remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    bool reject = impl->connections.load() >= impl->options.max_connections;
+    if (impl->tls) {
+      using S = beast::ssl_stream<beast::tcp_stream>;
+      std::make_shared<Session<S>>(impl, S(std::move(socket), *impl->tls), remote)->start(reject);
+    } else {
+      std::make_shared<Session<beast::tcp_stream>>(impl, beast::tcp_stream(std::move(socket)),
+                                                   remote)
+          ->start(reject);
+    }
+    do_accept(impl);
+  });
 }
 
 Status check_readable(const std::string& path, std::string_view what) {
@@ -543,8 +537,8 @@ Status check_readable(const std::string& path, std::string_view what) {
 }
 
 Result<ssl::context> make_tls(const TlsOptions& tls) {
-  for (auto [path, what] : {std::pair{&tls.cert_file, "TLS certificate"},
-                            std::pair{&tls.key_file, "TLS key"}}) {
+  for (auto [path, what] :
+       {std::pair{&tls.cert_file, "TLS certificate"}, std::pair{&tls.key_file, "TLS key"}}) {
     if (path->empty()) {
       return Status::invalid_argument(fmt::format(
           "{} file is not set; TLS needs both server.tls.cert_file and key_file", what));
@@ -562,9 +556,9 @@ Result<ssl::context> make_tls(const TlsOptions& tls) {
   }
   ctx.use_private_key_file(tls.key_file, ssl::context::pem, ec);
   if (ec) {
-    return Status::invalid_argument(fmt::format(
-        "TLS key '{}' is not a PEM private key matching the certificate: {}", tls.key_file,
-        ec.message()));
+    return Status::invalid_argument(
+        fmt::format("TLS key '{}' is not a PEM private key matching the certificate: {}",
+                    tls.key_file, ec.message()));
   }
   if (!tls.client_ca_file.empty()) {
     if (auto s = check_readable(tls.client_ca_file, "client CA"); !s.ok()) return s;
@@ -621,9 +615,9 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, cons
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.address, ec);
   if (ec) {
-    return Status::invalid_argument(fmt::format(
-        "listen address '{}' is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0",
-        options.address));
+    return Status::invalid_argument(
+        fmt::format("listen address '{}' is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0",
+                    options.address));
   }
   tcp::endpoint endpoint(address, options.port);
   impl->acceptor.emplace(impl->ioc);

@@ -59,7 +59,7 @@ struct ServerOptions {
   std::vector<TokenEntry> tokens;  // empty: no auth (refused unless address is loopback)
   RateLimit rate_limit;
   int max_connections = 256;
-  size_t header_limit = 16 * 1024;  // bytes; larger headers get 431
+  size_t header_limit = 16 * 1024;   // bytes; larger headers get 431
   int64_t read_timeout_ms = 10'000;  // one request's header + body must arrive within this
   int64_t idle_timeout_ms = 60'000;  // keep-alive connection with no request
   int io_threads = 1;
@@ -88,8 +88,8 @@ class Server {
   // with a bad hash, TLS files missing or unreadable — naming the file), binds and starts
   // the io and handler threads. IOError when the address cannot be bound (in use).
   // *router must outlive the Server.
-  static Result<std::unique_ptr<Server>> start(const ServerOptions& options,
-                                               const Router* router, ServerHooks hooks);
+  static Result<std::unique_ptr<Server>> start(const ServerOptions& options, const Router* router,
+                                               ServerHooks hooks);
   ~Server();  // stop()
 
   uint16_t port() const;  // the bound port (useful with port 0)

@@ -54,8 +54,8 @@ Result<Dag> load_dag_file(const std::string& path, const DagParseOptions& option
 // Every *.yaml / *.yml file directly in `dir` (e.g. "config/dags"), in file-name order; a
 // missing directory holds no DAGs. On top of each file's checks: InvalidArgument naming both
 // files for a dag_id used twice or a pool declared with different slots, and naming the file
-// for a deadline trigger_dag or an error_budget postmortem_dag that no file defines. IOError when the directory or a file cannot
-// be read.
+// for a deadline trigger_dag or an error_budget postmortem_dag that no file defines. IOError when
+// the directory or a file cannot be read.
 Result<std::vector<Dag>> load_dags(const std::string& dir, const DagParseOptions& options);
 
 // Milliseconds for a duration as DAG files write it: an integer (milliseconds), one or more

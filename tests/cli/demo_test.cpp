@@ -147,8 +147,8 @@ TEST_CASE("demo: kill -9 mid-way and restart loses no ticket and deploys none tw
   REQUIRE(r.exit_code == 0);
   check_outcome(data, r.out);
   // Each deployed ticket has exactly one deployment record, whatever was redone.
-  auto dep = run_factoryd({"consume", "deployment-triggers", "--data-dir", data, "-e", "-f",
-                           "%k\n"});
+  auto dep =
+      run_factoryd({"consume", "deployment-triggers", "--data-dir", data, "-e", "-f", "%k\n"});
   REQUIRE(dep.exit_code == 0);
   std::map<std::string, int> per_run;
   for (size_t i = 0, j; i < dep.out.size(); i = j + 1) {

@@ -11,18 +11,18 @@
 // config/ unless given. Header-only. Not thread-safe.
 #pragma once
 
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <boost/json.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "cli/run_process.h"
 #include "http/client.h"
@@ -35,8 +35,7 @@ class Daemon {
   // `extra_yaml`) and starts the daemon. nullptr (with the reason in *error) when it does not
   // become ready within 20 s.
   static std::unique_ptr<Daemon> start(const std::string& dir, const std::string& extra_yaml,
-                                       std::string* error,
-                                       const std::vector<std::string>& env = {},
+                                       std::string* error, const std::vector<std::string>& env = {},
                                        std::string config_dir = "") {
     if (config_dir.empty()) config_dir = std::string(FACTORY_SOURCE_DIR) + "/config";
     std::string config = dir + "/factory.yaml";
@@ -82,11 +81,10 @@ class Daemon {
     d->config_ = config;
     d->env_ = env;
     d->data_dir_ = dir + "/data";
-    std::vector<std::string> child_env = {"FACTORY_DATA_DIR", "FACTORY_LOG_LEVEL",
-                                          "FACTORY_CONFIG", "NOTIFY_SOCKET"};
+    std::vector<std::string> child_env = {"FACTORY_DATA_DIR", "FACTORY_LOG_LEVEL", "FACTORY_CONFIG",
+                                          "NOTIFY_SOCKET"};
     child_env.insert(child_env.end(), env.begin(), env.end());
-    d->proc_ = spawn_process({FACTORYD_BIN, "serve", "--config", config, "--listen",
-                              "127.0.0.1:0"},
+    d->proc_ = spawn_process({FACTORYD_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0"},
                              child_env);
     auto line = d->proc_.read_stdout_line(20'000);
     constexpr std::string_view kReady = "factoryd serving on ";

@@ -1,14 +1,13 @@
 // End-to-end tests of `factoryd serve`: the real daemon on a free port, driven with a real
 // HTTP client (http::Client) and raw sockets where a test misbehaves on purpose.
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "http/audit_writer.h"
 #include "http/daemon_harness.h"
@@ -123,9 +122,9 @@ TEST_CASE("serve: health, API, daemon.json, and SIGTERM exits 0", "[http][e2e]")
 TEST_CASE("serve: refuses a non-loopback address without tokens", "[http][e2e]") {
   TempDir dir;
   std::ofstream(dir.str() + "/factory.yaml") << "data_dir: " << dir.str() << "/data\n";
-  auto r = run_process({FACTORYD_BIN, "serve", "--config", dir.str() + "/factory.yaml",
-                        "--listen", "0.0.0.0:0"},
-                       {}, {"FACTORY_DATA_DIR", "FACTORY_CONFIG"});
+  auto r = run_process(
+      {FACTORYD_BIN, "serve", "--config", dir.str() + "/factory.yaml", "--listen", "0.0.0.0:0"}, {},
+      {"FACTORY_DATA_DIR", "FACTORY_CONFIG"});
   CHECK(r.exit_code != 0);
   CHECK(r.err.find("token") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.str() + "/data/daemon.json"));
@@ -183,8 +182,8 @@ TEST_CASE("serve: bearer tokens, roles, and the audit of every write", "[http][e
     std::string object(o.at("object").as_string());
     std::string result(o.at("result").as_string());
     if (o.at("request_id").as_string() == "req-produce-1") {
-      produce_row = actor == "token:ops" && object == "topics/jira-events/records" &&
-                    result == "ok";
+      produce_row =
+          actor == "token:ops" && object == "topics/jira-events/records" && result == "ok";
     }
     if (actor == "token:watcher" && result.rfind("403", 0) == 0) denied_row = true;
     if (actor == "token:root" && object == "topics/scratch" && result == "ok") delete_row = true;
@@ -213,8 +212,9 @@ TEST_CASE("serve: request limits and malformed input", "[http][e2e]") {
   SECTION("a body over the route's limit gets 413 before it is sent") {
     int fd = raw_connect(port);
     REQUIRE(fd >= 0);
-    REQUIRE(raw_send(fd, "POST /api/v1/topics HTTP/1.1\r\nHost: x\r\n"
-                         "Content-Type: application/json\r\nContent-Length: 500000000\r\n\r\n"));
+    REQUIRE(raw_send(fd,
+                     "POST /api/v1/topics HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 500000000\r\n\r\n"));
     std::string got = raw_read_all(fd, 5000, &closed);
     ::close(fd);
     CHECK(got.rfind("HTTP/1.1 413", 0) == 0);
@@ -343,9 +343,8 @@ TEST_CASE("serve: a run in flight at SIGTERM resumes after restart, nothing acke
   json::value acked = body_of(*produced);
   for (const auto& o : acked.at("offsets").as_array()) {
     auto got = c2->request("GET", "/api/v1/topics/jira-events/records?partition=" +
-                                      std::to_string(o.at("partition").as_int64()) +
-                                      "&offset=" + std::to_string(o.at("offset").as_int64()) +
-                                      "&max_records=1");
+                                      std::to_string(o.at("partition").as_int64()) + "&offset=" +
+                                      std::to_string(o.at("offset").as_int64()) + "&max_records=1");
     REQUIRE(got->status == 200);
     REQUIRE(body_of(*got).at("records").as_array().size() == 1);
   }
@@ -379,8 +378,7 @@ TEST_CASE("serve: CLI commands go through the daemon with the same output", "[ht
   std::string config = std::string("--config=") + FACTORY_SOURCE_DIR + "/config";
 
   // Writes through the CLI reach the daemon.
-  auto produced =
-      run_factoryd({"produce", "feature-specs", "-k", "PROJ-10", data}, "{\"x\":1}\n");
+  auto produced = run_factoryd({"produce", "feature-specs", "-k", "PROJ-10", data}, "{\"x\":1}\n");
   CHECK(produced.exit_code == 0);
   auto approved = run_factoryd({"approvals", "approve", "r9", "approve_deploy", data});
   INFO(approved.err);
@@ -491,18 +489,17 @@ namespace {
 // command (scripts/setup.sh installs it). false when a step fails.
 bool make_certs(const std::string& dir, std::string* log) {
   const std::vector<std::vector<std::string>> steps = {
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-       "-subj", "/CN=factoryd test CA", "-keyout", dir + "/ca.key", "-out", dir + "/ca.crt"},
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+       "/CN=factoryd test CA", "-keyout", dir + "/ca.key", "-out", dir + "/ca.crt"},
       {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
        "-keyout", dir + "/server.key", "-out", dir + "/server.csr"},
       {"/usr/bin/openssl", "x509", "-req", "-in", dir + "/server.csr", "-CA", dir + "/ca.crt",
-       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile",
-       dir + "/san.ext", "-out", dir + "/server.crt"},
+       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile", dir + "/san.ext",
+       "-out", dir + "/server.crt"},
       {"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=ci-client",
        "-keyout", dir + "/client.key", "-out", dir + "/client.csr"},
       {"/usr/bin/openssl", "x509", "-req", "-in", dir + "/client.csr", "-CA", dir + "/ca.crt",
-       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-out",
-       dir + "/client.crt"},
+       "-CAkey", dir + "/ca.key", "-CAcreateserial", "-days", "2", "-out", dir + "/client.crt"},
   };
   std::ofstream(dir + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
   for (const auto& step : steps) {
@@ -549,10 +546,10 @@ TEST_CASE("serve: HTTPS and mTLS (a client certificate is required)", "[http][e2
   }
   SECTION("mTLS") {
     std::string err;
-    auto d = Daemon::start(dir.str(),
-                           tls + "    client_ca_file: " + dir.str() +
-                               "/ca.crt\n    require_client_cert: true\n",
-                           &err);
+    auto d = Daemon::start(
+        dir.str(),
+        tls + "    client_ca_file: " + dir.str() + "/ca.crt\n    require_client_cert: true\n",
+        &err);
     REQUIRE_DAEMON(d, err);
     auto anonymous = d->client("", verified);
     CHECK_FALSE(anonymous->request("GET", "/livez").ok());

@@ -18,8 +18,9 @@ using Catch::Matchers::StartsWith;
 namespace {
 
 // The stages the bundled DAGs name (this test does not link the built-in stages).
-const std::set<std::string> kStages = {"ingest", "codegen", "testsynth", "gate",    "deploy",
-                                       "noop",   "coalesce", "approval", "approval_notify"};
+const std::set<std::string> kStages = {"ingest",   "codegen",  "testsynth",
+                                       "gate",     "deploy",   "noop",
+                                       "coalesce", "approval", "approval_notify"};
 
 DagParseOptions options() {
   DagParseOptions o;
@@ -83,8 +84,8 @@ TEST_CASE("the bundled software_factory_pipeline DAG parses", "[scheduler]") {
   CHECK(d.default_args.retry_delay_ms == 5 * 60 * 1000);
   REQUIRE(d.tasks.size() == 5);
   CHECK(ids_in(d, d.index.topological_order()) ==
-        std::vector<std::string>{"ingest_spec", "generate_code", "quality_gate",
-                                 "approve_deploy", "deploy"});
+        std::vector<std::string>{"ingest_spec", "generate_code", "quality_gate", "approve_deploy",
+                                 "deploy"});
   // noop stands in for the agents until they exist (see the file's comment).
   const std::vector<std::string> stages = {"noop", "noop", "noop", "approval", "noop"};
   const std::vector<std::string> topics = {"feature-specs", "code-artifacts", "quality-gates", "",

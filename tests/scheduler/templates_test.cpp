@@ -140,7 +140,8 @@ TEST_CASE("missing values are errors naming the task and the template", "[schedu
   // A task without output (skipped, or it emitted nothing) reads as null, as Airflow's
   // xcom_pull gives None; a path into it is an error.
   c.task_output = nullptr;
-  auto none = render_params(R"({"x": "{{ tasks.a.output }}", "y": "ran: {{ tasks.a.output }}"})", c);
+  auto none =
+      render_params(R"({"x": "{{ tasks.a.output }}", "y": "ran: {{ tasks.a.output }}"})", c);
   REQUIRE_OK(none);
   CHECK(*none == R"({"x":null,"y":"ran: null"})");
   CHECK_THAT(render_params(R"({"x": "{{ tasks.a.output.spec }}"})", c).status().message(),
