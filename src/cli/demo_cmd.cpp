@@ -95,6 +95,22 @@ struct Submitted {
   int64_t at_ms = 0;  // the record's timestamp: when the ticket arrived
 };
 
+// Appends the sample ticket at `path` to jira-events, keyed by its file name's stem, and notes
+// its run and arrival in *t.
+Status submit(Log* log, const std::filesystem::path& path, Ticket* t) {
+  std::string text;
+  if (Status s = base::read_file(path.string(), "sample ticket", &text); !s.ok()) return s;
+  ProducerRecord rec;
+  rec.key = path.stem().string();
+  rec.value = std::move(text);
+  t->submitted_ms = wall_ms();
+  auto acked = log->append(kTopic, std::vector<ProducerRecord>{rec});
+  if (!acked.ok()) return acked.status();
+  const RecordPosition& where = acked->front();
+  t->run_id = run_id_for(where.partition, where.offset.value());
+  return Status();
+}
+
 // key -> the run of each record already on jira-events.
 std::map<std::string, Submitted> submitted_runs(Log* log) {
   std::map<std::string, Submitted> out;
@@ -304,49 +320,36 @@ class Demo : public Command {
                  std::string(kTopic).c_str(), data_dir.c_str());
 
     // Submit every sample as a webhook would: one record on jira-events each, keyed by its file
-    // name. A demo restarted on the same data dir (after a crash) finds them already there and
-    // does not submit them again: each ticket is one run, whatever happens to the process.
+    // name, one every `interval_ms` while the earlier ones run, so the progress shows from the
+    // first. A demo restarted on the same data dir (after a crash) finds the ones it sent there
+    // and does not submit them again: each ticket is one run, whatever happens to the process.
     std::map<std::string, Submitted> submitted = submitted_runs(host->log());
     std::vector<Ticket> tickets;
-    int sent = 0;
-    for (const auto& path : samples) {
-      Ticket t;
-      t.file = path.filename().string();
-      t.submitted_ms = wall_ms();
-      std::string key = path.stem().string();
-      if (auto it = submitted.find(key); it != submitted.end()) {
-        t.run_id = it->second.run_id;
-        t.submitted_ms = it->second.at_ms;  // a resumed demo measures from the first arrival
-        tickets.push_back(std::move(t));
-        continue;
-      }
-      if (sent++ > 0 && interval_ms > 0) {
-        timespec pause{interval_ms / 1000, (interval_ms % 1000) * 1'000'000};
-        int sig = sigtimedwait(&stop_signals, nullptr, &pause);
-        if (sig == SIGTERM || sig == SIGINT) {
-          return runtime_error("interrupted while submitting the sample tickets", "");
-        }
-        t.submitted_ms = wall_ms();
-      }
-      std::string text;
-      if (Status s = base::read_file(path.string(), "sample ticket", &text); !s.ok()) {
-        return status_error("cannot read " + path.string(), s, "");
-      }
-      ProducerRecord rec;
-      rec.key = key;
-      rec.value = std::move(text);
-      auto acked = host->log()->append(kTopic, std::vector<ProducerRecord>{rec});
-      if (!acked.ok()) return status_error("cannot submit " + t.file, acked.status(), "");
-      const auto& where = acked->front();
-      t.run_id = run_id_for(where.partition, where.offset.value());
-      tickets.push_back(std::move(t));
-    }
-
+    size_t next = 0;                  // the next sample to submit
+    auto next_submit = Clock::now();  // when it is due
     Progress progress(::isatty(2) == 1);
     auto deadline = start + std::chrono::milliseconds(timeout_ms);
     bool interrupted = false;
     for (;;) {
-      bool all_done = true;
+      while (next < samples.size()) {
+        const std::filesystem::path& path = samples[next];
+        auto earlier = submitted.find(path.stem().string());
+        if (earlier == submitted.end() && Clock::now() < next_submit) break;
+        Ticket t;
+        t.file = path.filename().string();
+        if (earlier != submitted.end()) {
+          t.run_id = earlier->second.run_id;
+          t.submitted_ms = earlier->second.at_ms;  // measured from the first arrival
+        } else {
+          if (Status s = submit(host->log(), path, &t); !s.ok()) {
+            return status_error("cannot submit " + t.file, s, "");
+          }
+          next_submit = Clock::now() + std::chrono::milliseconds(interval_ms);
+        }
+        tickets.push_back(std::move(t));
+        ++next;
+      }
+      bool all_done = next == samples.size();
       for (Ticket& t : tickets) {
         if (!t.outcome.empty()) continue;
         auto run = host->store()->get_run(t.run_id);
@@ -363,7 +366,12 @@ class Demo : public Command {
       }
       progress.show(tickets, static_cast<int>(total_tasks));
       if (all_done || Clock::now() > deadline) break;
-      timespec tick{0, 100'000'000};
+      auto wake = Clock::now() + std::chrono::milliseconds(100);
+      if (next < samples.size()) wake = std::min(wake, next_submit);
+      auto wait_ns = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(wake - Clock::now()).count());
+      timespec tick{static_cast<time_t>(wait_ns / 1'000'000'000),
+                    static_cast<long>(wait_ns % 1'000'000'000)};
       int sig = sigtimedwait(&stop_signals, nullptr, &tick);
       if (sig == SIGTERM || sig == SIGINT) {
         interrupted = true;
@@ -372,8 +380,9 @@ class Demo : public Command {
     }
     int64_t took_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-    bool complete = std::all_of(tickets.begin(), tickets.end(),
-                                [](const Ticket& t) { return !t.outcome.empty(); });
+    size_t finished = static_cast<size_t>(std::count_if(
+        tickets.begin(), tickets.end(), [](const Ticket& t) { return !t.outcome.empty(); }));
+    bool complete = finished == samples.size();
     print_summary(host.get(), tickets, took_ms, complete);
 
     if (api && !interrupted) {
@@ -390,12 +399,9 @@ class Demo : public Command {
     host.reset();
     if (!s.ok()) obs::error("drain deadline passed", {{"error", s.to_string()}});
     if (!complete) {
-      return runtime_error(
-          fmt::format("{} of {} tickets reached no outcome within {} ms",
-                      std::count_if(tickets.begin(), tickets.end(),
-                                    [](const Ticket& t) { return t.outcome.empty(); }),
-                      tickets.size(), timeout_ms),
-          interrupted ? "the demo was interrupted" : "raise --timeout-ms");
+      return runtime_error(fmt::format("{} of {} tickets reached no outcome within {} ms",
+                                       samples.size() - finished, samples.size(), timeout_ms),
+                           interrupted ? "the demo was interrupted" : "raise --timeout-ms");
     }
     return kExitOk;
   }
