@@ -325,6 +325,14 @@ class DagsTrigger : public Command {
                            dag_id + "')");
   }
 
+  int trigger_error(const Status& s) const {
+    if (s.code() == Status::Code::kAlreadyExists) {
+      return status_error("cannot trigger DAG '" + dag_id + "'", s,
+                          "pick another -r RUN_ID, or leave -r out for a generated one");
+    }
+    return status_error("cannot trigger DAG '" + dag_id + "'", s, "retry");
+  }
+
   int trigger_local(json::object* run, bool* paused) {
     auto host = open_host_for_change(*common_, config_dir);
     if (!host) return kExitRuntime;
@@ -334,14 +342,7 @@ class DagsTrigger : public Command {
     auto resolved = scheduler::resolve_run_conf(*dag, conf);
     if (!resolved.ok()) return conf_usage_error(resolved.status());
     auto made = host->scheduler()->trigger(dag_id, conf, run_id, "manual");
-    if (!made.ok()) {
-      const Status& s = made.status();
-      if (s.code() == Status::Code::kAlreadyExists) {
-        return status_error("cannot trigger DAG '" + dag_id + "'", s,
-                            "pick another -r RUN_ID, or leave -r out for a generated one");
-      }
-      return status_error("cannot trigger DAG '" + dag_id + "'", s, "retry");
-    }
+    if (!made.ok()) return trigger_error(made.status());
     auto row = host->store()->get_run(*made);
     *paused = paused_text(host->store(), dag_id) == "true";
     (void)host->close(0);
@@ -363,8 +364,13 @@ class DagsTrigger : public Command {
     if (!ec && given.is_object()) body["conf"] = std::move(given);
     if (!run_id.empty()) body["run_id"] = run_id;
     int code = kExitOk;
+    // The daemon judges the conf against the DAG's params schema: its refusal is reported as
+    // the local path reports the same check (a usage error, exit 2).
+    auto refused = [this](std::string_view field, const Status& s) {
+      return field == "conf" ? conf_usage_error(s) : trigger_error(s);
+    };
     auto answer = call_daemon(client, "POST", "/api/v1/dags/" + url_escape(dag_id) + "/runs",
-                              http::to_json(body), &code);
+                              http::to_json(body), &code, refused);
     if (!answer) return code;
     const json::object* o = answer_object(*answer, &code);
     if (!o) return code;

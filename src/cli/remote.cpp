@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "http/log_views.h"
+
 namespace factory::cli {
 
 std::string daemon_file(const std::string& data_dir) { return data_dir + "/daemon.json"; }
@@ -76,7 +78,8 @@ std::unique_ptr<http::Client> daemon_client(const CommonOptions& common, int* ex
 
 std::optional<boost::json::value> call_daemon(http::Client* client, std::string_view method,
                                               std::string_view target, std::string_view body,
-                                              int* exit_code) {
+                                              int* exit_code,
+                                              const InvalidInputReport& on_invalid) {
   auto r = client->request(method, target, body);
   if (!r.ok()) {
     *exit_code = runtime_error(fmt::format("cannot reach the factoryd daemon at {}: {}",
@@ -97,12 +100,22 @@ std::optional<boost::json::value> call_daemon(http::Client* client, std::string_
     return v;
   }
   std::string message = fmt::format("the daemon answered HTTP {}", r->status);
+  std::string field;
   if (!ec && v.is_object()) {
     if (const auto* e = v.as_object().if_contains("error"); e && e->is_object()) {
       if (const auto* m = e->as_object().if_contains("message"); m && m->is_string()) {
         message = std::string(m->as_string());
       }
+      const auto* d = e->as_object().if_contains("details");
+      const auto* f = d && d->is_object() ? d->as_object().if_contains("field") : nullptr;
+      if (f && f->is_string()) field = std::string(f->as_string());
     }
+  }
+  bool input_refused = r->status >= 400 && r->status < 500 && r->status != 401 &&
+                       r->status != 403 && r->status != 429;
+  if (input_refused && on_invalid && !field.empty()) {
+    *exit_code = on_invalid(field, http::status_from_error(r->status, r->body));
+    return std::nullopt;
   }
   if (r->status == 401 || r->status == 403) {
     *exit_code = runtime_error(message, "pass an API token with --token or FACTORY_TOKEN");

@@ -10,6 +10,7 @@
 // Thread-safety: the CLI is single-threaded.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,14 +32,22 @@ std::string daemon_file(const std::string& data_dir);
 Status write_daemon_file(const std::string& data_dir, std::string_view url);
 void remove_daemon_file(const std::string& data_dir);
 
+// Reports an answer refusing the input `field` (a 4xx whose error details name it) the way the
+// local command reports the same Status (http::status_from_error: the daemon's code and
+// message); returns the exit code.
+using InvalidInputReport = std::function<int(std::string_view field, const Status& s)>;
+
 // One API call for a CLI command. On success (2xx) returns the parsed JSON body (null for an
 // empty body). Otherwise prints the error the way the local command would —
 // "factoryd: error: <message>" from the API's {"error":{...}} body, or how to reach the daemon
-// when it cannot be reached — and returns nullopt with *exit_code set to 1 (a command checks
+// when it cannot be reached — and returns nullopt with *exit_code set to 1. A command checks
 // its arguments before calling, as it does before opening the log, so usage errors are the
-// same in both modes).
+// same in both modes; input only the daemon can judge (a run's conf against the DAG's params
+// schema, a run id already taken) comes back as a 4xx naming the field, which `on_invalid`
+// reports when given.
 std::optional<boost::json::value> call_daemon(http::Client* client, std::string_view method,
                                               std::string_view target, std::string_view body,
-                                              int* exit_code);
+                                              int* exit_code,
+                                              const InvalidInputReport& on_invalid = {});
 
 }  // namespace factory::cli

@@ -24,6 +24,7 @@ constexpr char kChain[] =
     "description: three noop tasks in a row\n"
     "params:\n"
     "  defaults: {x: 1}\n"
+    "  schema: {type: object, properties: {x: {type: integer}}}\n"
     "tasks:\n"
     "  a: {stage: noop, params: {x: \"{{ run.conf.x }}\"}}\n"
     "  b: {stage: noop, upstream: [a], params: {y: \"{{ tasks.a.output.x }}\"}}\n"
@@ -111,9 +112,21 @@ TEST_CASE("DAG commands through a running daemon print what they print locally",
   json::value g1 = env.ok_json({"dags", "trigger", "gated", "-r", "g1"});
   CHECK(g1.at("run_id") == "g1");
   CHECK(!g1.as_object().contains("dag_paused"));  // the API's extra field is not printed
-  require_error(env.run({"dags", "trigger", "chain", "-c", "nope"}), 2, "must be a JSON object");
-  require_error(env.run({"dags", "trigger", "nope"}), 1, "DAG 'nope'");
-  require_error(env.run({"dags", "trigger", "chain", "-r", "r1"}), 1, "already exists");
+  // Refused writes: the same exit code as locally, and the same message but for the unknown
+  // DAG, which the daemon says it has not loaded (compared at the end).
+  const std::string config_flag = "--config=" + env.config();
+  const std::vector<std::vector<std::string>> refused = {
+      {"dags", "trigger", "chain", "-c", "nope", config_flag},
+      {"dags", "trigger", "chain", "-c", R"({"x": "seven"})", config_flag},
+      {"dags", "trigger", "nope", config_flag},
+      {"dags", "trigger", "chain", "-r", "r1", config_flag},
+  };
+  std::vector<ProcessResult> refused_remote;
+  for (const auto& cmd : refused) refused_remote.push_back(env.run(cmd));
+  require_error(refused_remote[0], 2, "must be a JSON object");
+  require_error(refused_remote[1], 2, "params schema");
+  require_error(refused_remote[2], 1, "DAG 'nope'");
+  require_error(refused_remote[3], 1, "already exists");
 
   REQUIRE(
       eventually([&] { return env.task_state("g1", "approve") == "awaiting_approval"; }, 20'000));
@@ -150,7 +163,7 @@ TEST_CASE("DAG commands through a running daemon print what they print locally",
   CHECK(approvals == 1);
 
   // Every read, through the daemon and then on the data dir itself.
-  const std::string c = "--config=" + env.config();
+  const std::string& c = config_flag;
   const std::vector<std::vector<std::string>> reads = {
       {"dags", "list", c},
       {"dags", "list", c, "-o", "json"},
@@ -183,6 +196,13 @@ TEST_CASE("DAG commands through a running daemon print what they print locally",
     CHECK(local.exit_code == remote[i].exit_code);
     CHECK(local.out == remote[i].out);
     CHECK((local.exit_code == 0) == local.err.empty());
+  }
+  for (size_t i = 0; i < refused.size(); ++i) {
+    ProcessResult local = env.run(refused[i]);
+    INFO("factoryd " << refused[i][2] << " ...\nremote: " << refused_remote[i].err
+                     << "\nlocal: " << local.err);
+    CHECK(local.exit_code == refused_remote[i].exit_code);
+    if (i != 2) CHECK(local.err == refused_remote[i].err);
   }
 }
 
