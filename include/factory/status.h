@@ -46,6 +46,10 @@ class [[nodiscard]] Status {
   static Status failed_precondition(std::string_view m) { return {Code::kFailedPrecondition, m}; }
   static Status unavailable(std::string_view m) { return {Code::kUnavailable, m}; }
   static Status internal(std::string_view m) { return {Code::kInternal, m}; }
+  // A Status with code `c`, e.g. one read back from the API's error body; kOk gives ok_status().
+  static Status from_code(Code c, std::string_view m) {
+    return c == Code::kOk ? Status() : Status(c, m);
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -164,6 +164,30 @@ const json::array* required_array(const json::value& v, std::string_view name,
   return a;
 }
 
+// The required array of objects `name` of the response `v`, one T per element:
+// `each(reader, element, where)` reads the element's fields through `reader`, which names the
+// element ("response.<name>[i]") in its errors. The first error, a field's before the row's, ends
+// the read.
+template <typename T, typename Each>
+Result<std::vector<T>> parse_rows(const json::value& v, std::string_view name, Each each) {
+  Status s;
+  const json::array* a = required_array(v, name, "response", &s);
+  if (!s.ok()) return s;
+  std::vector<T> out;
+  out.reserve(a->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    std::string where = "response." + std::string(name) + "[" + std::to_string(i) + "]";
+    const json::object* o = (*a)[i].if_object();
+    if (!o) return shape_error(where, "must be an object");
+    FieldReader r(*o, where, {});
+    Result<T> row = each(r, (*a)[i], where);
+    if (!r.status().ok()) return r.status();
+    if (!row.ok()) return row.status();
+    out.push_back(std::move(*row));
+  }
+  return out;
+}
+
 std::string snake_code(Status::Code code) {
   std::string_view name = Status::code_name(code);
   std::string out;
@@ -686,16 +710,9 @@ Result<TopicInfo> parse_topic(const json::value& v) {
 }
 
 Result<std::vector<TopicInfo>> parse_topics(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "topics", "response", &s);
-  if (!s.ok()) return s;
-  std::vector<TopicInfo> out;
-  for (const json::value& t : *a) {
-    auto info = parse_topic(t);
-    if (!info.ok()) return info.status();
-    out.push_back(std::move(*info));
-  }
-  return out;
+  return parse_rows<TopicInfo>(
+      v, "topics",
+      [](FieldReader&, const json::value& t, const std::string&) { return parse_topic(t); });
 }
 
 Result<TopicChange> parse_topic_change(const json::value& v) {
@@ -742,166 +759,122 @@ Result<Record> parse_record(const json::value& v, std::string_view where) {
 }
 
 Result<MultiFetch> parse_fetch(const json::value& v) {
-  Status s;
-  const json::array* records = required_array(v, "records", "response", &s);
-  if (!s.ok()) return s;
-  const json::array* parts = required_array(v, "partitions", "response", &s);
-  if (!s.ok()) return s;
+  auto records = parse_rows<Record>(
+      v, "records", [](FieldReader&, const json::value& e, const std::string& where) {
+        return parse_record(e, where);
+      });
+  if (!records.ok()) return records.status();
+  auto partitions = parse_rows<PartitionFetch>(
+      v, "partitions",
+      [](FieldReader& r, const json::value&, const std::string&) -> Result<PartitionFetch> {
+        r.require("partition");
+        r.require("next_offset");
+        r.require("log_end");
+        PartitionFetch p;
+        p.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
+        p.next_offset = Offset(r.int64("next_offset").value_or(0));
+        p.log_start = Offset(r.int64("log_start").value_or(0));
+        p.log_end = Offset(r.int64("log_end").value_or(0));
+        return p;
+      });
+  if (!partitions.ok()) return partitions.status();
   MultiFetch out;
-  out.records.reserve(records->size());
-  for (size_t i = 0; i < records->size(); ++i) {
-    auto rec = parse_record((*records)[i], "response.records[" + std::to_string(i) + "]");
-    if (!rec.ok()) return rec.status();
-    out.records.push_back(std::move(*rec));
-  }
-  for (size_t i = 0; i < parts->size(); ++i) {
-    std::string where = "response.partitions[" + std::to_string(i) + "]";
-    const json::object* po = (*parts)[i].if_object();
-    if (!po) return shape_error(where, "must be an object");
-    FieldReader pr(*po, where, {});
-    pr.require("partition");
-    pr.require("next_offset");
-    pr.require("log_end");
-    PartitionFetch p;
-    p.partition = static_cast<int32_t>(pr.int64("partition").value_or(0));
-    p.next_offset = Offset(pr.int64("next_offset").value_or(0));
-    p.log_start = Offset(pr.int64("log_start").value_or(0));
-    p.log_end = Offset(pr.int64("log_end").value_or(0));
-    if (!pr.status().ok()) return pr.status();
-    out.partitions.push_back(p);
-  }
+  out.records = std::move(*records);
+  out.partitions = std::move(*partitions);
   return out;
 }
 
 Result<std::vector<RecordPosition>> parse_positions(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "offsets", "response", &s);
-  if (!s.ok()) return s;
-  std::vector<RecordPosition> out;
-  out.reserve(a->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::string where = "response.offsets[" + std::to_string(i) + "]";
-    const json::object* o = (*a)[i].if_object();
-    if (!o) return shape_error(where, "must be an object");
-    FieldReader r(*o, where, {});
-    r.require("partition");
-    r.require("offset");
-    RecordPosition p;
-    p.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
-    p.offset = Offset(r.int64("offset").value_or(0));
-    if (!r.status().ok()) return r.status();
-    out.push_back(p);
-  }
-  return out;
+  return parse_rows<RecordPosition>(
+      v, "offsets",
+      [](FieldReader& r, const json::value&, const std::string&) -> Result<RecordPosition> {
+        r.require("partition");
+        r.require("offset");
+        RecordPosition p;
+        p.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
+        p.offset = Offset(r.int64("offset").value_or(0));
+        return p;
+      });
 }
 
 Result<GroupDescription> parse_group(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "partitions", "response", &s);
-  if (!s.ok()) return s;
+  auto partitions = parse_rows<GroupPartitionLag>(
+      v, "partitions",
+      [](FieldReader& r, const json::value&, const std::string&) -> Result<GroupPartitionLag> {
+        r.require("topic");
+        r.require("partition");
+        r.require("log_end_offset");
+        GroupPartitionLag row;
+        row.topic = r.string("topic").value_or("");
+        row.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
+        const json::value* current = r.any("current_offset");
+        if (current && !current->is_null()) {
+          auto c = r.int64("current_offset");
+          if (c) row.committed = Offset(*c);
+        }
+        row.log_end = Offset(r.int64("log_end_offset").value_or(0));
+        row.lag = r.int64("lag").value_or(0);
+        row.member = r.string("consumer_id").value_or("");
+        return row;
+      });
+  if (!partitions.ok()) return partitions.status();
   FieldReader top(v.get_object(), "response", {});
   GroupDescription d;
   d.group = top.string("group").value_or("");
   d.state = top.string("state").value_or("");
   if (!top.status().ok()) return top.status();
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::string where = "response.partitions[" + std::to_string(i) + "]";
-    const json::object* o = (*a)[i].if_object();
-    if (!o) return shape_error(where, "must be an object");
-    FieldReader r(*o, where, {});
-    r.require("topic");
-    r.require("partition");
-    r.require("log_end_offset");
-    GroupPartitionLag row;
-    row.topic = r.string("topic").value_or("");
-    row.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
-    const json::value* current = r.any("current_offset");
-    if (current && !current->is_null()) {
-      auto c = r.int64("current_offset");
-      if (c) row.committed = Offset(*c);
-    }
-    row.log_end = Offset(r.int64("log_end_offset").value_or(0));
-    row.lag = r.int64("lag").value_or(0);
-    row.member = r.string("consumer_id").value_or("");
-    if (!r.status().ok()) return r.status();
-    d.partitions.push_back(std::move(row));
-  }
+  d.partitions = std::move(*partitions);
   return d;
 }
 
 Result<std::vector<TopicPartitionOffset>> parse_reset_plan(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "offsets", "response", &s);
-  if (!s.ok()) return s;
-  std::vector<TopicPartitionOffset> out;
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::string where = "response.offsets[" + std::to_string(i) + "]";
-    const json::object* o = (*a)[i].if_object();
-    if (!o) return shape_error(where, "must be an object");
-    FieldReader r(*o, where, {});
-    r.require("topic");
-    r.require("partition");
-    r.require("new_offset");
-    TopicPartitionOffset tpo;
-    tpo.topic = r.string("topic").value_or("");
-    tpo.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
-    tpo.offset = Offset(r.int64("new_offset").value_or(0));
-    if (!r.status().ok()) return r.status();
-    out.push_back(std::move(tpo));
-  }
-  return out;
+  return parse_rows<TopicPartitionOffset>(
+      v, "offsets",
+      [](FieldReader& r, const json::value&, const std::string&) -> Result<TopicPartitionOffset> {
+        r.require("topic");
+        r.require("partition");
+        r.require("new_offset");
+        TopicPartitionOffset tpo;
+        tpo.topic = r.string("topic").value_or("");
+        tpo.partition = static_cast<int32_t>(r.int64("partition").value_or(0));
+        tpo.offset = Offset(r.int64("new_offset").value_or(0));
+        return tpo;
+      });
 }
 
 Result<std::vector<DeadLetter>> parse_dead_letters(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "dead_letters", "response", &s);
-  if (!s.ok()) return s;
-  std::vector<DeadLetter> out;
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::string where = "response.dead_letters[" + std::to_string(i) + "]";
-    auto rec = parse_record((*a)[i], where);
-    if (!rec.ok()) return rec.status();
-    FieldReader r((*a)[i].get_object(), where, {});
-    r.require("topic");
-    std::string topic = r.string("topic").value_or("");
-    if (!r.status().ok()) return r.status();
-    out.push_back({std::move(topic), std::move(*rec)});
-  }
-  return out;
+  return parse_rows<DeadLetter>(
+      v, "dead_letters",
+      [](FieldReader& r, const json::value& e, const std::string& where) -> Result<DeadLetter> {
+        auto rec = parse_record(e, where);
+        if (!rec.ok()) return rec.status();
+        r.require("topic");
+        return DeadLetter{r.string("topic").value_or(""), std::move(*rec)};
+      });
 }
 
 Result<std::vector<ReplayRow>> parse_replay(const json::value& v) {
-  Status s;
-  const json::array* a = required_array(v, "results", "response", &s);
-  if (!s.ok()) return s;
-  std::vector<ReplayRow> out;
-  for (size_t i = 0; i < a->size(); ++i) {
-    std::string where = "response.results[" + std::to_string(i) + "]";
-    const json::object* o = (*a)[i].if_object();
-    if (!o) return shape_error(where, "must be an object");
-    FieldReader r(*o, where, {});
-    r.require("dead_letter");
-    r.require("source_topic");
-    r.require("result");
-    ReplayRow row;
-    row.dead_letter = r.string("dead_letter").value_or("");
-    row.source_topic = r.string("source_topic").value_or("");
-    std::string result = r.string("result").value_or("");
-    row.position.partition = static_cast<int32_t>(r.int64("partition").value_or(-1));
-    row.position.offset = Offset(r.int64("offset").value_or(-1));
-    if (!r.status().ok()) return r.status();
-    bool known = false;
-    for (auto k : {ReplayRow::Result::kWouldReplay, ReplayRow::Result::kReplayed,
-                   ReplayRow::Result::kAlreadyReplayed}) {
-      if (replay_result_name(k) == result) {
-        row.result = k;
-        known = true;
-      }
-    }
-    if (!known) return shape_error(where + ".result", "is not a known replay result");
-    out.push_back(std::move(row));
-  }
-  return out;
+  return parse_rows<ReplayRow>(
+      v, "results",
+      [](FieldReader& r, const json::value&, const std::string& where) -> Result<ReplayRow> {
+        r.require("dead_letter");
+        r.require("source_topic");
+        r.require("result");
+        ReplayRow row;
+        row.dead_letter = r.string("dead_letter").value_or("");
+        row.source_topic = r.string("source_topic").value_or("");
+        std::string result = r.string("result").value_or("");
+        row.position.partition = static_cast<int32_t>(r.int64("partition").value_or(-1));
+        row.position.offset = Offset(r.int64("offset").value_or(-1));
+        for (auto k : {ReplayRow::Result::kWouldReplay, ReplayRow::Result::kReplayed,
+                       ReplayRow::Result::kAlreadyReplayed}) {
+          if (replay_result_name(k) == result) {
+            row.result = k;
+            return row;
+          }
+        }
+        return shape_error(where + ".result", "is not a known replay result");
+      });
 }
 
 Status status_from_error(int http_status, std::string_view body) {
@@ -944,36 +917,8 @@ Status status_from_error(int http_status, std::string_view body) {
       Status::Code::kUnavailable,
       Status::Code::kInternal,
   };
-  auto make = [&](Status::Code c) -> Status {
-    switch (c) {
-      case Status::Code::kNotFound:
-        return Status::not_found(message);
-      case Status::Code::kAlreadyExists:
-        return Status::already_exists(message);
-      case Status::Code::kInvalidArgument:
-        return Status::invalid_argument(message);
-      case Status::Code::kOutOfRange:
-        return Status::out_of_range(message);
-      case Status::Code::kCorruption:
-        return Status::corruption(message);
-      case Status::Code::kIOError:
-        return Status::io_error(message);
-      case Status::Code::kBusy:
-        return Status::busy(message);
-      case Status::Code::kTimedOut:
-        return Status::timed_out(message);
-      case Status::Code::kShuttingDown:
-        return Status::shutting_down(message);
-      case Status::Code::kFailedPrecondition:
-        return Status::failed_precondition(message);
-      case Status::Code::kUnavailable:
-        return Status::unavailable(message);
-      default:
-        return Status::internal(message);
-    }
-  };
   for (Status::Code c : kCodes) {
-    if (snake_code(c) == code_word) return make(c);
+    if (snake_code(c) == code_word) return Status::from_code(c, message);
   }
   switch (http_status) {
     case 400:

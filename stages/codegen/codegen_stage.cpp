@@ -176,16 +176,6 @@ std::string round_key(const Input& in) {
   return id.ok() ? id->hex() : event_id_for_bytes(json::serialize(k)).hex();
 }
 
-// A workspace error as a stage outcome: bad settings or data are permanent, the rest may pass.
-StageResult failure(const Status& s, std::string_view what) {
-  std::string msg = std::string(what) + ": " + s.message();
-  if (s.is_invalid_argument() || s.is_not_found() ||
-      s.code() == Status::Code::kFailedPrecondition || s.code() == Status::Code::kCorruption) {
-    return StageResult::permanent(msg);
-  }
-  return StageResult::retryable(msg);
-}
-
 class CodegenStage final : public Stage {
  public:
   StageInfo info() const override {
@@ -209,9 +199,9 @@ class CodegenStage final : public Stage {
     const std::string branch = feature_branch(in->spec.id);
 
     Result<std::filesystem::path> seed = resolve_project_dir(in->project_dir);
-    if (!seed.ok()) return failure(seed.status(), "project_dir");
+    if (!seed.ok()) return stage_failure(seed.status(), "project_dir");
     Result<std::string> repo = ensure_repo(ctx.data_dir(), in->spec.project, *seed);
-    if (!repo.ok()) return failure(repo.status(), "the repository of " + in->spec.project);
+    if (!repo.ok()) return stage_failure(repo.status(), "the repository of " + in->spec.project);
 
     {
       RepoLock lock = lock_branch(*repo, branch);
@@ -290,7 +280,7 @@ class CodegenStage final : public Stage {
       return r;
     }
     Result<std::string> commit = commit_files(*repo, req, lock);
-    if (!commit.ok()) return failure(commit.status(), "committing on " + branch);
+    if (!commit.ok()) return stage_failure(commit.status(), "committing on " + branch);
     lock.unlock();
     ctx.count("codegen_commits");
     if (generated.skeleton) ctx.count("codegen_skeletons");
@@ -305,7 +295,7 @@ class CodegenStage final : public Stage {
                     const Input& in, StageContext& ctx, StageResult* result) {
     auto found = find_commit_with_trailer(repo, branch, kTrailerRound, key);
     if (!found.ok()) {
-      *result = failure(found.status(), "looking for an earlier commit on " + branch);
+      *result = stage_failure(found.status(), "looking for an earlier commit on " + branch);
       return true;
     }
     if (!found->has_value()) return false;
@@ -319,7 +309,7 @@ class CodegenStage final : public Stage {
   StageResult emit_artifact(const std::string& repo, const std::string& branch,
                             const std::string& commit, const Input& in, StageContext& ctx) {
     Result<std::string> artifact = artifact_json(repo, branch, commit, in.spec);
-    if (!artifact.ok()) return failure(artifact.status(), "describing " + commit);
+    if (!artifact.ok()) return stage_failure(artifact.status(), "describing " + commit);
     ctx.emit({.payload = std::move(*artifact)});
     return StageResult::success();
   }

@@ -187,6 +187,15 @@ std::string idempotency_key(const Event& event) {
   return id.ok() ? id->hex() : event_id_for_bytes(event.payload).hex();
 }
 
+StageResult stage_failure(const Status& s, std::string_view what) {
+  std::string msg = std::string(what) + ": " + s.message();
+  if (s.is_invalid_argument() || s.is_not_found() ||
+      s.code() == Status::Code::kFailedPrecondition || s.code() == Status::Code::kCorruption) {
+    return StageResult::permanent(msg);
+  }
+  return StageResult::retryable(msg);
+}
+
 Result<fs::path> resolve_project_dir(std::string_view dir) {
   if (dir.empty()) {
     return Status::invalid_argument(

@@ -86,6 +86,10 @@ Status check_project_name(std::string_view project);
 // try and redelivery. So this is what makes "once per event" hold across DAG retries too.
 std::string idempotency_key(const Event& event);
 
+// A workspace error as a stage outcome, "<what>: <message>": bad settings or data (invalid
+// argument, not found, failed precondition, corruption) are permanent, the rest retryable.
+StageResult stage_failure(const Status& s, std::string_view what);
+
 // ---- The git runner ----
 struct GitOptions {
   std::string input;             // stdin

@@ -142,15 +142,6 @@ std::string round_key(const Input& in) {
   return id.ok() ? id->hex() : event_id_for_bytes(json::serialize(k)).hex();
 }
 
-StageResult failure(const Status& s, std::string_view what) {
-  std::string msg = std::string(what) + ": " + s.message();
-  if (s.is_invalid_argument() || s.is_not_found() ||
-      s.code() == Status::Code::kFailedPrecondition || s.code() == Status::Code::kCorruption) {
-    return StageResult::permanent(msg);
-  }
-  return StageResult::retryable(msg);
-}
-
 struct Counts {
   int64_t passed = 0, failed = 0, errors = 0, skipped = 0;
   bool recognised = false;
@@ -314,7 +305,7 @@ class TestsynthStage final : public Stage {
     {
       RepoLock lock = lock_branch(repo, in.artifact.branch);
       auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
-      if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
+      if (!found.ok()) return stop(stage_failure(found.status(), "looking for earlier tests"));
       if (found->has_value()) {
         ctx.count("testsynth_redeliveries");
         return {.commit = **found};
@@ -383,10 +374,10 @@ class TestsynthStage final : public Stage {
                                            std::to_string(generated.completion_tokens)}};
     RepoLock lock = lock_branch(repo, in.artifact.branch);
     auto found = find_commit_with_trailer(repo, in.artifact.branch, kTrailerRound, key);
-    if (!found.ok()) return stop(failure(found.status(), "looking for earlier tests"));
+    if (!found.ok()) return stop(stage_failure(found.status(), "looking for earlier tests"));
     if (found->has_value()) return {.commit = **found};
     Result<std::string> commit = commit_files(repo, req, lock);
-    if (!commit.ok()) return stop(failure(commit.status(), "committing the tests"));
+    if (!commit.ok()) return stop(stage_failure(commit.status(), "committing the tests"));
     ctx.count("testsynth_commits");
     ctx.log_info("committed tests " + *commit + " on " + in.artifact.branch);
     return {.commit = *commit};
@@ -405,9 +396,9 @@ class TestsynthStage final : public Stage {
   StageResult run_tests(const std::string& repo, const std::string& commit, const Input& in,
                         StageContext& ctx) {
     Result<Checkout> checkout = clean_checkout(repo, commit, ctx.scratch_dir() / "testsynth");
-    if (!checkout.ok()) return failure(checkout.status(), "checking out " + commit);
+    if (!checkout.ok()) return stage_failure(checkout.status(), "checking out " + commit);
     Result<ProjectConfig> project = load_project(checkout->path());
-    if (!project.ok()) return failure(project.status(), "the project file");
+    if (!project.ok()) return stage_failure(project.status(), "the project file");
 
     const auto start = Clock::now();
     const auto test_deadline = start + std::chrono::milliseconds(in.timeout_ms);
@@ -420,7 +411,7 @@ class TestsynthStage final : public Stage {
                                               {"PYTHONDONTWRITEBYTECODE=1"}, CommandEnv::kClean);
     const int64_t duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-    if (!run.ok()) return failure(run.status(), "running the tests");
+    if (!run.ok()) return stage_failure(run.status(), "running the tests");
     if (run->outcome == Outcome::kCancelled) return StageResult::retryable("cancelled");
     if (run->outcome == Outcome::kTimedOut && stage_deadline_first) {
       return StageResult::retryable("the stage's deadline passed while the tests ran");

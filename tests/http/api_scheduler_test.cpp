@@ -9,12 +9,8 @@
 #include "http/api.h"
 #include "http/router.h"
 #include "http/scheduler_views.h"
-#include "log/log_test_util.h"
-#include "runtime/engine.h"
 #include "scheduler/dag_parser.h"
-#include "scheduler/scheduler.h"
-#include "store/meta_store.h"
-#include "test_util.h"
+#include "scheduler/scheduler_harness.h"
 
 namespace factory::http {
 namespace {
@@ -69,48 +65,19 @@ struct Reply {
 
 // A log, store and (unless `with_scheduler` is false) a started Scheduler and Engine, with the
 // scheduler routes on a Router.
-struct Api {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<scheduler::Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
+struct Api : test::SchedulerHarness {
   ApiContext ctx;
   Router router;
   Principal principal{.name = "ops", .role = Role::kOperator};
   int requests = 0;
 
-  explicit Api(bool with_scheduler = true) {
-    log = test::open_test_log(test::test_log_options(dir));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    if (with_scheduler) {
-      scheduler::SchedulerOptions so;
-      so.tick_ms = 20;
-      auto sc = scheduler::Scheduler::create(log.get(), store.get(),
-                                             {parse(kGated), parse(kTyped), parse(kBound)}, so);
-      REQUIRE_OK(sc);
-      sched = std::move(*sc);
-      runtime::PipelineConfig pc;
-      pc.bindings = sched->task_bindings();
-      runtime::EngineOptions eo;
-      eo.data_dir = dir.str();
-      eo.idle_poll_ms = 20;
-      auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-      REQUIRE_OK(e);
-      engine = std::move(*e);
-      REQUIRE_OK(sched->start());
-    }
+  explicit Api(bool with_scheduler = true)
+      : SchedulerHarness({parse(kGated), parse(kTyped), parse(kBound)}, {.start = with_scheduler}) {
     ctx.log = log.get();
     ctx.store = store.get();
     ctx.scheduler = sched.get();
     ctx.engine = engine.get();
     add_scheduler_routes(&router, &ctx);
-  }
-  ~Api() {
-    if (sched) sched->stop();
-    if (engine) (void)engine->stop(10'000);
   }
 
   // Routes "METHOD /path?query" with `body` the way the server would, minus auth and audit.

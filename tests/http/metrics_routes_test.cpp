@@ -9,14 +9,10 @@
 
 #include "http/api.h"
 #include "http/router.h"
-#include "log/log_test_util.h"
 #include "obs/exposition_check.h"
 #include "obs/metrics.h"
-#include "runtime/engine.h"
 #include "scheduler/dag_parser.h"
-#include "scheduler/scheduler.h"
-#include "store/meta_store.h"
-#include "test_util.h"
+#include "scheduler/scheduler_harness.h"
 
 namespace factory::http {
 namespace {
@@ -45,52 +41,35 @@ runtime::Binding binding(std::string name, std::string stage) {
 // A log with topic "t" (2 partitions), a store, a Scheduler running `gated`, and an Engine
 // running its task bindings plus "pass" (noop, with a breaker "api") and "reject" (fail,
 // permanently: every event is dead-lettered) on "t"; /metrics on a Router.
-struct Daemon {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<scheduler::Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
+scheduler::Dag gated_dag() {
+  auto dag = scheduler::parse_dag_yaml(kGated, "gated.yaml", {});
+  REQUIRE_OK(dag);
+  return std::move(*dag);
+}
+
+test::SchedulerHarnessOptions daemon_options() {
+  test::SchedulerHarnessOptions o{.start = false};
+  runtime::Binding pass = binding("pass", "noop");
+  pass.breakers.push_back({.name = "api"});
+  o.bindings.push_back(pass);
+  runtime::Binding reject = binding("reject", "fail");
+  reject.config_json = R"({"failures": 100, "mode": "permanent"})";
+  o.bindings.push_back(reject);
+  return o;
+}
+
+struct Daemon : test::SchedulerHarness {
   ApiContext ctx;
   Router router;
 
-  Daemon() {
-    log = test::open_test_log(test::test_log_options(dir));
+  Daemon() : SchedulerHarness({gated_dag()}, daemon_options()) {
     REQUIRE_OK(log->create_topic({.name = "t", .partitions = 2}));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    auto dag = scheduler::parse_dag_yaml(kGated, "gated.yaml", {});
-    REQUIRE_OK(dag);
-    scheduler::SchedulerOptions so;
-    so.tick_ms = 20;
-    auto sc = scheduler::Scheduler::create(log.get(), store.get(), {std::move(*dag)}, so);
-    REQUIRE_OK(sc);
-    sched = std::move(*sc);
-    runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
-    runtime::Binding pass = binding("pass", "noop");
-    pass.breakers.push_back({.name = "api"});
-    pc.bindings.push_back(pass);
-    runtime::Binding reject = binding("reject", "fail");
-    reject.config_json = R"({"failures": 100, "mode": "permanent"})";
-    pc.bindings.push_back(reject);
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 20;
-    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-    REQUIRE_OK(sched->start());
+    start();
     ctx.log = log.get();
     ctx.store = store.get();
     ctx.scheduler = sched.get();
     ctx.engine = engine.get();
     add_metrics_routes(&router, &ctx);
-  }
-  ~Daemon() {
-    sched->stop();
-    (void)engine->stop(10'000);
   }
 
   test::Exposition scrape() {

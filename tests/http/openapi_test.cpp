@@ -25,13 +25,9 @@
 #include "http/client.h"
 #include "http/router.h"
 #include "http/server.h"
-#include "log/log_test_util.h"
 #include "obs/metrics.h"
-#include "runtime/engine.h"
 #include "scheduler/dag_parser.h"
-#include "scheduler/scheduler.h"
-#include "store/meta_store.h"
-#include "test_util.h"
+#include "scheduler/scheduler_harness.h"
 
 namespace factory::http {
 namespace {
@@ -266,40 +262,16 @@ scheduler::Dag parse_dag(const std::string& yaml) {
   return std::move(*d);
 }
 
-struct Daemon {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<scheduler::Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
+struct Daemon : test::SchedulerHarness {
   obs::Registry metrics;
   ApiContext ctx;
   Router router;
   std::set<std::string> answered;  // operations that answered 2xx and validated
   int requests = 0;
 
-  Daemon() {
-    log = test::open_test_log(test::test_log_options(dir));
+  Daemon() : SchedulerHarness({parse_dag(kGated), parse_dag(kNightly)}, {.start = false}) {
     REQUIRE_OK(log->create_topic({.name = "jira-events", .partitions = 1}));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    scheduler::SchedulerOptions so;
-    so.tick_ms = 20;
-    auto sc = scheduler::Scheduler::create(log.get(), store.get(),
-                                           {parse_dag(kGated), parse_dag(kNightly)}, so);
-    REQUIRE_OK(sc);
-    sched = std::move(*sc);
-    runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 20;
-    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-    REQUIRE_OK(sched->start());
-
+    start();
     ctx.log = log.get();
     ctx.store = store.get();
     ctx.scheduler = sched.get();
@@ -315,10 +287,6 @@ struct Daemon {
     add_webhook_routes(&router, &ctx);
     add_log_routes(&router, &ctx);
     add_scheduler_routes(&router, &ctx);
-  }
-  ~Daemon() {
-    sched->stop();
-    (void)engine->stop(10'000);
   }
 
   // Calls "METHOD /path?a=b" (query values already decoded) through the matched route's

@@ -6,13 +6,11 @@
 #include <map>
 #include <mutex>
 
-#include "log/log_test_util.h"
-#include "runtime/engine.h"
 #include "scheduler/approval_params.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/scheduler_harness.h"
 #include "stages/http_sink.h"
-#include "store/meta_store.h"
 
 using namespace factory;
 using namespace factory::scheduler;
@@ -81,46 +79,8 @@ Dag parse(const std::string& yaml) {
   return std::move(*d);
 }
 
-struct Harness {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
-  std::vector<Dag> dags;
-
-  explicit Harness(std::vector<Dag> d) : dags(std::move(d)) {
-    log = test::open_test_log(test::test_log_options(dir));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    start();
-  }
-  void start() {
-    SchedulerOptions so;
-    so.tick_ms = 20;
-    auto sc = Scheduler::create(log.get(), store.get(), dags, so);
-    REQUIRE_OK(sc);
-    sched = std::move(*sc);
-    runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 20;
-    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-    REQUIRE_OK(sched->start());
-  }
-  void stop() {
-    sched->stop();
-    REQUIRE_OK(engine->stop(10'000));
-    engine.reset();
-    sched.reset();
-  }
-  ~Harness() {
-    if (sched) stop();
-  }
+struct Harness : test::SchedulerHarness {
+  explicit Harness(std::vector<Dag> d) : SchedulerHarness(std::move(d)) {}
 
   std::string task_state(const std::string& run, const std::string& task) {
     auto v = sched->show_run(run);

@@ -17,11 +17,10 @@
 #include "factory/stage.h"
 #include "http/api.h"
 #include "http/router.h"
-#include "log/log_test_util.h"
 #include "obs/metrics.h"
-#include "runtime/engine.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/scheduler_harness.h"
 #include "store/meta_store.h"
 #include "test_util.h"
 
@@ -108,48 +107,13 @@ tasks:
   acknowledge: {stage: approval, upstream: [collect]}
 )";
 
-struct Harness {
-  test::TempDir dir;
+// The clock is a base of its own so that it exists before the harness starts the scheduler.
+struct TestClock {
   base::ManualClock clock{1'795'860'000'000};  // 2026-11-28T10:00:00Z
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
-  std::vector<Dag> dags;
+};
 
-  explicit Harness(std::vector<Dag> d) : dags(std::move(d)) {
-    log = test::open_test_log(test::test_log_options(dir));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    start();
-  }
-  void start() {
-    SchedulerOptions so;
-    so.tick_ms = 20;
-    so.clock = &clock;
-    auto sc = Scheduler::create(log.get(), store.get(), dags, so);
-    REQUIRE_OK(sc);
-    sched = std::move(*sc);
-    runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 20;
-    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-    REQUIRE_OK(sched->start());
-  }
-  void stop() {
-    sched->stop();
-    REQUIRE_OK(engine->stop(10'000));
-    engine.reset();
-    sched.reset();
-  }
-  ~Harness() {
-    if (sched) stop();
-  }
+struct Harness : TestClock, test::SchedulerHarness {
+  explicit Harness(std::vector<Dag> d) : SchedulerHarness(std::move(d), {.clock = &clock}) {}
 
   // Triggers one run per verdict and waits until each gate has finished (every verdict is
   // then counted: a sample is recorded in the step that records the gate's success).

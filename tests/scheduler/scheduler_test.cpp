@@ -7,11 +7,9 @@
 
 #include "base/clock.h"
 #include "factory/stage.h"
-#include "log/log_test_util.h"
-#include "runtime/engine.h"
 #include "runtime/stage_registry.h"
 #include "scheduler/dag_parser.h"
-#include "store/meta_store.h"
+#include "scheduler/scheduler_harness.h"
 
 using namespace factory;
 using namespace factory::scheduler;
@@ -64,49 +62,9 @@ Dag parse(const std::string& yaml) {
   return std::move(*d);
 }
 
-struct Harness {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<Scheduler> sched;
-  std::unique_ptr<runtime::Engine> engine;
-  std::vector<Dag> dags;
-  const base::Clock* clock = nullptr;
-
+struct Harness : test::SchedulerHarness {
   explicit Harness(std::vector<Dag> d, const base::Clock* c = nullptr)
-      : dags(std::move(d)), clock(c) {
-    log = test::open_test_log(test::test_log_options(dir));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-    start();
-  }
-  void start() {
-    SchedulerOptions so;
-    so.tick_ms = 20;
-    so.clock = clock;
-    auto sc = Scheduler::create(log.get(), store.get(), dags, so);
-    REQUIRE_OK(sc);
-    sched = std::move(*sc);
-    runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 20;
-    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-    REQUIRE_OK(sched->start());
-  }
-  void stop() {
-    sched->stop();
-    REQUIRE_OK(engine->stop(10'000));
-    engine.reset();
-    sched.reset();
-  }
-  ~Harness() {
-    if (sched) stop();
-  }
+      : SchedulerHarness(std::move(d), {.clock = c}) {}
   RunView run(const std::string& dag, const std::string& conf = "{}") {
     auto id = sched->trigger(dag, conf);
     REQUIRE_OK(id);

@@ -1,0 +1,78 @@
+// A log, a store, and a started Scheduler with the Engine that runs its tasks, over one temp dir:
+// the setup every scheduler-level test (and the HTTP tests of the scheduler routes) shares.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "log/log_test_util.h"
+#include "runtime/engine.h"
+#include "scheduler/scheduler.h"
+#include "store/meta_store.h"
+
+namespace factory::test {
+
+struct SchedulerHarnessOptions {
+  const base::Clock* clock = nullptr;      // the scheduler's clock; nullptr = the system clock
+  std::vector<runtime::Binding> bindings;  // stages beside the scheduler's own task bindings
+  bool start = true;                       // false: only the log and the store are opened
+};
+
+struct SchedulerHarness {
+  TempDir dir;
+  std::unique_ptr<Log> log;
+  std::unique_ptr<store::MetaStore> store;
+  std::unique_ptr<scheduler::Scheduler> sched;
+  std::unique_ptr<runtime::Engine> engine;
+  std::vector<scheduler::Dag> dags;
+  SchedulerHarnessOptions options;
+
+  explicit SchedulerHarness(std::vector<scheduler::Dag> d, SchedulerHarnessOptions o = {})
+      : dags(std::move(d)), options(std::move(o)) {
+    log = open_test_log(test_log_options(dir));
+    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
+    REQUIRE_OK(s);
+    store = std::move(*s);
+    if (options.start) start();
+  }
+  SchedulerHarness(const SchedulerHarness&) = delete;
+  SchedulerHarness& operator=(const SchedulerHarness&) = delete;
+  ~SchedulerHarness() {
+    if (sched) stop();
+  }
+
+  // Creates the scheduler over `dags`, starts the engine with its bindings, then the scheduler;
+  // after stop(), a restart over the same log and store (what a process restart sees).
+  void start() {
+    scheduler::SchedulerOptions so;
+    so.tick_ms = 20;
+    so.clock = options.clock;
+    auto sc = scheduler::Scheduler::create(log.get(), store.get(), dags, so);
+    REQUIRE_OK(sc);
+    sched = std::move(*sc);
+    runtime::PipelineConfig pc;
+    pc.bindings = sched->task_bindings();
+    pc.bindings.insert(pc.bindings.end(), options.bindings.begin(), options.bindings.end());
+    runtime::EngineOptions eo;
+    eo.data_dir = dir.str();
+    eo.idle_poll_ms = 20;
+    auto e = runtime::Engine::start(log.get(), store.get(), pc, eo);
+    REQUIRE_OK(e);
+    engine = std::move(*e);
+    REQUIRE_OK(sched->start());
+  }
+
+  // CHECK, not REQUIRE: the destructor calls this, and must not throw.
+  void stop() {
+    sched->stop();
+    Status s = engine->stop(10'000);
+    INFO(s.to_string());
+    CHECK(s.ok());
+    engine.reset();
+    sched.reset();
+  }
+};
+
+}  // namespace factory::test
