@@ -54,9 +54,11 @@ class Daemon {
   // Adds the routes; call after changing ctx().github/jira.
   void start() { add_webhook_routes(&router_, &ctx_); }
 
+  // Called from several threads at once by the concurrency test, so it asserts nothing (Catch2
+  // v2's assertions are not thread-safe): a path with no route answers status 0.
   Response post(const std::string& path, const std::string& body, const Headers& headers) {
     auto m = router_.match("POST", path);
-    REQUIRE(m.route != nullptr);
+    if (m.route == nullptr) return Response{.status = 0, .body = "no route for " + path};
     Request req;
     req.method = "POST";
     req.path = path;
