@@ -1598,16 +1598,21 @@ Result<RunView> Scheduler::show_run(std::string_view run_id) {
 
 Result<RunView> Scheduler::wait_for_run(std::string_view run_id, int64_t timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const std::string id(run_id);
   std::unique_lock<std::mutex> lock(impl_->done_mu);
-  for (;;) {
-    if (impl_->finished_runs.count(std::string(run_id))) break;
+  auto ended_here = [&] { return impl_->finished_runs.count(id) > 0; };
+  if (!ended_here()) {
+    // A run that ended before this scheduler started is only in the store. Read it unlocked
+    // (the loop thread takes done_mu after its commit); a run ending meanwhile is in
+    // finished_runs by the time the predicate below is first checked, so no wakeup is lost.
     lock.unlock();
     auto r = impl_->store->get_run(run_id);
     lock.lock();
-    if (r.ok() && (r->state == "success" || r->state == "failed" || r->state == "cancelled")) break;
-    if (impl_->done_cv.wait_until(lock, deadline) == std::cv_status::timeout) {
-      return Status::timed_out("run '" + std::string(run_id) + "' did not finish in " +
-                               std::to_string(timeout_ms) + " ms");
+    bool ended_before =
+        r.ok() && (r->state == "success" || r->state == "failed" || r->state == "cancelled");
+    if (!ended_before && !impl_->done_cv.wait_until(lock, deadline, ended_here)) {
+      return Status::timed_out("run '" + id + "' did not finish in " + std::to_string(timeout_ms) +
+                               " ms");
     }
   }
   lock.unlock();
