@@ -7,7 +7,6 @@
 // decisions go through a Host's scheduler, durable (with an audit row) when they return
 // (dag_support.h). With a daemon holding the data dir (remote.h), all of them ask its API and
 // print the same.
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -489,10 +488,7 @@ class ApprovalsAuto : public Command {
                  "IN_BREACH", "BREACHES", "LAST_POSTMORTEM"});
     auto percent = [](const json::object& o, std::string_view key) {
       const json::value* v = o.if_contains(key);
-      if (!v || !v->is_number()) return std::string("-");
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.3g%%", v->to_number<double>() * 100);
-      return std::string(buf);
+      return v && v->is_number() ? scheduler::percent_text(v->to_number<double>()) : "-";
     };
     for (const auto& [dag, v] : b->get_object()) {
       if (!v.is_object()) continue;

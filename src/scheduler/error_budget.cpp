@@ -1,6 +1,7 @@
 #include "scheduler/error_budget.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include <boost/json.hpp>
@@ -167,16 +168,32 @@ Status ErrorBudget::decode(std::string_view text) {
   return Status();
 }
 
+std::string percent_text(double ratio) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g%%", ratio * 100);
+  return buf;
+}
+
+Result<ErrorBudget> load_error_budget(store::MetaStore* store, const Dag& dag, Status* unreadable) {
+  ErrorBudget budget(dag.dag_id, *dag.error_budget);
+  auto kv = store->get_kv(ErrorBudget::kv_key(dag.dag_id));
+  if (!kv.ok()) return kv.status();
+  if (*kv) {
+    Status s = budget.decode(**kv);
+    if (unreadable) *unreadable = s;
+  }
+  return budget;
+}
+
 Result<std::vector<ErrorBudgetState>> read_error_budgets(store::MetaStore* store,
                                                          const std::vector<Dag>& dags,
                                                          int64_t now_ms) {
   std::vector<ErrorBudgetState> out;
   for (const Dag& d : dags) {
     if (!d.error_budget) continue;
-    ErrorBudget budget(d.dag_id, *d.error_budget);
-    auto kv = store->get_kv(ErrorBudget::kv_key(d.dag_id));
-    if (!kv.ok()) return kv.status();
-    if (*kv) (void)budget.decode(**kv);  // unreadable: an empty window, as the scheduler does
+    auto loaded = load_error_budget(store, d);  // unreadable: an empty window, as the scheduler
+    if (!loaded.ok()) return loaded.status();
+    ErrorBudget& budget = *loaded;
     // Only the window moves here: a breach begins or ends in the scheduler, which acts on it.
     ErrorBudgetState before = budget.state();
     (void)budget.update(now_ms);

@@ -98,6 +98,15 @@ class ErrorBudget {
   bool dirty_ = false;
 };
 
+// A failure ratio as people read it: 0.0204 -> "2.04%", 0.05 -> "5%", 1/3 -> "33.3%".
+std::string percent_text(double ratio);
+
+// The budget of `dag` (which has one) as last stored in *store; an empty window when nothing
+// is stored, or when the stored state is unreadable, which *unreadable (when given) then says.
+// Errors: the store's.
+Result<ErrorBudget> load_error_budget(store::MetaStore* store, const Dag& dag,
+                                      Status* unreadable = nullptr);
+
 // The budgets of `dags` (those with one) as stored in *store, evaluated at now_ms: what a
 // scheduler would report, read without one (the CLI beside a stopped daemon). Unreadable
 // stored state reads as an empty window. Errors: the store's.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <functional>
 #include <future>
@@ -817,19 +816,14 @@ struct Scheduler::Impl {
 
   // "3 of 40 gate verdicts failed in the last 1h (7.5% > 2%)"
   static std::string budget_summary(const ErrorBudgetState& s) {
-    auto percent = [](double x) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.3g%%", x * 100);  // 2.04%, 5%, 33.3%
-      return std::string(buf);
-    };
     int64_t w = s.spec.window_ms;
     std::string window = w % 3'600'000 == 0 ? std::to_string(w / 3'600'000) + "h"
                          : w % 60'000 == 0  ? std::to_string(w / 60'000) + "m"
                          : w % 1000 == 0    ? std::to_string(w / 1000) + "s"
                                             : std::to_string(w) + "ms";
     return std::to_string(s.failures) + " of " + std::to_string(s.samples) + " " + s.spec.stage +
-           " verdicts failed in the last " + window + " (" + percent(s.ratio) +
-           (s.in_breach ? " > " : " <= ") + percent(s.spec.max_failure_ratio) + ")";
+           " verdicts failed in the last " + window + " (" + percent_text(s.ratio) +
+           (s.in_breach ? " > " : " <= ") + percent_text(s.spec.max_failure_ratio) + ")";
   }
 
   // An audit row and a task event for a budget's transition.
@@ -1186,14 +1180,12 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
       return Status::invalid_argument("DAG '" + dag.dag_id + "': error_budget.postmortem_dag '" +
                                       pm + "' is not loaded; load that DAG too or fix the name");
     }
-    ErrorBudget budget(dag.dag_id, *dag.error_budget);
-    auto kv = store->get_kv(ErrorBudget::kv_key(dag.dag_id));
-    if (!kv.ok()) return kv.status();
-    if (*kv) {
-      Status s = budget.decode(**kv);
-      if (!s.ok()) obs::error("error budget restarts empty", {{"error", s.to_string()}});
-    }
-    m.budgets.emplace(dag.dag_id, std::move(budget));
+    Status unreadable;
+    auto budget = load_error_budget(store, dag, &unreadable);
+    if (!budget.ok()) return budget.status();
+    if (!unreadable.ok())
+      obs::error("error budget restarts empty", {{"error", unreadable.to_string()}});
+    m.budgets.emplace(dag.dag_id, std::move(*budget));
   }
   m.refresh_budget_view();
   auto seq = store->get_kv(kDispatchSeqKey);
