@@ -118,8 +118,9 @@ class Log {
   // --- Producing ---
   // Appends records to one topic as one atomic, synced write and returns each record's position
   // in input order. InvalidArgument (naming the record's index) for an oversize record or a
-  // partition out of range or a missing/non-increasing producer sequence; NotFound for a missing
-  // topic; IOError when the disk fails.
+  // partition out of range, a missing/non-increasing producer sequence, an idempotency key over
+  // kMaxIdempotencyKeyBytes or a record with both; NotFound for a missing topic; IOError when
+  // the disk fails.
   virtual Result<std::vector<RecordPosition>> append(std::string_view topic,
                                                      std::span<const ProducerRecord> records,
                                                      const AppendOptions& options) = 0;

@@ -29,7 +29,18 @@ struct ProducerRecord {
   // call's AppendOptions::producer_id) and its sequence.
   std::string producer_id;
   std::optional<int64_t> sequence;
+  // Keyed idempotence: a record with a non-empty key (at most kMaxIdempotencyKeyBytes) is
+  // appended at most once per (topic, key). A later append of the same key, in the same call or
+  // any call after it (also after a restart), is skipped and reports the first record's position
+  // with `duplicate` set. The key names the record's identity (say, "<binding>/<event id>/0"),
+  // so unlike a producer sequence it does not depend on offsets that an offset reset or a
+  // re-created input topic can reuse. A record carries either a producer sequence or a key.
+  // Keys live as long as the topic (delete_topic forgets them) and retention drops them with
+  // the records they name.
+  std::string idempotency_key;
 };
+
+inline constexpr size_t kMaxIdempotencyKeyBytes = 1024;
 
 // A stored record as read back. A null key or value stays null (distinct from empty).
 struct Record {
@@ -46,8 +57,9 @@ struct Record {
 struct RecordPosition {
   int32_t partition = 0;
   Offset offset;
-  // True when the record was not appended because its producer sequence was already appended
-  // (a replay); partition and offset are then -1.
+  // True when the record was not appended because it was already: its producer sequence was
+  // appended (a replay; partition and offset are then -1), or its idempotency key was (partition
+  // and offset are where the first record with that key landed).
   bool duplicate = false;
   bool operator==(const RecordPosition&) const = default;
 };

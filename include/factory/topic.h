@@ -47,6 +47,9 @@ struct PartitionInfo {
 };
 
 struct TopicInfo {
+  // Never reused, as Kafka's topic id: a topic deleted and created again under the same name
+  // gets another id, so an identity that includes it tells the two incarnations apart.
+  uint64_t id = 0;
   TopicSpec spec;
   std::vector<PartitionInfo> partitions;
 };

@@ -186,6 +186,17 @@ class LocalLogAccess final : public LogAccess {
       for (const Header& h : d.record.headers) {
         if (!h.key.starts_with("factory.")) r.headers.push_back(h);
       }
+      if (!d.header("factory.dlq.by_reference").empty()) {
+        // The letter was too big for its topic: the record to replay is at its source.
+        auto original = read_source(d, from);
+        if (!original.ok()) return original.status();
+        r.key = original->key;
+        r.value = original->value;
+        r.headers.clear();
+        for (const Header& h : original->headers) {
+          if (!h.key.starts_with("factory.")) r.headers.push_back(h);
+        }
+      }
       r.headers.push_back({"factory.replayed_from", from});
       // One producer per dead letter: replays in any order, each at most once.
       r.producer_id = "dlq-replay/" + from;
@@ -227,6 +238,30 @@ class LocalLogAccess final : public LogAccess {
   }
 
  private:
+  // The source record a by-reference dead letter names.
+  Result<Record> read_source(const DeadLetter& d, const std::string& from) {
+    const std::string topic = d.header("factory.source.topic");
+    int32_t partition = 0;
+    int64_t offset = 0;
+    try {
+      partition = std::stoi(d.header("factory.source.partition"));
+      offset = std::stoll(d.header("factory.source.offset"));
+    } catch (const std::exception&) {
+      return Status::invalid_argument("dead letter " + from +
+                                      " is stored by reference but its factory.source.partition "
+                                      "or factory.source.offset header is not a number");
+    }
+    auto r = log_->read(topic, partition, Offset(offset), {.max_records = 1, .max_bytes = 1});
+    if (!r.ok() || r->records.empty() || r->records[0].offset.value() != offset) {
+      return Status::not_found(
+          "dead letter " + from + " is stored by reference (" +
+          d.header("factory.dlq.by_reference") + ") and that record is no longer in the log" +
+          (r.ok() ? std::string() : " (" + r.status().message() + ")") +
+          "; it cannot be replayed — produce the event again by hand");
+    }
+    return std::move(r->records[0]);
+  }
+
   // One pass over `from` without waiting.
   Result<MultiFetch> fetch_once(std::string_view topic, std::span<const PartitionPosition> from,
                                 const ReadOptions& options) {

@@ -178,6 +178,24 @@ void collect_engine(runtime::Engine* engine, obs::Writer& w) {
   for (const auto& s : stats) {
     w.sample({{"binding", s.binding}}, static_cast<double>(s.backpressure_pauses));
   }
+  w.family("factory_stage_refused_total",
+           "Events dead-lettered because a topic refused their output or route (no such topic, "
+           "or a record over its max.message.bytes).",
+           MetricType::kCounter);
+  for (const auto& s : stats) w.sample({{"binding", s.binding}}, static_cast<double>(s.refused));
+  w.family("factory_stage_dead_letters_by_reference_total",
+           "Dead letters too big for the dead-letter topic, stored as a reference to the source "
+           "record.",
+           MetricType::kCounter);
+  for (const auto& s : stats) {
+    w.sample({{"binding", s.binding}}, static_cast<double>(s.letters_by_reference));
+  }
+  w.family("factory_stage_batch_failures_total",
+           "Batches read again because the log or the store failed after the stage ran.",
+           MetricType::kCounter);
+  for (const auto& s : stats) {
+    w.sample({{"binding", s.binding}}, static_cast<double>(s.batch_failures));
+  }
 
   using State = runtime::CircuitBreaker::State;
   w.family("factory_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",

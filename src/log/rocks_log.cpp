@@ -21,6 +21,7 @@ namespace {
 
 constexpr char kRecordsCf[] = "records";
 constexpr char kIndexCf[] = "timeindex";
+constexpr char kDedupeCf[] = "dedupe";
 constexpr size_t kMaxGroupBytes = 4 << 20;
 
 std::string topic_meta_key(std::string_view name) { return "T" + std::string(name); }
@@ -47,6 +48,37 @@ std::string producer_meta_key(uint32_t topic_id, std::string_view producer) {
   base::put_fixed32_be(&k, topic_id);
   k += producer;
   return k;
+}
+
+// dedupe column family, two entries per keyed record:
+//   topic_id u32 BE | 'K' | idempotency key               -> partition u32 BE | offset u64 BE
+//   topic_id u32 BE | 'P' | partition u32 BE | offset u64 BE -> idempotency key
+// The first is looked up by an append that carries the key (never loaded at open, so a large
+// table costs no start-up time); the second lets retention drop the keys of the records it
+// deletes with one scan of the deleted range. The topic id prefix lets delete_topic drop a
+// topic's keys in one range.
+std::string dedupe_key(uint32_t topic_id, std::string_view key) {
+  std::string k;
+  base::put_fixed32_be(&k, topic_id);
+  k.push_back('K');
+  k += key;
+  return k;
+}
+
+std::string dedupe_position_key(uint32_t topic_id, int32_t partition, int64_t offset) {
+  std::string k;
+  base::put_fixed32_be(&k, topic_id);
+  k.push_back('P');
+  base::put_fixed32_be(&k, static_cast<uint32_t>(partition));
+  base::put_fixed64_be(&k, static_cast<uint64_t>(offset));
+  return k;
+}
+
+std::string encode_position(int32_t partition, int64_t offset) {
+  std::string v;
+  base::put_fixed32_be(&v, static_cast<uint32_t>(partition));
+  base::put_fixed64_be(&v, static_cast<uint64_t>(offset));
+  return v;
 }
 
 std::string encode_u64(uint64_t v) {
@@ -122,6 +154,10 @@ struct RocksLog::Writer {
   std::vector<std::string> producers;
   std::vector<int32_t> producer_of;
   std::vector<int64_t> sequences;
+  // Keyed records: per record its idempotency key (empty: none; the vector is empty when no
+  // record has one), and where an earlier append put that key (looked up by the leader).
+  std::vector<std::string> keys;
+  std::vector<std::optional<RecordPosition>> key_found;
   std::vector<RecordPosition> positions;  // filled by the leader
   // kCommit
   std::string group;
@@ -169,7 +205,7 @@ Result<std::unique_ptr<Log>> RocksLog::open(const LogOptions& options) {
   rocksdb::Options o = make_rocksdb_options(options);
   rocksdb::ColumnFamilyOptions cf(o);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cf}, {kRecordsCf, cf}, {kIndexCf, cf}};
+      {rocksdb::kDefaultColumnFamilyName, cf}, {kRecordsCf, cf}, {kIndexCf, cf}, {kDedupeCf, cf}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(o), options.dir, cfs, &handles, &db);
@@ -197,6 +233,7 @@ RocksLog::RocksLog(const LogOptions& options, rocksdb::DB* db,
       meta_cf_(handles_[0]),
       records_cf_(handles_[1]),
       index_cf_(handles_[2]),
+      dedupe_cf_(handles_[3]),
       coordinator_(
           [this](const std::string& topic) -> int32_t {
             base::MutexLock lock(&mu_);
@@ -385,7 +422,40 @@ Status RocksLog::write(Writer* w) {
   return w->status;
 }
 
+Status RocksLog::lookup_keys(std::vector<Writer*>& group) {
+  std::string value;
+  for (Writer* x : group) {
+    for (size_t i = 0; i < x->keys.size(); ++i) {
+      if (x->keys[i].empty()) continue;
+      rocksdb::Status s =
+          db_->Get(rocksdb::ReadOptions(), dedupe_cf_, dedupe_key(x->topic->id, x->keys[i]), &value);
+      if (s.IsNotFound()) continue;
+      FACTORY_RETURN_IF_ERROR(to_status(s, "reading idempotency keys"));
+      if (value.size() != 12) {
+        return Status::corruption("idempotency key of topic " + quote(x->topic->spec.name) +
+                                  " in '" + options_.dir + "' has a " +
+                                  std::to_string(value.size()) + "-byte value, not 12");
+      }
+      x->key_found[i] = RecordPosition{static_cast<int32_t>(base::decode_fixed32_be(value.data())),
+                                       Offset(static_cast<int64_t>(
+                                           base::decode_fixed64_be(value.data() + 4))),
+                                       true};
+    }
+  }
+  return Status();
+}
+
 Status RocksLog::write_group(std::vector<Writer*>& group) {
+  // Phase 0, mu_ released: look up the idempotency keys. Only the writer at the queue front
+  // writes, so what these reads see cannot change before this group's own write.
+  bool keyed = false;
+  for (Writer* x : group) keyed = keyed || !x->keys.empty();
+  if (keyed) {
+    mu_.unlock();
+    Status s = lookup_keys(group);
+    mu_.lock();
+    if (!s.ok()) return s;
+  }
   // Phase 1, under mu_: assign offsets and stage each touched partition's next state.
   struct Staged {
     uint32_t topic_id;
@@ -394,6 +464,12 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   };
   std::map<Partition*, Staged> staged;
   std::map<ProducerKey, int64_t> staged_seqs;
+  struct StagedKey {
+    RecordPosition position;
+    uint32_t topic_id;
+    const std::string* key;
+  };
+  std::map<std::string, StagedKey> staged_keys;  // dedupe_key -> first record in the group
   std::vector<std::string> index_keys;
   for (Writer* x : group) {
     if (x->kind != Writer::Kind::kAppend) continue;
@@ -422,11 +498,27 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
         }
         *last = x->sequences[i];
       }
+      std::string dkey;
+      if (!x->keys.empty() && !x->keys[i].empty()) {
+        if (x->key_found[i]) {
+          x->positions[i] = *x->key_found[i];
+          continue;
+        }
+        dkey = dedupe_key(t.id, x->keys[i]);
+        if (auto seen = staged_keys.find(dkey); seen != staged_keys.end()) {
+          x->positions[i] = seen->second.position;
+          continue;
+        }
+      }
       int32_t p = x->partitions[i];
       Partition* ps = t.parts[p].get();
       auto [it, fresh] = staged.try_emplace(ps, Staged{t.id, p, *ps});
       Partition& n = it->second.next;
       x->positions[i] = {p, Offset(n.end)};
+      if (!dkey.empty()) {
+        staged_keys.emplace(std::move(dkey),
+                            StagedKey{{p, Offset(n.end), true}, t.id, &x->keys[i]});
+      }
       n.bytes += static_cast<int64_t>(kRecordKeySize + x->values[i].size());
       if (x->timestamps[i] > n.max_ts) {
         n.max_ts = x->timestamps[i];
@@ -457,6 +549,12 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
     }
   }
   for (const std::string& k : index_keys) batch.Put(index_cf_, k, rocksdb::Slice());
+  for (const auto& [k, staged] : staged_keys) {
+    const RecordPosition& pos = staged.position;
+    batch.Put(dedupe_cf_, k, encode_position(pos.partition, pos.offset.value()));
+    batch.Put(dedupe_cf_, dedupe_position_key(staged.topic_id, pos.partition, pos.offset.value()),
+              *staged.key);
+  }
   for (const auto& [ps, st] : staged)
     put_partition_meta(&batch, st.topic_id, st.partition, st.next);
   for (const auto& [key, seq] : staged_seqs) {
@@ -601,6 +699,10 @@ Status RocksLog::delete_topic(std::string_view name) {
     std::string lo = partition_prefix(t->id, 0), hi = partition_prefix(t->id + 1, 0);
     batch.DeleteRange(records_cf_, lo, hi);
     batch.DeleteRange(index_cf_, lo, hi);
+    std::string dlo, dhi;
+    base::put_fixed32_be(&dlo, t->id);
+    base::put_fixed32_be(&dhi, t->id + 1);
+    batch.DeleteRange(dedupe_cf_, dlo, dhi);
     for (const auto& [g, tp, p] : group_keys) batch.Delete(meta_cf_, group_meta_key(g, tp, p));
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
@@ -628,6 +730,7 @@ Result<TopicInfo> RocksLog::describe_topic(std::string_view name) {
   auto t = find_topic(name);
   if (!t.ok()) return t.status();
   TopicInfo info;
+  info.id = (*t)->id;
   info.spec = (*t)->spec;
   for (size_t p = 0; p < (*t)->parts.size(); ++p) {
     const Partition& s = *(*t)->parts[p];
@@ -668,6 +771,25 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
     it->second.second = *records[i].sequence;
     w.producer_of[i] = it->second.first;
     w.sequences[i] = *records[i].sequence;
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    const std::string& key = records[i].idempotency_key;
+    if (key.empty()) continue;
+    if (key.size() > kMaxIdempotencyKeyBytes) {
+      return Status::invalid_argument("record " + std::to_string(i) + " has an idempotency key of " +
+                                      std::to_string(key.size()) + " bytes; the limit is " +
+                                      std::to_string(kMaxIdempotencyKeyBytes));
+    }
+    if (!w.producer_of.empty() && w.producer_of[i] >= 0) {
+      return Status::invalid_argument(
+          "record " + std::to_string(i) +
+          " has both a producer sequence and an idempotency key; give it one of them");
+    }
+    if (w.keys.empty()) {
+      w.keys.resize(records.size());
+      w.key_found.resize(records.size());
+    }
+    w.keys[i] = key;
   }
   size_t nparts;
   int64_t max_bytes;
@@ -1052,6 +1174,19 @@ Status RocksLog::retention_step(RetentionStats* stats) {
       if (!prev.empty()) batch.Delete(index_cf_, prev);
       prev = idx->key().ToString();
     }
+    // Forget the idempotency keys of the deleted records: nothing can append them twice any
+    // more that a consumer could still read.
+    std::string dlo = dedupe_position_key(id, w.partition, w.state.start);
+    std::string dhi = dedupe_position_key(id, w.partition, next.start);
+    rocksdb::Slice dhi_slice(dhi);
+    rocksdb::ReadOptions dro;
+    dro.iterate_upper_bound = &dhi_slice;
+    std::unique_ptr<rocksdb::Iterator> dk(db_->NewIterator(dro, dedupe_cf_));
+    for (dk->Seek(dlo); dk->Valid(); dk->Next()) {
+      batch.Delete(dedupe_cf_, dedupe_key(id, std::string_view(dk->value().data(), dk->value().size())));
+    }
+    FACTORY_RETURN_IF_ERROR(to_status(dk->status(), "retention scan of idempotency keys"));
+    batch.DeleteRange(dedupe_cf_, dlo, dhi);
     put_partition_meta(&batch, id, w.partition, next);
     changes.emplace_back(&w, next);
   }

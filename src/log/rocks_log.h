@@ -100,6 +100,9 @@ class RocksLog final : public Log {
   // Queues *w and waits until it is done; the writer at the front does the work.
   Status write(Writer* w);
   Status write_group(std::vector<Writer*>& group) REQUIRES(mu_);
+  // Fills each keyed writer's key_found from the dedupe column family. Called by the queue's
+  // leader with mu_ released.
+  Status lookup_keys(std::vector<Writer*>& group);
   // Runs fn alone at the front of the writer queue (mu_ not held while fn runs).
   Status exclusive(const std::function<Status()>& fn);
 
@@ -118,6 +121,7 @@ class RocksLog final : public Log {
   rocksdb::ColumnFamilyHandle* meta_cf_;
   rocksdb::ColumnFamilyHandle* records_cf_;
   rocksdb::ColumnFamilyHandle* index_cf_;
+  rocksdb::ColumnFamilyHandle* dedupe_cf_;  // idempotency keys (ProducerRecord)
   GroupCoordinator coordinator_;
 
   base::Mutex mu_;

@@ -5,13 +5,20 @@
 //   1. validates every record (JSON, input schema) — a bad one goes to the dead-letter topic
 //      with the reason in headers, never blocks the line;
 //   2. checks the idempotency table once for the whole batch (MetaStore::is_processed);
-//   3. for a fenced stage, records intents for the rest in one transaction;
-//   4. runs the stage for each event (recover() instead for an intent left by a crash);
-//   5. appends all outputs, dead letters and routes with one append per destination topic,
-//      as an idempotent producer "<binding>/<topic>/<partition>" with sequence
-//      offset * 1024 + output index — a replay after a crash appends nothing twice;
+//      (the same event twice in one batch runs once; a copy another worker of the binding is
+//      running waits for it);
+//   3. for a fenced stage, records intents for the rest in one transaction, learning which
+//      were already open;
+//   4. runs the stage for each event (recover() first where an earlier try left an intent open:
+//      a crash, or a batch that failed after process() ran);
+//   5. appends outputs and routes with one append per destination topic, each record keyed by
+//      its identity "<binding>/<event id>/<index>" (ProducerRecord::idempotency_key) — a replay
+//      appends nothing twice, and an offset reset or a re-created topic appends what it must.
+//      A topic that refuses a record (missing, over max.message.bytes) dead-letters that event
+//      with the reason; a letter too big for the dead-letter topic is stored by reference;
 //   6. marks the batch processed in one SQLite transaction, then commits its offsets.
-// A crash between any two steps replays the batch: step 2 or step 5 recognises what was done.
+// A crash between any two steps replays the batch, and so does a failure of the log or the store
+// (nothing of the batch is acknowledged): step 2, step 3 and step 5 recognise what was done.
 // A retryable failure pauses its partition (later events of that partition wait, preserving
 // per-key order) until the backoff delay passes, then the event is re-read and retried; after
 // the last attempt it is dead-lettered. Back-pressure: a binding pauses polling while the lag
@@ -53,6 +60,9 @@ struct BindingStats {
   int64_t routed = 0;
   int64_t retries = 0;
   int64_t recovered = 0;  // fenced intents resolved by recover()
+  int64_t refused = 0;    // events dead-lettered because a topic refused their output or route
+  int64_t letters_by_reference = 0;  // dead letters too big for their topic, stored by reference
+  int64_t batch_failures = 0;        // batches re-read after the log or the store failed
   bool paused = false;    // back-pressure
   int64_t backpressure_pauses = 0;
   std::vector<CircuitBreaker::Snapshot> breakers;

@@ -66,8 +66,11 @@ class MetaStore {
                                                  std::span<const EventId> ids) = 0;
 
   // Records an intent for each id, in one transaction, before the caller runs a fenced side
-  // effect. Recording an intent that is already open keeps the first one (and its created_at).
-  virtual Status record_intents(std::string_view stage, std::span<const EventId> ids) = 0;
+  // effect. Returns, per id in input order, whether its intent was already open: an earlier try
+  // (a crash, a failed batch) may have acted, so the caller asks the stage before acting again.
+  // Recording an intent that is already open keeps the first one (and its created_at).
+  virtual Result<std::vector<bool>> record_intents(std::string_view stage,
+                                                   std::span<const EventId> ids) = 0;
 
   // Marks every id processed for the stage and deletes their intents, in ONE transaction: either
   // all of the batch is recorded or none. Ids already processed (earlier, or repeated within the

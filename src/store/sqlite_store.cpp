@@ -345,24 +345,30 @@ Result<std::vector<bool>> SqliteStore::is_processed(std::string_view stage,
   return out;
 }
 
-Status SqliteStore::record_intents(std::string_view stage, std::span<const EventId> ids) {
+Result<std::vector<bool>> SqliteStore::record_intents(std::string_view stage,
+                                                      std::span<const EventId> ids) {
   FACTORY_RETURN_IF_ERROR(check_stage(stage));
-  if (ids.empty()) return Status();
+  std::vector<bool> was_open(ids.size(), false);
+  if (ids.empty()) return was_open;
   const int64_t now = now_ms();
-  return write_txn("record_intents", [&](Conn* c) -> Status {
+  Status s = write_txn("record_intents", [&](Conn* c) -> Status {
     Result<sqlite3_stmt*> ins = c->stmt(kInsertIntent);
     if (!ins.ok()) return ins.status();
     StmtScope scope(*ins);
     bind_stage(*ins, stage);
     sqlite3_bind_int64(*ins, 3, now);
-    for (const EventId& id : ids) {
-      bind_id(*ins, id);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      bind_id(*ins, ids[i]);
       int rc = sqlite3_step(*ins);
       if (rc != SQLITE_DONE) return c->error(rc, "record_intents");
+      // ON CONFLICT DO NOTHING changes no row when the intent was already there.
+      was_open[i] = sqlite3_changes(c->db()) == 0;
       sqlite3_reset(*ins);
     }
     return Status();
   });
+  if (!s.ok()) return s;
+  return was_open;
 }
 
 Status SqliteStore::commit_processed(std::string_view stage, std::span<const EventId> ids) {

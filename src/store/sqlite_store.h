@@ -57,7 +57,8 @@ class SqliteStore final : public MetaStore {
 
   Result<std::vector<bool>> is_processed(std::string_view stage,
                                          std::span<const EventId> ids) override;
-  Status record_intents(std::string_view stage, std::span<const EventId> ids) override;
+  Result<std::vector<bool>> record_intents(std::string_view stage,
+                                           std::span<const EventId> ids) override;
   Status commit_processed(std::string_view stage, std::span<const EventId> ids) override;
   Result<std::vector<EventId>> open_intents(std::string_view stage) override;
   Result<int64_t> processed_count(std::string_view stage) override;

@@ -9,11 +9,15 @@
 #include "factory/consumer.h"
 #include "factory/stage.h"
 #include "log/log_test_util.h"
+#include "runtime/engine_harness.h"
 #include "store/meta_store.h"
 
 using namespace factory;
 using factory::test::append_ok;
 using factory::test::rec;
+using Harness = factory::test::EngineHarness;
+using factory::test::binding;
+using factory::test::header;
 
 namespace {
 
@@ -121,77 +125,6 @@ class FencedStage final : public Stage {
   }
 };
 FACTORY_REGISTER_STAGE(FencedStage);
-
-runtime::Binding binding(std::string stage, std::string in, std::string out) {
-  runtime::Binding b;
-  b.name = stage + "-" + in;
-  b.stage = std::move(stage);
-  b.input_topic = std::move(in);
-  b.output_topic = std::move(out);
-  b.group = b.name;
-  b.dead_letter_topic = b.input_topic + ".dlq";
-  b.retry.initial_delay_ms = 1;
-  b.retry.max_delay_ms = 5;
-  b.source = "test.yaml";
-  b.line = 1;
-  return b;
-}
-
-struct Harness {
-  test::TempDir dir;
-  std::unique_ptr<Log> log;
-  std::unique_ptr<store::MetaStore> store;
-  std::unique_ptr<runtime::Engine> engine;
-
-  Harness() {
-    log = test::open_test_log(test::test_log_options(dir));
-    auto s = store::open_sqlite_store({.dir = dir.str() + "/store", .sync = false});
-    REQUIRE_OK(s);
-    store = std::move(*s);
-  }
-  void topic(const std::string& name, int32_t partitions = 1) {
-    REQUIRE_OK(log->create_topic({.name = name, .partitions = partitions}));
-  }
-  void start(std::vector<runtime::Binding> bindings) {
-    runtime::PipelineConfig config;
-    config.bindings = std::move(bindings);
-    runtime::EngineOptions eo;
-    eo.data_dir = dir.str();
-    eo.idle_poll_ms = 50;
-    auto e = runtime::Engine::start(log.get(), store.get(), config, eo);
-    REQUIRE_OK(e);
-    engine = std::move(*e);
-  }
-  // Waits (on the log's append notifications) until `topic` holds n records; returns them.
-  std::vector<Record> wait_records(const std::string& topic, size_t n,
-                                   int64_t timeout_ms = 20'000) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      uint64_t seq = log->append_sequence();
-      std::vector<Record> all;
-      auto info = log->describe_topic(topic);
-      if (info.ok()) {
-        for (const auto& p : info->partitions) {
-          auto r = log->read(topic, p.partition, p.log_start,
-                             {.max_records = 100000, .max_bytes = 1 << 30});
-          if (r.ok()) all.insert(all.end(), r->records.begin(), r->records.end());
-        }
-      }
-      if (all.size() >= n || std::chrono::steady_clock::now() >= deadline) return all;
-      log->wait_for_append(seq, 100);
-    }
-  }
-  ~Harness() {
-    if (engine) REQUIRE_OK(engine->stop(10'000));
-  }
-};
-
-std::string header(const Record& r, const std::string& name) {
-  for (const auto& h : r.headers) {
-    if (h.key == name) return h.value;
-  }
-  return "";
-}
 
 }  // namespace
 
