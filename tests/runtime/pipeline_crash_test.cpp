@@ -295,16 +295,21 @@ TEST_CASE("kill -9 mixed with faults: a duplicate burst, an oversize record, a r
   int repeated = 0;
   for (const auto& [id, n] : effects) repeated += n > 1;
   CHECK(repeated == 0);
-  // Every event exactly once in exactly one place: passed through, routed, or dead-lettered
-  // because its route topic did not exist yet.
+  // Every event delivered at most once, and none lost: passed through, routed, or
+  // dead-lettered because its route topic did not exist yet. A letter written by a batch that
+  // was killed before its offset commit can coexist with the event's later success (the re-read
+  // found crash-late): such a letter is stale, and replaying it is a no-op since the event is
+  // processed; so a letter beside an output is allowed, two outputs or nothing are not.
   auto out = count_values(log.get(), "crash-out");
   auto late = count_values(log.get(), "crash-late");
   auto routed_dead = count_values(log.get(), "crash-fx.dlq");
   for (int i = 0; i < 2 * kHalf; ++i) {
     const std::string e = mixed_event(i);
-    int n = out[e] + late[e] + routed_dead[e];
-    if (n != 1) FAIL_CHECK("event " << e << " is in crash-out " << out[e] << ", crash-late "
-                                    << late[e] << ", crash-fx.dlq " << routed_dead[e] << " times");
+    const int delivered = out[e] + late[e];
+    if (delivered > 1 || routed_dead[e] > 1 || (delivered == 0 && routed_dead[e] == 0)) {
+      FAIL_CHECK("event " << e << " is in crash-out " << out[e] << ", crash-late " << late[e]
+                          << ", crash-fx.dlq " << routed_dead[e] << " times");
+    }
     if (i % 5 != 0) CHECK(out[e] == 1);
     if (i >= kHalf && i % 5 == 0) CHECK(late[e] == 1);  // arrived after crash-late existed
   }
