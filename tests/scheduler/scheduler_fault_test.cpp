@@ -154,6 +154,81 @@ class FaultStore final : public store::MetaStore {
   int failed_ = 0;  // guarded by mu_
 };
 
+// A Log that forwards to another one but refuses, as the log refuses an oversize record, every
+// append holding a record that `refuse` matches: the whole append, nothing of it written.
+class RefusingLog final : public Log {
+ public:
+  using Match = std::function<bool(std::string_view topic, const ProducerRecord&)>;
+  // Declared before the harness whose log it wraps, so it outlives the scheduler using it.
+  void set_inner(Log* inner, Match refuse) {
+    inner_ = inner;
+    refuse_ = std::move(refuse);
+  }
+  int refused() const { return refused_.load(); }
+
+  using Log::append;
+  Result<std::vector<RecordPosition>> append(std::string_view topic,
+                                             std::span<const ProducerRecord> records,
+                                             const AppendOptions& options) override {
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (refuse_(topic, records[i])) {
+        ++refused_;
+        return Status::invalid_argument("injected: record " + std::to_string(i) + " of topic '" +
+                                        std::string(topic) + "' refused");
+      }
+    }
+    return inner_->append(topic, records, options);
+  }
+  Status create_topic(const TopicSpec& s) override { return inner_->create_topic(s); }
+  Result<TopicChange> apply_topic(const TopicSpec& s) override { return inner_->apply_topic(s); }
+  Status delete_topic(std::string_view n) override { return inner_->delete_topic(n); }
+  std::vector<std::string> list_topics() override { return inner_->list_topics(); }
+  Result<TopicInfo> describe_topic(std::string_view n) override {
+    return inner_->describe_topic(n);
+  }
+  Result<FetchResult> read(std::string_view t, int32_t p, Offset from,
+                           const ReadOptions& o) override {
+    return inner_->read(t, p, from, o);
+  }
+  Result<PartitionInfo> partition_info(std::string_view t, int32_t p) override {
+    return inner_->partition_info(t, p);
+  }
+  Result<Offset> offset_for_timestamp(std::string_view t, int32_t p, int64_t ts) override {
+    return inner_->offset_for_timestamp(t, p, ts);
+  }
+  uint64_t wait_for_append(uint64_t seen, int64_t wait_ms) override {
+    return inner_->wait_for_append(seen, wait_ms);
+  }
+  uint64_t append_sequence() override { return inner_->append_sequence(); }
+  void wake_waiters() override { inner_->wake_waiters(); }
+  Result<std::unique_ptr<Consumer>> subscribe(const ConsumerOptions& o) override {
+    return inner_->subscribe(o);
+  }
+  Status commit_offsets(std::string_view g, std::span<const TopicPartitionOffset> o,
+                        bool sync) override {
+    return inner_->commit_offsets(g, o, sync);
+  }
+  Result<std::optional<Offset>> committed_offset(std::string_view g, std::string_view t,
+                                                 int32_t p) override {
+    return inner_->committed_offset(g, t, p);
+  }
+  std::vector<std::string> list_groups() override { return inner_->list_groups(); }
+  Result<GroupDescription> describe_group(std::string_view g) override {
+    return inner_->describe_group(g);
+  }
+  Result<std::vector<TopicPartitionOffset>> reset_offsets(std::string_view g, std::string_view t,
+                                                          const OffsetResetSpec& s,
+                                                          bool execute) override {
+    return inner_->reset_offsets(g, t, s, execute);
+  }
+  Result<RetentionStats> enforce_retention() override { return inner_->enforce_retention(); }
+
+ private:
+  Log* inner_ = nullptr;
+  Match refuse_;  // set before the scheduler starts, read by its loop only
+  std::atomic<int> refused_{0};
+};
+
 bool has_run(const store::SchedulerBatch& b, std::string_view dag, std::string_view state = "") {
   for (const auto& r : b.runs) {
     if (r.dag_id == dag && (state.empty() || r.state == state)) return true;
@@ -277,6 +352,60 @@ tasks:
     REQUIRE_OK(ov);
     CHECK(ov->run.state == "success");
   }
+}
+
+TEST_CASE("issue 11.5: a dispatch or task event the log refuses after the step is written "
+          "fails only its task, drops only that event",
+          "[scheduler][fault]") {
+  RefusingLog refusing;
+  test::SchedulerHarness h({parse(R"(
+dag_id: pair
+tasks:
+  bad: {stage: fault-echo, params: {m: "{{ run.conf.m }}"}}
+  good: {stage: fault-echo, params: {x: 1}}
+  loud: {stage: fault-echo, params: {x: 2}}
+  join: {stage: fault-echo, upstream: [bad, good, loud], trigger_rule: all_done, params: {x: 3}}
+)")},
+                           {.start = false});
+  // The dispatch of `bad` with m = "refuse-me", and every task event of `loud`: a refusal the
+  // scheduler cannot foresee (its size check passes), in the same appends as records that
+  // must go through.
+  refusing.set_inner(h.log.get(), [](std::string_view topic, const ProducerRecord& r) {
+    const std::string& v = r.value.value_or("");
+    if (topic == "factory.dispatch.fault-echo") return v.find("refuse-me") != std::string::npos;
+    if (topic == "factory.task-events") return v.find(R"("task_id":"loud")") != std::string::npos;
+    return false;
+  });
+  h.options.scheduler_log = &refusing;
+  h.start();
+  auto run = h.sched->trigger("pair", R"({"m":"refuse-me"})");
+  REQUIRE_OK(run);
+  auto v = h.sched->wait_for_run(*run, 20'000);
+  REQUIRE_OK(v);
+  CHECK(refusing.refused() >= 2);
+  const store::TaskRow& bad = task(*v, "bad");
+  CHECK(bad.state == "failed");
+  INFO(bad.error);
+  CHECK(bad.error.find("could not be appended to factory.dispatch.fault-echo") !=
+        std::string::npos);
+  CHECK(bad.error.find("injected") != std::string::npos);
+  CHECK(task(*v, "good").state == "success");
+  CHECK(task(*v, "loud").state == "success");
+  CHECK(task(*v, "join").state == "success");
+  // The events of the step that dispatched good and loud: good's is there, loud's alone not.
+  int good_running = 0, loud_any = 0;
+  for (const std::string& e : read_topic(h.log.get(), "factory.task-events")) {
+    if (e.find(*run) == std::string::npos) continue;
+    good_running += e.find(R"("task_id":"good","state":"running")") != std::string::npos;
+    loud_any += e.find(R"("task_id":"loud")") != std::string::npos;
+  }
+  CHECK(good_running == 1);
+  CHECK(loud_any == 0);
+  auto next = h.sched->trigger("pair", R"({"m":"fine"})");
+  REQUIRE_OK(next);
+  auto nv = h.sched->wait_for_run(*next, 20'000);
+  REQUIRE_OK(nv);
+  CHECK(task(*nv, "bad").state == "success");
 }
 
 TEST_CASE("issue 11.7: a command whose transaction fails replies so and is not applied",

@@ -21,6 +21,9 @@ struct SchedulerHarnessOptions {
   // The store the scheduler writes through (e.g. a wrapper injecting faults); nullptr = `store`.
   // The engine always uses `store`.
   store::MetaStore* scheduler_store = nullptr;
+  // The log the scheduler appends through (e.g. a wrapper refusing records); nullptr = `log`.
+  // The engine always uses `log`.
+  Log* scheduler_log = nullptr;
   // false: the engine runs none of the scheduler's task bindings, so dispatched tasks stay
   // running (a worker that never got to them), until a start() with it true.
   bool run_tasks = true;
@@ -56,7 +59,8 @@ struct SchedulerHarness {
     so.tick_ms = 20;
     so.clock = options.clock;
     store::MetaStore* ss = options.scheduler_store ? options.scheduler_store : store.get();
-    auto sc = scheduler::Scheduler::create(log.get(), ss, dags, so);
+    Log* sl = options.scheduler_log ? options.scheduler_log : log.get();
+    auto sc = scheduler::Scheduler::create(sl, ss, dags, so);
     REQUIRE_OK(sc);
     sched = std::move(*sc);
     runtime::PipelineConfig pc;
