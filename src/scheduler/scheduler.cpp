@@ -535,8 +535,9 @@ struct Scheduler::Impl {
     const std::string topic = options.dispatch_prefix + stage;
     Status fits = check_dispatch_size(topic, rec);
     if (!fits.ok()) {
-      obs::warn("approval notify message not sent",
-                {{"run_id", r.row.run_id}, {"task_id", r.dag->tasks[t].id}, {"error", fits.to_string()}});
+      obs::warn(
+          "approval notify message not sent",
+          {{"run_id", r.row.run_id}, {"task_id", r.dag->tasks[t].id}, {"error", fits.to_string()}});
       return;
     }
     PendingDispatches& p = dispatches[topic];
@@ -751,8 +752,9 @@ struct Scheduler::Impl {
     todo.swap(refused);
     for (RefusedDispatch& f : todo) {
       if (f.owner.task < 0) {
-        obs::warn("approval notify message not sent: the log refused its dispatch record",
-                  {{"run_id", f.owner.run_id}, {"topic", f.topic}, {"error", f.status.to_string()}});
+        obs::warn(
+            "approval notify message not sent: the log refused its dispatch record",
+            {{"run_id", f.owner.run_id}, {"topic", f.topic}, {"error", f.status.to_string()}});
         continue;
       }
       auto rit = runs.find(f.owner.run_id);
@@ -1629,7 +1631,7 @@ Status Scheduler::start() {
   impl_->loop_pool = std::move(*pool);
   // The metric families exist from the start (a scrape before the first step sees them).
   metrics().heartbeat->set(static_cast<double>(base::SystemClock().now_ms()) / 1e3);
-  // Dispatches recovered in create() are appended by the first step's flush.
+  // Dispatches recovered in create() are appended by the first step (publish_step()).
   impl_->loop_pool->submit([m = impl_.get()] { m->loop(); });
   return Status();
 }

@@ -3,7 +3,7 @@
 //
 // Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>"), JSON:
 //   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "output_topic",
-//    "results_topic"}
+//    "results_topic"}, plus "kind": "notify" on an approval's message (approval_params.h)
 // Result record (on results_topic, key = run id), JSON:
 //   {"run_id", "task_id", "try", "state": "success"|"failed", "output": <JSON or null>,
 //    "error": "...", "retryable": true|false}
