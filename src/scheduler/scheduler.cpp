@@ -209,8 +209,17 @@ struct Scheduler::Impl {
   std::unique_ptr<Consumer> results;
   std::set<std::string> stages;  // stages that get a dispatch binding
 
-  // The try each task is running, for the task workers (live_tries.h); set in set_state().
+  // The try each task is running, for the task workers (live_tries.h). A try starts in
+  // set_state() (no worker can see it before its dispatch is appended, after the commit); it
+  // ends once the step that ended it is durable (ended_tries): ended earlier, a worker could
+  // skip a first delivery of a try that a failed transaction then brings back, and that try
+  // would wait for a result forever.
   std::shared_ptr<LiveTries> live_tries = std::make_shared<LiveTries>();
+  struct EndedTry {
+    std::string run_id, task_id;
+    int try_number;
+  };
+  std::vector<EndedTry> ended_tries;  // this step's, for live_tries once it is written
 
   // Produced by one step, flushed together. A dispatch topic's records stay queued across
   // steps only while the log fails transiently (they are appended in order, never past one
@@ -275,7 +284,7 @@ struct Scheduler::Impl {
       pool_used[r.dag->tasks[t].pool] -= r.dag->tasks[t].pool_slots;
       // Whatever ended the try (result, execution_timeout, cancel, clear), its worker must stop
       // and append nothing: it is no longer the task's try.
-      live_tries->end(r.row.run_id, r.dag->tasks[t].id, ti.try_number);
+      ended_tries.push_back({r.row.run_id, r.dag->tasks[t].id, ti.try_number});
     }
     if (s == TaskState::kRunning) {
       ++r.active;
@@ -1116,6 +1125,7 @@ struct Scheduler::Impl {
   // runs that ended. An append failure here never fails the step (its state is durable): a
   // refused record fails its own task in the next step, a transient failure is retried.
   void publish_step() {
+    end_tries();
     publish_events();
     publish_dispatches();
     for (auto& [c, unused] : to_commit) {
@@ -1139,6 +1149,12 @@ struct Scheduler::Impl {
       finished_runs.insert(ended.begin(), ended.end());
       done_cv.notify_all();
     }
+  }
+
+  // The tries this step ended are no longer live for their workers (live_tries.h).
+  void end_tries() {
+    for (const EndedTry& e : ended_tries) live_tries->end(e.run_id, e.task_id, e.try_number);
+    ended_tries.clear();
   }
 
   // Observer events are derived from the stored state: no fsync of their own (the dispatch
@@ -1360,6 +1376,7 @@ struct Scheduler::Impl {
     to_evaluate.clear();
     budgets.clear();
     live_tries->clear();
+    ended_tries.clear();
     results.reset();
     for (auto& [id, ds] : dag_states) {
       ds.trigger_consumer.reset();
@@ -1494,6 +1511,9 @@ struct Scheduler::Impl {
         set_state(run, t, TaskState::kFailed);
       }
     }
+    // Those end now, before any worker runs their old dispatch: loading again (after a crash or
+    // a failed transaction) decides the same.
+    end_tries();
     auto sub = log->subscribe({.group = "factory.scheduler",
                                .topics = {options.results_topic},
                                .client_id = "scheduler",
