@@ -453,6 +453,22 @@ tasks:
     CHECK(runs->size() == 1);
   }
 
+  SECTION("a task result whose step failed is read again, not lost, after the reload") {
+    faults.fail_once_if([](const store::SchedulerBatch& b) {
+      for (const auto& t : b.tasks) {
+        if (t.task_id == "a" && t.state == "success") return true;
+      }
+      return false;
+    });
+    auto run = h.sched->trigger("seven", "{}");
+    REQUIRE_OK(run);
+    auto v = h.sched->wait_for_run(*run, 20'000);
+    REQUIRE_OK(v);
+    CHECK(faults.failed() == 1);
+    CHECK(v->run.state == "success");
+    CHECK(task(*v, "a").try_number == 1);  // the same try's result, not a retry
+  }
+
   SECTION("approve that reported failure has not approved") {
     auto run = h.sched->trigger("gate7", "{}");
     REQUIRE_OK(run);
