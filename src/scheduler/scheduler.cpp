@@ -25,6 +25,7 @@
 #include "scheduler/cron.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/error_budget.h"
+#include "scheduler/live_tries.h"
 #include "scheduler/retry_delay.h"
 #include "scheduler/task_stage.h"
 #include "scheduler/templates.h"
@@ -39,6 +40,16 @@ constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at m
 constexpr char kAutoApprovalPausedKey[] = "scheduler.auto_approval_paused";
 constexpr char kAutoApprover[] = "policy:auto";  // who approves under auto_approve
 constexpr char kBudgetActor[] = "error-budget";  // who pauses auto-approval on a breach
+// scheduler_kv key of a run's tasks whose deadline was reported missed (a JSON array of task
+// ids), so a restart re-arms only the others and reports each miss once.
+constexpr char kTaskDeadlinesMissedPrefix[] = "scheduler.task_deadlines_missed.";
+
+// The log's measure of a record against max.message.bytes (Kafka's): key + value + headers.
+int64_t record_bytes(const ProducerRecord& r) {
+  int64_t n = (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
+  for (const Header& h : r.headers) n += h.key.size() + h.value.size();
+  return n;
+}
 
 std::string iso_utc(int64_t ms) { return base::format_iso8601_utc(ms); }
 
@@ -83,6 +94,7 @@ struct TaskInst {
   int64_t approval_requested_ms = 0;  // awaiting_approval: when it was requested
   int64_t approval_expires_ms = 0;    // and when it expires (0: never)
   std::string approval_bound_to;      // awaiting_approval: what it approves (bind_to)
+  bool deadline_missed = false;       // its deadline was reported (kTaskDeadlinesMissedPrefix)
 };
 
 struct Run {
@@ -148,6 +160,26 @@ struct ReadyKey {
   }
 };
 
+// Whose dispatch record a queued record is: the task's try, or (task -1) an approval's message.
+struct DispatchOwner {
+  std::string run_id;
+  int task = -1;
+  int try_number = 0;
+};
+
+// A dispatch topic's records not yet appended, in sequence order, and their owners.
+struct PendingDispatches {
+  std::vector<ProducerRecord> records;
+  std::vector<DispatchOwner> owners;  // one per record
+};
+
+// A dispatch record the log refused after its step was written: its try fails in the next step.
+struct RefusedDispatch {
+  DispatchOwner owner;
+  std::string topic;
+  Status status;
+};
+
 struct Timer {
   enum class Kind { kRetry, kTimeout, kApprovalExpiry, kRunDeadline };
   int64_t at_ms;
@@ -177,8 +209,29 @@ struct Scheduler::Impl {
   std::unique_ptr<Consumer> results;
   std::set<std::string> stages;  // stages that get a dispatch binding
 
-  // Produced by one step, flushed together.
-  std::map<std::string, std::vector<ProducerRecord>> dispatches;
+  // The try each task is running, for the task workers (live_tries.h). A try starts in
+  // set_state() (no worker can see it before its dispatch is appended, after the commit); it
+  // ends once the step that ended it is durable (ended_tries): ended earlier, a worker could
+  // skip a first delivery of a try that a failed transaction then brings back, and that try
+  // would wait for a result forever.
+  std::shared_ptr<LiveTries> live_tries = std::make_shared<LiveTries>();
+  struct EndedTry {
+    std::string run_id, task_id;
+    int try_number;
+  };
+  std::vector<EndedTry> ended_tries;  // this step's, for live_tries once it is written
+
+  // Produced by one step, flushed together. A dispatch topic's records stay queued across
+  // steps only while the log fails transiently (they are appended in order, never past one
+  // another: a later sequence appended first would make the log drop the earlier one).
+  std::map<std::string, PendingDispatches> dispatches;
+  // Dispatch records the log refused after their step was written (publish_dispatches()).
+  std::vector<RefusedDispatch> refused;
+  // Dispatch topics' max.message.bytes, read once per step (check_dispatch_size()).
+  std::map<std::string, int64_t, std::less<>> dispatch_limits;
+  // A store transaction failed and the state it did not write is still in memory: the next
+  // step reloads from the store before anything else (reload()).
+  bool reload_pending = false;
   std::vector<ProducerRecord> events;
   store::SchedulerBatch batch;
   std::vector<std::pair<Consumer*, bool>> to_commit;
@@ -229,11 +282,15 @@ struct Scheduler::Impl {
       --r.active;
       --ds.active_tasks;
       pool_used[r.dag->tasks[t].pool] -= r.dag->tasks[t].pool_slots;
+      // Whatever ended the try (result, execution_timeout, cancel, clear), its worker must stop
+      // and append nothing: it is no longer the task's try.
+      ended_tries.push_back({r.row.run_id, r.dag->tasks[t].id, ti.try_number});
     }
     if (s == TaskState::kRunning) {
       ++r.active;
       ++ds.active_tasks;
       pool_used[r.dag->tasks[t].pool] += r.dag->tasks[t].pool_slots;
+      live_tries->start(r.row.run_id, r.dag->tasks[t].id, ti.try_number);
     }
     if (!was_finished && is_finished(s)) {
       --r.unfinished;
@@ -475,7 +532,8 @@ struct Scheduler::Impl {
     std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
                     ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
                     ",\"task_id\":" + json::serialize(json::value(r.dag->tasks[t].id)) +
-                    ",\"try\":1,\"params\":" + params + ",\"output_topic\":\"\"" +
+                    ",\"try\":1,\"kind\":\"notify\",\"params\":" + params +
+                    ",\"output_topic\":\"\"" +
                     ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
                     "}";
     ProducerRecord rec;
@@ -483,7 +541,17 @@ struct Scheduler::Impl {
     rec.value = std::move(d);
     rec.producer_id = "scheduler";
     rec.sequence = next_dispatch_seq++;
-    dispatches[options.dispatch_prefix + stage].push_back(std::move(rec));
+    const std::string topic = options.dispatch_prefix + stage;
+    Status fits = check_dispatch_size(topic, rec);
+    if (!fits.ok()) {
+      obs::warn(
+          "approval notify message not sent",
+          {{"run_id", r.row.run_id}, {"task_id", r.dag->tasks[t].id}, {"error", fits.to_string()}});
+      return;
+    }
+    PendingDispatches& p = dispatches[topic];
+    p.records.push_back(std::move(rec));
+    p.owners.push_back({r.row.run_id, -1, 0});
   }
 
   void start_run(Run& r) {
@@ -495,14 +563,30 @@ struct Scheduler::Impl {
       r.row.deadline_ms = r.row.started_ms + *r.dag->deadline_ms;
       timers.push({r.row.deadline_ms, Timer::Kind::kRunDeadline, r.row.run_id, -1, 0});
     }
-    for (size_t t = 0; t < r.tasks.size(); ++t) {
-      if (r.dag->tasks[t].deadline_ms) {
-        timers.push({r.row.started_ms + *r.dag->tasks[t].deadline_ms, Timer::Kind::kRunDeadline,
-                     r.row.run_id, static_cast<int>(t), 0});
-      }
-    }
+    arm_task_deadlines(r);
     for (int t : r.dag->index.roots()) evaluate(r, t);
     if (r.unfinished == 0) finish_run(r);
+  }
+
+  // Per-task deadlines count from the run's start: armed when it starts and again when a
+  // restart loads it, for the tasks not finished whose miss was not reported yet.
+  void arm_task_deadlines(const Run& r) {
+    for (size_t t = 0; t < r.tasks.size(); ++t) {
+      const TaskInst& ti = r.tasks[t];
+      if (!r.dag->tasks[t].deadline_ms || is_finished(ti.state) || ti.deadline_missed) continue;
+      timers.push({r.row.started_ms + *r.dag->tasks[t].deadline_ms, Timer::Kind::kRunDeadline,
+                   r.row.run_id, static_cast<int>(t), 0});
+    }
+  }
+
+  // The run's tasks whose deadline miss was reported, as stored under
+  // kTaskDeadlinesMissedPrefix.
+  static std::string missed_deadlines_json(const Run& r) {
+    json::array ids;
+    for (size_t t = 0; t < r.tasks.size(); ++t) {
+      if (r.tasks[t].deadline_missed) ids.emplace_back(r.dag->tasks[t].id);
+    }
+    return json::serialize(ids);
   }
 
   void finish_run(Run& r) {
@@ -607,15 +691,45 @@ struct Scheduler::Impl {
     }
     ti.dispatch_seq = next_dispatch_seq++;
     ti.error.clear();
+    // A record the log would refuse fails this one task now, in the step's transaction, instead
+    // of being written as running and refused after it (which held every later dispatch back).
+    // Not retried: a retry renders the same params.
+    Status queued = queue_dispatch(r, t, *params);
+    if (!queued.ok()) {
+      ti.error = queued.message();
+      set_state(r, t, TaskState::kFailed);
+      return;
+    }
     if (auto timeout = r.dag->index.execution_timeout_ms(t)) {
       ti.timeout_at_ms = ti.started_ms + *timeout;
       timers.push({ti.timeout_at_ms, Timer::Kind::kTimeout, r.row.run_id, t, ti.try_number});
     }
     set_state(r, t, TaskState::kRunning);
-    append_dispatch(r, t, *params);
   }
 
-  void append_dispatch(Run& r, int t, const std::string& params) {
+  // InvalidArgument, saying what to change, when the record is over the topic's
+  // max.message.bytes (the log would refuse it). A topic that cannot be described is left to
+  // the append, whose refusal fails the task then (publish_dispatches()).
+  Status check_dispatch_size(const std::string& topic, const ProducerRecord& rec) {
+    auto it = dispatch_limits.find(topic);
+    if (it == dispatch_limits.end()) {
+      auto info = log->describe_topic(topic);
+      int64_t limit = info.ok() ? info->spec.config.max_message_bytes : INT64_MAX;
+      it = dispatch_limits.emplace(topic, limit).first;
+    }
+    int64_t bytes = record_bytes(rec);
+    if (bytes <= it->second) return Status();
+    return Status::invalid_argument(
+        "dispatch record is " + std::to_string(bytes) + " bytes, over " + topic +
+        "'s max.message.bytes " + std::to_string(it->second) +
+        "; make the task's params smaller (pass a reference, e.g. a path, commit or id, instead "
+        "of the content) or raise the limit with `factoryd topics apply` (config "
+        "max.message.bytes of " + topic + ")");
+  }
+
+  // Queues task t's dispatch record (its current try and dispatch_seq) for this step's appends.
+  // InvalidArgument (nothing queued) when the log would refuse it for its size.
+  Status queue_dispatch(Run& r, int t, const std::string& params) {
     const Task& task = r.dag->tasks[t];
     const TaskInst& ti = r.tasks[t];
     std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
@@ -632,7 +746,36 @@ struct Scheduler::Impl {
     rec.value = std::move(d);
     rec.producer_id = "scheduler";
     rec.sequence = ti.dispatch_seq;
-    dispatches[options.dispatch_prefix + task.stage].push_back(std::move(rec));
+    const std::string topic = options.dispatch_prefix + task.stage;
+    FACTORY_RETURN_IF_ERROR(check_dispatch_size(topic, rec));
+    PendingDispatches& p = dispatches[topic];
+    p.records.push_back(std::move(rec));
+    p.owners.push_back({r.row.run_id, t, ti.try_number});
+    return Status();
+  }
+
+  // Fails the tries whose dispatch record the log refused after their step was written: the
+  // same record would be refused again, so they are not retried.
+  void fail_refused_dispatches() {
+    std::vector<RefusedDispatch> todo;
+    todo.swap(refused);
+    for (RefusedDispatch& f : todo) {
+      if (f.owner.task < 0) {
+        obs::warn(
+            "approval notify message not sent: the log refused its dispatch record",
+            {{"run_id", f.owner.run_id}, {"topic", f.topic}, {"error", f.status.to_string()}});
+        continue;
+      }
+      auto rit = runs.find(f.owner.run_id);
+      if (rit == runs.end()) continue;
+      Run& r = *rit->second;
+      TaskInst& ti = r.tasks[f.owner.task];
+      if (ti.state != TaskState::kRunning || ti.try_number != f.owner.try_number) continue;
+      fail_try(r, f.owner.task,
+               "the dispatch record of try " + std::to_string(ti.try_number) +
+                   " could not be appended to " + f.topic + ": " + f.status.message(),
+               false);
+    }
   }
 
   // A failed try: retry per the task's policy, else failed.
@@ -729,11 +872,18 @@ struct Scheduler::Impl {
           }
           break;
         case Timer::Kind::kRunDeadline: {
-          bool missed = tm.task < 0 ? !r.row.deadline_missed : !is_finished(r.tasks[tm.task].state);
+          bool missed = tm.task < 0 ? !r.row.deadline_missed
+                                    : !is_finished(r.tasks[tm.task].state) &&
+                                          !r.tasks[tm.task].deadline_missed;
           if (!missed) break;
           if (tm.task < 0) {
             r.row.deadline_missed = true;
             r.row_dirty = true;
+          } else {
+            // Written with the audit row below: a restart re-arms only the others.
+            r.tasks[tm.task].deadline_missed = true;
+            batch.kv.emplace_back(kTaskDeadlinesMissedPrefix + r.row.run_id,
+                                  missed_deadlines_json(r));
           }
           json::object e;
           e["run_id"] = r.row.run_id;
@@ -936,7 +1086,10 @@ struct Scheduler::Impl {
   }
 
   // ---- the step ----
-  Status flush() {
+  // 5. Writes every changed run, task instance, approval, audit row and cursor in ONE store
+  // transaction. On failure nothing of the step is in the store, and the step's batch is
+  // dropped (never carried into the next step's): the caller reloads the memory from the store.
+  Status commit_step() {
     for (auto& [id, rp] : runs) {
       Run& r = *rp;
       if (r.row_dirty) batch.runs.push_back(r.row);
@@ -959,24 +1112,22 @@ struct Scheduler::Impl {
       }
       r.dirty.clear();
     }
+    Status s;
     if (!batch.empty()) {
       batch.kv.emplace_back(kDispatchSeqKey, std::to_string(next_dispatch_seq));
-      FACTORY_RETURN_IF_ERROR(store->apply_scheduler_batch(batch));
+      s = store->apply_scheduler_batch(batch);
     }
     batch = store::SchedulerBatch();
-    if (!events.empty()) {
-      // Observer events are derived from the stored state: no fsync of their own (the
-      // dispatch append below, or the next synced write, carries them to disk).
-      auto a = log->append(options.events_topic, events, {.sync = false});
-      if (!a.ok()) obs::warn("task events not appended", {{"error", a.status().to_string()}});
-      events.clear();
-    }
-    for (auto& [topic, records] : dispatches) {
-      auto a = log->append(topic, records);
-      if (!a.ok()) return a.status();
-    }
-    dispatches.clear();
+    return s;
+  }
 
+  // 6. Acts on the written step: task events, dispatch records, consumed offsets; forgets the
+  // runs that ended. An append failure here never fails the step (its state is durable): a
+  // refused record fails its own task in the next step, a transient failure is retried.
+  void publish_step() {
+    end_tries();
+    publish_events();
+    publish_dispatches();
     for (auto& [c, unused] : to_commit) {
       Status s = c->commit();
       if (!s.ok()) obs::warn("scheduler offset commit failed", {{"error", s.to_string()}});
@@ -998,6 +1149,92 @@ struct Scheduler::Impl {
       finished_runs.insert(ended.begin(), ended.end());
       done_cv.notify_all();
     }
+  }
+
+  // The tries this step ended are no longer live for their workers (live_tries.h).
+  void end_tries() {
+    for (const EndedTry& e : ended_tries) live_tries->end(e.run_id, e.task_id, e.try_number);
+    ended_tries.clear();
+  }
+
+  // Observer events are derived from the stored state: no fsync of their own (the dispatch
+  // appends, or the next synced write, carry them to disk), and a lost one is only a warning.
+  // An append is all or nothing, so a record the log refuses (too big for the topic) is found
+  // by appending one at a time: it alone is dropped, not the step's other events.
+  void publish_events() {
+    if (events.empty()) return;
+    auto a = log->append(options.events_topic, events, {.sync = false});
+    if (!a.ok() && !a.status().retryable()) {
+      for (const ProducerRecord& e : events) {
+        auto one = log->append(options.events_topic, std::span(&e, 1), {.sync = false});
+        if (!one.ok()) {
+          obs::warn("task event not appended",
+                    {{"key", e.key.value_or("")}, {"error", one.status().to_string()}});
+        }
+      }
+    } else if (!a.ok()) {
+      obs::warn("task events not appended", {{"error", a.status().to_string()}});
+    }
+    events.clear();
+  }
+
+  // One append per dispatch topic. When the log refuses it (InvalidArgument: a record over
+  // max.message.bytes, if the limit was lowered since check_dispatch_size(); NotFound: the
+  // topic is gone), the records are appended one at a time so the refused ones are found:
+  // each fails its own try in the next step (fail_refused_dispatches()) and the others go
+  // through. A transient failure (IOError, Busy) keeps the topic's remaining records queued, in
+  // order, for the next step.
+  void publish_dispatches() {
+    for (auto it = dispatches.begin(); it != dispatches.end();) {
+      const std::string& topic = it->first;
+      PendingDispatches& p = it->second;
+      auto all = log->append(topic, p.records);
+      size_t done = p.records.size();
+      if (!all.ok() && all.status().retryable()) {
+        done = 0;
+        obs::warn("dispatch records not appended; retried in the next step",
+                  {{"topic", topic}, {"error", all.status().to_string()}});
+      } else if (!all.ok()) {
+        for (done = 0; done < p.records.size(); ++done) {
+          auto one = log->append(topic, std::span(&p.records[done], 1));
+          if (one.ok()) continue;
+          if (one.status().retryable()) {
+            obs::warn("dispatch records not appended; retried in the next step",
+                      {{"topic", topic}, {"error", one.status().to_string()}});
+            break;
+          }
+          obs::warn("dispatch record refused by the log; its task fails",
+                    {{"topic", topic},
+                     {"run_id", p.owners[done].run_id},
+                     {"error", one.status().to_string()}});
+          refused.push_back({p.owners[done], topic, one.status()});
+        }
+      }
+      if (done == p.records.size()) {
+        it = dispatches.erase(it);
+        continue;
+      }
+      p.records.erase(p.records.begin(), p.records.begin() + static_cast<ptrdiff_t>(done));
+      p.owners.erase(p.owners.begin(), p.owners.begin() + static_cast<ptrdiff_t>(done));
+      ++it;
+    }
+  }
+
+  // After a failed store transaction: forgets everything in memory and loads it again from the
+  // store, exactly as a restart does (load_state()), so whatever that step did — commands,
+  // results, timers — is undone, never written by a later step. The step's polled results and
+  // trigger records were not committed, so the fresh consumers read them again. On failure
+  // (the store cannot be read either) reload_pending stays set and every step retries first.
+  Status reload() {
+    reload_pending = true;
+    Status s = load_state();
+    if (!s.ok()) {
+      obs::error("scheduler state not reloaded; retried at the next step",
+                 {{"error", s.to_string()}});
+      return s;
+    }
+    reload_pending = false;
+    refresh_budget_view();
     return Status();
   }
 
@@ -1008,8 +1245,18 @@ struct Scheduler::Impl {
       std::lock_guard<std::mutex> lock(cmd_mu);
       cmds.swap(commands);
     }
+    if (reload_pending && !reload().ok()) {
+      for (auto& [fn, promise] : cmds) {
+        promise.set_value(Status::unavailable(
+            "the scheduler cannot read its store (it is recovering from a failed store "
+            "transaction); nothing was applied; retry when the store is back"));
+      }
+      return;
+    }
+    dispatch_limits.clear();  // read again: `topics apply` may have changed them
     std::vector<std::pair<std::promise<Status>, Status>> replies;
     for (auto& [fn, promise] : cmds) replies.emplace_back(std::move(promise), fn());
+    fail_refused_dispatches();
     // 2. Results and topic triggers.
     if (results) {
       auto got = results->poll(5000, 0);
@@ -1068,11 +1315,24 @@ struct Scheduler::Impl {
       if (to_evaluate.empty()) break;
       drain_evaluations();  // downstream of tasks whose params did not render
     }
-    // 5, 6. Persist, then act.
-    Status s = flush();
-    if (!s.ok()) obs::error("scheduler step failed", {{"error", s.to_string()}});
+    // 5, 6. Persist, then act. A command is replied to once its step is durable, with what
+    // happened: when the transaction failed, nothing of it did (reload() undid it in memory
+    // too), so a client that retries gets one effect, not two.
+    Status s = commit_step();
+    if (!s.ok()) {
+      obs::error("scheduler step failed: its store transaction was not written; reloading the "
+                 "state from the store",
+                 {{"error", s.to_string()}});
+      (void)reload();
+      Status failed = Status::from_code(
+          s.code(), "not applied: the scheduler could not write it to its store (" +
+                        s.to_string() + "); nothing of it took effect, retry it");
+      for (auto& [promise, status] : replies) promise.set_value(failed);
+      return;
+    }
+    publish_step();
     if (std::exchange(budget_view_stale, false)) refresh_budget_view();
-    for (auto& [promise, status] : replies) promise.set_value(s.ok() ? status : s);
+    for (auto& [promise, status] : replies) promise.set_value(status);
   }
 
   int64_t wait_budget_ms() {
@@ -1087,13 +1347,203 @@ struct Scheduler::Impl {
       uint64_t seq = log->append_sequence();
       step();
       metrics().heartbeat->set(now() / 1e3);
-      bool pending;
+      // Refused dispatches fail their tasks in the very next step, not a tick later.
+      bool pending = !refused.empty();
       {
         std::lock_guard<std::mutex> lock(cmd_mu);
-        pending = !commands.empty();
+        pending = pending || !commands.empty();
       }
       if (!pending) log->wait_for_append(seq, std::max<int64_t>(1, wait_budget_ms()));
     }
+  }
+
+  // Loads every piece of state that lives in the store — pauses, cron cursors, error budgets,
+  // the dispatch sequence, unfinished runs with their timers, ready tasks and live tries —
+  // and re-queues the dispatch of every running task. Called by create() and, after a failed
+  // store transaction, by reload(): it first forgets whatever memory holds, and joins the
+  // consumer groups afresh, so they resume from their committed offsets.
+  Status load_state() {
+    runs.clear();
+    ready.clear();
+    pool_used.clear();
+    timers = decltype(timers)();
+    dispatches.clear();
+    refused.clear();
+    dispatch_limits.clear();
+    events.clear();
+    batch = store::SchedulerBatch();
+    to_commit.clear();
+    to_evaluate.clear();
+    budgets.clear();
+    live_tries->clear();
+    ended_tries.clear();
+    results.reset();
+    for (auto& [id, ds] : dag_states) {
+      ds.trigger_consumer.reset();
+      ds.active_runs = 0;
+      ds.active_tasks = 0;
+      ds.waiting_runs.clear();
+      const Dag& dag = *ds.dag;
+      auto paused = store->get_kv("scheduler.paused." + dag.dag_id);
+      if (!paused.ok()) return paused.status();
+      ds.paused = *paused && **paused == "1";
+      if (dag.trigger.kind == Trigger::Kind::kTopic) {
+        auto c = log->subscribe({.group = "factory.trigger." + dag.dag_id,
+                                 .topics = {dag.trigger.topic},
+                                 .client_id = "trigger-" + dag.dag_id});
+        if (!c.ok()) return c.status();
+        ds.trigger_consumer = std::move(*c);
+      } else if (ds.cron) {
+        int64_t last = 0;
+        auto kv = store->get_kv("scheduler.cron." + dag.dag_id);
+        if (!kv.ok()) return kv.status();
+        if (*kv) last = std::stoll(**kv);
+        // Never fired: start from now (catchup is for fires missed while stopped, not history).
+        int64_t from = last > 0 ? last : now();
+        ds.last_fire_ms = last;
+        ds.next_fire_ms = ds.cron->next_after(from);
+      }
+    }
+    for (const Dag& dag : dags) {
+      if (!dag.error_budget) continue;
+      Status unreadable;
+      auto budget = load_error_budget(store, dag, &unreadable);
+      if (!budget.ok()) return budget.status();
+      if (!unreadable.ok())
+        obs::error("error budget restarts empty", {{"error", unreadable.to_string()}});
+      budgets.emplace(dag.dag_id, std::move(*budget));
+    }
+    auto seq = store->get_kv(kDispatchSeqKey);
+    if (!seq.ok()) return seq.status();
+    auto auto_paused = store->get_kv(kAutoApprovalPausedKey);
+    if (!auto_paused.ok()) return auto_paused.status();
+    auto_approval_paused = *auto_paused && **auto_paused == "1";
+    if (*seq) next_dispatch_seq = std::stoll(**seq);
+
+    // Recover unfinished runs.
+    auto stored_runs = store->list_runs({.unfinished_only = true});
+    if (!stored_runs.ok()) return stored_runs.status();
+    auto tasks = store->list_unfinished_tasks();
+    if (!tasks.ok()) return tasks.status();
+    std::map<std::string, std::vector<store::TaskRow>> by_run;
+    for (auto& t : *tasks) by_run[t.run_id].push_back(std::move(t));
+    std::vector<std::pair<int64_t, std::pair<Run*, int>>> redispatch;
+    // Oldest first, so runs waiting for a slot keep their order.
+    std::reverse(stored_runs->begin(), stored_runs->end());
+    for (store::RunRow& row : *stored_runs) {
+      auto dit = dag_states.find(row.dag_id);
+      if (dit == dag_states.end()) {
+        obs::warn("unfinished run of a DAG that is no longer loaded", {{"run_id", row.run_id}});
+        continue;
+      }
+      DagState& ds = dit->second;
+      std::unique_ptr<Run> r = load_run(ds.dag, row, by_run[row.run_id]);
+      Run& run = *r;
+      runs[row.run_id] = std::move(r);
+      if (row.state == "queued") {
+        ds.waiting_runs.push_back(row.run_id);
+        continue;
+      }
+      ++ds.active_runs;
+      if (row.deadline_ms > 0 && !row.deadline_missed) {
+        timers.push({row.deadline_ms, Timer::Kind::kRunDeadline, row.run_id, -1, 0});
+      }
+      FACTORY_RETURN_IF_ERROR(load_missed_deadlines(run));
+      arm_task_deadlines(run);
+      for (size_t i = 0; i < run.tasks.size(); ++i) {
+        int t = static_cast<int>(i);
+        TaskInst& ti = run.tasks[i];
+        const Task& task = ds.dag->tasks[i];
+        switch (ti.state) {
+          case TaskState::kRunning:
+            ++run.active;
+            ++ds.active_tasks;
+            pool_used[task.pool] += task.pool_slots;
+            live_tries->start(row.run_id, task.id, ti.try_number);
+            redispatch.push_back({ti.dispatch_seq, {&run, t}});
+            if (auto timeout = ds.dag->index.execution_timeout_ms(t)) {
+              timers.push(
+                  {ti.started_ms + *timeout, Timer::Kind::kTimeout, row.run_id, t, ti.try_number});
+            }
+            break;
+          case TaskState::kScheduled:
+            ti.in_ready = true;
+            ready.insert({ds.dag->index.priority(t), ready_order++, row.run_id, t});
+            break;
+          case TaskState::kUpForRetry:
+            timers.push({ti.next_try_ms, Timer::Kind::kRetry, row.run_id, t, ti.try_number});
+            break;
+          default:
+            break;
+        }
+      }
+      for (size_t i = 0; i < run.tasks.size(); ++i) evaluate(run, static_cast<int>(i));
+      if (run.unfinished == 0) finish_run(run);
+    }
+    // Approvals still pending get their expiry timers back.
+    auto pending = store->list_approvals("pending");
+    if (!pending.ok()) return pending.status();
+    for (const store::ApprovalRow& a : *pending) {
+      auto rit = runs.find(a.run_id);
+      if (rit == runs.end()) continue;
+      int t = rit->second->dag->index.find(a.task_id);
+      if (t < 0) continue;
+      rit->second->tasks[t].approval_requested_ms = a.requested_ms;
+      rit->second->tasks[t].approval_expires_ms = a.expires_ms;
+      rit->second->tasks[t].approval_bound_to = a.bound_to;
+      if (a.expires_ms != 0)
+        timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
+    }
+    // Re-append the dispatch of every running task, in sequence order: the log keeps only those
+    // it does not have yet (idempotent producer "scheduler").
+    std::sort(redispatch.begin(), redispatch.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    // One that cannot be (its params no longer render, or its record is over the topic's limit,
+    // lowered since) fails its task: left running, it would wait for a result forever.
+    for (auto& [seq_no, rt] : redispatch) {
+      Run& run = *rt.first;
+      int t = rt.second;
+      auto params = render(run, t);
+      Status queued = params.ok() ? queue_dispatch(run, t, *params) : params.status();
+      if (!queued.ok()) {
+        run.tasks[t].error = "try " + std::to_string(run.tasks[t].try_number) +
+                             " cannot be dispatched again after a restart: " + queued.message();
+        set_state(run, t, TaskState::kFailed);
+      }
+    }
+    // Those end now, before any worker runs their old dispatch: loading again (after a crash or
+    // a failed transaction) decides the same.
+    end_tries();
+    auto sub = log->subscribe({.group = "factory.scheduler",
+                               .topics = {options.results_topic},
+                               .client_id = "scheduler",
+                               .sync_commits = false});
+    if (!sub.ok()) return sub.status();
+    results = std::move(*sub);
+    return Status();
+  }
+
+  // Reads which of the run's tasks had their deadline miss reported (kTaskDeadlinesMissedPrefix).
+  Status load_missed_deadlines(Run& r) {
+    bool any = false;
+    for (const Task& task : r.dag->tasks) any = any || task.deadline_ms.has_value();
+    if (!any) return Status();
+    auto kv = store->get_kv(kTaskDeadlinesMissedPrefix + r.row.run_id);
+    if (!kv.ok()) return kv.status();
+    if (!*kv) return Status();
+    boost::system::error_code ec;
+    json::value v = json::parse(**kv, ec);
+    if (ec || !v.is_array()) {
+      obs::warn("unreadable record of missed task deadlines; they may be reported again",
+                {{"run_id", r.row.run_id}, {"value", **kv}});
+      return Status();
+    }
+    for (const json::value& id : v.as_array()) {
+      if (!id.is_string()) continue;
+      int t = r.dag->index.find(std::string_view(id.as_string()));
+      if (t >= 0) r.tasks[t].deadline_missed = true;
+    }
+    return Status();
   }
 
   Status run_command(std::function<Status()> fn) {
@@ -1134,8 +1584,6 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   for (const Dag& dag : m.dags) {
     DagState ds;
     ds.dag = &dag;
-    auto paused = store->get_kv("scheduler.paused." + dag.dag_id);
-    if (paused.ok() && *paused) ds.paused = **paused == "1";
     for (const Task& t : dag.tasks) {
       if (t.approval || t.stage == kApprovalStage) {
         ds.approvals.push_back(static_cast<int>(&t - dag.tasks.data()));
@@ -1151,22 +1599,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     }
     if (dag.trigger.kind == Trigger::Kind::kTopic) {
       FACTORY_RETURN_IF_ERROR(ensure_topic(dag.trigger.topic));
-      auto c = log->subscribe({.group = "factory.trigger." + dag.dag_id,
-                               .topics = {dag.trigger.topic},
-                               .client_id = "trigger-" + dag.dag_id});
-      if (!c.ok()) return c.status();
-      ds.trigger_consumer = std::move(*c);
     } else if (dag.trigger.kind == Trigger::Kind::kCron) {
       auto cron = CronSchedule::parse(dag.trigger.cron, dag.trigger.timezone);
       if (!cron.ok()) return cron.status();
       ds.cron = std::move(*cron);
-      int64_t last = 0;
-      auto kv = store->get_kv("scheduler.cron." + dag.dag_id);
-      if (kv.ok() && *kv) last = std::stoll(**kv);
-      // Never fired: start from now (catchup is for fires missed while stopped, not history).
-      int64_t from = last > 0 ? last : m.now();
-      ds.last_fire_ms = last;
-      ds.next_fire_ms = ds.cron->next_after(from);
     }
     m.dag_states.emplace(dag.dag_id, std::move(ds));
   }
@@ -1180,108 +1616,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
       return Status::invalid_argument("DAG '" + dag.dag_id + "': error_budget.postmortem_dag '" +
                                       pm + "' is not loaded; load that DAG too or fix the name");
     }
-    Status unreadable;
-    auto budget = load_error_budget(store, dag, &unreadable);
-    if (!budget.ok()) return budget.status();
-    if (!unreadable.ok())
-      obs::error("error budget restarts empty", {{"error", unreadable.to_string()}});
-    m.budgets.emplace(dag.dag_id, std::move(*budget));
   }
+  FACTORY_RETURN_IF_ERROR(m.load_state());
   m.refresh_budget_view();
-  auto seq = store->get_kv(kDispatchSeqKey);
-  if (!seq.ok()) return seq.status();
-  auto auto_paused = store->get_kv(kAutoApprovalPausedKey);
-  if (!auto_paused.ok()) return auto_paused.status();
-  m.auto_approval_paused = *auto_paused && **auto_paused == "1";
-  if (*seq) m.next_dispatch_seq = std::stoll(**seq);
-
-  // Recover unfinished runs.
-  auto runs = store->list_runs({.unfinished_only = true});
-  if (!runs.ok()) return runs.status();
-  auto tasks = store->list_unfinished_tasks();
-  if (!tasks.ok()) return tasks.status();
-  std::map<std::string, std::vector<store::TaskRow>> by_run;
-  for (auto& t : *tasks) by_run[t.run_id].push_back(std::move(t));
-  std::vector<std::pair<int64_t, std::pair<Run*, int>>> redispatch;
-  // Oldest first, so runs waiting for a slot keep their order.
-  std::reverse(runs->begin(), runs->end());
-  for (store::RunRow& row : *runs) {
-    auto dit = m.dag_states.find(row.dag_id);
-    if (dit == m.dag_states.end()) {
-      obs::warn("unfinished run of a DAG that is no longer loaded", {{"run_id", row.run_id}});
-      continue;
-    }
-    DagState& ds = dit->second;
-    std::unique_ptr<Run> r = load_run(ds.dag, row, by_run[row.run_id]);
-    Run& run = *r;
-    m.runs[row.run_id] = std::move(r);
-    if (row.state == "queued") {
-      ds.waiting_runs.push_back(row.run_id);
-      continue;
-    }
-    ++ds.active_runs;
-    if (row.deadline_ms > 0 && !row.deadline_missed) {
-      m.timers.push({row.deadline_ms, Timer::Kind::kRunDeadline, row.run_id, -1, 0});
-    }
-    for (size_t i = 0; i < run.tasks.size(); ++i) {
-      int t = static_cast<int>(i);
-      TaskInst& ti = run.tasks[i];
-      const Task& task = ds.dag->tasks[i];
-      switch (ti.state) {
-        case TaskState::kRunning:
-          ++run.active;
-          ++ds.active_tasks;
-          m.pool_used[task.pool] += task.pool_slots;
-          redispatch.push_back({ti.dispatch_seq, {&run, t}});
-          if (auto timeout = ds.dag->index.execution_timeout_ms(t)) {
-            m.timers.push(
-                {ti.started_ms + *timeout, Timer::Kind::kTimeout, row.run_id, t, ti.try_number});
-          }
-          break;
-        case TaskState::kScheduled:
-          ti.in_ready = true;
-          m.ready.insert({ds.dag->index.priority(t), m.ready_order++, row.run_id, t});
-          break;
-        case TaskState::kUpForRetry:
-          m.timers.push({ti.next_try_ms, Timer::Kind::kRetry, row.run_id, t, ti.try_number});
-          break;
-        default:
-          break;
-      }
-    }
-    for (size_t i = 0; i < run.tasks.size(); ++i) m.evaluate(run, static_cast<int>(i));
-    if (run.unfinished == 0) m.finish_run(run);
-  }
-  // Approvals still pending get their expiry timers back.
-  auto pending = store->list_approvals("pending");
-  if (!pending.ok()) return pending.status();
-  for (const store::ApprovalRow& a : *pending) {
-    auto rit = m.runs.find(a.run_id);
-    if (rit == m.runs.end()) continue;
-    int t = rit->second->dag->index.find(a.task_id);
-    if (t < 0) continue;
-    rit->second->tasks[t].approval_requested_ms = a.requested_ms;
-    rit->second->tasks[t].approval_expires_ms = a.expires_ms;
-    rit->second->tasks[t].approval_bound_to = a.bound_to;
-    if (a.expires_ms != 0)
-      m.timers.push({a.expires_ms, Timer::Kind::kApprovalExpiry, a.run_id, t, 0});
-  }
-  // Re-append the dispatch of every running task, in sequence order: the log keeps only those
-  // it does not have yet (idempotent producer "scheduler").
-  std::sort(redispatch.begin(), redispatch.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [seq_no, rt] : redispatch) {
-    Run& run = *rt.first;
-    int t = rt.second;
-    auto params = m.render(run, t);
-    if (params.ok()) m.append_dispatch(run, t, *params);
-  }
-  auto results = log->subscribe({.group = "factory.scheduler",
-                                 .topics = {options.results_topic},
-                                 .client_id = "scheduler",
-                                 .sync_commits = false});
-  if (!results.ok()) return results.status();
-  m.results = std::move(*results);
   return std::unique_ptr<Scheduler>(new Scheduler(std::move(impl)));
 }
 
@@ -1290,7 +1627,7 @@ std::vector<runtime::Binding> Scheduler::task_bindings() const {
   for (const std::string& stage : impl_->stages) {
     auto inner = runtime::create_stage(stage);
     if (!inner.ok()) continue;  // the engine reports the unknown stage
-    auto ts = TaskStage::create(std::move(*inner));
+    auto ts = TaskStage::create(std::move(*inner), impl_->live_tries);
     runtime::Binding b;
     b.name = "task." + stage;
     b.stage = "task:" + stage;
@@ -1314,7 +1651,7 @@ Status Scheduler::start() {
   impl_->loop_pool = std::move(*pool);
   // The metric families exist from the start (a scrape before the first step sees them).
   metrics().heartbeat->set(static_cast<double>(base::SystemClock().now_ms()) / 1e3);
-  // Dispatches recovered in create() are appended by the first step's flush.
+  // Dispatches recovered in create() are appended by the first step (publish_step()).
   impl_->loop_pool->submit([m = impl_.get()] { m->loop(); });
   return Status();
 }

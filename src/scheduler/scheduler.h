@@ -19,7 +19,18 @@
 // the log drops when it already has it; results are applied only to the try they belong to,
 // so replaying results changes nothing. No task succeeds twice, none is forgotten.
 //
-// Concurrency: thread-safe; commands block until the loop has made them durable.
+// Faults other than a crash (docs/ARCHITECTURE.md, "The scheduler"):
+//   - a dispatch record the log would refuse (over the topic's max.message.bytes) fails its
+//     task in (4), with the size, the limit and how to fix it in the task's error; one the log
+//     refuses anyway in (6) fails its try in the next step. Nothing else waits on it.
+//   - a failed transaction (5) writes nothing, and the loop reloads its memory from the store
+//     as a restart would, so the step is undone; its commands reply with the error.
+//   - a try that stops being the task's try (execution_timeout, cancel, clear) is cancelled
+//     for its worker (live_tries.h): its stage sees cancelled(), its outputs are dropped.
+//   - run and task deadlines are re-armed on a restart; each miss is reported once.
+//
+// Concurrency: thread-safe; commands block until the loop has made them durable, and return an
+// error only when nothing of them took effect.
 //
 // Limitations: one scheduler per data dir (the log's lock guarantees it).
 #pragma once

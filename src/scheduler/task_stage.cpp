@@ -12,6 +12,7 @@ struct TaskStage::Impl {
   StageInfo inner_info;
   std::unique_ptr<runtime::Contract> input;
   std::unique_ptr<runtime::Contract> output;
+  std::shared_ptr<const LiveTries> live;  // null: no scheduler to ask
 };
 
 namespace {
@@ -19,6 +20,7 @@ namespace {
 struct Dispatch {
   std::string run_id, dag_id, task_id, params = "{}", output_topic, results_topic;
   int64_t try_number = 0;
+  bool notify = false;  // "kind": "notify": an approval's message, not a task's try
 };
 
 Result<Dispatch> parse_dispatch(std::string_view payload) {
@@ -37,16 +39,24 @@ Result<Dispatch> parse_dispatch(std::string_view payload) {
   str("results_topic", &d.results_topic);
   if (auto* p = o.if_contains("try"); p && p->is_int64()) d.try_number = p->as_int64();
   if (auto* p = o.if_contains("params")) d.params = json::serialize(*p);
+  if (auto* p = o.if_contains("kind"); p && p->is_string()) d.notify = p->as_string() == "notify";
   if (d.run_id.empty() || d.task_id.empty() || d.results_topic.empty() || d.try_number < 1) {
     return Status::invalid_argument("dispatch record lacks run_id, task_id, try or results_topic");
   }
   return d;
 }
 
-// Forwards everything to the outer context but keeps the inner stage's outputs.
+// Whether the scheduler still has this dispatch's try running (always, without a LiveTries).
+bool live(const LiveTries* tries, const Dispatch& d) {
+  return !tries || d.notify || tries->is_live(d.run_id, d.task_id, d.try_number);
+}
+
+// Forwards everything to the outer context but keeps the inner stage's outputs, and reports
+// cancelled() once the try is superseded. *outer, *tries and *d must outlive it.
 class CapturingContext final : public StageContext {
  public:
-  explicit CapturingContext(StageContext* outer) : outer_(outer) {}
+  CapturingContext(StageContext* outer, const LiveTries* tries, const Dispatch* d)
+      : outer_(outer), tries_(tries), d_(d) {}
   void emit(Output output) override { outputs.push_back(std::move(output)); }
   const std::string& config() const override { return outer_->config(); }
   std::optional<std::string> secret(std::string_view n) const override { return outer_->secret(n); }
@@ -54,7 +64,7 @@ class CapturingContext final : public StageContext {
   void log_warn(std::string_view m) override { outer_->log_warn(m); }
   void count(std::string_view m, int64_t d) override { outer_->count(m, d); }
   std::chrono::steady_clock::time_point deadline() const override { return outer_->deadline(); }
-  bool cancelled() const override { return outer_->cancelled(); }
+  bool cancelled() const override { return outer_->cancelled() || !live(tries_, *d_); }
   const std::filesystem::path& scratch_dir() const override { return outer_->scratch_dir(); }
   const std::filesystem::path& data_dir() const override { return outer_->data_dir(); }
   Breaker& breaker(std::string_view name) override { return outer_->breaker(name); }
@@ -62,6 +72,8 @@ class CapturingContext final : public StageContext {
 
  private:
   StageContext* outer_;
+  const LiveTries* tries_;
+  const Dispatch* d_;
 };
 
 void emit_result(StageContext& ctx, const Dispatch& d, bool success, std::string_view output,
@@ -85,8 +97,10 @@ void emit_result(StageContext& ctx, const Dispatch& d, bool success, std::string
 
 }  // namespace
 
-Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inner) {
+Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inner,
+                                                     std::shared_ptr<const LiveTries> live) {
   auto impl = std::make_unique<Impl>();
+  impl->live = std::move(live);
   impl->inner_info = inner->info();
   auto in = runtime::Contract::compile(impl->inner_info.input_schema,
                                        "the input schema of stage '" + impl->inner_info.name + "'");
@@ -114,6 +128,12 @@ StageInfo TaskStage::info() const {
 StageResult TaskStage::process(const Event& event, StageContext& ctx) {
   auto d = parse_dispatch(event.payload);
   if (!d.ok()) return StageResult::permanent(d.status().message());
+  // A try the scheduler no longer runs (timed out, cancelled, cleared, finished, or a dispatch
+  // redelivered after its task moved on): running it would be a second try beside the live one.
+  if (!live(impl_->live.get(), *d)) {
+    ctx.log_info("dispatch of a try that is no longer live; not run");
+    return StageResult::success();
+  }
   Status valid = impl_->input->validate(d->params);
   if (!valid.ok()) {
     emit_result(ctx, *d, false, "", "params violate the input schema: " + valid.message(), false);
@@ -122,12 +142,19 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
   Event inner = event;
   inner.payload = d->params;
   inner.attempt = static_cast<int>(d->try_number);
-  CapturingContext capture(&ctx);
+  CapturingContext capture(&ctx, impl_->live.get(), &*d);
   StageResult r = StageResult::success();
   try {
     r = impl_->inner->process(inner, capture);
   } catch (const std::exception& e) {
     r = StageResult::retryable(std::string("stage threw: ") + e.what());
+  }
+  // Superseded while it ran (execution_timeout, cancel, clear): another try may be running or
+  // done, so what this one produced must not reach the output topic beside it.
+  if (!live(impl_->live.get(), *d)) {
+    ctx.log_warn("try superseded while it ran (execution_timeout, cancel or clear); its outputs "
+                 "and result are dropped");
+    return StageResult::success();
   }
   switch (r.kind()) {
     case StageResult::Kind::kSuccess: {
@@ -175,8 +202,11 @@ Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
   Event inner = event;
   inner.payload = d->params;
   inner.attempt = static_cast<int>(d->try_number);
-  CapturingContext capture(&ctx);
+  // Not live: done, with nothing appended (process() would only skip it).
+  if (!live(impl_->live.get(), *d)) return Recovery::kDone;
+  CapturingContext capture(&ctx, impl_->live.get(), &*d);
   if (impl_->inner->recover(inner, capture) != Recovery::kDone) return Recovery::kNotDone;
+  if (!live(impl_->live.get(), *d)) return Recovery::kDone;
   for (const Output& o : capture.outputs) {
     Output fwd = o;
     if (fwd.topic.empty()) fwd.topic = d->output_topic;

@@ -3,7 +3,7 @@
 //
 // Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>"), JSON:
 //   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "output_topic",
-//    "results_topic"}
+//    "results_topic"}, plus "kind": "notify" on an approval's message (approval_params.h)
 // Result record (on results_topic, key = run id), JSON:
 //   {"run_id", "task_id", "try", "state": "success"|"failed", "output": <JSON or null>,
 //    "error": "...", "retryable": true|false}
@@ -14,6 +14,16 @@
 // never retries a dispatch itself. A fenced inner stage keeps its fence: recover() is
 // forwarded.
 //
+// Live tries (live_tries.h). With the scheduler's LiveTries, a worker acts only on the try the
+// scheduler has running: a dispatch of another try (superseded by an execution_timeout, a
+// cancel, a clear, or already finished) is not run; the inner stage's StageContext reports
+// cancelled() as soon as its try stops being live, so a long stage can stop early; and when the
+// try is no longer live once the stage returns, nothing is appended — no outputs, no result.
+// Limitation: a try superseded between that last check and the engine's append of its outputs
+// still appends them (the window is the engine's append, not the stage's work); its result is
+// then ignored by the scheduler, which applies results only to the live try. A dispatch with
+// "kind": "notify" (an approval's message, not a task's try) is not checked.
+//
 // Thread-safe when the inner stage is (the engine calls process() concurrently).
 #pragma once
 
@@ -21,13 +31,16 @@
 #include <string>
 
 #include "factory/stage.h"
+#include "scheduler/live_tries.h"
 
 namespace factory::scheduler {
 
 class TaskStage final : public Stage {
  public:
-  // InvalidArgument when the inner stage's schemas do not compile.
-  static Result<std::unique_ptr<TaskStage>> create(std::unique_ptr<Stage> inner);
+  // InvalidArgument when the inner stage's schemas do not compile. `live` null: every dispatch
+  // is run (`factoryd tasks test`, which has no scheduler).
+  static Result<std::unique_ptr<TaskStage>> create(std::unique_ptr<Stage> inner,
+                                                   std::shared_ptr<const LiveTries> live = nullptr);
   ~TaskStage() override;
 
   StageInfo info() const override;

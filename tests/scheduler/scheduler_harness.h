@@ -18,6 +18,15 @@ struct SchedulerHarnessOptions {
   const base::Clock* clock = nullptr;      // the scheduler's clock; nullptr = the system clock
   std::vector<runtime::Binding> bindings;  // stages beside the scheduler's own task bindings
   bool start = true;                       // false: only the log and the store are opened
+  // The store the scheduler writes through (e.g. a wrapper injecting faults); nullptr = `store`.
+  // The engine always uses `store`.
+  store::MetaStore* scheduler_store = nullptr;
+  // The log the scheduler appends through (e.g. a wrapper refusing records); nullptr = `log`.
+  // The engine always uses `log`.
+  Log* scheduler_log = nullptr;
+  // false: the engine runs none of the scheduler's task bindings, so dispatched tasks stay
+  // running (a worker that never got to them), until a start() with it true.
+  bool run_tasks = true;
 };
 
 struct SchedulerHarness {
@@ -49,11 +58,13 @@ struct SchedulerHarness {
     scheduler::SchedulerOptions so;
     so.tick_ms = 20;
     so.clock = options.clock;
-    auto sc = scheduler::Scheduler::create(log.get(), store.get(), dags, so);
+    store::MetaStore* ss = options.scheduler_store ? options.scheduler_store : store.get();
+    Log* sl = options.scheduler_log ? options.scheduler_log : log.get();
+    auto sc = scheduler::Scheduler::create(sl, ss, dags, so);
     REQUIRE_OK(sc);
     sched = std::move(*sc);
     runtime::PipelineConfig pc;
-    pc.bindings = sched->task_bindings();
+    if (options.run_tasks) pc.bindings = sched->task_bindings();
     pc.bindings.insert(pc.bindings.end(), options.bindings.begin(), options.bindings.end());
     runtime::EngineOptions eo;
     eo.data_dir = dir.str();
