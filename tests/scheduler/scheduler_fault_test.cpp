@@ -16,6 +16,7 @@
 #include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_harness.h"
+#include "store/failing_store.h"
 
 using namespace factory;
 using namespace factory::scheduler;
@@ -81,78 +82,6 @@ const store::TaskRow& task(const RunView& v, const std::string& id) {
   static store::TaskRow none;
   return none;
 }
-
-// A MetaStore that forwards to another one, and fails the first scheduler transaction matching
-// an armed predicate (once): a store fault for exactly one transaction.
-class FaultStore final : public store::MetaStore {
- public:
-  using Match = std::function<bool(const store::SchedulerBatch&)>;
-  // Declared before the harness whose store it wraps (set_inner()), so it outlives the
-  // scheduler that uses it.
-  void set_inner(store::MetaStore* inner) { inner_ = inner; }
-  void fail_once_if(Match m) {
-    std::lock_guard<std::mutex> lock(mu_);
-    match_ = std::move(m);
-  }
-  int failed() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failed_;
-  }
-
-  Status apply_scheduler_batch(const store::SchedulerBatch& b) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (match_ && match_(b)) {
-        match_ = nullptr;
-        ++failed_;
-        return Status::io_error("injected: the store's disk is full");
-      }
-    }
-    return inner_->apply_scheduler_batch(b);
-  }
-  Result<std::vector<bool>> is_processed(std::string_view s,
-                                         std::span<const EventId> ids) override {
-    return inner_->is_processed(s, ids);
-  }
-  Status record_intents(std::string_view s, std::span<const EventId> ids) override {
-    return inner_->record_intents(s, ids);
-  }
-  Status commit_processed(std::string_view s, std::span<const EventId> ids) override {
-    return inner_->commit_processed(s, ids);
-  }
-  Result<std::vector<EventId>> open_intents(std::string_view s) override {
-    return inner_->open_intents(s);
-  }
-  Result<int64_t> processed_count(std::string_view s) override {
-    return inner_->processed_count(s);
-  }
-  Result<std::vector<store::RunRow>> list_runs(const store::RunFilter& f) override {
-    return inner_->list_runs(f);
-  }
-  Result<store::RunRow> get_run(std::string_view id) override { return inner_->get_run(id); }
-  Result<std::vector<store::TaskRow>> list_tasks(std::string_view id) override {
-    return inner_->list_tasks(id);
-  }
-  Result<std::vector<store::TaskRow>> list_unfinished_tasks() override {
-    return inner_->list_unfinished_tasks();
-  }
-  Result<std::vector<store::ApprovalRow>> list_approvals(std::string_view s) override {
-    return inner_->list_approvals(s);
-  }
-  Result<std::vector<store::AuditRow>> list_audit(int limit) override {
-    return inner_->list_audit(limit);
-  }
-  Result<store::StateCounts> count_by_state() override { return inner_->count_by_state(); }
-  Result<std::optional<std::string>> get_kv(std::string_view key) override {
-    return inner_->get_kv(key);
-  }
-
- private:
-  store::MetaStore* inner_ = nullptr;
-  mutable std::mutex mu_;
-  Match match_;     // guarded by mu_
-  int failed_ = 0;  // guarded by mu_
-};
 
 // A Log that forwards to another one but refuses, as the log refuses an oversize record, every
 // append holding a record that `refuse` matches: the whole append, nothing of it written.
@@ -412,7 +341,7 @@ tasks:
 
 TEST_CASE("issue 11.7: a command whose transaction fails replies so and is not applied",
           "[scheduler][fault]") {
-  FaultStore faults;
+  test::FailingStore faults;
   test::SchedulerHarness h({parse(R"(
 dag_id: seven
 tasks:

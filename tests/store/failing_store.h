@@ -5,7 +5,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 
 #include "store/meta_store.h"
 
@@ -13,7 +15,13 @@ namespace factory::test {
 
 class FailingStore final : public store::MetaStore {
  public:
-  explicit FailingStore(std::unique_ptr<store::MetaStore> real) : real_(std::move(real)) {}
+  using BatchMatch = std::function<bool(const store::SchedulerBatch&)>;
+  // Owns `real`.
+  explicit FailingStore(std::unique_ptr<store::MetaStore> real)
+      : owned_(std::move(real)), real_(owned_.get()) {}
+  // Borrows: set_inner() before first use; *inner must outlive the calls.
+  FailingStore() = default;
+  void set_inner(store::MetaStore* inner) { real_ = inner; }
 
   // The next n calls of each kind fail with IOError (before reaching the real store).
   std::atomic<int> fail_commit_processed{0};
@@ -21,7 +29,18 @@ class FailingStore final : public store::MetaStore {
   std::atomic<int> fail_scheduler_batch{0};
   std::atomic<int> commit_processed_calls{0};
 
-  store::MetaStore* real() { return real_.get(); }
+  store::MetaStore* real() { return real_; }
+
+  // The first scheduler transaction that `m` matches fails (once).
+  void fail_once_if(BatchMatch m) {
+    std::lock_guard<std::mutex> lock(mu_);
+    match_ = std::move(m);
+  }
+  // Scheduler transactions failed so far by fail_once_if() or fail_scheduler_batch.
+  int failed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failed_;
+  }
 
   Result<std::vector<bool>> is_processed(std::string_view stage,
                                          std::span<const EventId> ids) override {
@@ -44,7 +63,14 @@ class FailingStore final : public store::MetaStore {
     return real_->processed_count(stage);
   }
   Status apply_scheduler_batch(const store::SchedulerBatch& batch) override {
-    if (take(fail_scheduler_batch)) return injected("apply_scheduler_batch");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if ((match_ && match_(batch)) || take(fail_scheduler_batch)) {
+        match_ = nullptr;
+        ++failed_;
+        return injected("apply_scheduler_batch");
+      }
+    }
     return real_->apply_scheduler_batch(batch);
   }
   Result<std::vector<store::RunRow>> list_runs(const store::RunFilter& filter) override {
@@ -82,7 +108,11 @@ class FailingStore final : public store::MetaStore {
     return Status::io_error("injected failure of " + std::string(what) + " (FailingStore)");
   }
 
-  std::unique_ptr<store::MetaStore> real_;
+  std::unique_ptr<store::MetaStore> owned_;
+  store::MetaStore* real_ = nullptr;
+  mutable std::mutex mu_;
+  BatchMatch match_;  // guarded by mu_
+  int failed_ = 0;    // guarded by mu_
 };
 
 }  // namespace factory::test
