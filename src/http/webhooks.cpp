@@ -30,8 +30,12 @@
 // (metrics_routes.h): accepted, duplicate, bad_signature (missing or wrong), invalid (no
 // delivery id, not JSON), rejected (disabled, no secret), failed (the append failed). Pings are
 // not counted. The routes are public (signatures, not tokens) and not audited.
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,6 +69,9 @@ struct Hook {
   std::string stage;            // processed-table stage: "webhook.<source>"
   const WebhookConfig* config;  // borrowed from the ApiContext
   ApiContext* ctx;
+  // FACTORY_WEBHOOK_KILL_AFTER_APPEND_for_test=1: the process SIGKILLs itself right after a
+  // delivery's append, before anything else is recorded, so a crash test can hit that window.
+  bool kill_after_append_for_test = false;
   base::Mutex mu;  // held around check -> append -> record
 };
 
@@ -209,6 +216,7 @@ Response deliver(Hook& hook, const Request& req) {
     return refuse(hook, WebhookOutcome::kFailed,
                   status_response(pos.status(), details({{"topic", config.topic}})));
   }
+  if (hook.kill_after_append_for_test) ::kill(::getpid(), SIGKILL);
   if (Status s = hook.ctx->store->commit_processed(hook.stage, {&id, 1}); !s.ok()) {
     // Produced but not recorded: a redelivery would append it again. Answer 202 all the same
     // (the record is there); a 5xx would make the sender retry and duplicate it for sure.
@@ -233,6 +241,8 @@ void add_hook(Router* router, ApiContext* ctx, std::string source, const Webhook
   hook->stage = "webhook." + source;
   hook->config = config;
   hook->ctx = ctx;
+  const char* kill_env = std::getenv("FACTORY_WEBHOOK_KILL_AFTER_APPEND_for_test");
+  hook->kill_after_append_for_test = kill_env != nullptr && std::string_view(kill_env) == "1";
   router->add({.method = "POST",
                .pattern = hook->path,
                .role = Role::kPublic,

@@ -492,6 +492,16 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   return Status();
 }
 
+size_t RocksLog::queued_writers_for_test() {
+  base::MutexLock lock(&mu_);
+  return writers_.size();
+}
+
+int RocksLog::long_poll_waiters_for_test() {
+  base::MutexLock lock(&mu_);
+  return long_poll_waiters_;
+}
+
 Status RocksLog::exclusive(const std::function<Status()>& fn) {
   Writer w(&mu_, Writer::Kind::kExclusive);
   w.fn = &fn;
@@ -746,9 +756,11 @@ Result<FetchResult> RocksLog::read(std::string_view topic, int32_t partition, Of
     }
     if (from.value() == ps.end && options.wait_ms > 0) {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.wait_ms);
+      ++long_poll_waiters_;
       while (ps.end == from.value() && !closing_ && !tp->deleted) {
         if (!data_cv_.wait_until(deadline)) break;
       }
+      --long_poll_waiters_;
     }
     id = tp->id;
     out.log_start = Offset(ps.start);
@@ -848,9 +860,11 @@ uint64_t RocksLog::append_sequence() {
 uint64_t RocksLog::wait_for_append(uint64_t seen, int64_t wait_ms) {
   base::MutexLock lock(&mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  ++long_poll_waiters_;
   while (append_seq_ == seen && !closing_) {
     if (!data_cv_.wait_until(deadline)) break;
   }
+  --long_poll_waiters_;
   return append_seq_;
 }
 

@@ -1,6 +1,8 @@
 #include "scheduler/scheduler.h"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,6 +23,40 @@ std::mutex g_mu;
 std::map<std::string, int> g_runs;  // "run/task" -> executions
 std::atomic<int> g_running{0}, g_max_running{0};
 
+// Where a task with params {"hold": true} waits, holding its slot, until the test releases it:
+// the n-th task to enter runs on once release() was called n times. Waits have deadlines, so
+// a failing test fails instead of hanging.
+class HoldGate {
+ public:
+  void reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    entered_ = released_ = 0;
+  }
+  void enter_and_wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    int me = ++entered_;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return released_ >= me; });
+  }
+  // True once n tasks have entered; false after 20 s.
+  bool wait_entered(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return entered_ >= n; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0;
+  int released_ = 0;
+};
+HoldGate g_hold;
+
 class CountStage final : public Stage {
  public:
   StageInfo info() const override {
@@ -31,6 +67,7 @@ class CountStage final : public Stage {
     int prev = g_max_running.load();
     while (now > prev && !g_max_running.compare_exchange_weak(prev, now)) {
     }
+    if (e.payload.find("\"hold\":true") != std::string::npos) g_hold.enter_and_wait();
     std::string key = e.payload;  // params: {"id": "<run>/<task>", ...}
     int n;
     {
@@ -211,18 +248,39 @@ tasks:
 }
 
 TEST_CASE("a pool with one slot runs its tasks one at a time", "[scheduler]") {
+  // Each task holds its slot until the test releases it, so an overlap cannot hide in the
+  // few instructions a task takes. Task states are written before their dispatch records, so
+  // once a task has entered the stage, every task dispatched in the same step shows running.
   Harness h({parse(R"(
 dag_id: pooled
 pools: {narrow: 1}
 tasks:
-  t1: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/1"}}
-  t2: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/2"}}
-  t3: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/3"}}
-  t4: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/4"}}
+  t1: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/1", hold: true}}
+  t2: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/2", hold: true}}
+  t3: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/3", hold: true}}
+  t4: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/4", hold: true}}
 )")});
   g_max_running = 0;
-  RunView v = h.run("pooled");
-  CHECK(v.run.state == "success");
+  g_hold.reset();
+  auto id = h.sched->trigger("pooled", "{}");
+  REQUIRE_OK(id);
+  for (int n = 1; n <= 4; ++n) {
+    INFO("task " << n << " holds the slot");
+    REQUIRE(g_hold.wait_entered(n));
+    auto v = h.sched->show_run(*id);
+    REQUIRE_OK(v);
+    int running = 0, done = 0;
+    for (const auto& t : v->tasks) {
+      running += t.row.state == "running";
+      done += t.row.state == "success";
+    }
+    CHECK(running == 1);
+    CHECK(done == n - 1);
+    g_hold.release();
+  }
+  auto v = h.sched->wait_for_run(*id, 20'000);
+  REQUIRE_OK(v);
+  CHECK(v->run.state == "success");
   CHECK(g_max_running == 1);
 }
 
