@@ -15,12 +15,23 @@
 // The signature covers the body's exact bytes (Request::body is never re-serialized): the
 // same JSON with other whitespace does not verify.
 //
-// Exactly one record per delivery id, across restarts: the MetaStore's processed table holds
-// (stage "webhook.<source>", EventId = SHA-256 of the delivery id). Per source, a mutex
-// serializes check -> append -> record, so two concurrent copies of a delivery cannot both
-// append. A crash between the append and the record leaves the delivery unrecorded, so a
-// redelivery appends it again (at least once); the copies have the same body and so the same
-// event id, which the stages' own idempotency recognises.
+// Exactly one record per delivery id, across restarts and kill -9 at any point. The append
+// is its own dedupe: an idempotent-producer append whose producer id is the delivery's,
+// "factory.webhook.<source>/<delivery id>" (factory.* names are the daemon's), sequence 0.
+// The log writes the record and that producer's sequence in one synced batch and skips a
+// record whose producer already reached sequence 0, so no moment exists at which the record
+// is in the log but the delivery is not known there. (A dedupe row in another store, written
+// after the append, always leaves that window, and a redelivery through it started a second
+// run: issue 11.11.) One producer per delivery keeps sequences trivially monotonic; one
+// producer per source would need sequences that follow arrival order across crashes.
+// After the append, the MetaStore's processed table records (stage "webhook.<source>",
+// EventId = SHA-256 of the delivery id): it answers most redeliveries without queueing on the
+// log's writer, and covers deliveries recorded before the log deduplicated them. A crash
+// before that row only means that the redelivery reaches the log, which reports a duplicate.
+// Per source, a mutex serializes check -> append -> record.
+//
+// Limitation: the log keeps every producer's last sequence in memory (~150 bytes per delivery
+// id, until the topic is deleted); Kafka expires idle producer state, our log does not yet.
 //
 // The record: key = the delivery id, value = the raw body, headers factory.webhook.source
 // ("github"|"jira"), factory.webhook.event (X-GitHub-Event, or JIRA's body field webhookEvent)
@@ -201,6 +212,10 @@ Response deliver(Hook& hook, const Request& req) {
   record.headers = {{"factory.webhook.source", hook.source},
                     {"factory.webhook.event", event},
                     {"factory.webhook.delivery", delivery}};
+  // The exactly-once step (see the top of this file): the log appends this delivery at most
+  // once, whatever happened to an earlier copy after its append.
+  record.producer_id = "factory." + hook.stage + "/" + delivery;
+  record.sequence = 0;
   auto pos = hook.ctx->log->append(config.topic, {&record, 1});
   if (!pos.ok()) {
     if (pos.status().code() == Status::Code::kNotFound) {
@@ -218,10 +233,15 @@ Response deliver(Hook& hook, const Request& req) {
   }
   if (hook.kill_after_append_for_test) ::kill(::getpid(), SIGKILL);
   if (Status s = hook.ctx->store->commit_processed(hook.stage, {&id, 1}); !s.ok()) {
-    // Produced but not recorded: a redelivery would append it again. Answer 202 all the same
-    // (the record is there); a 5xx would make the sender retry and duplicate it for sure.
-    obs::error("webhook delivery produced but not recorded as seen",
-               {{"source", hook.source}, {"delivery", delivery}, {"error", s.to_string()}});
+    // Produced but not recorded: harmless, a redelivery reaches the log, which skips it.
+    // Answer as if recorded; a 5xx would only make the sender retry.
+    obs::warn("webhook delivery not recorded as seen; the log deduplicates its redelivery",
+              {{"source", hook.source}, {"delivery", delivery}, {"error", s.to_string()}});
+  }
+  if ((*pos)[0].duplicate) {  // appended before, by a copy whose process died before its row
+    count(hook, WebhookOutcome::kDuplicate);
+    json::object o{{"duplicate", true}, {"delivery", delivery}};
+    return json_response(json::serialize(o));
   }
   count(hook, WebhookOutcome::kAccepted);
   json::object o{{"topic", config.topic},
