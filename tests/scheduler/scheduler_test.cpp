@@ -1,8 +1,12 @@
 #include "scheduler/scheduler.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
@@ -424,4 +428,134 @@ tasks:
   CHECK(task(v, "right").state == "skipped");
   CHECK(task(v, "after_right").state == "skipped");  // all_success with a skipped upstream
   CHECK(task(v, "join").state == "success");
+}
+
+// --- Cron on the real scheduler, with a clock that jumps (NTP steps, a suspended VM). ---
+
+namespace {
+
+// ms since the epoch of "YYYY-MM-DDTHH:MM:SSZ".
+int64_t utc_ms(const char* iso) {
+  std::tm tm{};
+  REQUIRE(strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr);
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+// A manually triggered DAG whose only use is step() below.
+constexpr const char* kBarrierDag = R"(
+dag_id: barrier
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)";
+
+// Returns after one whole scheduler step that read the clock after this call began: a command
+// is answered after the step that applied it, and a step fires cron after applying commands.
+void step(Harness& h) {
+  REQUIRE_OK(h.sched->set_paused("barrier", false, "test", AuditMode::kCallerAudits));
+}
+
+// The run ids of a DAG's runs, sorted ("scheduled__<fire time>" for cron runs).
+std::vector<std::string> run_ids(Harness& h, const std::string& dag) {
+  auto runs = h.store->list_runs({.dag_id = dag});
+  REQUIRE_OK(runs);
+  std::vector<std::string> ids;
+  for (const auto& r : *runs) ids.push_back(r.run_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+using Ids = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("cron on the scheduler: a clock that jumps backwards re-fires nothing", "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-05-01T09:59:00Z"));
+  Harness h({parse(R"(
+dag_id: hourly
+schedule: "0 * * * *"
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+             parse(kBarrierDag)},
+            &clock);
+  step(h);
+  CHECK(run_ids(h, "hourly").empty());
+  clock.set_ms(utc_ms("2024-05-01T10:00:00Z"));
+  step(h);
+  CHECK(run_ids(h, "hourly") == Ids{"scheduled__2024-05-01T10:00:00.000Z"});
+  // NTP steps the clock back three days; the scheduler steps every 30 minutes until 11:30.
+  clock.set_ms(utc_ms("2024-04-28T10:00:00Z"));
+  while (clock.now_ms() < utc_ms("2024-05-01T11:30:00Z")) {
+    step(h);
+    clock.advance_ms(30 * 60'000);
+  }
+  step(h);
+  CHECK(run_ids(h, "hourly") ==
+        Ids{"scheduled__2024-05-01T10:00:00.000Z", "scheduled__2024-05-01T11:00:00.000Z"});
+}
+
+TEST_CASE("cron on the scheduler: a clock that jumps forward fires once without catchup",
+          "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-05-01T10:00:00Z"));
+  SECTION("catchup off: only the latest missed fire, then on schedule") {
+    Harness h({parse(R"(
+dag_id: quarterly
+schedule: "*/15 * * * *"
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+               parse(kBarrierDag)},
+              &clock);
+    step(h);
+    clock.set_ms(utc_ms("2024-05-04T10:07:00Z"));  // three days later
+    step(h);
+    step(h);
+    CHECK(run_ids(h, "quarterly") == Ids{"scheduled__2024-05-04T10:00:00.000Z"});
+    clock.set_ms(utc_ms("2024-05-04T10:15:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") ==
+          Ids{"scheduled__2024-05-04T10:00:00.000Z", "scheduled__2024-05-04T10:15:00.000Z"});
+  }
+  SECTION("catchup on: every fire missed since the last one that ran") {
+    Harness h({parse(R"(
+dag_id: quarterly
+schedule: "*/15 * * * *"
+catchup: true
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+               parse(kBarrierDag)},
+              &clock);
+    step(h);
+    clock.set_ms(utc_ms("2024-05-01T10:15:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") == Ids{"scheduled__2024-05-01T10:15:00.000Z"});
+    clock.set_ms(utc_ms("2024-05-01T11:05:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") ==
+          Ids{"scheduled__2024-05-01T10:15:00.000Z", "scheduled__2024-05-01T10:30:00.000Z",
+              "scheduled__2024-05-01T10:45:00.000Z", "scheduled__2024-05-01T11:00:00.000Z"});
+  }
+}
+
+TEST_CASE("cron on the scheduler: catch-up across a fall-back night skips the repeated hour",
+          "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-11-03T04:00:00Z"));  // 00:00 EDT
+  Harness h({parse(R"(
+dag_id: ny_hourly
+schedule: {cron: "0 * * * *", timezone: America/New_York}
+catchup: true
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+             parse(kBarrierDag)},
+            &clock);
+  step(h);
+  clock.set_ms(utc_ms("2024-11-03T05:00:00Z"));  // 01:00 EDT
+  step(h);
+  clock.set_ms(utc_ms("2024-11-03T08:30:00Z"));  // 03:30 EST
+  step(h);
+  CHECK(run_ids(h, "ny_hourly") == Ids{"scheduled__2024-11-03T05:00:00.000Z",    // 01:00 EDT
+                                       "scheduled__2024-11-03T07:00:00.000Z",    // 02:00 EST
+                                       "scheduled__2024-11-03T08:00:00.000Z"});  // 03:00 EST
 }
