@@ -84,7 +84,9 @@ TEST_CASE(
   INFO(again->body);
   CHECK(again->status == 200);
   json::value answer = parse_json_or_null(again->body);
-  CHECK((answer.is_object() && answer.as_object().if_contains("duplicate") != nullptr));
+  const json::value* duplicate =
+      answer.is_object() ? answer.as_object().if_contains("duplicate") : nullptr;
+  CHECK((duplicate != nullptr && duplicate->is_bool() && duplicate->as_bool()));
 
   // 3. The scheduler has turned every record of jira-events into a run: one record, one run.
   TriggerProgress progress;
