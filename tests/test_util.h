@@ -1,7 +1,9 @@
 // Helpers shared by the tests: REQUIRE_OK, a temp dir per test, waiting on a condition.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -60,10 +62,27 @@ bool eventually(F&& cond, int timeout_ms = 10000) {
   return cond();
 }
 
-// Seed for randomized tests: FACTORY_TEST_SEED or a fixed default, printed by the caller.
-inline uint64_t test_seed(uint64_t fallback = 20261128) {
-  const char* s = std::getenv("FACTORY_TEST_SEED");
-  return s ? std::strtoull(s, nullptr, 10) : fallback;
+// Seed for randomized tests: FACTORY_TEST_SEED when set, else a new one per call derived from
+// the clock, so every CI run explores other schedules. Always printed on stderr (ctest keeps it
+// with the test's output) so a failure can be replayed with FACTORY_TEST_SEED=<seed>; callers
+// also INFO it so Catch2 shows it beside the failed assertion.
+inline uint64_t test_seed() {
+  uint64_t seed;
+  if (const char* s = std::getenv("FACTORY_TEST_SEED"); s != nullptr && *s != '\0') {
+    seed = std::strtoull(s, nullptr, 10);
+  } else {
+    // splitmix64 of the clock: two calls in the same tick still differ in most bits' history.
+    static std::atomic<uint64_t> counter{0};
+    uint64_t x =
+        static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) +
+        0x9e3779b97f4a7c15ULL * ++counter;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    seed = (x ^ (x >> 31)) % 1'000'000'000'000ULL;  // short enough to copy from a log
+  }
+  std::fprintf(stderr, "test seed %llu (FACTORY_TEST_SEED=%llu replays it)\n",
+               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  return seed;
 }
 
 }  // namespace factory::test

@@ -155,6 +155,9 @@ class Log {
   // loss when it returns. sync=false: written to the log's WAL without waiting for an fsync —
   // survives kill -9, and the next synced write makes it durable; for consumers whose
   // processing is idempotent, where a lost commit only means a harmless redelivery.
+  // InvalidArgument for an empty group, a negative offset or a partition out of range; NotFound
+  // for a missing topic, also one deleted while the commit waited to be written (nothing of the
+  // call is committed then, so a topic recreated under the name starts without its offsets).
   virtual Status commit_offsets(std::string_view group,
                                 std::span<const TopicPartitionOffset> offsets,
                                 bool sync = true) = 0;

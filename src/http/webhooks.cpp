@@ -15,12 +15,23 @@
 // The signature covers the body's exact bytes (Request::body is never re-serialized): the
 // same JSON with other whitespace does not verify.
 //
-// Exactly one record per delivery id, across restarts: the MetaStore's processed table holds
-// (stage "webhook.<source>", EventId = SHA-256 of the delivery id). Per source, a mutex
-// serializes check -> append -> record, so two concurrent copies of a delivery cannot both
-// append. A crash between the append and the record leaves the delivery unrecorded, so a
-// redelivery appends it again (at least once); the copies have the same body and so the same
-// event id, which the stages' own idempotency recognises.
+// Exactly one record per delivery id, across restarts and kill -9 at any point. The append
+// is its own dedupe: an idempotent-producer append whose producer id is the delivery's,
+// "factory.webhook.<source>/<delivery id>" (factory.* names are the daemon's), sequence 0.
+// The log writes the record and that producer's sequence in one synced batch and skips a
+// record whose producer already reached sequence 0, so no moment exists at which the record
+// is in the log but the delivery is not known there. (A dedupe row in another store, written
+// after the append, always leaves that window, and a redelivery through it started a second
+// run: issue 11.11.) One producer per delivery keeps sequences trivially monotonic; one
+// producer per source would need sequences that follow arrival order across crashes.
+// After the append, the MetaStore's processed table records (stage "webhook.<source>",
+// EventId = SHA-256 of the delivery id): it answers most redeliveries without queueing on the
+// log's writer, and covers deliveries recorded before the log deduplicated them. A crash
+// before that row only means that the redelivery reaches the log, which reports a duplicate.
+// Per source, a mutex serializes check -> append -> record.
+//
+// Limitation: the log keeps every producer's last sequence in memory (~150 bytes per delivery
+// id, until the topic is deleted); Kafka expires idle producer state, our log does not yet.
 //
 // The record: key = the delivery id, value = the raw body, headers factory.webhook.source
 // ("github"|"jira"), factory.webhook.event (X-GitHub-Event, or JIRA's body field webhookEvent)
@@ -30,8 +41,12 @@
 // (metrics_routes.h): accepted, duplicate, bad_signature (missing or wrong), invalid (no
 // delivery id, not JSON), rejected (disabled, no secret), failed (the append failed). Pings are
 // not counted. The routes are public (signatures, not tokens) and not audited.
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,6 +80,9 @@ struct Hook {
   std::string stage;            // processed-table stage: "webhook.<source>"
   const WebhookConfig* config;  // borrowed from the ApiContext
   ApiContext* ctx;
+  // FACTORY_WEBHOOK_KILL_AFTER_APPEND_for_test=1: the process SIGKILLs itself right after a
+  // delivery's append, before anything else is recorded, so a crash test can hit that window.
+  bool kill_after_append_for_test = false;
   base::Mutex mu;  // held around check -> append -> record
 };
 
@@ -194,6 +212,10 @@ Response deliver(Hook& hook, const Request& req) {
   record.headers = {{"factory.webhook.source", hook.source},
                     {"factory.webhook.event", event},
                     {"factory.webhook.delivery", delivery}};
+  // The exactly-once step (see the top of this file): the log appends this delivery at most
+  // once, whatever happened to an earlier copy after its append.
+  record.producer_id = "factory." + hook.stage + "/" + delivery;
+  record.sequence = 0;
   auto pos = hook.ctx->log->append(config.topic, {&record, 1});
   if (!pos.ok()) {
     if (pos.status().code() == Status::Code::kNotFound) {
@@ -209,11 +231,17 @@ Response deliver(Hook& hook, const Request& req) {
     return refuse(hook, WebhookOutcome::kFailed,
                   status_response(pos.status(), details({{"topic", config.topic}})));
   }
+  if (hook.kill_after_append_for_test) ::kill(::getpid(), SIGKILL);
   if (Status s = hook.ctx->store->commit_processed(hook.stage, {&id, 1}); !s.ok()) {
-    // Produced but not recorded: a redelivery would append it again. Answer 202 all the same
-    // (the record is there); a 5xx would make the sender retry and duplicate it for sure.
-    obs::error("webhook delivery produced but not recorded as seen",
-               {{"source", hook.source}, {"delivery", delivery}, {"error", s.to_string()}});
+    // Produced but not recorded: harmless, a redelivery reaches the log, which skips it.
+    // Answer as if recorded; a 5xx would only make the sender retry.
+    obs::warn("webhook delivery not recorded as seen; the log deduplicates its redelivery",
+              {{"source", hook.source}, {"delivery", delivery}, {"error", s.to_string()}});
+  }
+  if ((*pos)[0].duplicate) {  // appended before, by a copy whose process died before its row
+    count(hook, WebhookOutcome::kDuplicate);
+    json::object o{{"duplicate", true}, {"delivery", delivery}};
+    return json_response(json::serialize(o));
   }
   count(hook, WebhookOutcome::kAccepted);
   json::object o{{"topic", config.topic},
@@ -233,6 +261,8 @@ void add_hook(Router* router, ApiContext* ctx, std::string source, const Webhook
   hook->stage = "webhook." + source;
   hook->config = config;
   hook->ctx = ctx;
+  const char* kill_env = std::getenv("FACTORY_WEBHOOK_KILL_AFTER_APPEND_for_test");
+  hook->kill_after_append_for_test = kill_env != nullptr && std::string_view(kill_env) == "1";
   router->add({.method = "POST",
                .pattern = hook->path,
                .role = Role::kPublic,

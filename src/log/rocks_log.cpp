@@ -159,9 +159,10 @@ struct RocksLog::Writer {
   std::vector<std::string> keys;
   std::vector<std::optional<RecordPosition>> key_found;
   std::vector<RecordPosition> positions;  // filled by the leader
-  // kCommit
+  // kCommit: the offsets, and per offset the topic it was validated against when queued.
   std::string group;
   std::vector<TopicPartitionOffset> offsets;
+  std::vector<std::shared_ptr<Topic>> offset_topics;
   // kExclusive
   const std::function<Status()>* fn = nullptr;
 
@@ -472,6 +473,20 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   std::map<std::string, StagedKey> staged_keys;  // dedupe_key -> first record in the group
   std::vector<std::string> index_keys;
   for (Writer* x : group) {
+    if (x->kind == Writer::Kind::kCommit) {
+      // A commit validated its topics before it queued; a deletion queued ahead of it may have
+      // run since. Its offsets must not be written then: keyed by the topic's name, they would
+      // outlive the topic and a topic recreated under that name would start from them. No
+      // deletion can run between this check and the publish: deletions are exclusive writers.
+      for (const auto& t : x->offset_topics) {
+        if (!t->deleted) continue;
+        x->status = Status::not_found("topic " + quote(t->spec.name) +
+                                      " was deleted while offsets of group " + quote(x->group) +
+                                      " were being committed to it; nothing was committed");
+        break;
+      }
+      continue;
+    }
     if (x->kind != Writer::Kind::kAppend) continue;
     Topic& t = *x->topic;
     if (t.deleted) {
@@ -590,6 +605,16 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   return Status();
 }
 
+size_t RocksLog::queued_writers_for_test() {
+  base::MutexLock lock(&mu_);
+  return writers_.size();
+}
+
+int RocksLog::long_poll_waiters_for_test() {
+  base::MutexLock lock(&mu_);
+  return long_poll_waiters_;
+}
+
 Status RocksLog::exclusive(const std::function<Status()>& fn) {
   Writer w(&mu_, Writer::Kind::kExclusive);
   w.fn = &fn;
@@ -617,6 +642,17 @@ Status RocksLog::create_topic_locked(const TopicSpec& spec) {
   }
   for (int32_t p = 0; p < spec.partitions; ++p) t->parts.push_back(std::make_unique<Partition>());
   rocksdb::WriteBatch batch;
+  // A new topic starts with no committed offsets. Group offsets are keyed by topic name, and a
+  // data dir written before commits were checked against deletions (issue 11.10) may still
+  // hold offsets of an earlier topic of this name: drop them with the creation.
+  std::vector<GroupKey> orphans;
+  {
+    base::MutexLock lock(&mu_);
+    for (const auto& [k, v] : committed_) {
+      if (std::get<1>(k) == spec.name) orphans.push_back(k);
+    }
+  }
+  for (const auto& [g, tp, p] : orphans) batch.Delete(meta_cf_, group_meta_key(g, tp, p));
   FACTORY_RETURN_IF_ERROR(put_topic_meta(&batch, *t));
   std::string next;
   base::put_fixed32_be(&next, t->id + 1);
@@ -626,6 +662,7 @@ Status RocksLog::create_topic_locked(const TopicSpec& spec) {
   wo.sync = options_.sync;
   FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "creating topic"));
   base::MutexLock lock(&mu_);
+  for (const auto& k : orphans) committed_.erase(k);
   topics_[spec.name] = std::move(t);
   obs::debug("topic created", {{"topic", spec.name}, {"partitions", spec.partitions}});
   return Status();
@@ -868,9 +905,11 @@ Result<FetchResult> RocksLog::read(std::string_view topic, int32_t partition, Of
     }
     if (from.value() == ps.end && options.wait_ms > 0) {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.wait_ms);
+      ++long_poll_waiters_;
       while (ps.end == from.value() && !closing_ && !tp->deleted) {
         if (!data_cv_.wait_until(deadline)) break;
       }
+      --long_poll_waiters_;
     }
     id = tp->id;
     out.log_start = Offset(ps.start);
@@ -970,9 +1009,11 @@ uint64_t RocksLog::append_sequence() {
 uint64_t RocksLog::wait_for_append(uint64_t seen, int64_t wait_ms) {
   base::MutexLock lock(&mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  ++long_poll_waiters_;
   while (append_seq_ == seen && !closing_) {
     if (!data_cv_.wait_until(deadline)) break;
   }
+  --long_poll_waiters_;
   return append_seq_;
 }
 
@@ -997,6 +1038,7 @@ Status RocksLog::commit_offsets(std::string_view group,
                                         std::to_string(o.offset.value()) + " for topic " +
                                         quote(o.topic));
       }
+      w.offset_topics.push_back(*t);
     }
   }
   w.offsets.assign(offsets.begin(), offsets.end());

@@ -75,6 +75,13 @@ class RocksLog final : public Log {
 
   GroupCoordinator* coordinator() { return &coordinator_; }
 
+  // The writers in the queue, the one at its front included; for tests that order concurrent
+  // calls (e.g. a commit queued behind a topic's deletion).
+  size_t queued_writers_for_test();
+  // Callers blocked right now in a long-poll read() or wait_for_append(); lets a test append
+  // only once a reader waits.
+  int long_poll_waiters_for_test();
+
  private:
   struct Partition {
     int64_t start = 0;
@@ -132,6 +139,7 @@ class RocksLog final : public Log {
   std::map<ProducerKey, int64_t> producer_seqs_ GUARDED_BY(mu_);  // highest sequence appended
   std::deque<Writer*> writers_ GUARDED_BY(mu_);
   uint64_t append_seq_ GUARDED_BY(mu_) = 0;
+  int long_poll_waiters_ GUARDED_BY(mu_) = 0;  // read() and wait_for_append() calls waiting
   bool closing_ GUARDED_BY(mu_) = false;
   base::CondVar retention_cv_;
   std::thread retention_thread_;

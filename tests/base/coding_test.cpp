@@ -7,7 +7,9 @@
 using namespace factory::base;
 
 TEST_CASE("varints round-trip across the range", "[base]") {
-  std::mt19937_64 rng(factory::test::test_seed());
+  const uint64_t seed = factory::test::test_seed();
+  INFO("seed " << seed << " (set FACTORY_TEST_SEED to replay)");
+  std::mt19937_64 rng(seed);
   std::vector<int64_t> values = {0, 1, -1, 63, -64, 64, 127, 128, INT64_MAX, INT64_MIN};
   for (int i = 0; i < 1000; ++i) values.push_back(static_cast<int64_t>(rng()));
   std::string buf;

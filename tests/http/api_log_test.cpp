@@ -15,6 +15,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "log/log_test_util.h"
+#include "log/rocks_log.h"
 #include "test_util.h"
 
 namespace factory::http {
@@ -36,6 +37,9 @@ struct Reply {
     return std::string(body.at("error").at("message").as_string());
   }
 };
+
+// Long-polls waiting in the log right now: a test appends only once its fetch waits.
+int waiters(Log* log) { return static_cast<log::RocksLog*>(log)->long_poll_waiters_for_test(); }
 
 // A log with the log routes on a Router; requests go straight to the matched handler.
 struct Api {
@@ -402,9 +406,12 @@ TEST_CASE("fetch long-polls until a record is appended", "[http][log]") {
     auto pending = std::async(std::launch::async, [&] {
       return api.handle("GET", "/api/v1/topics/t/records?partition=1&offset=0&wait_ms=30000");
     });
+    // Append once the fetch waits, and see it woken well before its 30 s deadline.
+    REQUIRE(test::eventually([&] { return waiters(api.log.get()) == 1; }));
     ProducerRecord r = test::rec("late");
     r.partition = 1;
     test::append_ok(api.log.get(), "t", {r});
+    REQUIRE(pending.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     json::value got = api.ok_body(pending.get());
     REQUIRE(got.at("records").as_array().size() == 1);
     CHECK(got.at("records").at(0).at("value").as_string() == "late");
@@ -422,9 +429,11 @@ TEST_CASE("fetch long-polls until a record is appended", "[http][log]") {
     auto pending = std::async(std::launch::async, [&] {
       return api.handle("GET", "/api/v1/topics/t/records?positions=0:0,1:0&wait_ms=30000");
     });
+    REQUIRE(test::eventually([&] { return waiters(api.log.get()) == 1; }));
     ProducerRecord r = test::rec("late");
     r.partition = 0;
     test::append_ok(api.log.get(), "t", {r});
+    REQUIRE(pending.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     json::value got = api.ok_body(pending.get());
     REQUIRE(got.at("records").as_array().size() == 1);
     CHECK(got.at("partitions").at(0).at("next_offset").as_int64() == 1);
@@ -847,9 +856,11 @@ TEST_CASE("the daemon client answers as the local log does", "[http][log]") {
       if (!c.ok()) return Result<MultiFetch>(c.status());
       return remote_log_access(c->get())->fetch("t", end, {.wait_ms = 30'000});
     });
+    REQUIRE(test::eventually([&] { return waiters(s.api.log.get()) == 1; }));
     ProducerRecord late = test::rec("late");
     late.partition = 1;
     test::append_ok(s.api.log.get(), "t", {late});
+    REQUIRE(pending.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
     auto got = pending.get();
     REQUIRE_OK(got);
     REQUIRE(got->records.size() == 1);

@@ -46,6 +46,7 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
 
   std::map<std::pair<int32_t, int64_t>, Acked> acked;  // every ack ever received
   std::map<int32_t, int64_t> last_committed;           // group offsets seen so far (-1: none)
+  std::map<int32_t, std::set<int64_t>> delivered;      // offsets the group's consumers printed
   for (int32_t p = 0; p < kPartitions; ++p) last_committed[p] = -1;
   int rounds_with_kill_before_all_acks = 0;
   constexpr int kRounds = 24;
@@ -102,16 +103,30 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
     auto pr = producer.wait();
     if (static_cast<int>(acks_read) < lines) ++rounds_with_kill_before_all_acks;
 
-    // 2. Consume through a group and kill -9 it after a random number of records.
+    // 2. Consume through a group and kill -9 it after a random number of records. Every
+    //    "partition offset" line it printed, read before the kill or left in the pipe, is a
+    //    delivery (a line the kill cut short is not).
     {
       auto consumer = test::spawn_factoryd(
           {"consume", kTopic, "-g", kGroup, "-f", "%p %o\n", "--data-dir", data});
+      auto take = [&](const std::string& line) {
+        int32_t p;
+        int64_t o;
+        INFO("consumer printed '" << line << "'");
+        REQUIRE(std::sscanf(line.c_str(), "%d %ld", &p, &o) == 2);
+        delivered[p].insert(o);
+      };
       int want = static_cast<int>(rng() % 400);
       for (int i = 0; i < want; ++i) {
-        if (!consumer.read_stdout_line(5'000)) break;  // caught up: nothing more to print
+        auto line = consumer.read_stdout_line(5'000);
+        if (!line) break;  // caught up: nothing more to print
+        take(*line);
       }
       consumer.kill(SIGKILL);
-      consumer.wait();
+      test::ProcessResult rest = consumer.wait();
+      for (size_t at = 0, nl; (nl = rest.out.find('\n', at)) != std::string::npos; at = nl + 1) {
+        take(rest.out.substr(at, nl - at));
+      }
     }
 
     // 3. Reopen in this process and check everything.
@@ -154,6 +169,15 @@ TEST_CASE("kill -9 during produce --acks loses no acknowledged record and reuses
       INFO("partition " << p);
       CHECK(now >= last_committed[p]);  // committed offsets never move backwards
       CHECK(now <= log->partition_info(kTopic, p)->log_end.value());
+      // A commit never runs ahead of delivery: every offset below it was printed by a consumer
+      // of the group (at least once, in some round) before that consumer committed it.
+      int64_t undelivered = -1;  // the first offset below the commit that no consumer printed
+      for (int64_t o = 0; o < now && undelivered < 0; ++o) {
+        if (!delivered[p].contains(o)) undelivered = o;
+      }
+      INFO("offset " << undelivered << " is below the committed " << now
+                     << " but was never delivered");
+      CHECK(undelivered == -1);
       last_committed[p] = now;
     }
   }

@@ -58,7 +58,9 @@ TEST_CASE("truncated or garbled encodings are corruption, never a crash", "[log]
 }
 
 TEST_CASE("record keys sort in offset order and time-index keys in timestamp order", "[log]") {
-  std::mt19937_64 rng(factory::test::test_seed());
+  const uint64_t seed = factory::test::test_seed();
+  INFO("seed " << seed << " (set FACTORY_TEST_SEED to replay)");
+  std::mt19937_64 rng(seed);
   std::vector<int64_t> offsets;
   for (int i = 0; i < 200; ++i) offsets.push_back(static_cast<int64_t>(rng() >> 2));
   for (int64_t a : offsets) {

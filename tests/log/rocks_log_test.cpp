@@ -1,5 +1,6 @@
 #include "log/rocks_log.h"
 
+#include <atomic>
 #include <future>
 #include <thread>
 
@@ -144,10 +145,15 @@ TEST_CASE("reads outside the log are out of range with the bounds", "[log]") {
 TEST_CASE("a long-poll read returns as soon as a record arrives", "[log]") {
   test::TempDir dir;
   auto log = test::open_test_log(test::test_log_options(dir));
+  auto* rocks = static_cast<log::RocksLog*>(log.get());
   REQUIRE_OK(log->create_topic({.name = "t", .partitions = 1}));
   auto reader = std::async(std::launch::async,
                            [&] { return log->read("t", 0, Offset(0), {.wait_ms = 30'000}); });
+  // Append only once the reader is blocked in its wait, so the append must wake it.
+  REQUIRE(test::eventually([&] { return rocks->long_poll_waiters_for_test() == 1; }));
   append_ok(log.get(), "t", {rec("hello")});
+  // Woken by the append, not by its 30 s deadline: 5 s is a bound even a loaded CI meets.
+  REQUIRE(reader.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
   auto got = reader.get();
   REQUIRE_OK(got);
   REQUIRE(got->records.size() == 1);
@@ -288,4 +294,55 @@ TEST_CASE("records of several producers share one idempotent append", "[log]") {
   CHECK_FALSE((*r)[3].duplicate);  // no producer: never deduplicated
   std::vector<ProducerRecord> backwards = {make("a", 20, 0), make("a", 19, 0)};
   CHECK(log->append("t", backwards).status().is_invalid_argument());
+}
+
+TEST_CASE(
+    "issue 11.10: an offset commit racing its topic's deletion leaves no offset for a topic "
+    "recreated under the same name",
+    "[log]") {
+  test::TempDir dir;
+  auto options = test::test_log_options(dir);
+  // The clock holds the retention step (an exclusive writer at the queue front) while the
+  // deletion and then the commit queue up behind it: the commit has validated its topic
+  // before the deletion runs, and reaches the front only after it.
+  std::atomic<bool> hold_next_clock_read{false};
+  std::promise<void> clock_entered, clock_released;
+  std::shared_future<void> released = clock_released.get_future().share();
+  options.now_ms = [&]() -> int64_t {
+    if (hold_next_clock_read.exchange(false)) {
+      clock_entered.set_value();
+      released.wait();
+    }
+    return 1'700'000'000'000;
+  };
+  {
+    auto log = test::open_test_log(options);
+    auto* rocks = static_cast<log::RocksLog*>(log.get());
+    REQUIRE_OK(log->create_topic({.name = "t", .partitions = 1}));
+    append_ok(log.get(), "t", {rec("a"), rec("b"), rec("c")});
+
+    hold_next_clock_read = true;
+    auto retention = std::async(std::launch::async, [&] { return log->enforce_retention(); });
+    clock_entered.get_future().wait();
+    auto deleted = std::async(std::launch::async, [&] { return log->delete_topic("t"); });
+    REQUIRE(test::eventually([&] { return rocks->queued_writers_for_test() == 2; }));
+    std::vector<TopicPartitionOffset> offsets = {{"t", 0, Offset(3)}};
+    auto committed =
+        std::async(std::launch::async, [&] { return log->commit_offsets("g", offsets); });
+    REQUIRE(test::eventually([&] { return rocks->queued_writers_for_test() == 3; }));
+    clock_released.set_value();
+    REQUIRE_OK(retention.get());
+    REQUIRE_OK(deleted.get());
+    Status commit = committed.get();
+    INFO(commit.to_string());
+    CHECK(commit.is_not_found());  // the topic it names is gone: nothing was committed
+
+    REQUIRE_OK(log->create_topic({.name = "t", .partitions = 1}));
+    CHECK(*log->committed_offset("g", "t", 0) == std::nullopt);
+    CHECK(log->list_groups().empty());
+  }
+  // Nor on disk: a reopened log has no offset for the new topic either.
+  auto log = test::open_test_log(options);
+  CHECK(*log->committed_offset("g", "t", 0) == std::nullopt);
+  CHECK(log->list_groups().empty());
 }

@@ -206,10 +206,11 @@ TEST_CASE("exec kills a command that outlives its timeout, and what it started",
   test::TempDir dir;
   const std::string child_pid = dir.str() + "/child.pid";
   const std::string background_pid = dir.str() + "/background.pid";
-  // The shell starts a background sleep in its group, records both pids, then waits.
+  // The shell starts a background sleep in its group, records both pids, then waits. Both
+  // sleeps outlast every wait below by far, so only the group kill can end them in time.
   test::FakeStageContext ctx(exec_config(
       {"sh", "-c",
-       "echo $$ > " + child_pid + "; sleep 10 & echo $! > " + background_pid + "; sleep 10"},
+       "echo $$ > " + child_pid + "; sleep 600 & echo $! > " + background_pid + "; sleep 600"},
       200));
   auto start = std::chrono::steady_clock::now();
   StageResult r = exec->process(test::make_event(R"({"a":1})"), ctx);
@@ -225,7 +226,10 @@ TEST_CASE("exec kills a command that outlives its timeout, and what it started",
   CHECK(process_gone(child));  // reaped by exec itself: no zombie either
   CHECK(::kill(child, 0) != 0);
   // The orphaned sleep is reaped by init, asynchronously; it is dead as soon as it is killed.
-  CHECK(test::eventually([&] { return process_gone(background); }));
+  // 5 s is far below its 600 s: gone by then means killed, not finished.
+  bool background_gone = test::eventually([&] { return process_gone(background); }, 5'000);
+  if (!background_gone) ::kill(background, SIGKILL);  // do not leave it behind the failure
+  CHECK(background_gone);
 }
 
 TEST_CASE("exec honours the binding's deadline and cancellation", "[runtime]") {

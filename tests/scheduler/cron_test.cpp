@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "base/clock.h"
 #include "test_util.h"
 
 using namespace factory;
@@ -394,86 +393,8 @@ TEST_CASE("cron fires_between matches next_after across zones and DST (seeded)",
   }
 }
 
-namespace {
-
-// What the scheduler does on each wake-up (see CronSchedule::fires_between): everything due
-// since the persisted last fire, never anything computed from `now` alone.
-struct Ticker {
-  const CronSchedule* schedule;
-  const base::Clock* clock;
-  bool catchup;
-  size_t max_catchup;
-  int64_t last_fire_ms;
-  std::vector<int64_t> fired;
-
-  void tick() {
-    const int64_t now = clock->now_ms();
-    if (schedule->next_after(last_fire_ms) > now) return;
-    const auto due = schedule->fires_between(last_fire_ms, now, catchup ? max_catchup : 1);
-    fired.insert(fired.end(), due.begin(), due.end());
-    last_fire_ms = due.back();
-  }
-};
-
-}  // namespace
-
-TEST_CASE("cron with a clock that jumps backwards re-fires nothing", "[scheduler]") {
-  const CronSchedule s = cron("0 * * * *");
-  base::ManualClock clock(ms("2024-05-01T09:59:00Z"));
-  Ticker t{&s, &clock, false, 1, ms("2024-05-01T09:00:00Z"), {}};
-  t.tick();
-  CHECK(t.fired.empty());
-  clock.advance_ms(60000);
-  t.tick();
-  CHECK(isos(t.fired) == Fires{"2024-05-01T10:00:00Z"});
-  // NTP steps the clock back three days; tick every minute until it passes 11:00 again.
-  clock.set_ms(ms("2024-04-28T10:00:00Z"));
-  while (clock.now_ms() < ms("2024-05-01T11:30:00Z")) {
-    t.tick();
-    clock.advance_ms(60000);
-  }
-  CHECK(isos(t.fired) == Fires{"2024-05-01T10:00:00Z", "2024-05-01T11:00:00Z"});
-}
-
-TEST_CASE("cron with a clock that jumps forward days fires once without catchup", "[scheduler]") {
-  const CronSchedule s = cron("*/15 * * * *");
-  base::ManualClock clock(ms("2024-05-01T10:00:00Z"));
-  SECTION("catchup off: only the latest missed fire, then on schedule") {
-    Ticker t{&s, &clock, false, 50, ms("2024-05-01T10:00:00Z"), {}};
-    clock.set_ms(ms("2024-05-04T10:07:00Z"));
-    t.tick();
-    t.tick();
-    CHECK(isos(t.fired) == Fires{"2024-05-04T10:00:00Z"});
-    clock.set_ms(ms("2024-05-04T10:15:00Z"));
-    t.tick();
-    CHECK(isos(t.fired) == Fires{"2024-05-04T10:00:00Z", "2024-05-04T10:15:00Z"});
-  }
-  SECTION("catchup on: each missed fire, at most max_catchup (the latest ones)") {
-    Ticker t{&s, &clock, true, 5, ms("2024-05-01T10:00:00Z"), {}};
-    clock.set_ms(ms("2024-05-04T10:07:00Z"));
-    t.tick();
-    CHECK(isos(t.fired) == Fires{"2024-05-04T09:00:00Z", "2024-05-04T09:15:00Z",
-                                 "2024-05-04T09:30:00Z", "2024-05-04T09:45:00Z",
-                                 "2024-05-04T10:00:00Z"});
-  }
-  SECTION("catchup on with room for all: every missed fire, oldest first") {
-    Ticker t{&s, &clock, true, 50, ms("2024-05-01T10:00:00Z"), {}};
-    clock.set_ms(ms("2024-05-01T11:00:00Z"));
-    t.tick();
-    CHECK(isos(t.fired) == Fires{"2024-05-01T10:15:00Z", "2024-05-01T10:30:00Z",
-                                 "2024-05-01T10:45:00Z", "2024-05-01T11:00:00Z"});
-  }
-}
-
-TEST_CASE("cron catch-up across a fall-back night skips the repeated hour", "[scheduler]") {
-  const CronSchedule s = cron("0 * * * *", "America/New_York");
-  base::ManualClock clock(ms("2024-11-03T08:30:00Z"));
-  Ticker t{&s, &clock, true, 10, ms("2024-11-03T04:00:00Z"), {}};  // 00:00 EDT
-  t.tick();
-  CHECK(isos(t.fired) == Fires{"2024-11-03T05:00:00Z",    // 01:00 EDT
-                               "2024-11-03T07:00:00Z",    // 02:00 EST
-                               "2024-11-03T08:00:00Z"});  // 03:00 EST
-}
+// Clock jumps (backwards, forward days, a fall-back night with catchup) are tested on the real
+// scheduler with a ManualClock: tests/scheduler/scheduler_test.cpp, "cron on the scheduler: ...".
 
 TEST_CASE("cron describe() is for people", "[scheduler]") {
   CHECK(cron("30 2 * * *", "America/New_York").describe() ==

@@ -1,6 +1,12 @@
 #include "scheduler/scheduler.h"
 
+#include <time.h>
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
@@ -21,6 +27,40 @@ std::mutex g_mu;
 std::map<std::string, int> g_runs;  // "run/task" -> executions
 std::atomic<int> g_running{0}, g_max_running{0};
 
+// Where a task with params {"hold": true} waits, holding its slot, until the test releases it:
+// the n-th task to enter runs on once release() was called n times. Waits have deadlines, so
+// a failing test fails instead of hanging.
+class HoldGate {
+ public:
+  void reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    entered_ = released_ = 0;
+  }
+  void enter_and_wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    int me = ++entered_;
+    cv_.notify_all();
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return released_ >= me; });
+  }
+  // True once n tasks have entered; false after 20 s.
+  bool wait_entered(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return entered_ >= n; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0;
+  int released_ = 0;
+};
+HoldGate g_hold;
+
 class CountStage final : public Stage {
  public:
   StageInfo info() const override {
@@ -31,6 +71,7 @@ class CountStage final : public Stage {
     int prev = g_max_running.load();
     while (now > prev && !g_max_running.compare_exchange_weak(prev, now)) {
     }
+    if (e.payload.find("\"hold\":true") != std::string::npos) g_hold.enter_and_wait();
     std::string key = e.payload;  // params: {"id": "<run>/<task>", ...}
     int n;
     {
@@ -211,18 +252,39 @@ tasks:
 }
 
 TEST_CASE("a pool with one slot runs its tasks one at a time", "[scheduler]") {
+  // Each task holds its slot until the test releases it, so an overlap cannot hide in the
+  // few instructions a task takes. Task states are written before their dispatch records, so
+  // once a task has entered the stage, every task dispatched in the same step shows running.
   Harness h({parse(R"(
 dag_id: pooled
 pools: {narrow: 1}
 tasks:
-  t1: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/1"}}
-  t2: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/2"}}
-  t3: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/3"}}
-  t4: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/4"}}
+  t1: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/1", hold: true}}
+  t2: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/2", hold: true}}
+  t3: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/3", hold: true}}
+  t4: {stage: sched-count, pool: narrow, params: {id: "{{ run.id }}/4", hold: true}}
 )")});
   g_max_running = 0;
-  RunView v = h.run("pooled");
-  CHECK(v.run.state == "success");
+  g_hold.reset();
+  auto id = h.sched->trigger("pooled", "{}");
+  REQUIRE_OK(id);
+  for (int n = 1; n <= 4; ++n) {
+    INFO("task " << n << " holds the slot");
+    REQUIRE(g_hold.wait_entered(n));
+    auto v = h.sched->show_run(*id);
+    REQUIRE_OK(v);
+    int running = 0, done = 0;
+    for (const auto& t : v->tasks) {
+      running += t.row.state == "running";
+      done += t.row.state == "success";
+    }
+    CHECK(running == 1);
+    CHECK(done == n - 1);
+    g_hold.release();
+  }
+  auto v = h.sched->wait_for_run(*id, 20'000);
+  REQUIRE_OK(v);
+  CHECK(v->run.state == "success");
   CHECK(g_max_running == 1);
 }
 
@@ -366,4 +428,134 @@ tasks:
   CHECK(task(v, "right").state == "skipped");
   CHECK(task(v, "after_right").state == "skipped");  // all_success with a skipped upstream
   CHECK(task(v, "join").state == "success");
+}
+
+// --- Cron on the real scheduler, with a clock that jumps (NTP steps, a suspended VM). ---
+
+namespace {
+
+// ms since the epoch of "YYYY-MM-DDTHH:MM:SSZ".
+int64_t utc_ms(const char* iso) {
+  std::tm tm{};
+  REQUIRE(strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm) != nullptr);
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
+// A manually triggered DAG whose only use is step() below.
+constexpr const char* kBarrierDag = R"(
+dag_id: barrier
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)";
+
+// Returns after one whole scheduler step that read the clock after this call began: a command
+// is answered after the step that applied it, and a step fires cron after applying commands.
+void step(Harness& h) {
+  REQUIRE_OK(h.sched->set_paused("barrier", false, "test", AuditMode::kCallerAudits));
+}
+
+// The run ids of a DAG's runs, sorted ("scheduled__<fire time>" for cron runs).
+std::vector<std::string> run_ids(Harness& h, const std::string& dag) {
+  auto runs = h.store->list_runs({.dag_id = dag});
+  REQUIRE_OK(runs);
+  std::vector<std::string> ids;
+  for (const auto& r : *runs) ids.push_back(r.run_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+using Ids = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("cron on the scheduler: a clock that jumps backwards re-fires nothing", "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-05-01T09:59:00Z"));
+  Harness h({parse(R"(
+dag_id: hourly
+schedule: "0 * * * *"
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+             parse(kBarrierDag)},
+            &clock);
+  step(h);
+  CHECK(run_ids(h, "hourly").empty());
+  clock.set_ms(utc_ms("2024-05-01T10:00:00Z"));
+  step(h);
+  CHECK(run_ids(h, "hourly") == Ids{"scheduled__2024-05-01T10:00:00.000Z"});
+  // NTP steps the clock back three days; the scheduler steps every 30 minutes until 11:30.
+  clock.set_ms(utc_ms("2024-04-28T10:00:00Z"));
+  while (clock.now_ms() < utc_ms("2024-05-01T11:30:00Z")) {
+    step(h);
+    clock.advance_ms(30 * 60'000);
+  }
+  step(h);
+  CHECK(run_ids(h, "hourly") ==
+        Ids{"scheduled__2024-05-01T10:00:00.000Z", "scheduled__2024-05-01T11:00:00.000Z"});
+}
+
+TEST_CASE("cron on the scheduler: a clock that jumps forward fires once without catchup",
+          "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-05-01T10:00:00Z"));
+  SECTION("catchup off: only the latest missed fire, then on schedule") {
+    Harness h({parse(R"(
+dag_id: quarterly
+schedule: "*/15 * * * *"
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+               parse(kBarrierDag)},
+              &clock);
+    step(h);
+    clock.set_ms(utc_ms("2024-05-04T10:07:00Z"));  // three days later
+    step(h);
+    step(h);
+    CHECK(run_ids(h, "quarterly") == Ids{"scheduled__2024-05-04T10:00:00.000Z"});
+    clock.set_ms(utc_ms("2024-05-04T10:15:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") ==
+          Ids{"scheduled__2024-05-04T10:00:00.000Z", "scheduled__2024-05-04T10:15:00.000Z"});
+  }
+  SECTION("catchup on: every fire missed since the last one that ran") {
+    Harness h({parse(R"(
+dag_id: quarterly
+schedule: "*/15 * * * *"
+catchup: true
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+               parse(kBarrierDag)},
+              &clock);
+    step(h);
+    clock.set_ms(utc_ms("2024-05-01T10:15:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") == Ids{"scheduled__2024-05-01T10:15:00.000Z"});
+    clock.set_ms(utc_ms("2024-05-01T11:05:00Z"));
+    step(h);
+    CHECK(run_ids(h, "quarterly") ==
+          Ids{"scheduled__2024-05-01T10:15:00.000Z", "scheduled__2024-05-01T10:30:00.000Z",
+              "scheduled__2024-05-01T10:45:00.000Z", "scheduled__2024-05-01T11:00:00.000Z"});
+  }
+}
+
+TEST_CASE("cron on the scheduler: catch-up across a fall-back night skips the repeated hour",
+          "[scheduler]") {
+  base::ManualClock clock(utc_ms("2024-11-03T04:00:00Z"));  // 00:00 EDT
+  Harness h({parse(R"(
+dag_id: ny_hourly
+schedule: {cron: "0 * * * *", timezone: America/New_York}
+catchup: true
+tasks:
+  t: {stage: sched-count, params: {id: "{{ run.id }}/t"}}
+)"),
+             parse(kBarrierDag)},
+            &clock);
+  step(h);
+  clock.set_ms(utc_ms("2024-11-03T05:00:00Z"));  // 01:00 EDT
+  step(h);
+  clock.set_ms(utc_ms("2024-11-03T08:30:00Z"));  // 03:30 EST
+  step(h);
+  CHECK(run_ids(h, "ny_hourly") == Ids{"scheduled__2024-11-03T05:00:00.000Z",    // 01:00 EDT
+                                       "scheduled__2024-11-03T07:00:00.000Z",    // 02:00 EST
+                                       "scheduled__2024-11-03T08:00:00.000Z"});  // 03:00 EST
 }
