@@ -16,22 +16,18 @@
 // same JSON with other whitespace does not verify.
 //
 // Exactly one record per delivery id, across restarts and kill -9 at any point. The append
-// is its own dedupe: an idempotent-producer append whose producer id is the delivery's,
-// "factory.webhook.<source>/<delivery id>" (factory.* names are the daemon's), sequence 0.
-// The log writes the record and that producer's sequence in one synced batch and skips a
-// record whose producer already reached sequence 0, so no moment exists at which the record
-// is in the log but the delivery is not known there. (A dedupe row in another store, written
-// after the append, always leaves that window, and a redelivery through it started a second
-// run: issue 11.11.) One producer per delivery keeps sequences trivially monotonic; one
-// producer per source would need sequences that follow arrival order across crashes.
+// is its own dedupe: the record carries the idempotency key "factory.<stage>/<delivery id>"
+// (ProducerRecord::idempotency_key; factory.* names are the daemon's), and the log writes the
+// record and its key in one synced batch and skips a later record with that key, so no moment
+// exists at which the record is in the log but the delivery is not known there. (A dedupe row
+// in another store, written after the append, always leaves that window, and a redelivery
+// through it started a second run: issue 11.11.) Keys are looked up on disk, not held in
+// memory, and retention drops them with their records.
 // After the append, the MetaStore's processed table records (stage "webhook.<source>",
 // EventId = SHA-256 of the delivery id): it answers most redeliveries without queueing on the
 // log's writer, and covers deliveries recorded before the log deduplicated them. A crash
 // before that row only means that the redelivery reaches the log, which reports a duplicate.
 // Per source, a mutex serializes check -> append -> record.
-//
-// Limitation: the log keeps every producer's last sequence in memory (~150 bytes per delivery
-// id, until the topic is deleted); Kafka expires idle producer state, our log does not yet.
 //
 // The record: key = the delivery id, value = the raw body, headers factory.webhook.source
 // ("github"|"jira"), factory.webhook.event (X-GitHub-Event, or JIRA's body field webhookEvent)
@@ -214,8 +210,7 @@ Response deliver(Hook& hook, const Request& req) {
                     {"factory.webhook.delivery", delivery}};
   // The exactly-once step (see the top of this file): the log appends this delivery at most
   // once, whatever happened to an earlier copy after its append.
-  record.producer_id = "factory." + hook.stage + "/" + delivery;
-  record.sequence = 0;
+  record.idempotency_key = "factory." + hook.stage + "/" + delivery;
   auto pos = hook.ctx->log->append(config.topic, {&record, 1});
   if (!pos.ok()) {
     if (pos.status().code() == Status::Code::kNotFound) {
