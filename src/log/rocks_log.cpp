@@ -8,7 +8,6 @@
 #include <unordered_map>
 
 #include <rocksdb/cache.h>
-#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -207,19 +206,6 @@ class RocksInfoLogger final : public rocksdb::Logger {
   }
 };
 
-// RocksDB would recover from a background error (e.g. ENOSPC) on its own thread, polling for
-// free space, and refuse Resume() with Busy meanwhile; the log resumes itself instead, at the
-// next write or writable() call (RocksLog::resume_writes), so a write right after space is
-// freed succeeds.
-class ResumeOnDemand final : public rocksdb::EventListener {
- public:
-  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
-                            bool* auto_recovery) override {
-    bg_error.PermitUncheckedError();
-    *auto_recovery = false;
-  }
-};
-
 }  // namespace
 
 struct RocksLog::Writer {
@@ -265,7 +251,6 @@ rocksdb::Options make_rocksdb_options(const LogOptions& options) {
   o.max_log_file_size = 1 << 20;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   o.info_log = std::make_shared<RocksInfoLogger>();
-  o.listeners.push_back(std::make_shared<ResumeOnDemand>());
   // Every acknowledged batch was synced whole, so the only WAL damage a crash can leave is a
   // torn LAST record: a write that was never acknowledged, safe to drop. Anything else (a bad
   // checksum, a bad record before the end) is damage to acknowledged data and must refuse to
@@ -372,10 +357,18 @@ Status RocksLog::db_write(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* 
 
 Status RocksLog::resume_writes(std::string_view what) {
   if (!write_failed_.load()) return Status();
-  // RocksDB keeps a failed write's error (e.g. ENOSPC) and refuses every later write until
-  // Resume(), which flushes the memtables to new files and starts a new WAL (the failed one may
-  // end in a partial record). Cheap when nothing failed; fails again while the disk is full.
-  FACTORY_RETURN_IF_ERROR(to_status(db_->Resume(), what));
+  // RocksDB keeps a failed write's error (e.g. ENOSPC) and refuses every later write until it
+  // recovers: Resume() flushes the memtables to new files and starts a new WAL (the failed one
+  // may end in a partial record). For a full disk RocksDB also recovers by itself, polling for
+  // free space (its SstFileManager), and Resume() answers Busy while that runs. Cheap when
+  // nothing failed; fails again while the disk is full.
+  rocksdb::Status r = db_->Resume();
+  if (r.IsBusy()) {
+    return Status::no_space(std::string(what) + ": the log in '" + options_.dir +
+                            "' is recovering from a failed write (the disk was full); writes "
+                            "resume by themselves once space is freed");
+  }
+  FACTORY_RETURN_IF_ERROR(to_status(r, what));
   write_failed_.store(false);
   obs::info("log writes resumed", {{"dir", options_.dir}});
   return Status();
