@@ -13,8 +13,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <sys/mount.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +20,9 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <sys/mount.h>
+#include <sys/statvfs.h>
 
 namespace factory::test {
 

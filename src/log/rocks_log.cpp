@@ -65,8 +65,8 @@ std::vector<std::string> files_named(const std::string& m) {
   for (std::string_view ext : {".sst", ".log", "MANIFEST-"}) {
     for (size_t at = m.find(ext); at != std::string::npos; at = m.find(ext, at + 1)) {
       size_t begin = at, end = at + ext.size();
-      while (begin > 0 && (std::isalnum(static_cast<unsigned char>(m[begin - 1])) ||
-                           m[begin - 1] == '-')) {
+      while (begin > 0 &&
+             (std::isalnum(static_cast<unsigned char>(m[begin - 1])) || m[begin - 1] == '-')) {
         --begin;
       }
       while (end < m.size() && std::isalnum(static_cast<unsigned char>(m[end]))) ++end;
@@ -110,8 +110,8 @@ Status from_rocks(const rocksdb::Status& s, const std::string& dir, std::string_
   if (s.ok()) return Status();
   std::string m = std::string(what) + " in '" + dir + "': " + s.ToString();
   if (s.IsNoSpace()) {
-    return Status::no_space(std::string(what) + ": the disk holding '" + dir +
-                            "' is full (" + s.ToString() +
+    return Status::no_space(std::string(what) + ": the disk holding '" + dir + "' is full (" +
+                            s.ToString() +
                             "); nothing was written. Free space on that disk: writes resume by "
                             "themselves, no restart needed");
   }

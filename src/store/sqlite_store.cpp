@@ -168,8 +168,8 @@ Status to_status(int rc, std::string_view message, std::string_view path, std::s
       describe(path, what) + std::string(message) + " (SQLite code " + std::to_string(rc) + ")";
   if ((rc & 0xff) == SQLITE_FULL) {
     std::string dir = std::filesystem::path(path).parent_path().string();
-    return Status::no_space(describe(path, what) + "the disk holding '" + dir +
-                            "' is full (" + std::string(message) +
+    return Status::no_space(describe(path, what) + "the disk holding '" + dir + "' is full (" +
+                            std::string(message) +
                             "); nothing was written. Free space on that disk: writes resume by "
                             "themselves, no restart needed");
   }

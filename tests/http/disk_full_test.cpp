@@ -26,9 +26,10 @@ std::string error_message_of(const http::ClientResponse& r) {
 
 }  // namespace
 
-TEST_CASE("issue 11: on a full disk the daemon refuses writes with 507, keeps reading, says why "
-          "in /readyz, and resumes by itself once space is freed",
-          "[http][e2e][disk]") {
+TEST_CASE(
+    "issue 11: on a full disk the daemon refuses writes with 507, keeps reading, says why "
+    "in /readyz, and resumes by itself once space is freed",
+    "[http][e2e][disk]") {
   std::string why;
   auto disk = SmallDisk::make(96 << 20, &why);
   if (!disk) {
@@ -52,15 +53,14 @@ TEST_CASE("issue 11: on a full disk the daemon refuses writes with 507, keeps re
     REQUIRE_OK(r.status());
     if (r->status == 200) {
       auto body = parse_json_or_null(r->body);
-      acked.emplace_back(body.at("offsets").at(0).at("offset").as_int64(),
-                         "v" + std::to_string(i));
+      acked.emplace_back(body.at("offsets").at(0).at("offset").as_int64(), "v" + std::to_string(i));
     }
     return *r;
   };
   auto check_acked = [&] {
     for (const auto& [offset, value] : acked) {
-      auto r = c->request("GET", records + "?partition=0&offset=" + std::to_string(offset) +
-                                     "&max_records=1");
+      auto r = c->request(
+          "GET", records + "?partition=0&offset=" + std::to_string(offset) + "&max_records=1");
       REQUIRE_OK(r.status());
       REQUIRE(r->status == 200);
       INFO(r->body);

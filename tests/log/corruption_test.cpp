@@ -2,8 +2,6 @@
 // short, a damaged table file. Each is refused with a Corruption naming the file and what to
 // do; none may come back as a shorter log that looks fine. A WAL cut inside its last record is
 // what a power cut during a write leaves (a write never acknowledged) and opens without it.
-#include "log/rocks_log.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <random>
 
 #include "log/log_test_util.h"
+#include "log/rocks_log.h"
 
 using namespace factory;
 namespace fs = std::filesystem;

@@ -141,8 +141,7 @@ class PowerLossFs : public rocksdb::FileSystemWrapper {
     return rocksdb::IOStatus::NotSupported("PowerLossFs does not link files");
   }
 
-  rocksdb::IOStatus Truncate(const std::string& fname, size_t size,
-                             const rocksdb::IOOptions& opts,
+  rocksdb::IOStatus Truncate(const std::string& fname, size_t size, const rocksdb::IOOptions& opts,
                              rocksdb::IODebugContext* dbg) override {
     if (!step()) return off();
     rocksdb::IOStatus s = target()->Truncate(fname, size, opts, dbg);

@@ -2,8 +2,6 @@
 // synced at a random (seeded) moment of concurrent appends, group commits and offset commits.
 // After each "power cut" the log is reopened and every acknowledged record and committed offset
 // must be there. kill -9 cannot show a missing fsync (the kernel keeps the page cache); this can.
-#include "log/rocks_log.h"
-
 #include <map>
 #include <mutex>
 #include <random>
@@ -12,6 +10,7 @@
 
 #include "log/log_test_util.h"
 #include "log/power_loss_fs.h"
+#include "log/rocks_log.h"
 
 using namespace factory;
 
@@ -42,8 +41,8 @@ Tally run_power_loss_rounds(uint64_t seed, bool sync, int rounds) {
 
   Tally tally;
   std::map<std::pair<int32_t, int64_t>, std::string> acked;  // position -> value
-  std::map<int32_t, int64_t> acked_commit;                    // partition -> last acked offset
-  std::set<std::string> attempted;                            // every value ever sent
+  std::map<int32_t, int64_t> acked_commit;                   // partition -> last acked offset
+  std::set<std::string> attempted;                           // every value ever sent
 
   for (int round = 0; round < rounds; ++round) {
     INFO("round " << round);
@@ -108,7 +107,8 @@ Tally run_power_loss_rounds(uint64_t seed, bool sync, int rounds) {
     const uint64_t round_seed = rng();
     std::mutex mu;  // guards acked, acked_commit, attempted
     std::map<int32_t, int64_t> ends;
-    for (int32_t p = 0; p < kPartitions; ++p) ends[p] = log->partition_info(kTopic, p)->log_end.value();
+    for (int32_t p = 0; p < kPartitions; ++p)
+      ends[p] = log->partition_info(kTopic, p)->log_end.value();
     fs->crash_after(crash_at);
 
     std::vector<std::thread> threads;

@@ -10,9 +10,10 @@
 
 using namespace factory;
 
-TEST_CASE("issue 11: a full disk fails store writes with NoSpace, and they resume once space "
-          "is freed",
-          "[store][disk]") {
+TEST_CASE(
+    "issue 11: a full disk fails store writes with NoSpace, and they resume once space "
+    "is freed",
+    "[store][disk]") {
   std::string why;
   auto disk = test::SmallDisk::make(8 << 20, &why);
   if (!disk) {

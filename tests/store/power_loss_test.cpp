@@ -2,8 +2,6 @@
 // write not yet synced at a random (seeded) moment of concurrent processed marks and scheduler
 // steps (run state and audit rows). After each "power cut" the store is reopened and every
 // acknowledged transaction must be there, whole.
-#include "store/sqlite_store.h"
-
 #include <map>
 #include <mutex>
 #include <random>
@@ -11,6 +9,7 @@
 #include <thread>
 
 #include "store/power_loss_vfs.h"
+#include "store/sqlite_store.h"
 #include "test_util.h"
 
 using namespace factory;
@@ -41,9 +40,9 @@ Tally run_power_loss_rounds(uint64_t seed, bool sync, int rounds) {
 
   Tally tally;
   std::vector<EventId> acked_ids;
-  std::map<std::string, int> acked_state;    // run -> index in kStates of its last acked step
-  std::map<std::string, int> tried_state;    // run -> index of its last attempted step
-  std::set<std::string> acked_audit;         // audit objects of acked steps
+  std::map<std::string, int> acked_state;  // run -> index in kStates of its last acked step
+  std::map<std::string, int> tried_state;  // run -> index of its last attempted step
+  std::set<std::string> acked_audit;       // audit objects of acked steps
 
   for (int round = 0; round < rounds; ++round) {
     INFO("round " << round);
@@ -116,8 +115,8 @@ Tally run_power_loss_rounds(uint64_t seed, bool sync, int rounds) {
                           .created_ms = 1});
         b.tasks.push_back({.run_id = run, .task_id = "t", .state = kStates[next]});
         std::string object = "run/" + run + "/step/" + std::to_string(i);
-        b.audit.push_back({.at_ms = 1, .actor = "test", .action = "step", .object = object,
-                           .result = "ok"});
+        b.audit.push_back(
+            {.at_ms = 1, .actor = "test", .action = "step", .object = object, .result = "ok"});
         if (!st->apply_scheduler_batch(b).ok()) return;
         std::lock_guard<std::mutex> l(mu);
         acked_state[run] = std::max(acked_state.count(run) ? acked_state[run] : -1, next);
