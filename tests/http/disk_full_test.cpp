@@ -93,6 +93,21 @@ TEST_CASE(
   CHECK(c->request("GET", "/readyz")->status == 200);
   CHECK(acked.size() == 6);
   check_acked();
+  // The audit (in the store, on the same disk) writes again: a write with a request id of its
+  // own finds its row.
+  auto audited = c->request("POST", records, produce_body(300), {{"X-Request-Id", "after-full"}});
+  REQUIRE(audited->status == 200);
+  acked.emplace_back(parse_json_or_null(audited->body).at("offsets").at(0).at("offset").as_int64(),
+                     "v300");
+  auto audit = c->request("GET", "/api/v1/audit?limit=20");
+  REQUIRE(audit->status == 200);
+  bool found = false;
+  json::value rows = parse_json_or_null(audit->body);
+  for (const auto& row : rows.at("audit").as_array()) {
+    found = found || (row.at("request_id").as_string() == "after-full" &&
+                      row.at("result").as_string() == "ok");
+  }
+  CHECK(found);
 
   auto exit = d->stop(SIGTERM);
   CHECK(exit.exit_code == 0);
