@@ -198,10 +198,12 @@ class RocksInfoLogger final : public rocksdb::Logger {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
     std::vsnprintf(buf, sizeof buf, format, ap);
+    // RocksDB's warnings repeat what the log reports itself as a Status (e.g. "DB::Open()
+    // failed" before the CLI's own error line): debug, so they do not clutter stderr.
     if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
       obs::error("rocksdb", {{"message", std::string(buf)}});
     } else {
-      obs::warn("rocksdb", {{"message", std::string(buf)}});
+      obs::debug("rocksdb", {{"message", std::string(buf)}});
     }
   }
 };
