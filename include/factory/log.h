@@ -146,6 +146,10 @@ class Log {
   // Wakes every wait_for_append() and long-poll now (they re-check and may wait again); for a
   // loop that also waits for work that is not an append (e.g. scheduler commands).
   virtual void wake_waiters() = 0;
+  // Whether appends and commits can be written now: OK, or the error that stops them, e.g.
+  // NoSpace naming the disk while the last write failed for lack of space and space has not
+  // come back. When writes had failed, tries to resume them first. For readiness checks.
+  virtual Status writable() { return Status(); }
 
   // --- Consumer groups ---
   // Joins options.group as a new member (see factory/consumer.h). The Log must outlive it.

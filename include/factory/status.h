@@ -29,6 +29,7 @@ class [[nodiscard]] Status {
     kFailedPrecondition,
     kUnavailable,  // transient: retrying later may succeed
     kInternal,
+    kNoSpace,  // the disk is full: nothing was written; retrying after space is freed succeeds
   };
 
   Status() = default;
@@ -46,6 +47,7 @@ class [[nodiscard]] Status {
   static Status failed_precondition(std::string_view m) { return {Code::kFailedPrecondition, m}; }
   static Status unavailable(std::string_view m) { return {Code::kUnavailable, m}; }
   static Status internal(std::string_view m) { return {Code::kInternal, m}; }
+  static Status no_space(std::string_view m) { return {Code::kNoSpace, m}; }
   // A Status with code `c`, e.g. one read back from the API's error body; kOk gives ok_status().
   static Status from_code(Code c, std::string_view m) {
     return c == Code::kOk ? Status() : Status(c, m);
@@ -60,11 +62,12 @@ class [[nodiscard]] Status {
   bool is_out_of_range() const { return code_ == Code::kOutOfRange; }
   bool is_busy() const { return code_ == Code::kBusy; }
   bool is_timed_out() const { return code_ == Code::kTimedOut; }
+  bool is_no_space() const { return code_ == Code::kNoSpace; }
 
   // True when the same call may succeed if repeated later (drives retries).
   bool retryable() const {
     return code_ == Code::kBusy || code_ == Code::kTimedOut || code_ == Code::kUnavailable ||
-           code_ == Code::kIOError;
+           code_ == Code::kIOError || code_ == Code::kNoSpace;
   }
 
   // "NotFound: topic 'x' does not exist"; "OK" for success.
@@ -129,6 +132,8 @@ inline std::string_view Status::code_name(Code c) {
       return "Unavailable";
     case Code::kInternal:
       return "Internal";
+    case Code::kNoSpace:
+      return "NoSpace";
   }
   return "Unknown";
 }

@@ -11,16 +11,22 @@ namespace factory::cli {
 namespace {
 
 // Every route but the health checks answers 503 until the daemon is ready (and again once it
-// drains): their handlers use the Host, which is opened after the server listens.
+// drains): their handlers use the Host, which is opened after the server listens. Writes
+// (audited routes) answer 507 while the data dir's disk is full (http::check_disk_space).
 void add_gated(http::Router* router, http::ApiContext* ctx,
                void (*add)(http::Router*, http::ApiContext*)) {
   http::Router staged;
   add(&staged, ctx);
   for (http::Route route : staged.routes()) {
-    route.handler = [ctx, inner = std::move(route.handler)](const http::Request& req) {
+    route.handler = [ctx, write = route.audited,
+                     inner = std::move(route.handler)](const http::Request& req) {
       if (!ctx->ready.load(std::memory_order_acquire)) {
         return http::error_response(503, "unavailable",
                                     "factoryd is starting or shutting down; retry shortly");
+      }
+      // A write on a full disk is refused before it starts (507), not failed half-way.
+      if (write) {
+        if (Status s = http::check_disk_space(ctx); !s.ok()) return http::status_response(s);
       }
       return inner(req);
     };

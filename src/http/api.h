@@ -47,9 +47,18 @@ struct ApiContext {
   WebhookConfig github;
   WebhookConfig jira;
   std::atomic<bool> ready{false};  // /readyz: true once everything is open, false at shutdown
+  // Writes are refused (507) and /readyz says "disk full" while the data dir's filesystem has
+  // less free than this: the log and the store then never meet ENOSPC half-way through a write,
+  // and there is room left for the audit row of the refusal.
+  int64_t min_free_bytes = 4 << 20;
   // Base URL clients should use for links (e.g. "http://127.0.0.1:7070").
   std::string public_url;
 };
+
+// OK when the data dir can take writes; else NoSpace naming the disk: it has less than
+// ctx->min_free_bytes free, or the log or the store found it full and it still is (the log
+// resumes its writes here once space is back). Never writes (health.cpp).
+Status check_disk_space(ApiContext* ctx);
 
 void add_health_routes(Router* router, ApiContext* ctx);
 void add_log_routes(Router* router, ApiContext* ctx);

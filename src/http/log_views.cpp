@@ -916,6 +916,7 @@ Status status_from_error(int http_status, std::string_view body) {
       Status::Code::kFailedPrecondition,
       Status::Code::kUnavailable,
       Status::Code::kInternal,
+      Status::Code::kNoSpace,
   };
   for (Status::Code c : kCodes) {
     if (snake_code(c) == code_word) return Status::from_code(c, message);
@@ -931,6 +932,8 @@ Status status_from_error(int http_status, std::string_view body) {
       return Status::failed_precondition(message);
     case 503:
       return Status::unavailable(message);
+    case 507:
+      return Status::no_space(message);
     case 504:
       return Status::timed_out(message);
     default:

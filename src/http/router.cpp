@@ -136,6 +136,9 @@ Response status_response(const Status& s, std::string_view details_json) {
     case Status::Code::kTimedOut:
       status = 504;
       break;
+    case Status::Code::kNoSpace:
+      status = 507;  // Insufficient Storage (RFC 4918): nothing was written
+      break;
     case Status::Code::kCorruption:
     case Status::Code::kIOError:
     case Status::Code::kInternal:

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <unordered_map>
 
@@ -89,6 +91,81 @@ std::string encode_u64(uint64_t v) {
 
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+// The RocksDB files named in a message ("/dir/000012.sst", "log number: 4"), as file names.
+std::vector<std::string> files_named(const std::string& m) {
+  std::vector<std::string> out;
+  for (std::string_view ext : {".sst", ".log", "MANIFEST-"}) {
+    for (size_t at = m.find(ext); at != std::string::npos; at = m.find(ext, at + 1)) {
+      size_t begin = at, end = at + ext.size();
+      while (begin > 0 &&
+             (std::isalnum(static_cast<unsigned char>(m[begin - 1])) || m[begin - 1] == '-')) {
+        --begin;
+      }
+      while (end < m.size() && std::isalnum(static_cast<unsigned char>(m[end]))) ++end;
+      if (end - begin > ext.size()) out.push_back(m.substr(begin, end - begin));
+    }
+  }
+  // "WAL (log number: 4)": the WAL file is 000004.log.
+  constexpr std::string_view kLogNumber = "log number: ";
+  if (size_t at = m.find(kLogNumber); at != std::string::npos) {
+    size_t end = at + kLogNumber.size();
+    uint64_t n = 0;
+    bool any = false;
+    while (end < m.size() && std::isdigit(static_cast<unsigned char>(m[end]))) {
+      n = n * 10 + static_cast<uint64_t>(m[end++] - '0');
+      any = true;
+    }
+    if (any) {
+      char name[32];
+      std::snprintf(name, sizeof name, "%06llu.log", static_cast<unsigned long long>(n));
+      out.emplace_back(name);
+    }
+  }
+  return out;
+}
+
+// The WAL files in dir, for a corruption found while replaying them (RocksDB's message then
+// often names no file).
+std::vector<std::string> wal_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".log") out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+Status from_rocks(const rocksdb::Status& s, const std::string& dir, std::string_view what) {
+  if (s.ok()) return Status();
+  std::string m = std::string(what) + " in '" + dir + "': " + s.ToString();
+  if (s.IsNoSpace()) {
+    return Status::no_space(std::string(what) + ": the disk holding '" + dir + "' is full (" +
+                            s.ToString() +
+                            "); nothing was written. Free space on that disk: writes resume by "
+                            "themselves, no restart needed");
+  }
+  if (s.IsCorruption()) {
+    std::vector<std::string> files = files_named(m);
+    if (files.empty() && what.find("open") != std::string_view::npos) {  // replaying WALs
+      for (const auto& f : wal_files(dir)) files.push_back(f);
+    }
+    std::string named;
+    for (const auto& f : files) named += (named.empty() ? "" : ", ") + dir + "/" + f;
+    const bool opening = what.find("open") != std::string_view::npos;
+    return Status::corruption(
+        m + (named.empty() ? "" : "; damaged file: " + named) +
+        (opening ? ". The log refuses to open rather than drop acknowledged records"
+                 : ". The log will not skip the damaged records") +
+        ": restore the data dir from a backup (keep the damaged copy for inspection)");
+  }
+  return Status::io_error(m);
+}
+
+namespace {
+
 Status partition_out_of_range(std::string_view topic, int32_t p, size_t n) {
   return Status::invalid_argument("partition " + std::to_string(p) + " does not exist in topic " +
                                   quote(topic) + " (it has " + std::to_string(n) +
@@ -137,6 +214,31 @@ const AppendMetrics& append_metrics(std::string_view topic) {
                   errors.labels({topic}), duration.labels({topic})};
   return cache.emplace(std::string(topic), m).first->second;
 }
+
+// RocksDB's own messages (warnings and errors: a failed flush, a background error) go to
+// factoryd's logger instead of a LOG file in the data dir. A LOG file is one more writer on a
+// disk that may be full, and RocksDB (built with assertions, as Debian's is) aborts the process
+// when it writes to a LOG file whose previous write failed.
+class RocksInfoLogger final : public rocksdb::Logger {
+ public:
+  RocksInfoLogger() : Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    // RocksDB's warnings repeat what the log reports itself as a Status (e.g. "DB::Open()
+    // failed" before the CLI's own error line): debug, so they do not clutter stderr.
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      obs::error("rocksdb", {{"message", std::string(buf)}});
+    } else {
+      obs::debug("rocksdb", {{"message", std::string(buf)}});
+    }
+  }
+};
 
 }  // namespace
 
@@ -187,6 +289,17 @@ rocksdb::Options make_rocksdb_options(const LogOptions& options) {
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
   o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.info_log = std::make_shared<RocksInfoLogger>();
+  // Every acknowledged batch was synced whole, so the only WAL damage a crash can leave is a
+  // torn LAST record: a write that was never acknowledged, safe to drop. Anything else (a bad
+  // checksum, a bad record before the end) is damage to acknowledged data and must refuse to
+  // open. kPointInTimeRecovery (RocksDB's default) would stop replay at the damage and open
+  // without every acknowledged record after it; kAbsoluteConsistency would refuse the torn tail
+  // too, so a power cut during a write would need an operator to start again.
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // The synced size of each closed WAL goes to the MANIFEST; a closed WAL missing or shorter
+  // at open is refused (a truncated file, not a torn write).
+  o.track_and_verify_wals_in_manifest = true;
   o.avoid_unnecessary_blocking_io = true;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
@@ -196,6 +309,11 @@ rocksdb::Options make_rocksdb_options(const LogOptions& options) {
 }
 
 Result<std::unique_ptr<Log>> RocksLog::open(const LogOptions& options) {
+  return open_for_test(options, nullptr);
+}
+
+Result<std::unique_ptr<Log>> RocksLog::open_for_test(const LogOptions& options,
+                                                     rocksdb::Env* env_for_test) {
   if (options.dir.empty()) return Status::invalid_argument("LogOptions.dir is empty");
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
@@ -204,6 +322,7 @@ Result<std::unique_ptr<Log>> RocksLog::open(const LogOptions& options) {
                             "; check the path and its permissions");
   }
   rocksdb::Options o = make_rocksdb_options(options);
+  if (env_for_test) o.env = env_for_test;
   rocksdb::ColumnFamilyOptions cf(o);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cf}, {kRecordsCf, cf}, {kIndexCf, cf}, {kDedupeCf, cf}};
@@ -216,7 +335,7 @@ Result<std::unique_ptr<Log>> RocksLog::open(const LogOptions& options) {
                           "' is in use by another factoryd process; stop that process, or talk "
                           "to it through its API, or use another --data-dir");
     }
-    return Status::io_error("cannot open log in '" + options.dir + "': " + s.ToString());
+    return from_rocks(s, options.dir, "cannot open the log");
   }
   std::unique_ptr<RocksLog> log(new RocksLog(options, db, std::move(handles)));
   FACTORY_RETURN_IF_ERROR(log->load());
@@ -265,10 +384,39 @@ int64_t RocksLog::now_ms() const {
 }
 
 Status RocksLog::to_status(const rocksdb::Status& s, std::string_view what) const {
-  if (s.ok()) return Status();
-  std::string m = std::string(what) + " in '" + options_.dir + "': " + s.ToString();
-  if (s.IsCorruption()) return Status::corruption(m);
-  return Status::io_error(m);
+  return from_rocks(s, options_.dir, what);
+}
+
+Status RocksLog::db_write(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
+                          std::string_view what) {
+  FACTORY_RETURN_IF_ERROR(resume_writes(what));
+  Status s = to_status(db_->Write(wo, batch), what);
+  if (!s.ok()) write_failed_.store(true);
+  return s;
+}
+
+Status RocksLog::resume_writes(std::string_view what) {
+  if (!write_failed_.load()) return Status();
+  // RocksDB keeps a failed write's error (e.g. ENOSPC) and refuses every later write until it
+  // recovers: Resume() flushes the memtables to new files and starts a new WAL (the failed one
+  // may end in a partial record). For a full disk RocksDB also recovers by itself, polling for
+  // free space (its SstFileManager), and Resume() answers Busy while that runs. Cheap when
+  // nothing failed; fails again while the disk is full.
+  rocksdb::Status r = db_->Resume();
+  if (r.IsBusy()) {
+    return Status::no_space(std::string(what) + ": the log in '" + options_.dir +
+                            "' is recovering from a failed write (the disk was full); writes "
+                            "resume by themselves once space is freed");
+  }
+  FACTORY_RETURN_IF_ERROR(to_status(r, what));
+  write_failed_.store(false);
+  obs::info("log writes resumed", {{"dir", options_.dir}});
+  return Status();
+}
+
+Status RocksLog::writable() {
+  if (!write_failed_.load()) return Status();
+  return exclusive([&] { return resume_writes("resuming writes"); });
 }
 
 Status RocksLog::load() {
@@ -580,7 +728,7 @@ Status RocksLog::write_group(std::vector<Writer*>& group) {
   wo.sync = false;
   for (Writer* x : group) wo.sync = wo.sync || x->sync;
   wo.sync = wo.sync && options_.sync;
-  Status s = to_status(db_->Write(wo, &batch), "appending");
+  Status s = db_write(wo, &batch, "appending");
 
   // Phase 3, under mu_ again: publish.
   mu_.lock();
@@ -660,7 +808,7 @@ Status RocksLog::create_topic_locked(const TopicSpec& spec) {
   for (int32_t p = 0; p < spec.partitions; ++p) put_partition_meta(&batch, t->id, p, *t->parts[p]);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "creating topic"));
+  FACTORY_RETURN_IF_ERROR(db_write(wo, &batch, "creating topic"));
   base::MutexLock lock(&mu_);
   for (const auto& k : orphans) committed_.erase(k);
   topics_[spec.name] = std::move(t);
@@ -701,7 +849,7 @@ Result<TopicChange> RocksLog::apply_topic(const TopicSpec& spec) {
       put_partition_meta(&batch, t->id, p, empty);
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "updating topic"));
+    FACTORY_RETURN_IF_ERROR(db_write(wo, &batch, "updating topic"));
     base::MutexLock lock(&mu_);
     t->spec = spec;
     for (int32_t p = old_parts; p < spec.partitions; ++p) {
@@ -743,7 +891,7 @@ Status RocksLog::delete_topic(std::string_view name) {
     for (const auto& [g, tp, p] : group_keys) batch.Delete(meta_cf_, group_meta_key(g, tp, p));
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync;
-    FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "deleting topic"));
+    FACTORY_RETURN_IF_ERROR(db_write(wo, &batch, "deleting topic"));
     base::MutexLock lock(&mu_);
     t->deleted = true;
     topics_.erase(topic);
@@ -1235,7 +1383,7 @@ Status RocksLog::retention_step(RetentionStats* stats) {
   if (changes.empty()) return Status();
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
-  FACTORY_RETURN_IF_ERROR(to_status(db_->Write(wo, &batch), "retention"));
+  FACTORY_RETURN_IF_ERROR(db_write(wo, &batch, "retention"));
   base::MutexLock lock(&mu_);
   for (auto& [w, next] : changes) {
     Partition& ps = *w->topic->parts[w->partition];

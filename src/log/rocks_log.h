@@ -16,6 +16,7 @@
 // Limitations: one process per data dir (RocksDB's LOCK file; a second open returns Busy).
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -33,9 +34,18 @@
 
 namespace factory::log {
 
+// The one place rocksdb::Status becomes Status: "<what> in '<dir>': <RocksDB's message>";
+// NoSpace for a full disk (naming it, and that writes resume once space is freed); Corruption
+// naming the damaged file and the fix (restore from a backup); else IOError.
+Status from_rocks(const rocksdb::Status& s, const std::string& dir, std::string_view what);
+
 class RocksLog final : public Log {
  public:
   static Result<std::unique_ptr<Log>> open(const LogOptions& options);
+  // The same on a given file layer (tests: a fault-injecting rocksdb::FileSystem wrapped in an
+  // Env). *env_for_test must outlive the log; null = the default.
+  static Result<std::unique_ptr<Log>> open_for_test(const LogOptions& options,
+                                                    rocksdb::Env* env_for_test);
   ~RocksLog() override;
 
   Status create_topic(const TopicSpec& spec) override;
@@ -72,6 +82,7 @@ class RocksLog final : public Log {
   Result<RetentionStats> enforce_retention() override;
 
   void wake_waiters() override;
+  Status writable() override;
 
   GroupCoordinator* coordinator() { return &coordinator_; }
 
@@ -120,6 +131,11 @@ class RocksLog final : public Log {
   Status retention_step(RetentionStats* stats);       // caller is the exclusive writer
   int64_t now_ms() const;
   Status to_status(const rocksdb::Status& s, std::string_view what) const;
+  // db_->Write after resume_writes(); a failure marks the log for resuming. Caller is the
+  // writer at the front of the queue.
+  Status db_write(const rocksdb::WriteOptions& wo, rocksdb::WriteBatch* batch,
+                  std::string_view what);
+  Status resume_writes(std::string_view what);
   void retention_loop();
 
   const LogOptions options_;
@@ -141,6 +157,7 @@ class RocksLog final : public Log {
   uint64_t append_seq_ GUARDED_BY(mu_) = 0;
   int long_poll_waiters_ GUARDED_BY(mu_) = 0;  // read() and wait_for_append() calls waiting
   bool closing_ GUARDED_BY(mu_) = false;
+  std::atomic<bool> write_failed_{false};  // a write failed: Resume() before the next one
   base::CondVar retention_cv_;
   std::thread retention_thread_;
 };

@@ -53,6 +53,9 @@ struct StoreOptions {
   // commits on power loss; for tests and benchmarks only.
   bool sync = true;
   std::function<int64_t()> now_ms;  // ms since the epoch for processed_at/created_at; null = system
+  // Tests only: the name of a registered sqlite3_vfs to open the database through (a
+  // fault-injecting file layer); "" = SQLite's default.
+  std::string vfs_for_test;
 };
 
 class MetaStore {
@@ -113,6 +116,10 @@ class MetaStore {
   virtual Result<StateCounts> count_by_state() = 0;
   // A cursor written by apply_scheduler_batch; nullopt when never written.
   virtual Result<std::optional<std::string>> get_kv(std::string_view key) = 0;
+
+  // Whether writes can proceed: OK, or NoSpace naming the disk while the last write failed for
+  // lack of space and the disk still has none free. For readiness checks; never writes.
+  virtual Status writable() { return Status(); }
 };
 
 // Opens (creating when missing) <options.dir>/factory.db and brings its schema up to date.

@@ -151,11 +151,15 @@ Status SqliteStore::with_retry(Conn* conn, std::string_view what, Fn&& fn) {
 template <typename Fn>
 Status SqliteStore::write_txn(std::string_view what, Fn&& fn) {
   base::MutexLock l(&write_mu_);
-  return with_retry(writer_.get(), what, [&](Conn* c) -> Status {
+  Status s = with_retry(writer_.get(), what, [&](Conn* c) -> Status {
     FACTORY_RETURN_IF_ERROR(c->run(internal::kBeginWrite, what));
     FACTORY_RETURN_IF_ERROR(fn(c));
     return c->run(internal::kCommit, what);
   });
+  // SQLite rolls a transaction that hit a full disk back and takes the next one as usual; the
+  // flag is only for writable().
+  no_space_.store(s.is_no_space());
+  return s;
 }
 
 template <typename Fn>

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
 #include "base/clock.h"
 #include "obs/logger.h"
@@ -165,6 +166,13 @@ std::string describe(std::string_view path, std::string_view what) {
 Status to_status(int rc, std::string_view message, std::string_view path, std::string_view what) {
   std::string m =
       describe(path, what) + std::string(message) + " (SQLite code " + std::to_string(rc) + ")";
+  if ((rc & 0xff) == SQLITE_FULL) {
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    return Status::no_space(describe(path, what) + "the disk holding '" + dir + "' is full (" +
+                            std::string(message) +
+                            "); nothing was written. Free space on that disk: writes resume by "
+                            "themselves, no restart needed");
+  }
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -232,7 +240,8 @@ Result<std::unique_ptr<SqliteStore::Conn>> SqliteStore::open_conn(bool writer) {
   // NOMUTEX: a Conn is only ever used by one thread at a time, so SQLite's own per-connection
   // mutex would be pure overhead. Readers are opened without CREATE: the writer made the file.
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path_.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path_.c_str(), &db, flags,
+                           options_.vfs_for_test.empty() ? nullptr : options_.vfs_for_test.c_str());
   if (rc != SQLITE_OK) {
     Status s = to_status(rc, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), path_, "open");
     sqlite3_close(db);
@@ -440,6 +449,21 @@ Result<int64_t> SqliteStore::processed_count(std::string_view stage) {
   });
   if (!s.ok()) return s;
   return n;
+}
+
+Status SqliteStore::writable() {
+  if (!no_space_.load()) return Status();
+  // Space counts as back when the disk has room for a few transactions (WAL frames of the
+  // biggest scheduler steps); the next write then clears the flag for good.
+  constexpr uint64_t kEnoughFree = 1 << 20;
+  struct statvfs v;
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  if (::statvfs(dir.c_str(), &v) == 0 &&
+      static_cast<uint64_t>(v.f_bavail) * v.f_frsize >= kEnoughFree) {
+    return Status();
+  }
+  return Status::no_space(describe(path_, "write") + "the disk holding '" + dir +
+                          "' is full; writes resume by themselves once space is freed");
 }
 
 Result<int64_t> SqliteStore::schema_version() {

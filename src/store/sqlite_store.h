@@ -25,6 +25,7 @@
 // by one fsync per transaction (see StoreOptions::sync), hence batch-sized transactions.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +74,7 @@ class SqliteStore final : public MetaStore {
   Result<std::vector<AuditRow>> list_audit(int limit) override;
   Result<StateCounts> count_by_state() override;
   Result<std::optional<std::string>> get_kv(std::string_view key) override;
+  Status writable() override;
 
   // The highest migration applied to the database (0 for an empty one).
   Result<int64_t> schema_version();
@@ -96,6 +98,7 @@ class SqliteStore final : public MetaStore {
 
   const StoreOptions options_;
   const std::string path_;
+  std::atomic<bool> no_space_{false};  // the last write transaction failed for a full disk
 
   base::Mutex write_mu_;
   std::unique_ptr<Conn> writer_ GUARDED_BY(write_mu_);
