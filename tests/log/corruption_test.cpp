@@ -69,6 +69,17 @@ Result<std::vector<std::string>> read_all(Log* log) {
   return out;
 }
 
+// Reopening the log is refused as Corruption, naming `file` and pointing at a backup.
+void check_refused_naming(const LogOptions& options, const fs::path& file) {
+  auto reopened = open_log(options);
+  REQUIRE_FALSE(reopened.ok());
+  const Status& s = reopened.status();
+  INFO(s.to_string());
+  CHECK(s.code() == Status::Code::kCorruption);
+  CHECK(s.message().find(file.filename().string()) != std::string::npos);
+  CHECK(s.message().find("backup") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("issue 11: a WAL damaged in the middle is refused, naming the file", "[log][crash]") {
@@ -85,13 +96,7 @@ TEST_CASE("issue 11: a WAL damaged in the middle is refused, naming the file", "
   REQUIRE(size > 20'000);
   overwrite(wals[0], size / 2, std::string(64, '\x5a'));  // acknowledged records after this
 
-  auto reopened = open_log(options);
-  REQUIRE_FALSE(reopened.ok());
-  const Status& s = reopened.status();
-  INFO(s.to_string());
-  CHECK(s.code() == Status::Code::kCorruption);
-  CHECK(s.message().find(wals[0].filename().string()) != std::string::npos);
-  CHECK(s.message().find("backup") != std::string::npos);
+  check_refused_naming(options, wals[0]);
 }
 
 TEST_CASE("issue 11: a WAL cut inside its last record (a torn write) opens without that record",
@@ -128,13 +133,7 @@ TEST_CASE("issue 11: a closed WAL cut short is refused, naming the file", "[log]
   REQUIRE(wals.size() >= 2);  // the metadata family keeps the older ones alive
   fs::resize_file(wals[0], fs::file_size(wals[0]) / 2);
 
-  auto reopened = open_log(options);
-  REQUIRE_FALSE(reopened.ok());
-  const Status& s = reopened.status();
-  INFO(s.to_string());
-  CHECK(s.code() == Status::Code::kCorruption);
-  CHECK(s.message().find(wals[0].filename().string()) != std::string::npos);
-  CHECK(s.message().find("backup") != std::string::npos);
+  check_refused_naming(options, wals[0]);
 }
 
 TEST_CASE("issue 11: a damaged table file is reported, naming the file, never read past",

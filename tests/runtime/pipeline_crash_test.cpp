@@ -26,23 +26,28 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
-// Writes a config dir with the three-stage pipeline; returns its path.
+// Writes a config dir `name` with a topics file and one pipeline file whose bindings load the
+// test plugins (sidefx, router); returns its path.
+std::string write_pipeline_config(const test::TempDir& dir, const std::string& name,
+                                  const std::string& topics, const std::string& bindings) {
+  auto cfg = dir.path() / name;
+  write_file(cfg / "topics.yaml", "topics:\n" + topics);
+  write_file(cfg / "pipelines" / (name + ".yaml"),
+             std::string(R"(plugins: [")") + SIDEFX_PLUGIN_DIR + "\"]\nbindings:\n" + bindings);
+  return cfg.string();
+}
+
+// The three-stage pipeline: noop -> sidefx (fenced) -> noop.
 std::string write_config(const test::TempDir& dir) {
-  auto cfg = dir.path() / "config";
-  write_file(cfg / "topics.yaml", R"(topics:
-  - {name: crash-in, partitions: 4}
+  return write_pipeline_config(dir, "config", R"(  - {name: crash-in, partitions: 4}
   - {name: crash-mid, partitions: 4}
   - {name: crash-fx, partitions: 4}
   - {name: crash-out, partitions: 4}
-)");
-  write_file(cfg / "pipelines" / "crash.yaml", std::string(R"(plugins: [")") + SIDEFX_PLUGIN_DIR +
-                                                   R"("]
-bindings:
-  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 200}
+)",
+                               R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 200}
   - {stage: sidefx, name: effect, input: crash-mid, output: crash-fx, concurrency: 2}
   - {stage: noop, name: last, input: crash-fx, output: crash-out, max_poll_records: 300}
 )");
-  return cfg.string();
 }
 
 void produce_events(const test::TempDir& dir, int from, int to) {
@@ -195,21 +200,15 @@ namespace {
 // The mixed-fault pipeline: noop -> sidefx (fenced) -> router, where the router sends events
 // that ask for it to crash-late, a topic that does not exist when the run starts.
 std::string write_mixed_config(const test::TempDir& dir) {
-  auto cfg = dir.path() / "mixed-config";
-  write_file(cfg / "topics.yaml", R"(topics:
-  - {name: crash-in, partitions: 4, config: {max.message.bytes: 3145728}}
+  return write_pipeline_config(dir, "mixed", R"(  - {name: crash-in, partitions: 4, config: {max.message.bytes: 3145728}}
   - {name: crash-mid, partitions: 4}
   - {name: crash-fx, partitions: 4}
   - {name: crash-out, partitions: 4}
-)");
-  write_file(cfg / "pipelines" / "mixed.yaml", std::string(R"(plugins: [")") + SIDEFX_PLUGIN_DIR +
-                                                   R"("]
-bindings:
-  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 50}
+)",
+                               R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 50}
   - {stage: sidefx, name: effect, input: crash-mid, output: crash-fx, concurrency: 2}
   - {stage: router, name: route, input: crash-fx, output: crash-out}
 )");
-  return cfg.string();
 }
 
 std::string mixed_event(int i) {
