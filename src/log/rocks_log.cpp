@@ -8,11 +8,13 @@
 #include <unordered_map>
 
 #include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include "base/check.h"
 #include "base/coding.h"
+#include "factory/event.h"
 #include "log/record_codec.h"
 #include "log/rocks_options.h"
 #include "obs/logger.h"
@@ -52,9 +54,10 @@ std::string producer_meta_key(uint32_t topic_id, std::string_view producer) {
   return k;
 }
 
-// dedupe column family, two entries per keyed record:
-//   topic_id u32 BE | 'K' | idempotency key               -> partition u32 BE | offset u64 BE
-//   topic_id u32 BE | 'P' | partition u32 BE | offset u64 BE -> idempotency key
+// dedupe column family, two entries per keyed record, the key by its SHA-256 (32 bytes: a
+// fixed, small entry whatever the key's length, and no collision a producer could aim for):
+//   topic_id u32 BE | 'K' | sha256(idempotency key)          -> partition u32 BE | offset u64 BE
+//   topic_id u32 BE | 'P' | partition u32 BE | offset u64 BE -> sha256(idempotency key)
 // The first is looked up by an append that carries the key (never loaded at open, so a large
 // table costs no start-up time); the second lets retention drop the keys of the records it
 // deletes with one scan of the deleted range. The topic id prefix lets delete_topic drop a
@@ -256,8 +259,9 @@ struct RocksLog::Writer {
   std::vector<std::string> producers;
   std::vector<int32_t> producer_of;
   std::vector<int64_t> sequences;
-  // Keyed records: per record its idempotency key (empty: none; the vector is empty when no
-  // record has one), and where an earlier append put that key (looked up by the leader).
+  // Keyed records: per record the SHA-256 of its idempotency key (empty: none; the vector is
+  // empty when no record has one), and where an earlier append put that key (looked up by the
+  // leader).
   std::vector<std::string> keys;
   std::vector<std::optional<RecordPosition>> key_found;
   std::vector<RecordPosition> positions;  // filled by the leader
@@ -324,8 +328,23 @@ Result<std::unique_ptr<Log>> RocksLog::open_for_test(const LogOptions& options,
   rocksdb::Options o = make_rocksdb_options(options);
   if (env_for_test) o.env = env_for_test;
   rocksdb::ColumnFamilyOptions cf(o);
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cf}, {kRecordsCf, cf}, {kIndexCf, cf}, {kDedupeCf, cf}};
+  // Idempotency keys are looked up by every keyed append and are almost always new: a
+  // whole-key bloom filter (in tables and in the memtable) answers most of those misses
+  // without reading a block.
+  rocksdb::ColumnFamilyOptions dedupe_cf(o);
+  {
+    const auto* base = o.table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
+    rocksdb::BlockBasedTableOptions t = base ? *base : rocksdb::BlockBasedTableOptions();
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = true;
+    dedupe_cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    dedupe_cf.memtable_whole_key_filtering = true;
+    dedupe_cf.memtable_prefix_bloom_size_ratio = 0.05;
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, cf},
+                                                      {kRecordsCf, cf},
+                                                      {kIndexCf, cf},
+                                                      {kDedupeCf, dedupe_cf}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(o), options.dir, cfs, &handles, &db);
@@ -572,24 +591,34 @@ Status RocksLog::write(Writer* w) {
 }
 
 Status RocksLog::lookup_keys(std::vector<Writer*>& group) {
-  std::string value;
+  // One MultiGet for the whole group: its keys share index and filter block reads.
+  std::vector<std::string> keys;
+  std::vector<std::pair<Writer*, size_t>> owners;
   for (Writer* x : group) {
     for (size_t i = 0; i < x->keys.size(); ++i) {
       if (x->keys[i].empty()) continue;
-      rocksdb::Status s =
-          db_->Get(rocksdb::ReadOptions(), dedupe_cf_, dedupe_key(x->topic->id, x->keys[i]), &value);
-      if (s.IsNotFound()) continue;
-      FACTORY_RETURN_IF_ERROR(to_status(s, "reading idempotency keys"));
-      if (value.size() != 12) {
-        return Status::corruption("idempotency key of topic " + quote(x->topic->spec.name) +
-                                  " in '" + options_.dir + "' has a " +
-                                  std::to_string(value.size()) + "-byte value, not 12");
-      }
-      x->key_found[i] = RecordPosition{static_cast<int32_t>(base::decode_fixed32_be(value.data())),
-                                       Offset(static_cast<int64_t>(
-                                           base::decode_fixed64_be(value.data() + 4))),
-                                       true};
+      keys.push_back(dedupe_key(x->topic->id, x->keys[i]));
+      owners.emplace_back(x, i);
     }
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), dedupe_cf_, keys.size(), slices.data(), values.data(),
+                statuses.data());
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (statuses[k].IsNotFound()) continue;
+    FACTORY_RETURN_IF_ERROR(to_status(statuses[k], "reading idempotency keys"));
+    auto [x, i] = owners[k];
+    const rocksdb::Slice v = values[k];
+    if (v.size() != 12) {
+      return Status::corruption("idempotency key of topic " + quote(x->topic->spec.name) +
+                                " in '" + options_.dir + "' has a " + std::to_string(v.size()) +
+                                "-byte value, not 12");
+    }
+    x->key_found[i] = RecordPosition{
+        static_cast<int32_t>(base::decode_fixed32_be(v.data())),
+        Offset(static_cast<int64_t>(base::decode_fixed64_be(v.data() + 4))), true};
   }
   return Status();
 }
@@ -974,7 +1003,8 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
       w.keys.resize(records.size());
       w.key_found.resize(records.size());
     }
-    w.keys[i] = key;
+    const EventId digest = event_id_for_bytes(key);
+    w.keys[i].assign(reinterpret_cast<const char*>(digest.digest.data()), digest.digest.size());
   }
   size_t nparts;
   int64_t max_bytes;
