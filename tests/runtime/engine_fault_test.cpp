@@ -9,6 +9,7 @@
 
 #include "factory/event.h"
 #include "factory/stage.h"
+#include "http/log_access.h"
 #include "runtime/engine.h"
 #include "runtime/engine_harness.h"
 
@@ -285,6 +286,29 @@ TEST_CASE("issue 11.4: a record too big for the dead-letter topic is stored by r
   CHECK(header(dlq[0], "factory.dlq.by_reference") == "1500000 bytes at in/0/0");
   CHECK(header(dlq[0], "factory.dlq.reason").find("malformed event") != std::string::npos);
   CHECK(h.engine->stats()[0].letters_by_reference == 1);
+
+  // Replaying the letter re-appends the source record (the letter has no value of its own);
+  // still malformed, it is dead-lettered again: a new letter, since it is a new record.
+  auto access = http::local_log_access(h.log.get());
+  auto replayed = access->replay_dead_letters("in.dlq", {.all = true}, /*execute=*/true);
+  REQUIRE_OK(replayed);
+  REQUIRE(replayed->size() == 1);
+  CHECK(replayed->at(0).result == http::ReplayRow::Result::kReplayed);
+  auto in_records = h.records("in");
+  REQUIRE(in_records.size() == 3);
+  CHECK(in_records[2].value == big);
+  CHECK(header(in_records[2], "factory.replayed_from") == "in.dlq/0/0");
+  CHECK(h.wait_records("in.dlq", 2).size() == 2);
+  // Once retention has removed the source record, replay says so instead of replaying nothing.
+  h.stop();
+  TopicSpec gone{.name = "in"};
+  gone.config.max_message_bytes = 3 << 20;
+  gone.config.retention_bytes = 1;
+  REQUIRE_OK(h.log->apply_topic(gone));
+  REQUIRE_OK(h.log->enforce_retention());
+  auto lost = access->replay_dead_letters("in.dlq", {.partition = 0, .offset = 1}, true);
+  CHECK(lost.status().is_not_found());
+  CHECK(lost.status().message().find("no longer in the log") != std::string::npos);
 }
 
 TEST_CASE("issue 11.4: an output over its topic's max.message.bytes dead-letters its event, not "
