@@ -301,8 +301,10 @@ class Batch {
 
   Status run() {
     identify();
-    FACTORY_RETURN_IF_ERROR(check_processed());
+    // Claim before asking the store: a worker that finishes an event records it processed
+    // before it releases the claim, so whoever claims it next sees it processed.
     claim();
+    FACTORY_RETURN_IF_ERROR(check_processed());
     FACTORY_RETURN_IF_ERROR(fence());
     call_stage();
     FACTORY_RETURN_IF_ERROR(append_outputs());
@@ -399,7 +401,9 @@ Status Batch::check_processed() {
 
 // Two workers of one binding can poll the same event id on two partitions. The first to claim
 // it runs it; the other defers its copy until the claim is released (after the outcome is
-// recorded), when the idempotency check sees it processed.
+// recorded), when the idempotency check sees it processed. The claim comes before that check:
+// claimed after it, a copy could pass the check just before the first worker records the event
+// and claim it just after the first releases it, and run again.
 void Batch::claim() {
   base::MutexLock lock(&b_->mu);
   for (Item& it : items_) {
