@@ -253,11 +253,11 @@ class LocalLogAccess final : public LogAccess {
     }
     auto r = log_->read(topic, partition, Offset(offset), {.max_records = 1, .max_bytes = 1});
     if (!r.ok() || r->records.empty() || r->records[0].offset.value() != offset) {
-      return Status::not_found(
-          "dead letter " + from + " is stored by reference (" +
-          d.header("factory.dlq.by_reference") + ") and that record is no longer in the log" +
-          (r.ok() ? std::string() : " (" + r.status().message() + ")") +
-          "; it cannot be replayed — produce the event again by hand");
+      return Status::not_found("dead letter " + from + " is stored by reference (" +
+                               d.header("factory.dlq.by_reference") +
+                               ") and that record is no longer in the log" +
+                               (r.ok() ? std::string() : " (" + r.status().message() + ")") +
+                               "; it cannot be replayed — produce the event again by hand");
     }
     return std::move(r->records[0]);
   }

@@ -612,13 +612,13 @@ Status RocksLog::lookup_keys(std::vector<Writer*>& group) {
     auto [x, i] = owners[k];
     const rocksdb::Slice v = values[k];
     if (v.size() != 12) {
-      return Status::corruption("idempotency key of topic " + quote(x->topic->spec.name) +
-                                " in '" + options_.dir + "' has a " + std::to_string(v.size()) +
+      return Status::corruption("idempotency key of topic " + quote(x->topic->spec.name) + " in '" +
+                                options_.dir + "' has a " + std::to_string(v.size()) +
                                 "-byte value, not 12");
     }
-    x->key_found[i] = RecordPosition{
-        static_cast<int32_t>(base::decode_fixed32_be(v.data())),
-        Offset(static_cast<int64_t>(base::decode_fixed64_be(v.data() + 4))), true};
+    x->key_found[i] =
+        RecordPosition{static_cast<int32_t>(base::decode_fixed32_be(v.data())),
+                       Offset(static_cast<int64_t>(base::decode_fixed64_be(v.data() + 4))), true};
   }
   return Status();
 }
@@ -990,8 +990,9 @@ Result<std::vector<RecordPosition>> RocksLog::append(std::string_view topic,
     const std::string& key = records[i].idempotency_key;
     if (key.empty()) continue;
     if (key.size() > kMaxIdempotencyKeyBytes) {
-      return Status::invalid_argument("record " + std::to_string(i) + " has an idempotency key of " +
-                                      std::to_string(key.size()) + " bytes; the limit is " +
+      return Status::invalid_argument("record " + std::to_string(i) +
+                                      " has an idempotency key of " + std::to_string(key.size()) +
+                                      " bytes; the limit is " +
                                       std::to_string(kMaxIdempotencyKeyBytes));
     }
     if (!w.producer_of.empty() && w.producer_of[i] >= 0) {
@@ -1403,7 +1404,8 @@ Status RocksLog::retention_step(RetentionStats* stats) {
     dro.iterate_upper_bound = &dhi_slice;
     std::unique_ptr<rocksdb::Iterator> dk(db_->NewIterator(dro, dedupe_cf_));
     for (dk->Seek(dlo); dk->Valid(); dk->Next()) {
-      batch.Delete(dedupe_cf_, dedupe_key(id, std::string_view(dk->value().data(), dk->value().size())));
+      batch.Delete(dedupe_cf_,
+                   dedupe_key(id, std::string_view(dk->value().data(), dk->value().size())));
     }
     FACTORY_RETURN_IF_ERROR(to_status(dk->status(), "retention scan of idempotency keys"));
     batch.DeleteRange(dedupe_cf_, dlo, dhi);

@@ -75,8 +75,7 @@ struct BindingRuntime {
   std::map<std::string, int64_t> counters GUARDED_BY(mu);  // StageContext::count
 
   std::atomic<int64_t> processed{0}, duplicates{0}, dead_lettered{0}, routed{0}, retries{0},
-      recovered{0}, backpressure_pauses{0}, refused{0}, letters_by_reference{0},
-      batch_failures{0};
+      recovered{0}, backpressure_pauses{0}, refused{0}, letters_by_reference{0}, batch_failures{0};
   std::atomic<int> paused_workers{0};
   obs::Histogram* call_seconds = nullptr;  // factory_stage_duration_seconds{binding,stage}
 };
@@ -200,13 +199,14 @@ ProducerRecord by_reference(const ProducerRecord& letter, const Item& it) {
                            ? it.reason.substr(0, kMaxReason) + "... (truncated)"
                            : it.reason;
   int64_t size = it.rec->record.value ? static_cast<int64_t>(it.rec->record.value->size()) : 0;
-  r.headers = {{"factory.dlq.reason", reason},
-               {"factory.dlq.by_reference", std::to_string(size) + " bytes at " + it.rec->topic +
-                                                "/" + std::to_string(it.rec->record.partition) +
-                                                "/" + std::to_string(it.rec->record.offset.value())},
-               {"factory.source.topic", it.rec->topic},
-               {"factory.source.partition", std::to_string(it.rec->record.partition)},
-               {"factory.source.offset", std::to_string(it.rec->record.offset.value())}};
+  r.headers = {
+      {"factory.dlq.reason", reason},
+      {"factory.dlq.by_reference", std::to_string(size) + " bytes at " + it.rec->topic + "/" +
+                                       std::to_string(it.rec->record.partition) + "/" +
+                                       std::to_string(it.rec->record.offset.value())},
+      {"factory.source.topic", it.rec->topic},
+      {"factory.source.partition", std::to_string(it.rec->record.partition)},
+      {"factory.source.offset", std::to_string(it.rec->record.offset.value())}};
   for (const Header& h : letter.headers) {
     if (h.key == "factory.stage" || h.key == "factory.attempts") r.headers.push_back(h);
   }
@@ -271,7 +271,6 @@ int64_t downstream_lag(Log* log, const std::string& topic, const std::vector<std
 }
 
 }  // namespace
-
 
 namespace {
 
@@ -660,9 +659,10 @@ Status Batch::append_dead_letters() {
     ProducerRecord small = by_reference(letters[i], *dead[i]);
     auto ref = e_->log->append(dlq, std::span<const ProducerRecord>(&small, 1));
     if (!ref.ok()) {
-      return Status::from_code(ref.status().code(),
-                    "the dead-letter topic '" + dlq + "' refuses even a letter by reference (" +
-                        ref.status().message() + "); raise its max.message.bytes");
+      return Status::from_code(ref.status().code(), "the dead-letter topic '" + dlq +
+                                                        "' refuses even a letter by reference (" +
+                                                        ref.status().message() +
+                                                        "); raise its max.message.bytes");
     }
     ++b_->letters_by_reference;
   }
@@ -714,9 +714,9 @@ void Batch::finish() {
         break;
       case Item::Outcome::kDead:
         ++b_->dead_lettered;
-        obs::warn("event dead-lettered", {{"binding", bind_.name},
-                                          {"topic", bind_.dead_letter_topic},
-                                          {"reason", it.reason}});
+        obs::warn(
+            "event dead-lettered",
+            {{"binding", bind_.name}, {"topic", bind_.dead_letter_topic}, {"reason", it.reason}});
         break;
       case Item::Outcome::kRoute:
         ++b_->routed;
@@ -726,7 +726,8 @@ void Batch::finish() {
     }
   }
   Status c = w_->consumer->commit();
-  if (!c.ok()) obs::error("offset commit failed", {{"binding", bind_.name}, {"error", c.to_string()}});
+  if (!c.ok())
+    obs::error("offset commit failed", {{"binding", bind_.name}, {"error", c.to_string()}});
 }
 
 }  // namespace
@@ -808,7 +809,8 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
     if (!s.ok()) {
       // The log or the store failed: nothing of the batch is acknowledged. Read it again after
       // a pause; fenced events keep their open intents, so they are recovered, not re-run.
-      obs::error("batch failed; will re-read it", {{"binding", bind.name}, {"error", s.to_string()}});
+      obs::error("batch failed; will re-read it",
+                 {{"binding", bind.name}, {"error", s.to_string()}});
       ++b->batch_failures;
       batch.rewind();
       log->wait_for_append(log->append_sequence(), 1000);
@@ -889,13 +891,15 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
     for (const BreakerBinding& bb : bind.breakers) writes.push_back(bb.fallback_topic);
     for (const std::string& t : writes) {
       Status s = impl->ensure_topic(*b, t);
-      if (!s.ok()) return Status::from_code(s.code(), where(bind) + ": topic '" + t + "': " + s.message());
+      if (!s.ok())
+        return Status::from_code(s.code(), where(bind) + ": topic '" + t + "': " + s.message());
     }
     if (auto dlq = log->describe_topic(bind.dead_letter_topic);
         dlq.ok() && dlq->spec.config.max_message_bytes < input->spec.config.max_message_bytes) {
-      obs::warn("the dead-letter topic takes smaller records than the input; letters too big for "
-                "it are stored by reference (raise its max.message.bytes to keep them whole)",
-                {{"binding", bind.name}, {"topic", bind.dead_letter_topic}});
+      obs::warn(
+          "the dead-letter topic takes smaller records than the input; letters too big for "
+          "it are stored by reference (raise its max.message.bytes to keep them whole)",
+          {{"binding", bind.name}, {"topic", bind.dead_letter_topic}});
     }
     for (const BreakerBinding& bb : bind.breakers) {
       auto cb = CircuitBreaker::create(bind.name + "/" + bb.name, bb.config, impl->clock);

@@ -63,7 +63,7 @@ struct BindingStats {
   int64_t refused = 0;    // events dead-lettered because a topic refused their output or route
   int64_t letters_by_reference = 0;  // dead letters too big for their topic, stored by reference
   int64_t batch_failures = 0;        // batches re-read after the log or the store failed
-  bool paused = false;    // back-pressure
+  bool paused = false;               // back-pressure
   int64_t backpressure_pauses = 0;
   std::vector<CircuitBreaker::Snapshot> breakers;
   std::vector<std::string> breaker_names;

@@ -529,13 +529,12 @@ struct Scheduler::Impl {
     const TaskInst& ti = r.tasks[t];
     std::string params = notify_params_json(notify, r.row.run_id, r.row.dag_id, r.dag->tasks[t].id,
                                             ti.approval_bound_to, ti.approval_requested_ms);
-    std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
-                    ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
-                    ",\"task_id\":" + json::serialize(json::value(r.dag->tasks[t].id)) +
-                    ",\"try\":1,\"kind\":\"notify\",\"params\":" + params +
-                    ",\"output_topic\":\"\"" +
-                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
-                    "}";
+    std::string d =
+        "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
+        ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
+        ",\"task_id\":" + json::serialize(json::value(r.dag->tasks[t].id)) +
+        ",\"try\":1,\"kind\":\"notify\",\"params\":" + params + ",\"output_topic\":\"\"" +
+        ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
     ProducerRecord rec;
     rec.key = r.row.run_id + "/" + r.dag->tasks[t].id;
     rec.value = std::move(d);
@@ -724,7 +723,8 @@ struct Scheduler::Impl {
         "'s max.message.bytes " + std::to_string(it->second) +
         "; make the task's params smaller (pass a reference, e.g. a path, commit or id, instead "
         "of the content) or raise the limit with `factoryd topics apply` (config "
-        "max.message.bytes of " + topic + ")");
+        "max.message.bytes of " +
+        topic + ")");
   }
 
   // Queues task t's dispatch record (its current try and dispatch_seq) for this step's appends.
@@ -1320,13 +1320,14 @@ struct Scheduler::Impl {
     // too), so a client that retries gets one effect, not two.
     Status s = commit_step();
     if (!s.ok()) {
-      obs::error("scheduler step failed: its store transaction was not written; reloading the "
-                 "state from the store",
-                 {{"error", s.to_string()}});
+      obs::error(
+          "scheduler step failed: its store transaction was not written; reloading the "
+          "state from the store",
+          {{"error", s.to_string()}});
       (void)reload();
       Status failed = Status::from_code(
-          s.code(), "not applied: the scheduler could not write it to its store (" +
-                        s.to_string() + "); nothing of it took effect, retry it");
+          s.code(), "not applied: the scheduler could not write it to its store (" + s.to_string() +
+                        "); nothing of it took effect, retry it");
       for (auto& [promise, status] : replies) promise.set_value(failed);
       return;
     }

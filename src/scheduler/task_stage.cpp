@@ -152,8 +152,9 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
   // Superseded while it ran (execution_timeout, cancel, clear): another try may be running or
   // done, so what this one produced must not reach the output topic beside it.
   if (!live(impl_->live.get(), *d)) {
-    ctx.log_warn("try superseded while it ran (execution_timeout, cancel or clear); its outputs "
-                 "and result are dropped");
+    ctx.log_warn(
+        "try superseded while it ran (execution_timeout, cancel or clear); its outputs "
+        "and result are dropped");
     return StageResult::success();
   }
   switch (r.kind()) {

@@ -32,7 +32,8 @@ TEST_CASE("a keyed record is appended once: in one call, in later calls and afte
   {
     auto log = test::open_test_log(opts);
     REQUIRE_OK(log->create_topic({.name = "out"}));
-    auto first = append_ok(log.get(), "out", {keyed("a", "k/a"), keyed("b", "k/b"), keyed("a2", "k/a")});
+    auto first =
+        append_ok(log.get(), "out", {keyed("a", "k/a"), keyed("b", "k/b"), keyed("a2", "k/a")});
     CHECK(first[0] == RecordPosition{0, Offset(0), false});
     CHECK(first[1] == RecordPosition{0, Offset(1), false});
     CHECK(first[2] == RecordPosition{0, Offset(0), true});  // the first record with that key

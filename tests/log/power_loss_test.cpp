@@ -185,7 +185,7 @@ TEST_CASE("issue 11: power loss keeps every acknowledged append and offset commi
   INFO("acked " << t.acked << ", rounds cut mid-stream " << t.rounds_mid_stream);
   CHECK(t.lost == 0);
   CHECK(t.commits_lost == 0);
-  CHECK(t.acked > 2000);  // real work was acknowledged before the cuts
+  CHECK(t.acked > 2000);            // real work was acknowledged before the cuts
   CHECK(t.rounds_mid_stream >= 8);  // the cuts really hit writers at work
 }
 

@@ -26,10 +26,10 @@ namespace {
 struct Effects {
   std::mutex mu;
   std::condition_variable cv;
-  std::map<std::string, int> done;      // side effects per event id
-  std::map<std::string, int> running;   // process() calls in progress per event id
+  std::map<std::string, int> done;     // side effects per event id
+  std::map<std::string, int> running;  // process() calls in progress per event id
   int recover_calls = 0;
-  int recover_throws = 0;               // the next n recover() calls throw
+  int recover_throws = 0;  // the next n recover() calls throw
   void reset() {
     std::lock_guard<std::mutex> lock(mu);
     done.clear();
@@ -130,9 +130,10 @@ std::vector<std::string> values(const std::vector<Record>& records) {
 
 }  // namespace
 
-TEST_CASE("issue 11.1: a fenced stage whose batch fails after process() ran is asked recover(), "
-          "never run twice",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.1: a fenced stage whose batch fails after process() ran is asked recover(), "
+    "never run twice",
+    "[runtime][fault]") {
   g_fx.reset();
   Harness h;
   h.topic("in");
@@ -153,9 +154,10 @@ TEST_CASE("issue 11.1: a fenced stage whose batch fails after process() ran is a
   CHECK(h.store->open_intents("fault-fenced-in")->empty());
 }
 
-TEST_CASE("issue 11.1: an event routed to a missing topic is dead-lettered; the side effect of its "
-          "batch-mate happens once",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.1: an event routed to a missing topic is dead-lettered; the side effect of its "
+    "batch-mate happens once",
+    "[runtime][fault]") {
   g_fx.reset();
   Harness h;
   h.topic("in");
@@ -189,8 +191,9 @@ TEST_CASE("issue 11.2: the same event twice in one append runs once", "[runtime]
   CHECK(h.engine->stats()[0].duplicates == 1);
 }
 
-TEST_CASE("issue 11.2: two workers of one binding racing one event id on two partitions run it once",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.2: two workers of one binding racing one event id on two partitions run it once",
+    "[runtime][fault]") {
   g_fx.reset();
   Harness h;
   h.topic("in", 2);
@@ -219,9 +222,10 @@ TEST_CASE("issue 11.2: two workers of one binding racing one event id on two par
   CHECK(h.records("out").size() == events.size());
 }
 
-TEST_CASE("issue 11.3: after the input topic is deleted and created again, new outputs are "
-          "appended",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.3: after the input topic is deleted and created again, new outputs are "
+    "appended",
+    "[runtime][fault]") {
   Harness h;
   h.topic("in");
   auto b = binding("fault-fixable", "in", "out");
@@ -238,9 +242,10 @@ TEST_CASE("issue 11.3: after the input topic is deleted and created again, new o
         std::vector<std::string>{R"({"title":"first"})", R"({"title":"after re-creation"})"});
 }
 
-TEST_CASE("issue 11.3: after a stage is fixed and the group reset, dead-lettered events' outputs "
-          "are appended once",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.3: after a stage is fixed and the group reset, dead-lettered events' outputs "
+    "are appended once",
+    "[runtime][fault]") {
   Harness h;
   h.topic("in");
   auto b = binding("fault-fixable", "in", "out");
@@ -265,9 +270,10 @@ TEST_CASE("issue 11.3: after a stage is fixed and the group reset, dead-lettered
   CHECK(h.records("out").size() == 3);
 }
 
-TEST_CASE("issue 11.4: a record too big for the dead-letter topic is stored by reference and the "
-          "partition moves on",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.4: a record too big for the dead-letter topic is stored by reference and the "
+    "partition moves on",
+    "[runtime][fault]") {
   Harness h;
   TopicSpec in{.name = "in"};
   in.config.max_message_bytes = 3 << 20;
@@ -311,9 +317,10 @@ TEST_CASE("issue 11.4: a record too big for the dead-letter topic is stored by r
   CHECK(lost.status().message().find("no longer in the log") != std::string::npos);
 }
 
-TEST_CASE("issue 11.4: an output over its topic's max.message.bytes dead-letters its event, not "
-          "the partition",
-          "[runtime][fault]") {
+TEST_CASE(
+    "issue 11.4: an output over its topic's max.message.bytes dead-letters its event, not "
+    "the partition",
+    "[runtime][fault]") {
   Harness h;
   h.topic("in");
   TopicSpec out{.name = "out"};

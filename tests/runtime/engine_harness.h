@@ -79,8 +79,8 @@ struct EngineHarness {
     auto info = log->describe_topic(topic);
     if (!info.ok()) return all;
     for (const auto& p : info->partitions) {
-      auto r = log->read(topic, p.partition, p.log_start,
-                         {.max_records = 100000, .max_bytes = 1 << 30});
+      auto r =
+          log->read(topic, p.partition, p.log_start, {.max_records = 100000, .max_bytes = 1 << 30});
       if (r.ok()) all.insert(all.end(), r->records.begin(), r->records.end());
     }
     return all;

@@ -39,12 +39,13 @@ std::string write_pipeline_config(const test::TempDir& dir, const std::string& n
 
 // The three-stage pipeline: noop -> sidefx (fenced) -> noop.
 std::string write_config(const test::TempDir& dir) {
-  return write_pipeline_config(dir, "config", R"(  - {name: crash-in, partitions: 4}
+  return write_pipeline_config(
+      dir, "config", R"(  - {name: crash-in, partitions: 4}
   - {name: crash-mid, partitions: 4}
   - {name: crash-fx, partitions: 4}
   - {name: crash-out, partitions: 4}
 )",
-                               R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 200}
+      R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 200}
   - {stage: sidefx, name: effect, input: crash-mid, output: crash-fx, concurrency: 2}
   - {stage: noop, name: last, input: crash-fx, output: crash-out, max_poll_records: 300}
 )");
@@ -200,12 +201,13 @@ namespace {
 // The mixed-fault pipeline: noop -> sidefx (fenced) -> router, where the router sends events
 // that ask for it to crash-late, a topic that does not exist when the run starts.
 std::string write_mixed_config(const test::TempDir& dir) {
-  return write_pipeline_config(dir, "mixed", R"(  - {name: crash-in, partitions: 4, config: {max.message.bytes: 3145728}}
+  return write_pipeline_config(
+      dir, "mixed", R"(  - {name: crash-in, partitions: 4, config: {max.message.bytes: 3145728}}
   - {name: crash-mid, partitions: 4}
   - {name: crash-fx, partitions: 4}
   - {name: crash-out, partitions: 4}
 )",
-                               R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 50}
+      R"(  - {stage: noop, name: first, input: crash-in, output: crash-mid, max_poll_records: 50}
   - {stage: sidefx, name: effect, input: crash-mid, output: crash-fx, concurrency: 2}
   - {stage: router, name: route, input: crash-fx, output: crash-out}
 )");
@@ -233,8 +235,8 @@ std::map<std::string, int> count_values(Log* log, const std::string& topic) {
   auto info = log->describe_topic(topic);
   if (!info.ok()) return seen;
   for (const auto& p : info->partitions) {
-    auto r = log->read(topic, p.partition, p.log_start,
-                       {.max_records = 100'000, .max_bytes = 1 << 30});
+    auto r =
+        log->read(topic, p.partition, p.log_start, {.max_records = 100'000, .max_bytes = 1 << 30});
     REQUIRE_OK(r);
     for (const Record& rec : r->records) ++seen[rec.value.value_or("<by reference>")];
   }
@@ -243,9 +245,10 @@ std::map<std::string, int> count_values(Log* log, const std::string& topic) {
 
 }  // namespace
 
-TEST_CASE("kill -9 mixed with faults: a duplicate burst, an oversize record, a route topic "
-          "created mid-run — every event exactly once somewhere, every effect once",
-          "[runtime][crash][fault]") {
+TEST_CASE(
+    "kill -9 mixed with faults: a duplicate burst, an oversize record, a route topic "
+    "created mid-run — every event exactly once somewhere, every effect once",
+    "[runtime][crash][fault]") {
   const uint64_t seed = test::test_seed();
   INFO("seed " << seed << " (set FACTORY_TEST_SEED to replay)");
   std::mt19937_64 rng(seed);

@@ -199,9 +199,10 @@ int count_audit(store::MetaStore* s, std::string_view action, std::string_view d
 }  // namespace
 
 // No ';' in titles: catch_discover_tests would split the ctest name there.
-TEST_CASE("issue 11.5: an oversize dispatch fails only its task, the others run, also after a "
-          "restart",
-          "[scheduler][fault]") {
+TEST_CASE(
+    "issue 11.5: an oversize dispatch fails only its task, the others run, also after a "
+    "restart",
+    "[scheduler][fault]") {
   const std::string dispatch_topic = "factory.dispatch.fault-echo";
   test::SchedulerHarness h({parse(R"(
 dag_id: sized
@@ -285,9 +286,10 @@ tasks:
   }
 }
 
-TEST_CASE("issue 11.5: a dispatch or task event the log refuses after the step is written "
-          "fails only its task, drops only that event",
-          "[scheduler][fault]") {
+TEST_CASE(
+    "issue 11.5: a dispatch or task event the log refuses after the step is written "
+    "fails only its task, drops only that event",
+    "[scheduler][fault]") {
   RefusingLog refusing;
   test::SchedulerHarness h({parse(R"(
 dag_id: pair

@@ -76,9 +76,7 @@ class FailingStore final : public store::MetaStore {
   Result<std::vector<store::RunRow>> list_runs(const store::RunFilter& filter) override {
     return real_->list_runs(filter);
   }
-  Result<store::RunRow> get_run(std::string_view run_id) override {
-    return real_->get_run(run_id);
-  }
+  Result<store::RunRow> get_run(std::string_view run_id) override { return real_->get_run(run_id); }
   Result<std::vector<store::TaskRow>> list_tasks(std::string_view run_id) override {
     return real_->list_tasks(run_id);
   }
