@@ -20,6 +20,7 @@
 
 using namespace factory;
 using namespace factory::scheduler;
+using factory::test::task;
 
 namespace {
 
@@ -72,15 +73,6 @@ Dag parse(const std::string& yaml) {
   INFO(d.status().to_string());
   REQUIRE(d.ok());
   return std::move(*d);
-}
-
-const store::TaskRow& task(const RunView& v, const std::string& id) {
-  for (const auto& t : v.tasks) {
-    if (t.row.task_id == id) return t.row;
-  }
-  FAIL("no task " << id);
-  static store::TaskRow none;
-  return none;
 }
 
 // A Log that forwards to another one but refuses, as the log refuses an oversize record, every

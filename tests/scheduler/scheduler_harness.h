@@ -86,4 +86,14 @@ struct SchedulerHarness {
   }
 };
 
+// The row of task `id` in a run (fails the test when the run has no such task).
+inline const store::TaskRow& task(const scheduler::RunView& v, const std::string& id) {
+  for (const auto& t : v.tasks) {
+    if (t.row.task_id == id) return t.row;
+  }
+  FAIL("no task " << id);
+  static store::TaskRow none;
+  return none;
+}
+
 }  // namespace factory::test

@@ -19,6 +19,7 @@
 
 using namespace factory;
 using namespace factory::scheduler;
+using factory::test::task;
 
 namespace {
 
@@ -114,15 +115,6 @@ struct Harness : test::SchedulerHarness {
     return *v;
   }
 };
-
-const store::TaskRow& task(const RunView& v, const std::string& id) {
-  for (const auto& t : v.tasks) {
-    if (t.row.task_id == id) return t.row;
-  }
-  FAIL("no task " << id);
-  static store::TaskRow none;
-  return none;
-}
 
 }  // namespace
 
