@@ -26,6 +26,9 @@ namespace factory::runtime {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// A guard against a runaway stage (outputs are keyed by index, so any count would do); kept at
+// the limit the offset-derived producer sequences once imposed, so no stage that ran before
+// is refused now.
 constexpr int64_t kMaxOutputsPerEvent = 1023;
 constexpr int64_t kDeferMs = 20;  // a copy of an event another worker is running waits this long
 
@@ -172,44 +175,49 @@ struct Item {
   bool intent_open = false;  // fenced: an earlier try's intent is open, so recover() comes first
 };
 
+// The headers factoryd adds to a record it forwards (a dead letter, a route): why, from where,
+// by which stage, after how many attempts.
+std::vector<Header> forward_headers(const Item& it, std::string_view stage,
+                                    std::string_view reason_header, const std::string& reason) {
+  return {{std::string(reason_header), reason},
+          {"factory.source.topic", it.rec->topic},
+          {"factory.source.partition", std::to_string(it.rec->record.partition)},
+          {"factory.source.offset", std::to_string(it.rec->record.offset.value())},
+          {"factory.stage", std::string(stage)},
+          {"factory.attempts", std::to_string(it.attempt)}};
+}
+
+// The polled record with its headers and forward_headers().
 ProducerRecord forward(const Item& it, std::string_view stage, std::string_view reason_header,
                        const std::string& reason) {
   ProducerRecord r;
   r.key = it.rec->record.key;
   r.value = it.rec->record.value;
   r.headers = it.rec->record.headers;
-  r.headers.push_back({std::string(reason_header), reason});
-  r.headers.push_back({"factory.source.topic", it.rec->topic});
-  r.headers.push_back({"factory.source.partition", std::to_string(it.rec->record.partition)});
-  r.headers.push_back({"factory.source.offset", std::to_string(it.rec->record.offset.value())});
-  r.headers.push_back({"factory.stage", std::string(stage)});
-  r.headers.push_back({"factory.attempts", std::to_string(it.attempt)});
+  for (Header& h : forward_headers(it, stage, reason_header, reason)) {
+    r.headers.push_back(std::move(h));
+  }
   return r;
 }
 
-// A letter too big for the dead-letter topic, stored by reference: the reason and the source
-// position, no value and no inherited headers. The record itself stays readable at its source
-// position for as long as the input topic's retention keeps it.
-ProducerRecord by_reference(const ProducerRecord& letter, const Item& it) {
+// A dead letter too big for its topic, stored by reference: forward_headers() (the reason cut
+// to 4 KiB) and where the record is, with no value and none of the record's own headers. The
+// record stays readable at its source position for as long as the input's retention keeps it.
+ProducerRecord by_reference(const ProducerRecord& letter, const Item& it, std::string_view stage) {
   constexpr size_t kMaxReason = 4096;
   ProducerRecord r;
   if (letter.key && letter.key->size() <= 1024) r.key = letter.key;
   r.idempotency_key = letter.idempotency_key;
-  std::string reason = it.reason.size() > kMaxReason
-                           ? it.reason.substr(0, kMaxReason) + "... (truncated)"
-                           : it.reason;
-  int64_t size = it.rec->record.value ? static_cast<int64_t>(it.rec->record.value->size()) : 0;
-  r.headers = {
-      {"factory.dlq.reason", reason},
+  const std::string reason = it.reason.size() > kMaxReason
+                                 ? it.reason.substr(0, kMaxReason) + "... (truncated)"
+                                 : it.reason;
+  r.headers = forward_headers(it, stage, "factory.dlq.reason", reason);
+  const int64_t size =
+      it.rec->record.value ? static_cast<int64_t>(it.rec->record.value->size()) : 0;
+  r.headers.push_back(
       {"factory.dlq.by_reference", std::to_string(size) + " bytes at " + it.rec->topic + "/" +
                                        std::to_string(it.rec->record.partition) + "/" +
-                                       std::to_string(it.rec->record.offset.value())},
-      {"factory.source.topic", it.rec->topic},
-      {"factory.source.partition", std::to_string(it.rec->record.partition)},
-      {"factory.source.offset", std::to_string(it.rec->record.offset.value())}};
-  for (const Header& h : letter.headers) {
-    if (h.key == "factory.stage" || h.key == "factory.attempts") r.headers.push_back(h);
-  }
+                                       std::to_string(it.rec->record.offset.value())});
   return r;
 }
 
@@ -574,6 +582,7 @@ Status Batch::append_outputs() {
   };
   std::map<std::string, Pending> by_topic;
   for (Item& it : items_) {
+    if (it.outcome != Item::Outcome::kOutputs && it.outcome != Item::Outcome::kRoute) continue;
     const std::string key_prefix = bind_.name + "/" + it.id.hex() + "/";
     if (it.outcome == Item::Outcome::kOutputs) {
       for (size_t i = 0; i < it.outputs.size(); ++i) {
@@ -656,7 +665,7 @@ Status Batch::append_dead_letters() {
     auto one = e_->log->append(dlq, std::span<const ProducerRecord>(&letters[i], 1));
     if (one.ok()) continue;
     if (!one.status().is_invalid_argument()) return one.status();
-    ProducerRecord small = by_reference(letters[i], *dead[i]);
+    ProducerRecord small = by_reference(letters[i], *dead[i], bind_.name);
     auto ref = e_->log->append(dlq, std::span<const ProducerRecord>(&small, 1));
     if (!ref.ok()) {
       return Status::from_code(ref.status().code(), "the dead-letter topic '" + dlq +
