@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -56,20 +57,48 @@ std::string unique_suffix() {
 }  // namespace
 
 Status check_file_path(std::string_view path) {
+  // Printable in a message: a control character shows as \xNN, never as itself (a newline in
+  // the path must not forge a second line in a report or a log).
+  auto shown = [&] {
+    std::string out;
+    for (char c : path.substr(0, 200)) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02X", u);
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  };
+  auto refuse = [&](std::string_view why) {
+    return Status::invalid_argument("generated file path '" + shown() + "' " + std::string(why) +
+                                    "; a generated file needs a relative path of printable "
+                                    "'/'-separated names, e.g. src/app.py");
+  };
   if (path.empty()) return Status::invalid_argument("a generated file has an empty path");
-  if (path.front() == '/' || path.find('\\') != std::string_view::npos) {
-    return Status::invalid_argument("generated file path '" + std::string(path) +
-                                    "' must be relative and '/'-separated");
+  for (char c : path) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return refuse("holds a control character");
   }
+  if (path.front() == '/') return refuse("is absolute");
+  if (path.find('\\') != std::string_view::npos) return refuse("holds a backslash");
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     std::string_view part = path.substr(start, end - start);
-    if (part.empty() || part == "." || part == ".." || part == ".git") {
-      return Status::invalid_argument("generated file path '" + std::string(path) +
-                                      "' has an empty, '.', '..' or '.git' component");
+    if (part.empty() || part == "." || part == "..") {
+      return refuse("has an empty, '.' or '..' component");
     }
+    // Any case: on a case-insensitive checkout ".GIT" is the repository's own directory.
+    std::string lower(part);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == ".git") return refuse("has a '.git' component");
+    // A name a command could take for an option (a linter given `-rf`, `--output=...`).
+    if (part.front() == '-') return refuse("has a component starting with '-'");
     start = end + 1;
   }
   return Status();
@@ -275,6 +304,8 @@ Result<std::string> git(const fs::path& dir, const std::vector<std::string>& arg
       return Status::internal(what + " killed by signal " + std::to_string(r->signal));
     case Outcome::kOutputTooLarge:
       return Status::internal(what + " printed more output than allowed");
+    case Outcome::kProcessLimit:
+      return Status::internal(what + " started more processes than allowed");
   }
   if (r->exit_code == 127 && r->err.find("git") != std::string::npos &&
       r->err.find("No such file") != std::string::npos) {
@@ -447,15 +478,18 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
 
   Result<std::string> r = git(repo, {"read-tree", parent}, with_index);
   if (!r.ok()) return r.status();
+  // NUL-terminated records (-z): a path is taken byte for byte and can never start a second
+  // record, whatever it holds (check_file_path refuses control characters as well).
   std::string index_info;
   for (const FileContent& f : request.files) {
     GitOptions in{.input = f.content};
     Result<std::string> blob = git(repo, {"hash-object", "-w", "--stdin"}, in);
     if (!blob.ok()) return blob.status();
-    index_info += "100644 " + trim(*blob) + "\t" + f.path + "\n";
+    index_info += "100644 " + trim(*blob) + "\t" + f.path;
+    index_info.push_back('\0');
   }
   with_index.input = index_info;
-  r = git(repo, {"update-index", "--add", "--index-info"}, with_index);
+  r = git(repo, {"update-index", "--add", "-z", "--index-info"}, with_index);
   if (!r.ok()) return r.status();
   with_index.input.clear();
   Result<std::string> tree = git(repo, {"write-tree"}, with_index);
@@ -607,6 +641,40 @@ Checkout::~Checkout() {
   fs::remove_all(dir_, ec);
 }
 
+Status check_regular_tree(const fs::path& repo, std::string_view commit) {
+  if (commit.empty() || commit.front() == '-') {
+    return Status::invalid_argument("bad commit '" + std::string(commit) + "'");
+  }
+  // -z: "<mode> <type> <object>\t<path>\0" per entry, the path byte for byte.
+  Result<std::string> out =
+      git(repo, {"ls-tree", "-r", "-z", "--full-tree", std::string(commit) + "^{tree}"});
+  if (!out.ok()) return out.status();
+  std::string_view rest = *out;
+  while (!rest.empty()) {
+    size_t end = rest.find('\0');
+    std::string_view entry = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    size_t tab = entry.find('\t');
+    if (tab == std::string_view::npos) continue;
+    std::string_view mode = entry.substr(0, entry.find(' '));
+    std::string_view path = entry.substr(tab + 1);
+    if (mode != "100644" && mode != "100755") {
+      std::string kind = mode == "120000"   ? "a symbolic link"
+                         : mode == "160000" ? "a submodule"
+                                            : "an entry of mode " + std::string(mode);
+      return Status::failed_precondition(
+          "commit " + std::string(commit).substr(0, 12) + " of " + repo.string() + " holds " +
+          kind + " at '" + std::string(path.substr(0, 200)) +
+          "'; generated trees may hold regular files only, so it is not checked out or run");
+    }
+    if (Status s = check_file_path(path); !s.ok()) {
+      return Status::failed_precondition("commit " + std::string(commit).substr(0, 12) + " of " +
+                                         repo.string() + ": " + s.message());
+    }
+  }
+  return Status();
+}
+
 Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
                                 const fs::path& scratch_parent) {
   Result<std::optional<std::string>> hash = resolve_commit(repo, commit);
@@ -615,6 +683,7 @@ Result<Checkout> clean_checkout(const fs::path& repo, std::string_view commit,
     return Status::not_found("commit '" + std::string(commit) + "' does not exist in " +
                              repo.string());
   }
+  FACTORY_RETURN_IF_ERROR(check_regular_tree(repo, **hash));
   std::error_code ec;
   const fs::path parent = fs::absolute(scratch_parent).lexically_normal();
   fs::create_directories(parent, ec);

@@ -148,7 +148,7 @@ struct CommitRequest {
 // request.parent) without a working tree, and moves the branch to the new commit. Returns the
 // commit hash.
 // `lock` must hold lock_branch(repo, request.branch). Errors: InvalidArgument for a bad path
-// (absolute, "..", empty) or no files; Busy when the branch moved concurrently (retry); git's
+// (check_file_path) or no files; Busy when the branch moved concurrently (retry); git's
 // errors.
 Result<std::string> commit_files(const std::filesystem::path& repo, const CommitRequest& request,
                                  const RepoLock& lock);
@@ -200,14 +200,24 @@ class Checkout {
 
 // Checks `commit` of `repo` out into a new directory under `scratch_parent` (created if needed),
 // named checkout-<commit>-<pid>-...; checkouts there whose process has died (kill -9) are
-// removed first. Errors: NotFound when the commit does not exist; IOError when the directory
-// cannot be made; git's errors.
+// removed first. Errors: NotFound when the commit does not exist; FailedPrecondition when its
+// tree holds anything but regular files (check_regular_tree); IOError when the directory cannot
+// be made; git's errors.
 Result<Checkout> clean_checkout(const std::filesystem::path& repo, std::string_view commit,
                                 const std::filesystem::path& scratch_parent);
 
-// OK when `path` is a relative, '/'-separated path with no empty, ".", ".." or ".git" part:
-// safe to write under a repository. InvalidArgument quoting the path otherwise.
+// OK when `path` is a relative, '/'-separated path safe to write under a repository and to
+// pass to a command: no control character (0x00-0x1F, 0x7F), no backslash, no leading '/', and
+// no empty, ".", "..", ".git" (any case) or '-'-led component. InvalidArgument quoting the path
+// (control characters as \xNN) otherwise.
 Status check_file_path(std::string_view path);
+
+// OK when every entry of `commit`'s tree is a regular file (mode 100644 or 100755) whose path
+// passes check_file_path. Generated trees hold regular files only: a symbolic link (120000)
+// would let a check read a host file (requirements.txt -> /etc/hostname), a submodule (160000)
+// would fetch foreign code. FailedPrecondition naming the entry otherwise; git's errors.
+// clean_checkout and the deploy stage's install check this before they materialise a tree.
+Status check_regular_tree(const std::filesystem::path& repo, std::string_view commit);
 
 // ---- Running a project's commands ----
 enum class CommandEnv {

@@ -143,6 +143,12 @@ Result<bool> install_release(const fs::path& repo, std::string_view commit, cons
     }
     return archived.status();
   }
+  // After the archive, which tells a missing commit apart. A symlink in the tree would be unpacked
+  // as one (a release reading a host file).
+  if (Status s = check_regular_tree(repo, commit); !s.ok()) {
+    cleanup();
+    return s;
+  }
   SubprocessOptions opts{.deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5)};
   auto untar = run_subprocess({"tar", "-xf", tar.string(), "-C", tmp.string()}, "", opts);
   if (!untar.ok() || untar->outcome != SubprocessResult::Outcome::kExited ||

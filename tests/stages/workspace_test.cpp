@@ -230,3 +230,83 @@ TEST_CASE("run_in_dir runs in the directory with stderr merged in order", "[work
   CHECK(r->exit_code == 127);
   CHECK(r->out.find("no-such-program-factoryd") != std::string::npos);
 }
+
+TEST_CASE("check_file_path refuses control characters, '-', '..', '.git', '\\' and absolutes",
+          "[workspace]") {
+  for (const char* ok : {"a.py", "src/app/main.py", "tests/test_x.py", "a-b/c_d.e", "x/.hidden"}) {
+    INFO(ok);
+    CHECK(check_file_path(ok).ok());
+  }
+  std::vector<std::string> bad = {"",       "/etc/passwd", "a\\b",   "a//b",    "a/",      "./a",
+                                  "a/../b", ".git/x",      "x/.GIT", "-rf",     "src/--x", "a\nb",
+                                  "a\tb",   "a\rb",        "a\x7f",  "a\x1b[2J"};
+  bad.push_back(std::string("a\0b", 3));
+  for (const std::string& p : bad) {
+    INFO(p);
+    Status s = check_file_path(p);
+    REQUIRE(s.is_invalid_argument());
+    // The message never carries the control character itself.
+    for (char c : s.message()) CHECK((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
+  }
+  CHECK(check_file_path("a\nb").message().find("a\\x0Ab") != std::string::npos);
+}
+
+TEST_CASE("a newline in a generated path cannot inject a symlink into the index", "[workspace]") {
+  // The review's case: a model answer's path ends its index line and starts another that makes
+  // requirements.txt a symlink to a host file (the blob holding the link target is another file
+  // of the same answer, so its id is known in advance).
+  test::TempDir d;
+  Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  std::string target_blob;
+  {
+    GitOptions in{.input = "/etc/hostname"};
+    Result<std::string> b = git(*repo, {"hash-object", "--stdin"}, in);
+    REQUIRE_OK(b);
+    target_blob = b->substr(0, 40);
+  }
+  RepoLock lock = lock_branch(*repo, "feature/EVIL");
+  CommitRequest req{.branch = "feature/EVIL",
+                    .files = {{"target.txt", "/etc/hostname"},
+                              {"notes.txt\n120000 " + target_blob + "\trequirements.txt", "x"}},
+                    .message = "EVIL: answer"};
+  Result<std::string> c = commit_files(*repo, req, lock);
+  REQUIRE(c.status().is_invalid_argument());
+  CHECK(c.status().message().find("control character") != std::string::npos);
+  CHECK(!resolve_commit(*repo, "refs/heads/feature/EVIL")->has_value());
+}
+
+TEST_CASE("clean_checkout refuses a tree with a symlink or a submodule", "[workspace]") {
+  test::TempDir d;
+  Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  // A tree made with plumbing, as an attacker with any other way into the repository would.
+  GitOptions in{.input = "/etc/hostname"};
+  Result<std::string> blob = git(*repo, {"hash-object", "-w", "--stdin"}, in);
+  REQUIRE_OK(blob);
+  const std::string head = git_out(*repo, {"rev-parse", "main"}).substr(0, 40);
+  for (const std::string& mode : {"120000 blob " + blob->substr(0, 40), "160000 commit " + head}) {
+    INFO(mode);
+    const fs::path index = d.path() / ("index-" + mode.substr(0, 6));
+    GitOptions with_index{.env = {"GIT_INDEX_FILE=" + index.string()}};
+    REQUIRE_OK(git(*repo, {"read-tree", "main"}, with_index));
+    with_index.input =
+        mode.substr(0, 6) + " " + mode.substr(mode.rfind(' ') + 1) + "\trequirements.txt\n";
+    REQUIRE_OK(git(*repo, {"update-index", "--add", "--index-info"}, with_index));
+    with_index.input.clear();
+    Result<std::string> tree = git(*repo, {"write-tree"}, with_index);
+    REQUIRE_OK(tree);
+    GitOptions msg{.input = "evil\n"};
+    Result<std::string> commit =
+        git(*repo, {"commit-tree", tree->substr(0, 40), "-p", head, "-F", "-"}, msg);
+    REQUIRE_OK(commit);
+    Result<Checkout> co = clean_checkout(*repo, commit->substr(0, 40), d.path() / "scratch");
+    REQUIRE(co.status().code() == Status::Code::kFailedPrecondition);
+    CHECK(co.status().message().find("'requirements.txt'") != std::string::npos);
+    CHECK(co.status().message().find(mode.starts_with("120000") ? "symbolic link" : "submodule") !=
+          std::string::npos);
+    CHECK(check_regular_tree(*repo, commit->substr(0, 40)).code() ==
+          Status::Code::kFailedPrecondition);
+  }
+  CHECK(check_regular_tree(*repo, "main").ok());
+}
