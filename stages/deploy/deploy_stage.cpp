@@ -29,6 +29,7 @@
 #include "common/workspace.h"
 #include "deploy/http_post.h"
 #include "deploy/releases.h"
+#include "exec/sandbox.h"
 #include "exec/subprocess.h"
 #include "factory/stage.h"
 
@@ -162,15 +163,18 @@ Canary run_canary(const Plan& p, StageContext& ctx) {
   const json::object* canary = local ? obj(*local, "canary") : nullptr;
   c.checks = static_cast<int>(num(canary, "checks", kDefaultCanaryChecks));
   int64_t timeout_ms = num(local, "health_timeout_ms", kDefaultHealthTimeoutMs);
-  std::vector<std::string> argv = {"env", "-C", release_dir.string(), "--"};
-  argv.insert(argv.end(), health.begin(), health.end());
   std::string shown;
   for (const std::string& a : health) shown += (shown.empty() ? "" : " ") + a;
   for (int i = 0; i < c.checks; ++i) {
-    SubprocessOptions opts;
+    // The health command usually comes from the generated factory-project.yaml: sandboxed,
+    // with a clean environment (exec/sandbox.h).
+    SandboxOptions opts;
+    opts.work_dir = fs::absolute(release_dir);
     opts.deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    opts.max_stdout_bytes = 1 << 20;
     opts.max_stderr_bytes = 4096;
-    auto r = run_subprocess(argv, "", opts);
+    note_isolation(ctx);
+    auto r = run_sandboxed(health, opts);
     bool ok = r.ok() && r->outcome == SubprocessResult::Outcome::kExited && r->exit_code == 0;
     if (ok) {
       ++c.passed;
@@ -186,6 +190,10 @@ Canary run_canary(const Plan& p, StageContext& ctx) {
                                 : "exit code " + std::to_string(r->exit_code);
       std::string out = r->out + r->err;
       if (!out.empty()) why += ":\n" + tail(out, kMessageTail);
+    } else if (r->outcome == SubprocessResult::Outcome::kProcessLimit) {
+      why = "it started too many processes; killed";
+    } else if (r->outcome == SubprocessResult::Outcome::kOutputTooLarge) {
+      why = "it printed more than 1 MiB; killed";
     } else {
       why = "it did not exit normally";
     }
@@ -219,7 +227,8 @@ std::optional<StageResult> install(const Plan& p) {
                       {"installed_ms", wall_ms()}};
   auto installed = install_release(p.repo, p.commit, p.dir, p.release, json::serialize(marker));
   if (installed.ok()) return std::nullopt;
-  if (installed.status().code() == Status::Code::kNotFound) {
+  if (installed.status().code() == Status::Code::kNotFound ||
+      installed.status().code() == Status::Code::kFailedPrecondition) {
     return StageResult::permanent(installed.status().message());
   }
   return StageResult::retryable("installing " + p.release +
@@ -297,8 +306,8 @@ StageResult deploy_local(const Plan& p, StageContext& ctx) {
 StageResult deploy_command(const Plan& p, StageContext& ctx) {
   if (auto refused = install(p)) return *refused;
   const json::object& cmd = p.in.at("command").as_object();
-  fs::path release_dir = p.dir / p.release;
-  std::vector<std::string> argv = {"env", "-C", release_dir.string(), "--"};
+  fs::path release_dir = fs::absolute(p.dir / p.release);
+  std::vector<std::string> argv;
   std::string shown;
   for (const json::value& a : cmd.at("argv").as_array()) {
     std::string arg(a.as_string());
@@ -315,11 +324,33 @@ StageResult deploy_command(const Plan& p, StageContext& ctx) {
     argv.push_back(std::move(arg));
   }
   int64_t timeout_ms = num(&cmd, "timeout_ms", kDefaultCommandTimeoutMs);
-  SubprocessOptions opts;
+  // It runs in the release, which is generated code: sandboxed with a clean environment; the
+  // network and extra variables only when command.network / command.env say so.
+  SandboxOptions opts;
+  opts.work_dir = release_dir;
   opts.deadline = std::min(Clock::now() + std::chrono::milliseconds(timeout_ms), ctx.deadline());
   opts.cancelled = [&ctx] { return ctx.cancelled(); };
+  opts.max_stdout_bytes = 1 << 20;
   opts.max_stderr_bytes = 8192;
-  auto r = run_subprocess(argv, "", opts);
+  if (const json::value* net = cmd.if_contains("network"); net && net->is_bool()) {
+    opts.network = net->as_bool();
+  }
+  for (auto [key, into] : {std::pair{"read_only", &opts.read_only}, {"writable", &opts.writable}}) {
+    if (const json::value* paths = cmd.if_contains(key); paths && paths->is_array()) {
+      for (const json::value& path : paths->as_array()) {
+        if (path.is_string()) into->emplace_back(std::string(path.as_string()));
+      }
+    }
+  }
+  if (const json::object* env = obj(cmd, "env")) {
+    for (const auto& kv : *env) {
+      if (kv.value().is_string()) {
+        opts.env.push_back(std::string(kv.key()) + "=" + std::string(kv.value().as_string()));
+      }
+    }
+  }
+  note_isolation(ctx);
+  auto r = run_sandboxed(argv, opts);
   if (!r.ok())
     return StageResult::retryable("`" + shown + "` could not start: " + r.status().to_string());
   std::string output = tail(r->out + r->err, kMessageTail);

@@ -171,6 +171,8 @@ class ExecStage final : public Stage {
         return StageResult::permanent("exec: " + prog + " printed more than " +
                                       std::to_string(options.max_stdout_bytes >> 20) +
                                       " MiB on stdout; an event payload must be smaller");
+      case Outcome::kProcessLimit:  // the exec stage sets no max_processes
+        return StageResult::retryable("exec: " + prog + " started too many processes");
       case Outcome::kSignaled:
         return StageResult::retryable("exec: " + prog + " was killed by " + signal_name(r.signal) +
                                       stderr_note(r.err));

@@ -14,6 +14,7 @@
 //      group id, cannot be reused by an unrelated process.
 #include "exec/subprocess.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,11 +22,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -119,8 +123,19 @@ class SigpipeBlock {
   sigset_t old_;
 };
 
+// What the child does between fork and exec, prepared before the fork (no allocation after).
+struct ChildSetup {
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;  // null: inherit
+  const char* working_dir = nullptr;
+  const std::pair<int, uint64_t>* rlimits = nullptr;
+  size_t rlimit_count = 0;
+};
+
 // Runs in the forked child: async-signal-safe calls only, never returns.
-[[noreturn]] void exec_child(char* const* argv, int in_fd, int out_fd, int err_fd, int report_fd) {
+[[noreturn]] void exec_child(const ChildSetup& setup, int in_fd, int out_fd, int err_fd,
+                             int report_fd) {
+  char* const* argv = setup.argv;
   ::setpgid(0, 0);  // its own group, so a timeout can kill everything it started
   sigset_t none;
   sigemptyset(&none);
@@ -139,7 +154,26 @@ class SigpipeBlock {
   // Descriptors other code opened without O_CLOEXEC must not leak into the command.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 #endif
-  ::execvp(argv[0], argv);
+  for (size_t i = 0; i < setup.rlimit_count; ++i) {
+    const rlimit lim{static_cast<rlim_t>(setup.rlimits[i].second),
+                     static_cast<rlim_t>(setup.rlimits[i].second)};
+    if (::setrlimit(setup.rlimits[i].first, &lim) != 0) {
+      int e = errno;
+      (void)!::write(report_fd, &e, sizeof e);
+      ::_exit(127);
+    }
+  }
+  if (setup.working_dir != nullptr && ::chdir(setup.working_dir) != 0) {
+    int e = errno;
+    (void)!::write(report_fd, &e, sizeof e);
+    ::_exit(127);
+  }
+  if (setup.envp != nullptr) {
+    // execvpe looks argv[0] up on factoryd's PATH (the one the caller resolved names against).
+    ::execvpe(argv[0], argv, setup.envp);
+  } else {
+    ::execvp(argv[0], argv);
+  }
   int e = errno;
   (void)!::write(report_fd, &e, sizeof e);
   ::_exit(127);
@@ -194,6 +228,64 @@ void trim_utf8_tail(std::string* s) {
   if (need > 1 && back + 1 < need) s->resize(i - 1);
 }
 
+// The processes `root` started: its descendants (by parent pid, so a process that made itself
+// a new session is still found while its parent lives) and the members of its process group
+// (so an orphan reparented to init is found too), `root` included. Read from /proc.
+std::vector<pid_t> process_tree(pid_t root) {
+  std::vector<std::pair<pid_t, pid_t>> parent;  // (pid, ppid)
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* e = ::readdir(proc)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300];  // "/proc/" + a d_name of up to 255 bytes + "/stat"
+    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and ')', so parse after the last ')'.
+    const char* close_paren = std::strrchr(buf, ')');
+    if (close_paren == nullptr) continue;
+    char state = 0;
+    int ppid = 0, pgrp = 0;
+    if (std::sscanf(close_paren + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) continue;
+    if (state == 'Z') continue;  // exited, holds nothing but its entry
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pgrp == root) {
+      out.push_back(pid);
+    } else {
+      parent.emplace_back(pid, static_cast<pid_t>(ppid));
+    }
+  }
+  ::closedir(proc);
+  if (std::find(out.begin(), out.end(), root) == out.end()) out.push_back(root);
+  // Descendants: repeat until no new child is found (the table is small).
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (auto& [pid, ppid] : parent) {
+      if (pid > 0 && std::find(out.begin(), out.end(), ppid) != out.end()) {
+        out.push_back(pid);
+        pid = 0;
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
+
+// SIGKILL to `pid`'s group and to every process of its tree.
+void kill_tree(pid_t pid, bool whole_tree) {
+  ::kill(-pid, SIGKILL);
+  if (!whole_tree) return;
+  for (pid_t p : process_tree(pid)) {
+    if (p != pid) ::kill(p, SIGKILL);
+  }
+}
+
 int poll_timeout_ms(Clock::time_point deadline, int cap_ms) {
   auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return static_cast<int>(std::clamp<int64_t>(left, 0, cap_ms));
@@ -210,6 +302,19 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv,
   cargv.reserve(argv.size() + 1);
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  std::vector<char*> cenv;
+  if (options.env) {
+    cenv.reserve(options.env->size() + 1);
+    for (const std::string& e : *options.env) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(nullptr);
+  }
+  const std::string working_dir = options.working_dir.string();
+  ChildSetup setup{.argv = cargv.data(),
+                   .envp = options.env ? cenv.data() : nullptr,
+                   .working_dir = working_dir.empty() ? nullptr : working_dir.c_str(),
+                   .rlimits = options.rlimits.data(),
+                   .rlimit_count = options.rlimits.size()};
+  const bool watch_tree = options.max_processes > 0;
 
   Fd in_r, in_w, out_r, out_w, err_r, err_w, report_r, report_w;
   FACTORY_RETURN_IF_ERROR(make_pipe(&in_r, &in_w));
@@ -220,7 +325,7 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv,
   SigpipeBlock sigpipe_block;
   pid_t pid = ::fork();
   if (pid < 0) return errno_status("fork", errno);
-  if (pid == 0) exec_child(cargv.data(), in_r.get(), out_w.get(), err_w.get(), report_w.get());
+  if (pid == 0) exec_child(setup, in_r.get(), out_w.get(), err_w.get(), report_w.get());
 
   // Also set here, so the group exists whichever side runs first; after the child's exec this
   // fails with EACCES, which is fine: the child set it itself.
@@ -259,12 +364,13 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv,
   Fd pidfd(open_pidfd(pid));
   // With a pidfd, exit wakes the poll; without, check for it every 10 ms. 100 ms bounds how
   // late a cancellation is noticed.
-  const int cap_ms = pidfd.open() ? 100 : 10;
+  const int cap_ms = pidfd.open() ? (watch_tree ? 50 : 100) : 10;
 
   size_t written = 0;
   if (input.empty()) in_w.reset();
   bool stopped = false;  // we decided to kill the child
   bool exited = false;
+  Clock::time_point next_count = Clock::now();
   while (!exited) {
     if (options.cancelled && options.cancelled()) {
       result.outcome = Outcome::kCancelled;
@@ -311,11 +417,20 @@ Result<SubprocessResult> run_subprocess(const std::vector<std::string>& argv,
       read_available(&err_r, &result.err, options.max_stderr_bytes);
     }
     if (!pidfd.open() || fds[3].revents != 0) exited = has_exited(pid);
+    if (watch_tree && !exited && Clock::now() >= next_count) {
+      next_count = Clock::now() + std::chrono::milliseconds(100);
+      if (process_tree(pid).size() > static_cast<size_t>(options.max_processes)) {
+        result.outcome = Outcome::kProcessLimit;
+        stopped = true;
+        break;
+      }
+    }
   }
 
   in_w.reset();
-  // The child on a stop; otherwise whatever it left running in its group.
-  ::kill(-pid, SIGKILL);
+  // The child on a stop; otherwise whatever it left running in its group (and, when counted,
+  // in its tree).
+  kill_tree(pid, watch_tree);
   if (!stopped) {
     // The child's last output is already in the pipes; the group kill closes the remaining
     // writers, so EOF follows unless a process escaped the group. The deadline still bounds it.

@@ -21,9 +21,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "factory/status.h"
@@ -32,6 +36,17 @@ namespace factory::stages {
 
 struct SubprocessOptions {
   std::chrono::steady_clock::time_point deadline;
+  // The child's whole environment ("NAME=value" entries); nullopt: factoryd's own.
+  std::optional<std::vector<std::string>> env;
+  // The child's working directory; empty: factoryd's.
+  std::filesystem::path working_dir;
+  // setrlimit(resource, {value, value}) in the child before exec (RLIMIT_CPU, RLIMIT_AS, ...).
+  std::vector<std::pair<int, uint64_t>> rlimits;
+  // When > 0: the processes the child started (its descendants and its process group), counted
+  // about every 100 ms, may not exceed this; more kills them all and ends the call with
+  // kProcessLimit. Not RLIMIT_NPROC: that counts every process and thread of the user (factoryd's
+  // own threads included) and does not apply to root at all.
+  int max_processes = 0;
   // Polled about every 100 ms; true kills the child and ends the call with kCancelled.
   std::function<bool()> cancelled;
   // More stdout than this kills the child and ends the call with kOutputTooLarge.
@@ -48,6 +63,7 @@ struct SubprocessResult {
     kCancelled,       // options.cancelled() returned true; we killed it
     kOutputTooLarge,  // stdout exceeded max_stdout_bytes; we killed it
     kSpawnFailed,     // execvp failed in the child; spawn_errno says why (ENOENT, EACCES, ...)
+    kProcessLimit,    // it started more than max_processes processes; we killed them all
   };
   Outcome outcome = Outcome::kExited;
   int exit_code = 0;

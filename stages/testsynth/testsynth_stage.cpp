@@ -20,6 +20,7 @@
 // Thread-safe: the branch's lock serializes the check-and-commit; each run has its own
 // checkout.
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include <boost/json.hpp>
@@ -27,6 +28,7 @@
 #include "codegen/provider.h"
 #include "common/schemas.h"
 #include "common/workspace.h"
+#include "exec/sandbox.h"
 #include "factory/event.h"
 #include "factory/stage.h"
 
@@ -403,12 +405,16 @@ class TestsynthStage final : public Stage {
     const auto start = Clock::now();
     const auto test_deadline = start + std::chrono::milliseconds(in.timeout_ms);
     const bool stage_deadline_first = ctx.deadline() < test_deadline;
-    SubprocessOptions opts;
+    // Generated code: sandboxed, clean environment, bounded (exec/sandbox.h).
+    SandboxOptions opts;
+    opts.work_dir = std::filesystem::absolute(checkout->path());
+    opts.env = {"PYTHONDONTWRITEBYTECODE=1"};
+    opts.merge_stderr = true;
     opts.deadline = stage_deadline_first ? ctx.deadline() : test_deadline;
     opts.cancelled = [&ctx] { return ctx.cancelled(); };
     opts.max_stdout_bytes = 8 << 20;
-    Result<SubprocessResult> run = run_in_dir(checkout->path(), project->test_command, opts,
-                                              {"PYTHONDONTWRITEBYTECODE=1"}, CommandEnv::kClean);
+    note_isolation(ctx);
+    Result<SubprocessResult> run = run_sandboxed(project->test_command, opts);
     const int64_t duration_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
     if (!run.ok()) return stage_failure(run.status(), "running the tests");
@@ -428,6 +434,9 @@ class TestsynthStage final : public Stage {
       note = "factoryd: the test command could not start\n";
     } else if (run->outcome == Outcome::kOutputTooLarge) {
       note = "factoryd: the test command printed more than 8 MiB; it was killed\n";
+    } else if (run->outcome == Outcome::kProcessLimit) {
+      note = "factoryd: the test command started more than " +
+             std::to_string(SandboxLimits{}.max_processes) + " processes; it was killed\n";
     } else if (!counts.recognised) {
       note = "factoryd: no unittest or pytest summary in the output\n";
     }

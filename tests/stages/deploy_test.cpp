@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "deploy/releases.h"
+#include "exec/sandbox.h"
 #include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
@@ -16,6 +17,8 @@
 
 using namespace factory;
 using namespace factory::stages::deploy;
+using factory::stages::isolation;
+using factory::stages::Isolation;
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
@@ -239,9 +242,18 @@ TEST_CASE("command target: a templated command runs in the release directory", "
   std::string c = f.commit("T-1", {{"web/app.py", "VERSION = 1\n"}});
   test::TempDir out;
   std::string copy = (out.path() / "copied").string();
-  json::object dep = d.run(Deploy::input(
-      f, "T-1", c,
-      R"(,"target":"command","command":{"argv":["cp","-r","{release_dir}",")" + copy + R"("]})"));
+  // Sandboxed: a host path outside the release is writable only when the config names it.
+  if (isolation() == Isolation::kBwrap) {
+    d.run(Deploy::input(f, "T-1", c,
+                        R"(,"target":"command","command":{"argv":["cp","-r","{release_dir}",")" +
+                            copy + R"("]})"),
+          StageResult::Kind::kRetryable);
+    CHECK(!fs::exists(copy));
+  }
+  json::object dep =
+      d.run(Deploy::input(f, "T-1", c,
+                          R"(,"target":"command","command":{"argv":["cp","-r","{release_dir}",")" +
+                              copy + R"("],"writable":[")" + out.str() + R"("]})"));
   CHECK(dep.at("status") == "deployed");
   CHECK(dep.at("target") == "command");
   CHECK(fs::exists(fs::path(copy) / "web" / "app.py"));
@@ -284,4 +296,49 @@ TEST_CASE("webhook target: POSTs the deployment, a refusal is failed, a 5xx retr
       f, "T-2", c2, R"(,"target":"webhook","webhook":{"url":")" + sink.url() + R"("})"));
   CHECK(refused.at("status") == "failed");
   CHECK(std::string(refused.at("message").as_string()).starts_with("HTTP 400"));
+}
+
+TEST_CASE("the canary's health command from the generated project file sees no secrets",
+          "[deploy]") {
+  // Issue 12 item 4, reproduced: the health_command of a generated factory-project.yaml wrote
+  // factoryd's environment, FACTORY_SECRET_DEMO included, to a file.
+  ::setenv("FACTORY_SECRET_DEMO", "canary-secret-for-test", 1);
+  test::RepoFixture f("web", {{"web/__init__.py", ""}}, R"([sh, -c, "env > leaked-env.txt"])");
+  Deploy d(f);
+  std::string c = f.commit("T-1", {{"web/app.py", "VERSION = 1\n"}});
+  json::object dep = d.run(Deploy::input(f, "T-1", c, kLocal));
+  ::unsetenv("FACTORY_SECRET_DEMO");
+  INFO(json::serialize(dep));
+  CHECK(dep.at("status") == "deployed");
+  fs::path leaked = project_dir(f.data_dir(), "web") / release_id("T-1", c) / "leaked-env.txt";
+  REQUIRE(fs::exists(leaked));
+  std::ifstream in(leaked);
+  std::string env((std::istreambuf_iterator<char>(in)), {});
+  CHECK(env.find("FACTORY_SECRET") == std::string::npos);
+  CHECK(env.find("canary-secret-for-test") == std::string::npos);
+  CHECK(env.find("HOME=" + fs::absolute(leaked.parent_path()).string()) != std::string::npos);
+  CHECK(d.ctx.counter("sandbox_runs_" + std::string(stages::isolation_name(isolation()))) == 3);
+}
+
+TEST_CASE("deploy refuses a commit whose tree holds a symlink", "[deploy]") {
+  auto f = project();
+  Deploy d(f);
+  // requirements.txt -> /etc/hostname, made with plumbing.
+  stages::GitOptions in{.input = "/etc/hostname"};
+  auto blob = stages::git(f.repo(), {"hash-object", "-w", "--stdin"}, in);
+  REQUIRE_OK(blob);
+  test::TempDir tmp;
+  stages::GitOptions idx{.env = {"GIT_INDEX_FILE=" + (tmp.path() / "index").string()}};
+  REQUIRE_OK(stages::git(f.repo(), {"read-tree", "main"}, idx));
+  idx.input = "120000 " + blob->substr(0, 40) + "\trequirements.txt\n";
+  REQUIRE_OK(stages::git(f.repo(), {"update-index", "--add", "--index-info"}, idx));
+  idx.input.clear();
+  auto tree = stages::git(f.repo(), {"write-tree"}, idx);
+  REQUIRE_OK(tree);
+  stages::GitOptions msg{.input = "evil\n"};
+  auto commit = stages::git(f.repo(), {"commit-tree", tree->substr(0, 40), "-p", "main"}, msg);
+  REQUIRE_OK(commit);
+  d.run(Deploy::input(f, "T-9", commit->substr(0, 40), kLocal), StageResult::Kind::kPermanent);
+  CHECK(d.last_reason.find("symbolic link at 'requirements.txt'") != std::string::npos);
+  CHECK(!fs::exists(project_dir(f.data_dir(), "web") / release_id("T-9", commit->substr(0, 40))));
 }
