@@ -21,8 +21,10 @@
 
 #include "common/schemas.h"
 #include "common/workspace.h"
+#include "exec/sandbox.h"
 #include "exec/subprocess.h"
 #include "factory/stage.h"
+#include "gate/files_arg.h"
 #include "gate/licences.h"
 #include "gate/secret_scan.h"
 
@@ -115,17 +117,24 @@ Check secrets_check(const fs::path& root, const std::vector<std::string>& change
 
 Check licences_check(const fs::path& root, const json::value* cfg) {
   Check c{.name = "licences"};
-  std::vector<std::string> allow = kDefaultAllow;
-  std::string manifest = "requirements.txt";
+  LicenceConfig config{.allow = kDefaultAllow};
   if (cfg && cfg->is_object()) {
     const json::object& o = cfg->as_object();
     if (const json::value* a = o.if_contains("allow")) {
-      allow.clear();
-      for (const json::value& id : a->as_array()) allow.emplace_back(id.as_string());
+      config.allow.clear();
+      for (const json::value& id : a->as_array()) config.allow.emplace_back(id.as_string());
     }
-    if (std::string m = str(o, "manifest"); !m.empty()) manifest = m;
+    if (std::string m = str(o, "manifest"); !m.empty()) config.manifest = m;
+    if (const json::value* k = o.if_contains("known"); k && k->is_object()) {
+      for (const auto& kv : k->as_object()) {
+        if (kv.value().is_string()) {
+          config.known.emplace_back(std::string(kv.key()), std::string(kv.value().as_string()));
+        }
+      }
+    }
+    if (std::string f = str(o, "known_file"); !f.empty()) config.known_file = f;
   }
-  auto r = check_licences(root, manifest, allow);
+  auto r = check_licences(root, config);
   if (!r.ok()) {
     c.report = r.status().message();
     return c;
@@ -162,7 +171,8 @@ std::string joined(const std::vector<std::string>& argv) {
   return out;
 }
 
-// Runs one configured command in the checkout. nullopt when the stage was cancelled.
+// Runs one configured command in the checkout, sandboxed (exec/sandbox.h). nullopt when the
+// stage was cancelled.
 std::optional<Check> command_check(const json::object& cmd, const fs::path& checkout,
                                    const std::vector<std::string>& changed, StageContext& ctx) {
   Check c{.name = str(cmd, "name")};
@@ -171,15 +181,11 @@ std::optional<Check> command_check(const json::object& cmd, const fs::path& chec
   size_t matched = 0;
   for (const json::value& a : cmd.at("argv").as_array()) {
     std::string arg(a.as_string());
-    if (arg == "{files}" || (arg.starts_with("{files:") && arg.ends_with("}"))) {
+    if (is_files_arg(arg)) {
       files_arg = arg;
-      std::string ext = arg == "{files}" ? "" : arg.substr(7, arg.size() - 8);
-      for (const std::string& f : changed) {
-        std::error_code ec;
-        if (f.ends_with(ext) && fs::is_regular_file(checkout / f, ec)) {
-          argv.push_back(f);
-          ++matched;
-        }
+      for (std::string& f : expand_files_arg(arg, changed, checkout)) {
+        argv.push_back(std::move(f));
+        ++matched;
       }
       continue;
     }
@@ -202,15 +208,21 @@ std::optional<Check> command_check(const json::object& cmd, const fs::path& chec
   int64_t timeout_ms = num(cmd, "timeout_ms");
   if (timeout_ms <= 0) timeout_ms = kDefaultCommandTimeoutMs;
   auto start = Clock::now();
-  SubprocessOptions opts;
+  SandboxOptions opts;
+  opts.work_dir = checkout;
   opts.deadline = std::min(start + std::chrono::milliseconds(timeout_ms), ctx.deadline());
   opts.cancelled = [&ctx] { return ctx.cancelled(); };
   opts.max_stdout_bytes = 4 << 20;
   opts.max_stderr_bytes = 16 << 10;
-  // No shell: `env -C` runs it in the checkout (run_subprocess has no working directory).
-  std::vector<std::string> full = {"env", "-C", checkout.string(), "--"};
-  full.insert(full.end(), argv.begin(), argv.end());
-  auto r = run_subprocess(full, "", opts);
+  if (const json::value* env = cmd.if_contains("env"); env && env->is_object()) {
+    for (const auto& kv : env->as_object()) {
+      if (kv.value().is_string()) {
+        opts.env.push_back(std::string(kv.key()) + "=" + std::string(kv.value().as_string()));
+      }
+    }
+  }
+  note_isolation(ctx);
+  auto r = run_sandboxed(argv, opts);
   c.duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
   if (!r.ok()) {
@@ -224,7 +236,8 @@ std::optional<Check> command_check(const json::object& cmd, const fs::path& chec
       c.passed = r->exit_code == 0;
       if (c.passed) {
         c.report = "`" + joined(argv) + "` passed";
-      } else if (r->exit_code == 127 && output.find("No such file") != std::string::npos) {
+      } else if ((r->exit_code == 127 && output.find("No such file") != std::string::npos) ||
+                 output.starts_with("bwrap: execvp ")) {  // not visible inside the sandbox
         c.report = tool + " is not installed; install it or remove the check";
       } else {
         c.report = "`" + joined(argv) + "` exited with " + std::to_string(r->exit_code) +
@@ -250,6 +263,10 @@ std::optional<Check> command_check(const json::object& cmd, const fs::path& chec
       break;
     case SubprocessResult::Outcome::kSpawnFailed:
       c.report = tool + " is not installed; install it or remove the check";
+      break;
+    case SubprocessResult::Outcome::kProcessLimit:
+      c.report = "`" + joined(argv) + "` started more than " +
+                 std::to_string(SandboxLimits{}.max_processes) + " processes; it was killed";
       break;
   }
   return c;
@@ -290,6 +307,13 @@ class GateStage final : public Stage {
     }
 
     auto checkout = clean_checkout(repo, commit, ctx.scratch_dir() / "gate");
+    std::vector<Check> results;
+    if (!checkout.ok() && checkout.status().code() == Status::Code::kFailedPrecondition) {
+      // A symlink, a submodule or a bad path in the tree: nothing of it is checked out or run,
+      // and the verdict says why, so the next round of codegen can fix it.
+      results.push_back(Check{.name = "tree", .report = checkout.status().message()});
+      return emit_verdict(in, artifact, repo, commit, std::move(results), ctx);
+    }
     if (!checkout.ok()) {
       if (checkout.status().code() == Status::Code::kNotFound) {
         return StageResult::permanent("commit " + commit + " is not in " + repo + ": " +
@@ -300,7 +324,6 @@ class GateStage final : public Stage {
     }
     const fs::path& root = checkout->path();
 
-    std::vector<Check> results;
     double min_ratio = 1.0;
     if (const json::value* m = checks_cfg.if_contains("min_pass_ratio"))
       min_ratio = m->to_number<double>();
@@ -319,7 +342,14 @@ class GateStage final : public Stage {
         results.push_back(std::move(*c));
       }
     }
+    return emit_verdict(in, artifact, repo, commit, std::move(results), ctx);
+  }
 
+ private:
+  static StageResult emit_verdict(const json::object& in, const json::object& artifact,
+                                  const std::string& repo, const std::string& commit,
+                                  std::vector<Check> results, StageContext& ctx) {
+    const std::string project = str(artifact, "project");
     bool passed =
         std::all_of(results.begin(), results.end(), [](const Check& c) { return c.passed; });
     json::object v;
@@ -359,7 +389,6 @@ class GateStage final : public Stage {
     return StageResult::success();
   }
 
- private:
   template <typename F>
   static Check timed(F&& f) {
     auto start = Clock::now();

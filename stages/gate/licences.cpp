@@ -65,7 +65,7 @@ std::vector<std::string> split_on(std::string_view s, std::string_view sep) {
 }  // namespace
 
 std::vector<Dependency> parse_requirements(
-    std::string_view text, const std::vector<std::pair<std::string, std::string>>& mapping,
+    std::string_view text, const std::vector<std::pair<std::string, std::string>>& known,
     std::vector<std::string>* problems) {
   std::vector<Dependency> out;
   std::istringstream in{std::string(text)};
@@ -89,12 +89,10 @@ std::vector<Dependency> parse_requirements(
     Dependency d;
     d.name = spec.substr(0, end);
     d.line = line_no;
-    d.licence = licence_in_comment(comment);
-    if (d.licence.empty()) {
-      std::string key = normalise(d.name);
-      for (const auto& [name, licence] : mapping) {
-        if (normalise(name) == key) d.licence = licence;
-      }
+    d.declared = licence_in_comment(comment);
+    const std::string key = normalise(d.name);
+    for (const auto& [name, licence] : known) {
+      if (normalise(name) == key) d.licence = licence;
     }
     out.push_back(std::move(d));
   }
@@ -117,60 +115,93 @@ bool licence_allowed(std::string_view licence, const std::vector<std::string>& a
   return false;
 }
 
-Result<LicenceReport> check_licences(const fs::path& root, std::string_view manifest,
-                                     const std::vector<std::string>& allow) {
+namespace {
+
+// A YAML mapping "name: SPDX id" from a file the operator owns, appended to *out.
+Status read_known_file(const fs::path& root, const fs::path& file,
+                       std::vector<std::pair<std::string, std::string>>* out) {
+  const std::string where = file.string();
+  if (!file.is_absolute()) {
+    return Status::invalid_argument("licences.known_file '" + where +
+                                    "' must be an absolute path outside the project, e.g. "
+                                    "/etc/factoryd/licences.yaml");
+  }
+  const fs::path canon_root = fs::weakly_canonical(root);
+  const fs::path canon = fs::weakly_canonical(file);
+  auto rel = canon.lexically_relative(canon_root);
+  if (!rel.empty() && *rel.begin() != "..") {
+    return Status::invalid_argument(
+        "licences.known_file '" + where +
+        "' is inside the checked-out project, which the generated "
+        "code writes; keep it outside, e.g. /etc/factoryd/licences.yaml");
+  }
+  try {
+    YAML::Node doc = YAML::LoadFile(where);
+    if (!doc.IsNull() && !doc.IsMap()) {
+      return Status::invalid_argument(where +
+                                      " must be a mapping of dependency names to SPDX ids, "
+                                      "e.g. requests: Apache-2.0");
+    }
+    for (const auto& kv : doc) {
+      if (!kv.second.IsScalar()) {
+        return Status::invalid_argument(where + ":" + std::to_string(kv.first.Mark().line + 1) +
+                                        ": " + kv.first.as<std::string>() +
+                                        " must map to one SPDX id, e.g. MIT");
+      }
+      out->emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::invalid_argument(where + ": " + e.what());
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<LicenceReport> check_licences(const fs::path& root, const LicenceConfig& config) {
+  const std::string& manifest = config.manifest;
   fs::path rel(manifest);
-  if (rel.is_absolute() || manifest.find("..") != std::string_view::npos) {
-    return Status::invalid_argument("licences.manifest '" + std::string(manifest) +
+  if (manifest.empty() || rel.is_absolute() || manifest.find("..") != std::string::npos) {
+    return Status::invalid_argument("licences.manifest '" + manifest +
                                     "' must be a path inside the project, e.g. requirements.txt");
   }
   LicenceReport r;
   fs::path file = root / rel;
   std::error_code ec;
+  if (fs::is_symlink(file, ec)) {
+    // clean_checkout refuses such trees already; never read through a link to a host file.
+    return Status::invalid_argument(manifest + " is a symbolic link; it must be a regular file");
+  }
   if (!fs::is_regular_file(file, ec)) {
-    r.report = "no " + std::string(manifest) + ": no third-party dependencies to check";
+    r.report = "no " + manifest + ": no third-party dependencies to check";
     return r;
   }
-  std::vector<std::pair<std::string, std::string>> mapping;
-  fs::path map_file = file.parent_path() / "factory-licences.yaml";
-  if (fs::is_regular_file(map_file, ec)) {
-    std::string where = fs::relative(map_file, root, ec).generic_string();
-    try {
-      YAML::Node doc = YAML::LoadFile(map_file.string());
-      if (!doc.IsNull() && !doc.IsMap()) {
-        return Status::invalid_argument(where +
-                                        " must be a mapping of dependency names to SPDX ids, "
-                                        "e.g. requests: Apache-2.0");
-      }
-      for (const auto& kv : doc) {
-        if (!kv.second.IsScalar()) {
-          return Status::invalid_argument(where + ":" + std::to_string(kv.first.Mark().line + 1) +
-                                          ": " + kv.first.as<std::string>() +
-                                          " must map to one SPDX id, e.g. MIT");
-        }
-        mapping.emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
-      }
-    } catch (const YAML::Exception& e) {
-      return Status::invalid_argument(where + ": " + e.what());
-    }
+  std::vector<std::pair<std::string, std::string>> known = config.known;
+  if (!config.known_file.empty()) {
+    FACTORY_RETURN_IF_ERROR(read_known_file(root, config.known_file, &known));
   }
   std::ifstream in(file, std::ios::binary);
   std::ostringstream buf;
   buf << in.rdbuf();
   std::vector<std::string> problems;
-  std::vector<Dependency> deps = parse_requirements(buf.str(), mapping, &problems);
+  std::vector<Dependency> deps = parse_requirements(buf.str(), known, &problems);
   std::string lines;
-  for (const std::string& p : problems) lines += std::string(manifest) + ": " + p + "\n";
+  for (const std::string& p : problems) lines += manifest + ": " + p + "\n";
   std::string allowed;
-  for (const std::string& a : allow) allowed += (allowed.empty() ? "" : ", ") + a;
+  for (const std::string& a : config.allow) allowed += (allowed.empty() ? "" : ", ") + a;
   int ok = 0;
   for (const Dependency& d : deps) {
-    std::string where = std::string(manifest) + ":" + std::to_string(d.line) + ": ";
+    std::string where = manifest + ":" + std::to_string(d.line) + ": ";
     if (d.licence.empty()) {
-      lines += where + d.name +
-               " has no known licence; add '# license: <SPDX id>' to its line or list it in "
-               "factory-licences.yaml\n";
-    } else if (!licence_allowed(d.licence, allow)) {
+      lines += where + d.name + " has no known licence";
+      if (!d.declared.empty()) {
+        lines += " (the manifest claims '" + d.declared.substr(0, 80) +
+                 "', but licences written by the generated code are not trusted)";
+      }
+      lines +=
+          "; an operator who has checked it adds it to the gate's licences.known (name: SPDX "
+          "id)\n";
+    } else if (!licence_allowed(d.licence, config.allow)) {
       lines += where + d.name + " is " + d.licence + ", which is not allowed (allowed: " + allowed +
                "); replace the dependency or get the licence approved\n";
     } else {
@@ -182,8 +213,8 @@ Result<LicenceReport> check_licences(const fs::path& root, std::string_view mani
     lines.pop_back();
     r.report = std::move(lines);
   } else {
-    r.report = std::to_string(ok) + " dependenc" + (ok == 1 ? "y" : "ies") + " in " +
-               std::string(manifest) + ", all with allowed licences";
+    r.report = std::to_string(ok) + " dependenc" + (ok == 1 ? "y" : "ies") + " in " + manifest +
+               ", all with allowed licences";
   }
   return r;
 }

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "gate/files_arg.h"
 #include "gate/licences.h"
 #include "gate/secret_scan.h"
 #include "runtime/contract.h"
@@ -68,7 +69,8 @@ GateRun run_gate(test::RepoFixture& f, const std::string& commit, const std::str
   out.verdict = json::parse(out.payload).as_object();
   // The checkout is gone once the stage returns.
   std::error_code ec;
-  CHECK(std::filesystem::is_empty(f.scratch_dir() / "gate", ec));
+  CHECK((!std::filesystem::exists(f.scratch_dir() / "gate") ||
+         std::filesystem::is_empty(f.scratch_dir() / "gate", ec)));
   return out;
 }
 
@@ -143,29 +145,140 @@ TEST_CASE("licences: requirements comments, the mapping file, and expressions", 
   auto deps = parse_requirements(
       "# pinned\nrequests==2.31.0  # license: Apache-2.0\nAttrs>=23 # licence: MIT\n"
       "Py_YAML==6.0\n-r other.txt\n",
-      {{"py.yaml", "MIT"}}, &problems);
+      {{"py.yaml", "MIT"}, {"requests", "Apache-2.0"}}, &problems);
   REQUIRE(deps.size() == 3);
   CHECK(deps[0].name == "requests");
-  CHECK(deps[0].licence == "Apache-2.0");
+  CHECK(deps[0].licence == "Apache-2.0");  // from the configuration
+  CHECK(deps[0].declared == "Apache-2.0");
   CHECK(deps[0].line == 2);
-  CHECK(deps[1].licence == "MIT");
-  CHECK(deps[2].licence == "MIT");  // from the mapping, by normalised name
+  CHECK(deps[1].licence.empty());  // only the manifest's own comment says MIT: not trusted
+  CHECK(deps[1].declared == "MIT");
+  CHECK(deps[2].licence == "MIT");  // from the configuration, by normalised name
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find("line 5: '-r other.txt' is an option line") != std::string::npos);
+}
+
+TEST_CASE("the licence gate trusts no licence the generated code declares itself", "[gate]") {
+  // Found by reading (issue 12): a generated requirements.txt could pass the allow-list by
+  // writing "# license: MIT" after any dependency, or a factory-licences.yaml beside it.
+  auto f = invoices();
+  std::string c =
+      f.commit("T-1", {{"requirements.txt", "gplthing==1.0  # license: MIT\nother==2.0\n"},
+                       {"factory-licences.yaml", "other: MIT\n"}});
+  GateRun g = run_gate(f, c, tests_json(c, 1, 0, 0), "{}");
+  INFO(g.payload);
+  CHECK(g.verdict.at("gate_passed") == false);
+  std::string report(g.check("licences").at("report").as_string());
+  CHECK(report.find("requirements.txt:1: gplthing has no known licence (the manifest claims "
+                    "'MIT', but licences written by the generated code are not trusted)") !=
+        std::string::npos);
+  CHECK(report.find("requirements.txt:2: other has no known licence") != std::string::npos);
+  // The operator's facts, from the gate's configuration or a file outside the project, count.
+  test::TempDir facts;
+  test::RepoFixture::write(facts.path() / "licences.yaml", "other: BSD-3-Clause\n");
+  GateRun ok = run_gate(f, c, tests_json(c, 1, 0, 0),
+                        R"({"licences":{"known":{"gplthing":"MIT"},"known_file":")" +
+                            (facts.path() / "licences.yaml").string() + R"("}})");
+  INFO(ok.payload);
+  CHECK(ok.check("licences").at("passed") == true);
+  // A known_file inside the checkout would be the generated code's again; a relative one is
+  // ambiguous. Both are refused.
+  test::RepoFixture::write(facts.path() / "requirements.txt", "other==2.0\n");
+  auto inside = check_licences(facts.path(),
+                               {.allow = {"MIT"}, .known_file = facts.path() / "licences.yaml"});
+  REQUIRE(inside.status().is_invalid_argument());
+  CHECK(inside.status().message().find("inside the checked-out project") != std::string::npos);
+  CHECK(check_licences(facts.path(), {.allow = {"MIT"}, .known_file = "licences.yaml"})
+            .status()
+            .is_invalid_argument());
+}
+
+TEST_CASE("a symlink to a host file in the tree fails the gate and never reaches the report",
+          "[gate]") {
+  // Issue 12 item 3, reproduced: requirements.txt -> /etc/hostname in the generated tree made
+  // the licence check read the host file into the report (which goes into the next prompt).
+  auto f = invoices();
+  std::string base = f.commit("T-1", {{"shop/x.py", "X = 1\n"}});
+  stages::GitOptions in{.input = "/etc/hostname"};
+  auto blob = stages::git(f.repo(), {"hash-object", "-w", "--stdin"}, in);
+  REQUIRE_OK(blob);
+  test::TempDir tmp;
+  stages::GitOptions idx{.env = {"GIT_INDEX_FILE=" + (tmp.path() / "index").string()}};
+  REQUIRE_OK(stages::git(f.repo(), {"read-tree", base}, idx));
+  idx.input = "120000 " + blob->substr(0, 40) + "\trequirements.txt\n";
+  REQUIRE_OK(stages::git(f.repo(), {"update-index", "--add", "--index-info"}, idx));
+  idx.input.clear();
+  auto tree = stages::git(f.repo(), {"write-tree"}, idx);
+  REQUIRE_OK(tree);
+  stages::GitOptions msg{.input = "T-1: evil\n"};
+  auto commit = stages::git(f.repo(), {"commit-tree", tree->substr(0, 40), "-p", base}, msg);
+  REQUIRE_OK(commit);
+  const std::string c = commit->substr(0, 40);
+  GateRun g = run_gate(f, c, tests_json(c, 1, 0, 0), "{}");
+  REQUIRE(g.result.kind() == StageResult::Kind::kSuccess);
+  INFO(g.payload);
+  CHECK(g.verdict.at("gate_passed") == false);
+  CHECK(std::string(g.check("tree").at("report").as_string())
+            .find("symbolic link at 'requirements.txt'") != std::string::npos);
+  std::ifstream host("/etc/hostname");
+  std::string hostname;
+  std::getline(host, hostname);
+  if (hostname.size() >= 6) CHECK(g.payload.find(hostname) == std::string::npos);
+  CHECK(g.payload.find("has no known licence") == std::string::npos);  // nothing read it
+}
+
+TEST_CASE("{files} never passes a name that reads as an option or lies outside the checkout",
+          "[gate]") {
+  test::TempDir d;
+  for (const char* name : {"ok.py", "-rf.py", "--output=x.py", "b.txt"}) {
+    test::RepoFixture::write(d.path() / name, "x\n");
+  }
+  const std::vector<std::string> changed = {"ok.py",
+                                            "-rf.py",
+                                            "--output=x.py",
+                                            "/etc/hostname",
+                                            "../" + d.path().filename().string() + "/ok.py",
+                                            "b.txt"};
+  auto all = expand_files_arg("{files}", changed, d.path());
+  for (const std::string& a : all) {
+    INFO(a);
+    CHECK(a.front() != '-');
+    CHECK(a.find("..") == std::string::npos);
+    CHECK(a.front() != '/');
+  }
+  CHECK(all == std::vector<std::string>{"ok.py", "b.txt"});
+  CHECK(expand_files_arg("{files:.py}", changed, d.path()) == std::vector<std::string>{"ok.py"});
+  CHECK(is_files_arg("{files:.py}"));
+  CHECK_FALSE(is_files_arg("{file}"));
+}
+
+TEST_CASE("the gate's commands run without factoryd's environment", "[gate]") {
+  ::setenv("FACTORY_SECRET_DEMO", "gate-secret-for-test", 1);
+  auto f = invoices();
+  std::string c = f.commit("T-1", {{"shop/x.py", "X = 1\n"}});
+  GateRun g = run_gate(f, c, tests_json(c, 1, 0, 0),
+                       R"J({"secret_scan":false,"licences":false,"commands":[
+          {"name":"env","argv":["sh","-c","env; exit 1"],"env":{"LINT_MODE":"strict"}}]})J");
+  ::unsetenv("FACTORY_SECRET_DEMO");
+  INFO(g.payload);
+  std::string report(g.check("env").at("report").as_string());
+  CHECK(report.find("LINT_MODE=strict") != std::string::npos);
+  CHECK(report.find("FACTORY_SECRET") == std::string::npos);
+  CHECK(report.find("gate-secret-for-test") == std::string::npos);
 }
 
 TEST_CASE("a clean commit passes every check", "[gate]") {
   auto f = invoices();
   std::string c = f.commit(
       "T-1", {{"shop/total.py", "def total(xs):\n    return sum(xs)\n"},
-              {"requirements.txt", "requests==2.31.0  # license: Apache-2.0\nattrs==23.1\n"},
-              {"factory-licences.yaml", "attrs: MIT\n"},
+              {"requirements.txt", "requests==2.31.0\nattrs==23.1\n"},
               {"tests/test_total.py",
                "import unittest\nfrom shop.total import total\n\nclass T(unittest.TestCase):\n"
                "    def test_sum(self):\n        self.assertEqual(total([1, 2]), 3)\n"}});
   GateRun g = run_gate(
       f, c, tests_json(c, 4, 0, 0),
-      R"({"commands":[{"name":"py_compile","argv":["python3","-m","py_compile","{files:.py}"]}]})",
+      R"({"licences":{"known":{"requests":"Apache-2.0","attrs":"MIT"}},)"
+      R"("commands":[{"name":"py_compile","argv":["python3","-m","py_compile","{files:.py}"]}]})",
       R"(["shop/total.py","tests/test_total.py"])");
   REQUIRE(g.result.kind() == StageResult::Kind::kSuccess);
   INFO(g.payload);
@@ -248,12 +361,11 @@ TEST_CASE("a configured tool that is not installed is a failed check, never a pa
 
 TEST_CASE("the licence check fails a disallowed or unknown licence", "[gate]") {
   auto f = invoices();
-  std::string c = f.commit("T-1", {{"requirements.txt",
-                                    "requests==2.31.0  # license: Apache-2.0\n"
-                                    "leftpad==1.0      # license: GPL-3.0\n"
-                                    "mystery==0.1\n"}});
-  GateRun g =
-      run_gate(f, c, tests_json(c, 1, 0, 0), R"({"licences":{"allow":["MIT","Apache-2.0"]}})");
+  std::string c =
+      f.commit("T-1", {{"requirements.txt", "requests==2.31.0\nleftpad==1.0\nmystery==0.1\n"}});
+  GateRun g = run_gate(f, c, tests_json(c, 1, 0, 0),
+                       R"({"licences":{"allow":["MIT","Apache-2.0"],)"
+                       R"("known":{"requests":"Apache-2.0","leftpad":"GPL-3.0"}}})");
   INFO(g.payload);
   CHECK(g.verdict.at("gate_passed") == false);
   const json::object& lic = g.check("licences");
@@ -261,8 +373,8 @@ TEST_CASE("the licence check fails a disallowed or unknown licence", "[gate]") {
   CHECK(lic.at("report") ==
         "requirements.txt:2: leftpad is GPL-3.0, which is not allowed (allowed: MIT, "
         "Apache-2.0); replace the dependency or get the licence approved\n"
-        "requirements.txt:3: mystery has no known licence; add '# license: <SPDX id>' to its "
-        "line or list it in factory-licences.yaml");
+        "requirements.txt:3: mystery has no known licence; an operator who has checked it adds "
+        "it to the gate's licences.known (name: SPDX id)");
   // A project without a manifest has nothing to check.
   auto bare = invoices();
   std::string b = bare.commit("T-2", {{"shop/y.py", "Y = 2\n"}});
