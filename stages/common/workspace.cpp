@@ -56,6 +56,24 @@ std::string unique_suffix() {
 
 }  // namespace
 
+std::string escape_control(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", u);
+      out += buf;
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 Status check_file_path(std::string_view path) {
   // Printable in a message: a control character shows as \xNN, never as itself (a newline in
   // the path must not forge a second line in a report or a log).
@@ -429,6 +447,15 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
     return Status::invalid_argument("commit_files needs a branch and a message");
   }
   for (const FileContent& f : request.files) FACTORY_RETURN_IF_ERROR(check_file_path(f.path));
+  for (const auto& [key, value] : request.trailers) {
+    const bool ok = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+    });
+    if (!ok) {
+      return Status::invalid_argument("trailer key '" + escape_control(key) +
+                                      "' must be letters, digits and '-', e.g. Factory-Round");
+    }
+  }
   Result<std::string> checked = git(repo, {"check-ref-format", "--branch", request.branch});
   if (!checked.ok()) {
     return Status::invalid_argument("'" + request.branch + "' is not a valid git branch name");
@@ -495,10 +522,14 @@ Result<std::string> commit_files(const fs::path& repo, const CommitRequest& requ
   Result<std::string> tree = git(repo, {"write-tree"}, with_index);
   if (!tree.ok()) return tree.status();
 
-  std::string message = trim(request.message) + "\n";
+  // Escaped, not refused: ingest already refuses control characters in ticket ids; this is the
+  // last line of defence for whatever else reaches a message (a title, a model name).
+  std::string message = escape_control(trim(request.message)) + "\n";
   if (!request.trailers.empty()) {
     message += "\n";
-    for (const auto& [key, value] : request.trailers) message += key + ": " + value + "\n";
+    for (const auto& [key, value] : request.trailers) {
+      message += key + ": " + escape_control(value) + "\n";
+    }
   }
   // One second after the parent: reproducible (a function of the parent), and `git log --all`
   // lists the newest work first although every date is fixed.
@@ -539,7 +570,7 @@ Result<std::optional<std::string>> find_commit_with_trailer(const fs::path& repo
   const std::string ref = "refs/heads/" + std::string(branch);
   Result<std::optional<std::string>> tip = resolve_commit(repo, ref);
   if (!tip.ok()) return tip.status();
-  const std::string line = std::string(key) + ": " + std::string(value);
+  const std::string line = std::string(key) + ": " + escape_control(value);  // as written
   std::vector<std::string> args = {"log", "--format=%H%n%B%x1e", "--fixed-strings",
                                    "--grep=" + line, "--glob=refs/factory/*"};
   if (tip->has_value()) args.push_back(ref);

@@ -140,9 +140,16 @@ struct CommitRequest {
   // is left alone.
   std::string parent;
   std::vector<FileContent> files;  // written over the branch's tree (added or replaced)
-  std::string message;             // subject (and body)
-  std::vector<std::pair<std::string, std::string>> trailers;  // appended as "Key: value"
+  // One line, the subject. Control characters (a newline in a ticket id, say) are written
+  // escaped as \xNN, so nothing in it can start a line of its own, such as a forged trailer.
+  std::string message;
+  // Appended as "Key: value"; keys of letters, digits and '-', values escaped like `message`.
+  std::vector<std::pair<std::string, std::string>> trailers;
 };
+
+// `text` with every control character (0x00-0x1F, 0x7F) written as \xNN and every backslash
+// as \\ (so the escape is unambiguous): one printable line.
+std::string escape_control(std::string_view text);
 
 // Commits `files` on top of request.branch (or of request.base when the branch is missing; or of
 // request.parent) without a working tree, and moves the branch to the new commit. Returns the

@@ -1,6 +1,7 @@
 #include "ingest/ticket.h"
 
 #include <cctype>
+#include <cstdio>
 #include <string_view>
 
 #include "ingest/adf.h"
@@ -34,6 +35,14 @@ Result<std::string> optional_string(const json::value& v, std::string_view key,
                                     std::string(json::to_string(f->kind())));
   }
   return std::string(f->get_string());
+}
+
+// check_ticket_id on the string at `key` as sent, before squash_spaces would quietly turn a
+// newline into a space: an id with control characters is refused, not repaired.
+Status check_raw_id(const json::value& v, std::string_view key, const std::string& path) {
+  const json::value* f = field(v, key);
+  if (f == nullptr || !f->is_string()) return Status();
+  return check_ticket_id(f->get_string(), path);
 }
 
 // A required, non-empty string.
@@ -114,6 +123,7 @@ Result<Ticket> read_jira_issue(const json::value& issue, std::string_view what,
                                const std::string& prefix) {
   Ticket t;
   t.source = "jira";
+  FACTORY_RETURN_IF_ERROR(check_raw_id(issue, "key", prefix + "key"));
   auto key = required_string(issue, "key", prefix + "key", what);
   if (!key.ok()) return key.status();
   t.id = *key;
@@ -173,6 +183,7 @@ Result<Ticket> read_github_webhook(const json::value& payload) {
   }
   const json::value& issue = *field(payload, "issue");
   const json::value& repository = *field(payload, "repository");
+  FACTORY_RETURN_IF_ERROR(check_raw_id(repository, "full_name", "repository.full_name"));
   auto repo = required_string(repository, "full_name", "repository.full_name", "GitHub webhook");
   if (!repo.ok()) return repo.status();
   const json::value* number = field(issue, "number");
@@ -210,6 +221,7 @@ Result<Ticket> read_plain(const json::value& payload) {
   if (id->is_int64() || id->is_uint64()) {
     t.id = json::serialize(*id);
   } else {
+    FACTORY_RETURN_IF_ERROR(check_raw_id(payload, "id", "id"));
     auto s = required_string(payload, "id", "id", "plain ticket");
     if (!s.ok()) return s.status();
     t.id = *s;
@@ -273,6 +285,38 @@ std::string describe(const json::value& v) {
 }
 
 }  // namespace
+
+Status check_ticket_id(std::string_view id, std::string_view field) {
+  // The id names a branch, a release and a commit's subject: one printable line only.
+  std::string shown;
+  bool control = false;
+  for (char c : id.substr(0, 80)) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", u);
+      shown += buf;
+    } else {
+      shown += c;
+    }
+  }
+  for (char c : id) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) control = true;
+  }
+  if (control) {
+    return Status::invalid_argument("ticket " + std::string(field) + " '" + shown +
+                                    "' holds a control character (a newline, a tab, an escape); "
+                                    "a ticket id is one printable line such as INV-101 or "
+                                    "acme/shop#42");
+  }
+  if (id.size() > kMaxTicketIdBytes) {
+    return Status::invalid_argument("ticket " + std::string(field) + " '" + shown +
+                                    "...' is longer than " + std::to_string(kMaxTicketIdBytes) +
+                                    " bytes; a ticket id is a short key such as INV-101");
+  }
+  return Status();
+}
 
 Result<Ticket> read_ticket(const json::value& payload) {
   if (!payload.is_object()) {

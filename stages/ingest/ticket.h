@@ -18,7 +18,9 @@
 // Thread-safety: plain values and a pure function.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/json.hpp>
@@ -49,5 +51,14 @@ struct Ticket {
 // or missing (with the field's path) when `payload` is none of the three, or an event of a kind
 // ingest does not handle (jira:issue_deleted, a GitHub "closed" action).
 Result<Ticket> read_ticket(const boost::json::value& payload);
+
+// The longest ticket id accepted (a JIRA key or owner/repo#number is far shorter).
+inline constexpr size_t kMaxTicketIdBytes = 200;
+
+// OK when `id` is one printable line of at most kMaxTicketIdBytes: no control character
+// (0x00-0x1F, 0x7F), since the id reaches branch names, commit subjects and logs.
+// InvalidArgument naming `field` and showing the id with control characters as \xNN otherwise.
+// read_ticket applies it to every id it reads.
+Status check_ticket_id(std::string_view id, std::string_view field);
 
 }  // namespace factory::stages::ingest

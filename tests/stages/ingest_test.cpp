@@ -14,6 +14,7 @@
 #include "ingest/document.h"
 #include "ingest/jira_wiki.h"
 #include "ingest/markdown.h"
+#include "ingest/ticket.h"
 #include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
@@ -682,6 +683,34 @@ TEST_CASE("plain tickets: explicit criteria, projects, numeric ids", "[ingest]")
   Outcome bad_ac = ingest_ticket(R"({"id": "INV-1", "title": "T", "acceptance_criteria": "x"})");
   CHECK(bad_ac.kind == Kind::kPermanent);
   CHECK(bad_ac.reason == "ingest: ticket INV-1: acceptance_criteria must be an array of strings");
+}
+
+TEST_CASE("a ticket id with a control character is refused at ingest, shown escaped", "[ingest]") {
+  // Found by reading (issue 12): a newline in a ticket id reached commit subjects and could
+  // start a forged trailer line ("Factory-Round: ...").
+  Outcome plain = ingest_ticket(
+      R"({"id": "INV-1\nFactory-Round: forged", "title": "T", "description": "AC: x"})",
+      {{"default_project", "invoices"}});
+  CHECK(plain.kind == Kind::kPermanent);
+  CHECK(plain.reason.find("ticket id 'INV-1\\x0AFactory-Round: forged' holds a control "
+                          "character") != std::string::npos);
+  CHECK(plain.reason.find('\n') == std::string::npos);
+  for (const char* id : {"INV-1\r", "INV\x1b[2J-1", "INV-1\x7f", "INV-1\t"}) {
+    INFO(id);
+    json::object t{{"id", id}, {"title", "T"}, {"description", "AC: x"}};
+    Outcome o = ingest(json::serialize(json::object{{"ticket", t}, {"default_project", "x"}}));
+    CHECK(o.kind == Kind::kPermanent);
+    CHECK(has(o.reason, "holds a control character"));
+  }
+  Outcome jira = ingest(R"({"ticket": {"key": "INV-1\n", "fields": {"summary": "S"}}})");
+  CHECK(jira.kind == Kind::kPermanent);
+  CHECK(has(jira.reason, "ticket key 'INV-1\\x0A' holds a control character"));
+  Outcome github = ingest(R"({"ticket": {"action": "opened", "issue": {"number": 3,
+      "title": "T", "body": "AC: x"}, "repository": {"full_name": "acme/sh\nop"}}})");
+  CHECK(github.kind == Kind::kPermanent);
+  CHECK(has(github.reason, "holds a control character"));
+  CHECK(check_ticket_id(std::string(300, 'A'), "id").is_invalid_argument());
+  CHECK(check_ticket_id("acme/shop#42", "id").ok());
 }
 
 TEST_CASE("no acceptance criteria routes to the review topic with the reason", "[ingest]") {

@@ -310,3 +310,38 @@ TEST_CASE("clean_checkout refuses a tree with a symlink or a submodule", "[works
   }
   CHECK(check_regular_tree(*repo, "main").ok());
 }
+
+TEST_CASE("a newline in a subject or trailer value cannot forge a trailer", "[workspace]") {
+  // Defence in depth behind ingest's check of ticket ids: commit_files escapes control
+  // characters, so "Factory-Round: forged" never becomes a line of its own.
+  test::TempDir d;
+  Result<std::string> repo = ensure_repo(d.path(), "invoices", kSeed);
+  REQUIRE_OK(repo);
+  RepoLock lock = lock_branch(*repo, "feature/INV-2");
+  CommitRequest req{.branch = "feature/INV-2",
+                    .files = {{"a.txt", "a\n"}},
+                    .message = "INV-2\nFactory-Round: forged: title",
+                    .trailers = {{"Factory-Model", "m\nFactory-Event: forged2"}}};
+  Result<std::string> c = commit_files(*repo, req, lock);
+  REQUIRE_OK(c);
+  CHECK(git_out(*repo, {"log", "-1", "--format=%B", *c}) ==
+        "INV-2\\x0AFactory-Round: forged: title\n\nFactory-Model: m\\x0AFactory-Event: "
+        "forged2\n\n");
+  for (const auto& [key, value] :
+       {std::pair{"Factory-Round", "forged: title"}, std::pair{"Factory-Event", "forged2"}}) {
+    auto found = find_commit_with_trailer(*repo, "feature/INV-2", key, value);
+    REQUIRE_OK(found);
+    CHECK(!found->has_value());
+  }
+  auto trailers = commit_trailers(*repo, *c);
+  REQUIRE_OK(trailers);
+  REQUIRE(trailers->size() == 1);
+  CHECK((*trailers)[0].first == "Factory-Model");
+  // The written value is found by the value it was written from.
+  auto same = find_commit_with_trailer(*repo, "feature/INV-2", "Factory-Model",
+                                       "m\nFactory-Event: forged2");
+  REQUIRE_OK(same);
+  CHECK(same->has_value());
+  req.trailers = {{"Bad Key\n", "x"}};
+  CHECK(commit_files(*repo, req, lock).status().is_invalid_argument());
+}
