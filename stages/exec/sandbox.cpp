@@ -5,6 +5,8 @@
 //         --unshare-ipc --unshare-pid --unshare-uts --unshare-cgroup-try [--unshare-net]
 //         --ro-bind /usr /usr --ro-bind /etc /etc ...   system dirs (a symlink such as Debian's
 //                                                        /bin -> usr/bin stays a symlink)
+//         --ro-bind /dev/null /etc/shadow ...           credentials in /etc hidden
+//         --tmpfs /etc/ssl/private --tmpfs /etc/factoryd
 //         --proc /proc --dev /dev --tmpfs /tmp          fresh, private
 //         --bind <work> <work> --chdir <work>           the only writable host path
 //         -- argv...
@@ -28,9 +30,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Host paths a program needs to run, shown read-only in the sandbox when they exist.
-constexpr const char* kSystemPaths[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
-                                        "/lib32", "/lib64", "/libx32", "/opt"};
+// Host paths a program needs to run, shown read-only in the sandbox when they exist. Not /opt
+// (factoryd's own install, config and data may live there) nor /home, /root, /var, /srv.
+constexpr const char* kSystemPaths[] = {"/usr", "/etc",   "/bin",   "/sbin",
+                                        "/lib", "/lib32", "/lib64", "/libx32"};
+// Parts of /etc that hold credentials: hidden (an empty file or directory over them).
+constexpr const char* kHiddenFiles[] = {"/etc/shadow", "/etc/shadow-", "/etc/gshadow",
+                                        "/etc/gshadow-", "/etc/sudoers"};
+constexpr const char* kHiddenDirs[] = {"/etc/ssl/private", "/etc/factoryd", "/etc/sudoers.d"};
 
 std::string default_path() {
   const char* p = std::getenv("PATH");
@@ -60,6 +67,14 @@ std::vector<std::string> bwrap_prefix(const fs::path& work, bool network,
     } else if (fs::is_directory(p, ec)) {
       a.insert(a.end(), {"--ro-bind", p, p});
     }
+  }
+  for (const char* p : kHiddenFiles) {
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) a.insert(a.end(), {"--ro-bind", "/dev/null", p});
+  }
+  for (const char* p : kHiddenDirs) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec) && !fs::is_symlink(p, ec)) a.insert(a.end(), {"--tmpfs", p});
   }
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
   for (const fs::path& p : read_only) a.insert(a.end(), {"--ro-bind", p.string(), p.string()});

@@ -12,8 +12,9 @@
 //     processes it starts (counted by run_subprocess), and the bytes of output kept.
 //   - When Debian's bubblewrap (`bwrap`) is installed and passes a self-test here: a sandbox
 //     with no network (unless options.network), its own pid/ipc/uts namespaces and session, the
-//     system directories (/usr, /etc, /bin, /lib...) read-only, a private /tmp, the work tree
-//     read-write and nothing else of the host (not factoryd's data dir, not $HOME); it dies
+//     system directories (/usr, /etc, /bin, /lib...) read-only with /etc's credentials hidden
+//     (shadow, ssl/private, /etc/factoryd), a private /tmp, the work tree read-write and
+//     nothing else of the host (not factoryd's data or config dir, not $HOME, not /opt); it dies
 //     with factoryd (--die-with-parent) and everything in it dies with its first process.
 //   - Otherwise (no bwrap, or its self-test failed): the rlimits and the clean environment
 //     alone, with a private TMPDIR that is removed afterwards.
