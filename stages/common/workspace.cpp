@@ -588,7 +588,12 @@ Result<std::optional<std::string>> find_commit_with_trailer(const fs::path& repo
     std::string hash(entry.substr(0, nl));
     std::istringstream body{std::string(entry.substr(nl + 1))};
     std::string l;
+    bool in_subject = true;  // trailers follow the subject's paragraph
     while (std::getline(body, l)) {
+      if (in_subject) {
+        in_subject = !trim(l).empty();
+        continue;
+      }
       if (trim(l) == line) return std::optional<std::string>(hash);
     }
   }
@@ -608,11 +613,19 @@ Result<std::vector<std::pair<std::string, std::string>>> commit_trailers(const f
   std::vector<std::pair<std::string, std::string>> out;
   std::istringstream in(*body);
   std::string line;
+  bool in_subject = true;  // the subject is never a trailer, whatever it looks like
   while (std::getline(in, line)) {
+    if (in_subject) {
+      in_subject = !trim(line).empty();
+      continue;
+    }
     size_t colon = line.find(": ");
     if (colon == std::string::npos || colon == 0) continue;
     std::string key = line.substr(0, colon);
-    if (key.find(' ') != std::string::npos) continue;  // prose, not a trailer
+    const bool token = std::all_of(key.begin(), key.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+    });
+    if (!token) continue;  // prose, not a trailer
     std::string value = trim(line.substr(colon + 2));
     auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
     if (it != out.end()) {
