@@ -41,24 +41,23 @@ std::optional<SplitUrl> split_url(const std::string& text) {
   return out;
 }
 
-// Seconds from Cache-Control's max-age; nullopt without one. no-store/no-cache count as 0
-// (the caller clamps to kMinCacheS: a provider that forbids caching still gets no flood).
-std::optional<int64_t> max_age(std::string value) {
+}  // namespace
+
+int64_t jwks_cache_seconds(std::string_view cache_control) {
+  std::string value(cache_control);
   std::transform(value.begin(), value.end(), value.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  int64_t s = JwtAuthenticator::kDefaultCacheS;
   if (value.find("no-store") != std::string::npos || value.find("no-cache") != std::string::npos) {
-    return 0;
+    s = 0;
+  } else if (size_t at = value.find("max-age="); at != std::string::npos) {
+    const char* p = value.data() + at + 8;
+    int64_t age = 0;
+    auto [end, ec] = std::from_chars(p, value.data() + value.size(), age);
+    if (ec == std::errc() && end != p) s = age;
   }
-  size_t at = value.find("max-age=");
-  if (at == std::string::npos) return std::nullopt;
-  const char* p = value.data() + at + 8;
-  int64_t s = 0;
-  auto [end, ec] = std::from_chars(p, value.data() + value.size(), s);
-  if (ec != std::errc() || end == p) return std::nullopt;
-  return s;
+  return std::clamp(s, JwtAuthenticator::kMinCacheS, JwtAuthenticator::kMaxCacheS);
 }
-
-}  // namespace
 
 Status validate_jwt_options(const JwtOptions& o) {
   if (!o.jwks_url.empty() && !o.jwks_file.empty()) {
@@ -114,8 +113,8 @@ Result<std::unique_ptr<JwtAuthenticator>> JwtAuthenticator::start(const JwtOptio
   Status s = a->fetch();
   if (!s.ok()) {
     if (!options.jwks_file.empty()) return s;
-    obs::warn("JWKS not loaded; JWT bearer tokens are refused until it is",
-              {{"source", options.jwks_url}, {"error", s.message()}});
+    obs::warn("JWT bearer tokens are refused until the JWKS loads; retrying",
+              {{"source", options.jwks_url}, {"every_s", options.min_refresh_s}});
   }
   a->refresher_ = std::thread([raw = a.get()] { raw->run(); });
   return a;
@@ -136,6 +135,7 @@ JwtAuthenticator::~JwtAuthenticator() {
 }
 
 Result<std::string> JwtAuthenticator::read_source(int64_t* max_age_s) const {
+  *max_age_s = kDefaultCacheS;  // a file: re-read as often as a URL without Cache-Control
   std::string text;
   if (!options_.jwks_file.empty()) {
     FACTORY_RETURN_IF_ERROR(base::read_file(options_.jwks_file, "JWKS file", &text));
@@ -152,7 +152,7 @@ Result<std::string> JwtAuthenticator::read_source(int64_t* max_age_s) const {
       return Status::unavailable(fmt::format("{} answered HTTP {}", source_, r->status));
     }
     text = std::move(r->body);
-    if (auto age = max_age(r->header("cache-control"))) *max_age_s = *age;
+    *max_age_s = jwks_cache_seconds(r->header("cache-control"));
   }
   if (text.size() > kMaxJwksBytes) {
     return Status::invalid_argument(
@@ -162,7 +162,7 @@ Result<std::string> JwtAuthenticator::read_source(int64_t* max_age_s) const {
 }
 
 Status JwtAuthenticator::fetch() {
-  int64_t age_s = kDefaultCacheS;
+  int64_t age_s = 0;
   Result<std::string> text = read_source(&age_s);
   Result<JwkSet> set = text.ok() ? JwkSet::parse(*text) : Result<JwkSet>(text.status());
   base::MutexLock lock(&mu_);
@@ -172,7 +172,8 @@ Status JwtAuthenticator::fetch() {
     last_error_ = std::string(set.status().message());
     next_due_ = now + std::chrono::seconds(options_.min_refresh_s);
     cv_.signal_all();
-    obs::warn("JWKS fetch failed; keeping the keys loaded before",
+    obs::warn(keys_ ? "JWKS fetch failed; the keys loaded before stay in use"
+                    : "JWKS fetch failed; no keys yet",
               {{"source", source_}, {"error", last_error_}});
     return set.status();
   }
@@ -182,7 +183,6 @@ Status JwtAuthenticator::fetch() {
   obs::info("JWKS loaded", {{"source", source_}, {"keys", static_cast<uint64_t>(set->size())}});
   keys_ = std::make_shared<const JwkSet>(std::move(*set));
   last_error_.clear();
-  age_s = std::clamp(age_s, kMinCacheS, kMaxCacheS);
   next_due_ = now + std::chrono::seconds(age_s);
   cv_.signal_all();
   return Status::ok_status();

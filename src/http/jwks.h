@@ -30,6 +30,12 @@
 
 namespace factory::http {
 
+// How long a fetched JWKS is fresh, from its Cache-Control header: max-age, 0 for no-cache or
+// no-store, kDefaultCacheS without either — clamped to [kMinCacheS, kMaxCacheS], so a
+// provider's "no-cache" cannot turn every request into a fetch, nor a year-long max-age pin
+// keys the provider has revoked.
+int64_t jwks_cache_seconds(std::string_view cache_control);
+
 class JwtAuthenticator {
  public:
   static constexpr int64_t kMinCacheS = 60;

@@ -150,8 +150,8 @@ EVP_PKEY* ec256_key(const std::string& x, const std::string& y) {
   if (x.size() != 32 || y.size() != 32) return nullptr;
   std::string point = "\x04" + x + y;  // SEC1 uncompressed
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                       const_cast<char*>("prime256v1"), 0),
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>("prime256v1"),
+                                       0),
       OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()),
       OSSL_PARAM_construct_end()};
   EVP_PKEY* key = nullptr;
@@ -273,9 +273,9 @@ std::string printable(std::string_view s, size_t max) {
 
 Result<ParsedJwt> parse_jwt(std::string_view token, std::string_view role_claim) {
   if (token.size() > kMaxJwtBytes) {
-    return Status::invalid_argument(fmt::format(
-        "the bearer token is {} bytes; JWTs over {} bytes are refused", token.size(),
-        kMaxJwtBytes));
+    return Status::invalid_argument(
+        fmt::format("the bearer token is {} bytes; JWTs over {} bytes are refused", token.size(),
+                    kMaxJwtBytes));
   }
   size_t d1 = token.find('.');
   size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
@@ -290,8 +290,8 @@ Result<ParsedJwt> parse_jwt(std::string_view token, std::string_view role_claim)
   for (int i = 0; i < 3; ++i) {
     auto d = base64url_decode(parts[i]);
     if (!d) {
-      return Status::invalid_argument(fmt::format(
-          "the JWT's {} is not base64url (RFC 4648 §5, unpadded)", kNames[i]));
+      return Status::invalid_argument(
+          fmt::format("the JWT's {} is not base64url (RFC 4648 §5, unpadded)", kNames[i]));
     }
     decoded[i] = std::move(*d);
   }
@@ -437,8 +437,8 @@ JwtVerdict verify_jwt(std::string_view token, const JwkSet& keys, const JwtPolic
         printable(t.alg)));
   }
   if (t.alg != "RS256" && t.alg != "ES256") {
-    return refuse(fmt::format("the JWT's alg '{}' is not supported; use RS256 or ES256",
-                              printable(t.alg)));
+    return refuse(
+        fmt::format("the JWT's alg '{}' is not supported; use RS256 or ES256", printable(t.alg)));
   }
   if (!t.typ.empty()) {
     std::string typ = lower(t.typ);
@@ -460,7 +460,8 @@ JwtVerdict verify_jwt(std::string_view token, const JwkSet& keys, const JwtPolic
   Jwk::Type want = t.alg == "RS256" ? Jwk::Type::kRsa : Jwk::Type::kEc256;
   if (key->type != want || (!key->alg.empty() && key->alg != t.alg)) {
     return refuse(fmt::format("the JWT's alg {} does not fit key '{}' ({}{})", t.alg,
-                              printable(key->kid), key->type == Jwk::Type::kRsa ? "RSA" : "EC P-256",
+                              printable(key->kid),
+                              key->type == Jwk::Type::kRsa ? "RSA" : "EC P-256",
                               key->alg.empty() ? "" : ", alg " + key->alg));
   }
   if (!verify_signature(*key, t)) {

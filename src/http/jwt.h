@@ -76,7 +76,7 @@ struct Jwk {
   enum class Type { kRsa, kEc256 };
   std::string kid;
   Type type = Type::kRsa;
-  std::string alg;  // as declared; "" when the JWK leaves it out
+  std::string alg;             // as declared; "" when the JWK leaves it out
   std::shared_ptr<void> pkey;  // EVP_PKEY*; shared so JwkSet copies are cheap (immutable)
 };
 
