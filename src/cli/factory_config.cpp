@@ -675,9 +675,9 @@ class Loader {
     jwt->policy.role_claim = text("role_claim");
     jwt->policy.leeway_s = integer("auth.jwt.leeway_s");
     jwt->min_refresh_s = integer("auth.jwt.jwks_min_refresh_s");
-    for (auto [name, role] : {std::pair{"viewer", http::Role::kViewer},
-                              std::pair{"operator", http::Role::kOperator},
-                              std::pair{"admin", http::Role::kAdmin}}) {
+    for (auto [name, role] :
+         {std::pair{"viewer", http::Role::kViewer}, std::pair{"operator", http::Role::kOperator},
+          std::pair{"admin", http::Role::kAdmin}}) {
       // A comma- or space-separated list of claim values (Keycloak role names).
       std::string list = text((std::string("roles.") + name).c_str());
       size_t i = 0;
@@ -707,8 +707,7 @@ class Loader {
     }
     Status s = http::validate_jwt_options(*jwt);
     if (!s.ok()) {
-      return fail(jwt->jwks_url.empty() ? "auth.jwt.jwks_file" : "auth.jwt.jwks_url",
-                  s.message());
+      return fail(jwt->jwks_url.empty() ? "auth.jwt.jwks_file" : "auth.jwt.jwks_url", s.message());
     }
     return Status::ok_status();
   }

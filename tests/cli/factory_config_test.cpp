@@ -267,15 +267,15 @@ TEST_CASE("config: auth.jwt (Keycloak) fills the server's JWT options", "[config
   CHECK(j.policy.role_claim == "realm_access.roles");
   CHECK(j.policy.leeway_s == 60);
   REQUIRE(j.policy.role_map.size() == 3);
-  CHECK(j.policy.role_map[0] == std::pair<std::string, http::Role>{"factory-viewer",
-                                                                   http::Role::kViewer});
-  CHECK(j.policy.role_map[2] == std::pair<std::string, http::Role>{"realm-admin",
-                                                                   http::Role::kAdmin});
+  CHECK(j.policy.role_map[0] ==
+        std::pair<std::string, http::Role>{"factory-viewer", http::Role::kViewer});
+  CHECK(j.policy.role_map[2] ==
+        std::pair<std::string, http::Role>{"realm-admin", http::Role::kAdmin});
 
   std::string e = error_of(load_factory_config(path, {{"auth.jwt.issuer", ""}}, {}));
   CHECK(e.find("needs issuer") != std::string::npos);
-  e = error_of(load_factory_config(
-      path, {{"auth.jwt.jwks_url", "http://sso.example.com/certs"}}, {}));
+  e = error_of(
+      load_factory_config(path, {{"auth.jwt.jwks_url", "http://sso.example.com/certs"}}, {}));
   CHECK(e.find("plain http") != std::string::npos);
   e = error_of(load_factory_config("", {{"auth.jwt.issuer", "https://sso"}}, {}));
   CHECK(e.find("has no keys") != std::string::npos);
