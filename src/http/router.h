@@ -49,7 +49,7 @@ struct Principal {
   // on a public route (a webhook sender, whose delivery the route authenticates by its
   // signature).
   std::string actor() const {
-    if (role == Role::kPublic) return name;
+    if (role == Role::kPublic && kind != "jwt") return name;  // jwt: a valid token, no role
     return kind + ":" + name + (username.empty() ? "" : " (" + username + ")");
   }
 };

@@ -176,7 +176,8 @@ struct Server::Impl {
     }
     if (!found && jwt && token.find('.') != std::string_view::npos) {
       JwtVerdict v = jwt->authenticate(token);
-      *who = {v.subject, v.role, "jwt", v.username};
+      // A refused token names nobody: its claims are unverified (a 403's are verified).
+      if (v.status != 401) *who = {v.subject, v.role, "jwt", v.username};
       *why = std::move(v.why);
       return v.status;
     }

@@ -1,6 +1,9 @@
 #include "http/jwks.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -195,7 +198,14 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
               .audited = true,
               .action = "thing.create"});
   std::mutex mu;
+  std::condition_variable audited;
   std::vector<std::string> actors;
+  // Refusals are audited off the request's path: wait for the row, with a deadline.
+  auto actor_at = [&](size_t i) {
+    std::unique_lock<std::mutex> lock(mu);
+    audited.wait_for(lock, std::chrono::seconds(10), [&] { return actors.size() > i; });
+    return actors.size() > i ? actors[i] : "(no row)";
+  };
   ServerOptions o;
   o.port = 0;
   o.tokens = {{"ci", Role::kOperator, hash_token("static-secret")}};
@@ -204,6 +214,7 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
   auto started = Server::start(o, &router, {.audit = [&](store::AuditRow row) {
                                  std::lock_guard<std::mutex> lock(mu);
                                  actors.push_back(row.actor);
+                                 audited.notify_all();
                                }});
   REQUIRE_OK(started);
   std::string url = "http://127.0.0.1:" + std::to_string((*started)->port());
@@ -230,12 +241,8 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
 
   CHECK(call("static-secret", "POST").status == 200);
   CHECK(call(operator_jwt, "POST").status == 200);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    REQUIRE(actors.size() == 2);
-    CHECK(actors[0] == "token:ci");
-    CHECK(actors[1] == "jwt:0b7c-4d2e (alice)");
-  }
+  CHECK(actor_at(0) == "token:ci");
+  CHECK(actor_at(1) == "jwt:0b7c-4d2e (alice)");
   CHECK(call(viewer_jwt, "GET").status == 200);
   ClientResponse r = call(viewer_jwt, "POST");
   CHECK(r.status == 403);
@@ -253,7 +260,18 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
   r = call("not-a-token", "GET");
   CHECK(r.status == 401);
   CHECK(r.body.find("the API token is not valid") != std::string::npos);
-  (*started)->stop(5'000);
+
+  // Refused writes are audited (off the request's path, so in any order): a valid JWT without
+  // a role by its subject, a forged one as anonymous — its claims are unverified, and a forger
+  // must not choose the audit's actor.
+  CHECK(call(no_role_jwt, "POST").status == 403);
+  CHECK(call(none, "POST").status == 401);
+  actor_at(4);
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<std::string> refused(actors.begin() + 2, actors.end());
+  std::sort(refused.begin(), refused.end());
+  CHECK(refused == std::vector<std::string>{"anonymous", "jwt:0b7c-4d2e (alice)",
+                                            "jwt:0b7c-4d2e (alice)"});
 }
 
 }  // namespace
