@@ -270,8 +270,8 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
   std::lock_guard<std::mutex> lock(mu);
   std::vector<std::string> refused(actors.begin() + 2, actors.end());
   std::sort(refused.begin(), refused.end());
-  CHECK(refused == std::vector<std::string>{"anonymous", "jwt:0b7c-4d2e (alice)",
-                                            "jwt:0b7c-4d2e (alice)"});
+  CHECK(refused ==
+        std::vector<std::string>{"anonymous", "jwt:0b7c-4d2e (alice)", "jwt:0b7c-4d2e (alice)"});
 }
 
 }  // namespace
