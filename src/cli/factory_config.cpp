@@ -69,6 +69,7 @@ const std::vector<KeySpec>& keys() {
   static const std::vector<KeySpec> table = [] {
     const http::ServerOptions so;
     const http::WebhookConfig wc;
+    const http::JwtOptions jo;
     std::vector<KeySpec> k = {
         {"data_dir", Kind::kPath, "./data"},
         {"config_dir", Kind::kPath, ""},
@@ -87,6 +88,17 @@ const std::vector<KeySpec>& keys() {
         {"server.tls.require_client_cert", Kind::kBool, "false"},
         {"auth.rate_limit.requests_per_s", Kind::kRate, "0"},
         {"auth.rate_limit.burst", Kind::kRate, "0"},
+        {"auth.jwt.jwks_url", Kind::kUrl, ""},
+        {"auth.jwt.jwks_file", Kind::kPath, ""},
+        {"auth.jwt.jwks_ca_file", Kind::kPath, ""},
+        {"auth.jwt.issuer", Kind::kText, ""},
+        {"auth.jwt.audience", Kind::kText, ""},
+        {"auth.jwt.role_claim", Kind::kText, jo.policy.role_claim},
+        {"auth.jwt.roles.viewer", Kind::kText, ""},
+        {"auth.jwt.roles.operator", Kind::kText, ""},
+        {"auth.jwt.roles.admin", Kind::kText, ""},
+        {"auth.jwt.leeway_s", Kind::kInt, std::to_string(jo.policy.leeway_s), 0, 600},
+        {"auth.jwt.jwks_min_refresh_s", Kind::kInt, std::to_string(jo.min_refresh_s), 1, 86400},
     };
     for (std::string source : {"github", "jira"}) {
       std::string p = "webhooks." + source + ".";
@@ -341,7 +353,8 @@ class Loader {
     c.log_level = parse_level(values_["logging.level"].text).value_or(obs::Level::kInfo);
     FACTORY_RETURN_IF_ERROR(build_tls(&c.server.tls));
     for (const TokenValue& t : tokens_) c.server.tokens.push_back(t.entry);
-    if (c.server.tokens.empty() && !is_loopback(c.server.address)) {
+    FACTORY_RETURN_IF_ERROR(build_jwt(&c.server.jwt));
+    if (c.server.tokens.empty() && !c.server.jwt.enabled() && !is_loopback(c.server.address)) {
       std::string file = path_.empty() ? "config/factory.yaml" : path_;
       return fail("server.listen",
                   "server.listen " + c.listen +
@@ -646,6 +659,55 @@ class Loader {
     if (!in) {
       return fail(key, key + ": cannot read " + std::string(what) + " " + in_quotes(path) +
                            "; check its permissions");
+    }
+    return Status::ok_status();
+  }
+
+  // auth.jwt.*: OAuth2 access tokens. Off unless jwks_url or jwks_file is set; the other keys
+  // alone are a mistake worth a message (an issuer with no keys would accept nothing).
+  Status build_jwt(http::JwtOptions* jwt) const {
+    auto text = [&](const char* key) { return values_.at(std::string("auth.jwt.") + key).text; };
+    jwt->jwks_url = text("jwks_url");
+    jwt->jwks_file = text("jwks_file");
+    jwt->jwks_ca_file = text("jwks_ca_file");
+    jwt->policy.issuer = text("issuer");
+    jwt->policy.audience = text("audience");
+    jwt->policy.role_claim = text("role_claim");
+    jwt->policy.leeway_s = integer("auth.jwt.leeway_s");
+    jwt->min_refresh_s = integer("auth.jwt.jwks_min_refresh_s");
+    for (auto [name, role] :
+         {std::pair{"viewer", http::Role::kViewer}, std::pair{"operator", http::Role::kOperator},
+          std::pair{"admin", http::Role::kAdmin}}) {
+      // A comma- or space-separated list of claim values (Keycloak role names).
+      std::string list = text((std::string("roles.") + name).c_str());
+      size_t i = 0;
+      while (i < list.size()) {
+        size_t end = list.find_first_of(", ", i);
+        if (end == std::string::npos) end = list.size();
+        if (end > i) jwt->policy.role_map.emplace_back(list.substr(i, end - i), role);
+        i = end + 1;
+      }
+    }
+    if (!jwt->enabled()) {
+      if (!jwt->policy.issuer.empty() || !jwt->policy.audience.empty() ||
+          !jwt->policy.role_map.empty()) {
+        std::string set = !jwt->policy.issuer.empty() ? "auth.jwt.issuer" : "auth.jwt.audience";
+        return fail(set,
+                    "auth.jwt is configured but has no keys: set auth.jwt.jwks_url (Keycloak: "
+                    "https://HOST/realms/REALM/protocol/openid-connect/certs) or "
+                    "auth.jwt.jwks_file");
+      }
+      return Status::ok_status();
+    }
+    if (!jwt->jwks_file.empty()) {
+      FACTORY_RETURN_IF_ERROR(readable_file("auth.jwt.jwks_file", "JWKS file"));
+    }
+    if (!jwt->jwks_ca_file.empty()) {
+      FACTORY_RETURN_IF_ERROR(readable_file("auth.jwt.jwks_ca_file", "CA file"));
+    }
+    Status s = http::validate_jwt_options(*jwt);
+    if (!s.ok()) {
+      return fail(jwt->jwks_url.empty() ? "auth.jwt.jwks_file" : "auth.jwt.jwks_url", s.message());
     }
     return Status::ok_status();
   }

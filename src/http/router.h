@@ -40,11 +40,18 @@ std::optional<Role> parse_role(std::string_view name);  // nullopt for an unknow
 // The authenticated caller. With no tokens configured (loopback only) every caller is
 // {"local", kAdmin}.
 struct Principal {
-  std::string name = "anonymous";  // the token's name from the config; never the token itself
+  std::string name = "anonymous";  // the token's name from the config, or a JWT's sub; never
+                                   // the token itself
   Role role = Role::kPublic;
-  // For audit rows: "token:<name>", or "anonymous" on a public route (a webhook sender, whose
-  // delivery the route authenticates by its signature).
-  std::string actor() const { return role == Role::kPublic ? name : "token:" + name; }
+  std::string kind = "token";  // "token" (a configured static token) or "jwt" (OAuth2)
+  std::string username;        // jwt: preferred_username when the token has one
+  // For audit rows: "token:<name>", "jwt:<sub>" or "jwt:<sub> (<username>)", or "anonymous"
+  // on a public route (a webhook sender, whose delivery the route authenticates by its
+  // signature).
+  std::string actor() const {
+    if (role == Role::kPublic && kind != "jwt") return name;  // jwt: a valid token, no role
+    return kind + ":" + name + (username.empty() ? "" : " (" + username + ")");
+  }
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;  // names lower-case

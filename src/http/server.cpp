@@ -27,6 +27,7 @@
 #include <openssl/sha.h>
 
 #include "base/clock.h"
+#include "http/jwks.h"
 #include "obs/logger.h"
 #include "store/run_rows.h"
 
@@ -134,6 +135,7 @@ struct Server::Impl {
   std::vector<std::thread> io_threads;
   std::unique_ptr<asio::thread_pool> handlers;
   std::unique_ptr<RateLimiter> limiter;
+  std::unique_ptr<JwtAuthenticator> jwt;  // null unless options.jwt.enabled()
   uint16_t port = 0;
   std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
@@ -151,7 +153,7 @@ struct Server::Impl {
   // Authenticates `authorization` (the header's value, may be empty). Sets *who; returns
   // 0 when accepted, else the HTTP status to refuse with and *why.
   int authenticate(std::string_view authorization, Principal* who, std::string* why) const {
-    if (options.tokens.empty()) {
+    if (options.tokens.empty() && !jwt) {
       *who = {"local", Role::kAdmin};
       return 0;
     }
@@ -166,10 +168,18 @@ struct Server::Impl {
       *why = "the Authorization header must be 'Bearer <token>'";
       return 401;
     }
-    std::string hash = hash_token(authorization.substr(kBearer.size()));
+    std::string_view token = authorization.substr(kBearer.size());
+    std::string hash = hash_token(token);
     const TokenEntry* found = nullptr;
     for (const TokenEntry& t : options.tokens) {  // every entry compared: no early exit
       if (constant_time_equal(hash, t.sha256_hex)) found = &t;
+    }
+    if (!found && jwt && token.find('.') != std::string_view::npos) {
+      JwtVerdict v = jwt->authenticate(token);
+      // A refused token names nobody: its claims are unverified (a 403's are verified).
+      if (v.status != 401) *who = {v.subject, v.role, "jwt", v.username};
+      *why = std::move(v.why);
+      return v.status;
     }
     if (!found) {
       *why = "the API token is not valid; check the token or ask an admin for one";
@@ -584,7 +594,7 @@ Result<ssl::context> make_tls(const TlsOptions& tls) {
 
 Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, const Router* router,
                                               ServerHooks hooks) {
-  if (options.tokens.empty() && !is_loopback(options.address)) {
+  if (options.tokens.empty() && !options.jwt.enabled() && !is_loopback(options.address)) {
     return Status::invalid_argument(fmt::format(
         "refusing to listen on {} without API tokens: anyone who can reach it could write; add "
         "auth.tokens to the config (hash one with 'factoryd token hash') or listen on 127.0.0.1",
@@ -607,6 +617,11 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, cons
   impl->router = router;
   impl->hooks = std::move(hooks);
   impl->limiter = std::make_unique<RateLimiter>(options.rate_limit);
+  if (options.jwt.enabled()) {
+    auto jwt = JwtAuthenticator::start(options.jwt);
+    if (!jwt.ok()) return jwt.status();
+    impl->jwt = std::move(*jwt);
+  }
   if (!options.tls.cert_file.empty() || !options.tls.key_file.empty()) {
     auto ctx = make_tls(options.tls);
     if (!ctx.ok()) return ctx.status();

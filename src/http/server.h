@@ -3,7 +3,8 @@
 // Operation. io threads accept connections and read requests; each request is matched to a
 // route (router.h) after its header is read, so a body over the route's limit is refused with
 // 413 unread, a header over header_limit with 431. The caller is authenticated (a bearer
-// token in Authorization; a token in the query string is refused with 400), checked against
+// token in Authorization — a configured static token, or a JWT from the identity provider
+// when jwt is enabled (jwks.h); a token in the query string is refused with 400), checked against
 // the route's role (401 without a valid token, 403 with too small a role) and rate-limited
 // per token (429 with Retry-After). The handler then runs on the handler pool, never on an io
 // thread, and its response is written back on the connection's strand. Writes to audited
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "factory/status.h"
+#include "http/jwt.h"
 #include "http/router.h"
 
 namespace factory::store {
@@ -56,7 +58,8 @@ struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 7070;  // 0 = any free port (see Server::port())
   TlsOptions tls;
-  std::vector<TokenEntry> tokens;  // empty: no auth (refused unless address is loopback)
+  std::vector<TokenEntry> tokens;  // empty and no jwt: no auth (refused unless loopback)
+  JwtOptions jwt;                  // OAuth2 access tokens beside the static tokens (jwks.h)
   RateLimit rate_limit;
   int max_connections = 256;
   size_t header_limit = 16 * 1024;   // bytes; larger headers get 431
@@ -85,7 +88,8 @@ struct ServerHooks {
 class Server {
  public:
   // Validates the options (InvalidArgument: no tokens on a non-loopback address, a token
-  // with a bad hash, TLS files missing or unreadable — naming the file), binds and starts
+  // with a bad hash, TLS files missing or unreadable — naming the file, bad auth.jwt options
+  // or an unreadable jwks_file), loads the JWKS, binds and starts
   // the io and handler threads. IOError when the address cannot be bound (in use).
   // *router must outlive the Server.
   static Result<std::unique_ptr<Server>> start(const ServerOptions& options, const Router* router,

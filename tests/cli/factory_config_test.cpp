@@ -247,6 +247,42 @@ TEST_CASE("config: TLS files must exist", "[config]") {
   CHECK(e.find("needs both") != std::string::npos);
 }
 
+TEST_CASE("config: auth.jwt (Keycloak) fills the server's JWT options", "[config][jwt]") {
+  TempDir dir;
+  std::string path = write_file(
+      dir, "factory.yaml",
+      "server:\n  listen: 0.0.0.0:7070\n"
+      "auth:\n  jwt:\n"
+      "    jwks_url: https://sso.example.com/realms/factory/protocol/openid-connect/certs\n"
+      "    issuer: https://sso.example.com/realms/factory\n"
+      "    audience: factoryd\n"
+      "    roles:\n      viewer: factory-viewer\n      admin: factory-admin, realm-admin\n");
+  auto c = load_factory_config(path, {}, {});
+  REQUIRE_OK(c);  // JWT alone is enough auth for a non-loopback address
+  const http::JwtOptions& j = c->server.jwt;
+  CHECK(j.enabled());
+  CHECK(j.jwks_url == "https://sso.example.com/realms/factory/protocol/openid-connect/certs");
+  CHECK(j.policy.issuer == "https://sso.example.com/realms/factory");
+  CHECK(j.policy.audience == "factoryd");
+  CHECK(j.policy.role_claim == "realm_access.roles");
+  CHECK(j.policy.leeway_s == 60);
+  REQUIRE(j.policy.role_map.size() == 3);
+  CHECK(j.policy.role_map[0] ==
+        std::pair<std::string, http::Role>{"factory-viewer", http::Role::kViewer});
+  CHECK(j.policy.role_map[2] ==
+        std::pair<std::string, http::Role>{"realm-admin", http::Role::kAdmin});
+
+  std::string e = error_of(load_factory_config(path, {{"auth.jwt.issuer", ""}}, {}));
+  CHECK(e.find("needs issuer") != std::string::npos);
+  e = error_of(
+      load_factory_config(path, {{"auth.jwt.jwks_url", "http://sso.example.com/certs"}}, {}));
+  CHECK(e.find("plain http") != std::string::npos);
+  e = error_of(load_factory_config("", {{"auth.jwt.issuer", "https://sso"}}, {}));
+  CHECK(e.find("has no keys") != std::string::npos);
+  e = error_of(load_factory_config(path, {{"auth.jwt.jwks_file", "missing.json"}}, {}));
+  CHECK(e.find("does not exist") != std::string::npos);
+}
+
 TEST_CASE("config: webhook secrets from the file, a variable or a file, never shown", "[config]") {
   TempDir dir;
   const std::string secret = "It's a Secret to Everybody";
