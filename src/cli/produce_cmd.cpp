@@ -21,9 +21,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "factory/topic.h"
 #include "cli/common.h"
 #include "cli/log_session.h"
+#include "factory/topic.h"
 
 namespace factory::cli {
 namespace {

@@ -584,8 +584,8 @@ Response commit_offsets(ApiContext* ctx, const Request& req) {
     // task workers ("task.<stage>", scheduler.cpp). A commit for them skips or replays orders;
     // a reader's own group (a `consume -g` of factory.task-events) may commit.
     if (is_internal_topic(*topic) && (is_internal_topic(group) || group.starts_with("task."))) {
-      return internal_topic_error(*topic, "committing offsets of group '" + std::string(group) +
-                                              "' on");
+      return internal_topic_error(*topic,
+                                  "committing offsets of group '" + std::string(group) + "' on");
     }
     if (*partition < 0 || *partition > kMaxPartition || *offset < 0) {
       return error_response(400, "invalid_argument", where + ": partition and offset must be >= 0",
@@ -649,7 +649,8 @@ Response replay_dead_letters(ApiContext* ctx, const Request& req) {
   if (!plan.ok()) return topic_error(plan.status(), *topic);
   for (const ReplayRow& row : *plan) {
     if (is_internal_topic(row.source_topic)) {
-      return internal_topic_error(row.source_topic, "replaying dead letters of " + *topic + " into");
+      return internal_topic_error(row.source_topic,
+                                  "replaying dead letters of " + *topic + " into");
     }
   }
   if (!execute) return json_response(replay_json(false, *plan));

@@ -1,12 +1,12 @@
 #include "scheduler/record_auth.h"
 
+#include <array>
+#include <cstdint>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-#include <array>
-#include <cstdint>
 
 #include "obs/metrics.h"
 
@@ -17,7 +17,8 @@ constexpr std::string_view kDomain = "factoryd-record-v1";
 constexpr std::string_view kVersionPrefix = "v1=";
 
 void put_u32(std::string* out, size_t n) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((n >> shift) & 0xFF));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((n >> shift) & 0xFF));
 }
 
 void put_field(std::string* out, std::string_view field) {

@@ -38,7 +38,7 @@ namespace {
 
 constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
 constexpr char kDeadLetterSuffix[] = ".dlq";  // refused results: <results_topic>.dlq
-constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at most
+constexpr size_t kMaxCatchup = 1000;          // missed cron fires started at once, at most
 constexpr char kAutoApprovalPausedKey[] = "scheduler.auto_approval_paused";
 constexpr char kAutoApprover[] = "policy:auto";  // who approves under auto_approve
 constexpr char kBudgetActor[] = "error-budget";  // who pauses auto-approval on a breach
@@ -545,7 +545,8 @@ struct Scheduler::Impl {
     rec.producer_id = "scheduler";
     rec.sequence = next_dispatch_seq++;
     const std::string topic = options.dispatch_prefix + stage;
-    rec.headers.push_back({std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
+    rec.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
     Status fits = check_dispatch_size(topic, rec);
     if (!fits.ok()) {
       obs::warn(
@@ -743,8 +744,8 @@ struct Scheduler::Impl {
       if (r.tasks[a].state != TaskState::kSuccess || r.tasks[a].output.empty()) continue;
       boost::system::error_code ec;
       json::value v = json::parse(r.tasks[a].output, ec);
-      const json::value* bound = !ec && v.is_object() ? v.as_object().if_contains("bound_to")
-                                                      : nullptr;
+      const json::value* bound =
+          !ec && v.is_object() ? v.as_object().if_contains("bound_to") : nullptr;
       if (bound && bound->is_string() && !bound->as_string().empty()) out.push_back(*bound);
     }
     return json::serialize(out);
@@ -755,15 +756,14 @@ struct Scheduler::Impl {
   Status queue_dispatch(Run& r, int t, const std::string& params) {
     const Task& task = r.dag->tasks[t];
     const TaskInst& ti = r.tasks[t];
-    std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
-                    ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
-                    ",\"task_id\":" + json::serialize(json::value(task.id)) +
-                    ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
-                    ",\"config\":" + literal_params(task.params) +
-                    ",\"approved\":" + approved_commits(r) +
-                    ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
-                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
-                    "}";
+    std::string d =
+        "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
+        ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
+        ",\"task_id\":" + json::serialize(json::value(task.id)) +
+        ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
+        ",\"config\":" + literal_params(task.params) + ",\"approved\":" + approved_commits(r) +
+        ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
+        ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
     ProducerRecord rec;
     // Keyed by task, not run: a run's parallel tasks spread over the dispatch partitions (and
     // so over the stage's workers) instead of queueing behind one another on one partition.
@@ -772,7 +772,8 @@ struct Scheduler::Impl {
     rec.producer_id = "scheduler";
     rec.sequence = ti.dispatch_seq;
     const std::string topic = options.dispatch_prefix + task.stage;
-    rec.headers.push_back({std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
+    rec.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
     FACTORY_RETURN_IF_ERROR(check_dispatch_size(topic, rec));
     PendingDispatches& p = dispatches[topic];
     p.records.push_back(std::move(rec));

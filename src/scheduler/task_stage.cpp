@@ -13,7 +13,7 @@ struct TaskStage::Impl {
   StageInfo inner_info;
   std::unique_ptr<runtime::Contract> input;
   std::unique_ptr<runtime::Contract> output;
-  std::shared_ptr<const LiveTries> live;  // null: no scheduler to ask
+  std::shared_ptr<const LiveTries> live;   // null: no scheduler to ask
   std::shared_ptr<const RecordAuth> auth;  // null: nothing to check or sign (tasks test)
 
   // OK when there is no key or the dispatch carries the daemon's MAC; else InvalidArgument,
@@ -112,8 +112,9 @@ void emit_result(StageContext& ctx, const RecordAuth* auth, const Dispatch& d, b
   r["retryable"] = retryable;
   Output out{.payload = json::serialize(r), .key = d.run_id, .topic = d.results_topic};
   // The scheduler applies only results carrying the daemon's MAC (record_auth.h).
-  if (auth) out.headers.push_back({std::string(RecordAuth::kHeader),
-                                   auth->sign(out.topic, out.key, out.payload)});
+  if (auth)
+    out.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(out.topic, out.key, out.payload)});
   ctx.emit(std::move(out));
 }
 
@@ -232,8 +233,8 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
         if (!fwd.key) fwd.key = d->run_id;  // a task's outputs are keyed by its run
         if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
       }
-      emit_result(ctx, impl_->auth.get(), *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
-                  false);
+      emit_result(ctx, impl_->auth.get(), *d, true,
+                  capture.outputs.empty() ? "" : capture.outputs.front().payload, "", false);
       break;
     }
     case StageResult::Kind::kRetryable:
@@ -249,7 +250,8 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
       routed.headers.push_back({"factory.route.reason", r.reason()});
       routed.headers.push_back({"factory.stage", impl_->inner_info.name});
       ctx.emit(std::move(routed));
-      emit_result(ctx, impl_->auth.get(), *d, false, "", "routed to " + r.route_topic() + ": " + r.reason(), false);
+      emit_result(ctx, impl_->auth.get(), *d, false, "",
+                  "routed to " + r.route_topic() + ": " + r.reason(), false);
       break;
     }
   }
@@ -276,8 +278,8 @@ Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
     if (!fwd.key) fwd.key = d->run_id;
     if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
   }
-  emit_result(ctx, impl_->auth.get(), *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
-              false);
+  emit_result(ctx, impl_->auth.get(), *d, true,
+              capture.outputs.empty() ? "" : capture.outputs.front().payload, "", false);
   return Recovery::kDone;
 }
 

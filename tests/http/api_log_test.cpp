@@ -680,8 +680,9 @@ TEST_CASE("internal topics: writes are refused with 403 internal_topic, reads al
          R"({"offsets":[{"topic":"factory.task-results","partition":0,"offset":0}]})");
   // The CLI's local paths refuse the same through LogAccess.
   auto local = local_log_access(api.log.get());
-  Status s = local->append("factory.task-results", std::vector<ProducerRecord>{test::rec("x")}, true)
-                 .status();
+  Status s =
+      local->append("factory.task-results", std::vector<ProducerRecord>{test::rec("x")}, true)
+          .status();
   CHECK(s.code() == Status::Code::kFailedPrecondition);
   CHECK(contains(s.message(), "internal to factoryd"));
   CHECK(local->delete_topic("factory.task-results").code() == Status::Code::kFailedPrecondition);

@@ -27,8 +27,8 @@ std::string error_code(const http::ClientResponse& r) {
 size_t records_on(http::Client* c, const std::string& topic) {
   size_t n = 0;
   for (int p = 0; p < 4; ++p) {
-    auto r = c->request("GET", "/api/v1/topics/" + topic + "/records?partition=" +
-                                   std::to_string(p) + "&offset=0");
+    auto r = c->request(
+        "GET", "/api/v1/topics/" + topic + "/records?partition=" + std::to_string(p) + "&offset=0");
     REQUIRE_OK(r.status());
     REQUIRE(r->status == 200);
     n += json::parse(r->body).at("records").as_array().size();
@@ -78,8 +78,9 @@ TEST_CASE("the review's two-POST attack is refused by the daemon's API", "[http]
   CHECK(result->status == 403);
 
   // The CLI through the daemon (its daemon.json): refused, with the reason.
-  auto produced = run_factoryd({"produce", "factory.dispatch.deploy", "--data-dir=" + d->data_dir()},
-                               "{\"run_id\":\"x\"}\n");
+  auto produced =
+      run_factoryd({"produce", "factory.dispatch.deploy", "--data-dir=" + d->data_dir()},
+                   "{\"run_id\":\"x\"}\n");
   CHECK(produced.exit_code != 0);
   CHECK(produced.err.find("internal to factoryd") != std::string::npos);
 

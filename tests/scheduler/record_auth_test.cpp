@@ -77,8 +77,7 @@ std::string task_state(test::SchedulerHarness& h, const std::string& run, const 
 
 }  // namespace
 
-TEST_CASE("a forged result record cannot mark a running gate as passed",
-          "[scheduler][security]") {
+TEST_CASE("a forged result record cannot mark a running gate as passed", "[scheduler][security]") {
   test::SchedulerHarness h({parse(R"(
 dag_id: gated
 tasks:
@@ -108,8 +107,8 @@ tasks:
 
   std::vector<Record> letters = wait_records(h.log.get(), "factory.task-results.dlq", 2);
   REQUIRE(letters.size() == 2);
-  std::string reasons = header(letters[0], "factory.dlq.reason") + "\n" +
-                        header(letters[1], "factory.dlq.reason");
+  std::string reasons =
+      header(letters[0], "factory.dlq.reason") + "\n" + header(letters[1], "factory.dlq.reason");
   INFO(reasons);
   CHECK(reasons.find("result record refused: the record has no factory.auth header") !=
         std::string::npos);

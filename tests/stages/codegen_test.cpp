@@ -347,7 +347,8 @@ TEST_CASE("codegen openai: answers become a commit with the model and tokens", "
   for (auto [suffix, target] : {std::pair{"/v1", "POST /v1/chat/completions "},
                                 {"/proxy/", "POST /proxy/v1/chat/completions "}}) {
     json::object p =
-        json::parse(openai_payload(&env.ctx, spec, server.base_url() + suffix, 5000, 2)).as_object();
+        json::parse(openai_payload(&env.ctx, spec, server.base_url() + suffix, 5000, 2))
+            .as_object();
     p["openai"].as_object()["model"] = std::string("m") + suffix;  // another round each time
     configure_openai(&env.ctx, json::serialize(p));
     REQUIRE(stage->process(test::make_event(json::serialize(p)), env.ctx).kind() ==
@@ -427,8 +428,8 @@ TEST_CASE("codegen openai: a missing key secret or a bad URL is permanent", "[co
   Env env;
   auto stage = codegen();
   const std::string spec = test::sample_spec("INV-101").json();
-  StageResult r =
-      stage->process(test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")), env.ctx);
+  StageResult r = stage->process(
+      test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")), env.ctx);
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("'LLM_KEY'") != std::string::npos);
   env.ctx.set_secret("LLM_KEY", "k");
@@ -436,7 +437,8 @@ TEST_CASE("codegen openai: a missing key secret or a bad URL is permanent", "[co
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("base_url") != std::string::npos);
   // Nothing listens on port 9: unavailable, retryable.
-  r = stage->process(test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")), env.ctx);
+  r = stage->process(test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")),
+                     env.ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("connecting to 127.0.0.1:9") != std::string::npos);
   // https:// to a server that never speaks TLS: the handshake is bounded by the timeout too.

@@ -2,10 +2,10 @@
 // keep-N pruning, redelivery and crash recovery never deploying twice, the command and webhook
 // targets, and the refusals (a failed gate, an approval for another commit).
 #include <filesystem>
-#include <optional>
-#include <vector>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -276,8 +276,7 @@ TEST_CASE("command target: a templated command runs in the release directory", "
   // A failing command is retried (nothing recorded), not reported as deployed.
   std::string c2 = f.commit("T-2", {{"web/app.py", "VERSION = 2\n"}});
   Deploy failing(f, R"({"command":{"argv":["false"]}})");
-  failing.run(Deploy::input(f, "T-2", c2, R"(,"target":"command")"),
-              StageResult::Kind::kRetryable);
+  failing.run(Deploy::input(f, "T-2", c2, R"(,"target":"command")"), StageResult::Kind::kRetryable);
   CHECK(failing.last_reason.find("deploy command `false` exited with 1") != std::string::npos);
 }
 
@@ -311,8 +310,8 @@ TEST_CASE("deploy: only an approved commit, the project's repo, the configured c
     // artifact.repo elsewhere: refused, even with the approval.
     test::TempDir elsewhere;
     Deploy d(f);
-    std::string in = R"({"artifact":{"ticket":"T-1","project":"web","repo":")" +
-                     elsewhere.str() + R"(","commit":")" + c + R"("}})";
+    std::string in = R"({"artifact":{"ticket":"T-1","project":"web","repo":")" + elsewhere.str() +
+                     R"(","commit":")" + c + R"("}})";
     d.run(in, StageResult::Kind::kPermanent);
     CHECK(d.last_reason.find("is not the project's repository") != std::string::npos);
   }
