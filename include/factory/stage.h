@@ -71,6 +71,12 @@ struct Event {
   int attempt = 1;  // 1 on the first try, 2 on the first retry, ...
 };
 
+// Header on a DAG task's event, once per commit that a granted approval of the task's run was
+// bound to. The task worker sets it from the scheduler's authenticated dispatch only (a
+// record's own headers of this name are dropped), so a stage that must act only on an
+// approved commit (deploy) can trust it; a plain pipeline binding never has it.
+inline constexpr std::string_view kApprovedCommitHeader = "factory.approved";
+
 // One output. `topic` empty: the binding's output topic. The key defaults to the input's key.
 struct Output {
   std::string payload;  // JSON text, validated against the output schema

@@ -54,6 +54,25 @@ struct TopicInfo {
   std::vector<PartitionInfo> partitions;
 };
 
+// Internal topics ("factory." prefix: the scheduler's dispatch, task results and task events,
+// their dead letters, and later spans and logs) are the daemon's: only factoryd's own code
+// appends to them, creates, deletes or moves their consumers' offsets. The API, the CLI's
+// produce, webhooks and dead-letter replay refuse them (HTTP 403 `internal_topic`), because a
+// record there is an order to the daemon — a dispatch runs a stage, a result decides a task.
+// Reading them is allowed. The one place that decides what is internal; every check calls it.
+inline constexpr std::string_view kInternalTopicPrefix = "factory.";
+inline bool is_internal_topic(std::string_view name) {
+  return name.starts_with(kInternalTopicPrefix);
+}
+// The refusal's message: what was refused on which topic, why, and what to do instead. `what`
+// names the refused action ("producing to", "deleting", ...).
+inline std::string internal_topic_refusal(std::string_view topic, std::string_view what) {
+  return std::string(what) + " topic '" + std::string(topic) +
+         "' is refused: topics named 'factory.*' are internal to factoryd (its records are "
+         "orders to the scheduler and the task workers), so only the daemon writes them; reading "
+         "them is allowed; use a topic name without the 'factory.' prefix for your own records";
+}
+
 // What apply_topic did.
 enum class TopicChange { kCreated, kUpdated, kUnchanged };
 

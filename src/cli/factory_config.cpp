@@ -751,6 +751,11 @@ class Loader {
     std::string p = "webhooks." + source + ".";
     w->enabled = values_[p + "enabled"].text == "true";
     w->topic = values_[p + "topic"].text;
+    // A delivery is outside input: it must never become an order to the daemon.
+    if (is_internal_topic(w->topic)) {
+      return fail(p + "topic", p + "topic: " + internal_topic_refusal(w->topic, "delivering to") +
+                                   " (e.g. jira-events)");
+    }
     w->body_limit = static_cast<size_t>(integer(p + "body_limit_bytes"));
     Value& secret = values_[p + "secret"];
     const Value& env_name = values_[p + "secret_env"];

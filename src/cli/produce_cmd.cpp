@@ -23,6 +23,7 @@
 
 #include "cli/common.h"
 #include "cli/log_session.h"
+#include "factory/topic.h"
 
 namespace factory::cli {
 namespace {
@@ -100,6 +101,10 @@ class Produce : public Command {
   bool acks = false;
 
   int run() override {
+    if (is_internal_topic(topic)) {
+      return runtime_error(internal_topic_refusal(topic, "producing to"),
+                           "produce to one of your own topics (factoryd topics list)");
+    }
     std::vector<Header> headers;
     for (const std::string& h : header_args) {
       auto kv = split_assignment(h);

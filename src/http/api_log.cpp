@@ -27,6 +27,7 @@
 
 #include <boost/json.hpp>
 
+#include "factory/topic.h"
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/log_access.h"
@@ -55,6 +56,12 @@ std::string details(std::initializer_list<std::pair<std::string_view, std::strin
 
 Response topic_error(const Status& s, std::string_view topic) {
   return status_response(s, details({{"topic", topic}}));
+}
+
+// 403 internal_topic (factory/topic.h): the topic is the daemon's. `what` names the action.
+Response internal_topic_error(std::string_view topic, std::string_view what) {
+  return error_response(403, "internal_topic", internal_topic_refusal(topic, what),
+                        details({{"topic", topic}}));
 }
 
 Response group_error(const Status& s, std::string_view group) {
@@ -304,6 +311,7 @@ Response create_topic(ApiContext* ctx, const Request& req) {
   if (!body.ok()) return status_response(body.status());
   auto spec = read_topic_spec(*body, true, {});
   if (!spec.ok()) return status_response(spec.status());
+  if (is_internal_topic(spec->name)) return internal_topic_error(spec->name, "creating");
   Status s = ctx->log->create_topic(*spec);
   if (s.code() == Status::Code::kAlreadyExists) {
     return error_response(409, "already_exists",
@@ -324,6 +332,11 @@ Response apply_topic(ApiContext* ctx, const Request& req) {
   if (!body.ok()) return status_response(body.status());
   auto spec = read_topic_spec(*body, false, name);
   if (!spec.ok()) return status_response(spec.status());
+  // An internal topic's config (retention, max.message.bytes) stays the operator's to tune, as
+  // the scheduler's size refusals advise; creating one is the daemon's alone.
+  if (is_internal_topic(name) && ctx->log->describe_topic(name).status().is_not_found()) {
+    return internal_topic_error(name, "creating");
+  }
   auto change = ctx->log->apply_topic(*spec);
   if (!change.ok()) return topic_error(change.status(), name);
   return json_response(topic_change_json(*spec, *change),
@@ -341,6 +354,7 @@ Response describe_topic(ApiContext* ctx, const Request& req) {
 Response delete_topic(ApiContext* ctx, const Request& req) {
   std::string_view name = req.param("topic");
   if (Status s = check_query(req, {}); !s.ok()) return status_response(s);
+  if (is_internal_topic(name)) return internal_topic_error(name, "deleting");
   Status s = ctx->log->delete_topic(name);
   if (!s.ok()) return topic_error(s, name);
   json::object out;
@@ -371,6 +385,7 @@ Response topic_offsets(ApiContext* ctx, const Request& req) {
 Response produce(ApiContext* ctx, const Request& req) {
   std::string_view topic = req.param("topic");
   if (Status s = check_query(req, {}); !s.ok()) return status_response(s);
+  if (is_internal_topic(topic)) return internal_topic_error(topic, "producing to");
   auto body = parse_body(req);
   if (!body.ok()) return status_response(body.status());
   FieldReader top(*body, "body", {"records", "sync"});
@@ -500,6 +515,8 @@ Response reset_offsets(ApiContext* ctx, const Request& req) {
   auto timestamp = r.int64("timestamp_ms");
   bool execute = r.boolean("execute").value_or(false);
   if (Status s = read_status(r); !s.ok()) return status_response(s);
+  // Moving the task workers' or the scheduler's offsets replays or skips orders.
+  if (is_internal_topic(*topic)) return internal_topic_error(*topic, "resetting offsets on");
   OffsetResetSpec spec;
   auto invalid = [](std::string message, std::string_view field) {
     return error_response(400, "invalid_argument", message, details({{"field", field}}));
@@ -563,6 +580,13 @@ Response commit_offsets(ApiContext* ctx, const Request& req) {
     auto partition = ir.int64("partition");
     auto offset = ir.int64("offset");
     if (Status s = read_status(ir); !s.ok()) return status_response(s, details({{"field", where}}));
+    // The daemon's own readers of internal topics: the scheduler ("factory.scheduler") and the
+    // task workers ("task.<stage>", scheduler.cpp). A commit for them skips or replays orders;
+    // a reader's own group (a `consume -g` of factory.task-events) may commit.
+    if (is_internal_topic(*topic) && (is_internal_topic(group) || group.starts_with("task."))) {
+      return internal_topic_error(*topic,
+                                  "committing offsets of group '" + std::string(group) + "' on");
+    }
     if (*partition < 0 || *partition > kMaxPartition || *offset < 0) {
       return error_response(400, "invalid_argument", where + ": partition and offset must be >= 0",
                             details({{"field", where}}));
@@ -618,8 +642,19 @@ Response replay_dead_letters(ApiContext* ctx, const Request& req) {
     selector.partition = static_cast<int32_t>(*partition);
     selector.offset = *offset;
   }
-  auto rows = local_log_access(ctx->log, ctx->dead_letter_suffix)
-                  ->replay_dead_letters(*topic, selector, execute);
+  // A dead letter names its source topic in a header anyone who produces it can write: a
+  // replay into an internal topic would be a produce to it. Planned first, to answer 403.
+  auto access = local_log_access(ctx->log, ctx->dead_letter_suffix);
+  auto plan = access->replay_dead_letters(*topic, selector, false);
+  if (!plan.ok()) return topic_error(plan.status(), *topic);
+  for (const ReplayRow& row : *plan) {
+    if (is_internal_topic(row.source_topic)) {
+      return internal_topic_error(row.source_topic,
+                                  "replaying dead letters of " + *topic + " into");
+    }
+  }
+  if (!execute) return json_response(replay_json(false, *plan));
+  auto rows = access->replay_dead_letters(*topic, selector, true);
   if (!rows.ok()) return topic_error(rows.status(), *topic);
   return json_response(replay_json(execute, *rows));
 }

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "factory/topic.h"
 #include "http/client.h"
 
 namespace factory::http {
@@ -12,6 +13,12 @@ namespace factory::http {
 namespace json = boost::json;
 
 namespace {
+
+// FailedPrecondition for an action on an internal topic (factory/topic.h): the CLI's local
+// paths refuse what the API refuses with 403 internal_topic.
+Status refuse_internal(std::string_view topic, std::string_view what) {
+  return Status::failed_precondition(internal_topic_refusal(topic, what));
+}
 
 int64_t record_bytes(const Record& r) {
   int64_t n = static_cast<int64_t>((r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0));
@@ -27,11 +34,21 @@ class LocalLogAccess final : public LogAccess {
   LocalLogAccess(Log* log, std::string dlq_suffix)
       : log_(log), dlq_suffix_(std::move(dlq_suffix)) {}
 
-  Status create_topic(const TopicSpec& spec) override { return log_->create_topic(spec); }
+  Status create_topic(const TopicSpec& spec) override {
+    if (is_internal_topic(spec.name)) return refuse_internal(spec.name, "creating");
+    return log_->create_topic(spec);
+  }
   Result<TopicChange> apply_topic(const TopicSpec& spec) override {
+    // Tuning an internal topic's config stays allowed (api_log.cpp); creating one does not.
+    if (is_internal_topic(spec.name) && log_->describe_topic(spec.name).status().is_not_found()) {
+      return refuse_internal(spec.name, "creating");
+    }
     return log_->apply_topic(spec);
   }
-  Status delete_topic(std::string_view name) override { return log_->delete_topic(name); }
+  Status delete_topic(std::string_view name) override {
+    if (is_internal_topic(name)) return refuse_internal(name, "deleting");
+    return log_->delete_topic(name);
+  }
   Result<std::vector<std::string>> list_topics() override { return log_->list_topics(); }
   Result<TopicInfo> describe_topic(std::string_view name) override {
     return log_->describe_topic(name);
@@ -51,6 +68,7 @@ class LocalLogAccess final : public LogAccess {
   Result<std::vector<RecordPosition>> append(std::string_view topic,
                                              std::span<const ProducerRecord> records,
                                              bool sync) override {
+    if (is_internal_topic(topic)) return refuse_internal(topic, "producing to");
     AppendOptions options;
     options.sync = sync;
     return log_->append(topic, records, options);
@@ -105,6 +123,7 @@ class LocalLogAccess final : public LogAccess {
                                                           std::string_view topic,
                                                           const OffsetResetSpec& spec,
                                                           bool execute) override {
+    if (is_internal_topic(topic)) return refuse_internal(topic, "resetting offsets on");
     return log_->reset_offsets(group, topic, spec, execute);
   }
 
@@ -174,6 +193,11 @@ class LocalLogAccess final : public LogAccess {
       std::string from = std::string(topic) + "/" + std::to_string(d.record.partition) + "/" +
                          std::to_string(d.record.offset.value());
       std::string source = d.header("factory.source.topic");
+      // The header is whatever the letter's producer wrote: replaying into an internal topic
+      // would be a produce to it. A dry run shows it (the API answers it with 403).
+      if (execute && is_internal_topic(source)) {
+        return refuse_internal(source, "replaying dead letter " + from + " into");
+      }
       if (source.empty()) {
         return Status::invalid_argument(
             "dead letter " + from +

@@ -898,6 +898,7 @@ Status status_from_error(int http_status, std::string_view body) {
       message += ": " + std::string(body);
     }
   }
+  if (code_word == "internal_topic") return Status::failed_precondition(message);
   if (http_status == 401 || http_status == 403) {
     return Status::failed_precondition(
         message + "; pass an API token with the needed role (--token or FACTORY_TOKEN)");

@@ -26,6 +26,7 @@
 #include "scheduler/dag_parser.h"
 #include "scheduler/error_budget.h"
 #include "scheduler/live_tries.h"
+#include "scheduler/record_auth.h"
 #include "scheduler/retry_delay.h"
 #include "scheduler/task_stage.h"
 #include "scheduler/templates.h"
@@ -36,7 +37,8 @@ namespace json = boost::json;
 namespace {
 
 constexpr char kDispatchSeqKey[] = "scheduler.dispatch_seq";
-constexpr size_t kMaxCatchup = 1000;  // missed cron fires started at once, at most
+constexpr char kDeadLetterSuffix[] = ".dlq";  // refused results: <results_topic>.dlq
+constexpr size_t kMaxCatchup = 1000;          // missed cron fires started at once, at most
 constexpr char kAutoApprovalPausedKey[] = "scheduler.auto_approval_paused";
 constexpr char kAutoApprover[] = "policy:auto";  // who approves under auto_approve
 constexpr char kBudgetActor[] = "error-budget";  // who pauses auto-approval on a breach
@@ -208,6 +210,8 @@ struct Scheduler::Impl {
   uint64_t run_counter = 0;  // suffix of generated run ids
   std::unique_ptr<Consumer> results;
   std::set<std::string> stages;  // stages that get a dispatch binding
+  // The daemon's record key (record_auth.h): signs dispatches, checks results.
+  std::shared_ptr<const RecordAuth> auth;
 
   // The try each task is running, for the task workers (live_tries.h). A try starts in
   // set_state() (no worker can see it before its dispatch is appended, after the commit); it
@@ -541,6 +545,8 @@ struct Scheduler::Impl {
     rec.producer_id = "scheduler";
     rec.sequence = next_dispatch_seq++;
     const std::string topic = options.dispatch_prefix + stage;
+    rec.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
     Status fits = check_dispatch_size(topic, rec);
     if (!fits.ok()) {
       obs::warn(
@@ -727,18 +733,37 @@ struct Scheduler::Impl {
         topic + ")");
   }
 
+  // What the run's granted approvals were bound to (a JSON array of commits): the scheduler's
+  // word, in the authenticated dispatch, for a stage that must act only on an approved commit
+  // (deploy; task_stage.h hands it on as factory.approved headers). Read from the approval
+  // tasks' outputs, which only resolve_approval() writes (an approval is never dispatched, so
+  // no result record can set it), and which survive a restart in the store.
+  std::string approved_commits(const Run& r) const {
+    json::array out;
+    for (int a : dag_states.find(r.row.dag_id)->second.approvals) {
+      if (r.tasks[a].state != TaskState::kSuccess || r.tasks[a].output.empty()) continue;
+      boost::system::error_code ec;
+      json::value v = json::parse(r.tasks[a].output, ec);
+      const json::value* bound =
+          !ec && v.is_object() ? v.as_object().if_contains("bound_to") : nullptr;
+      if (bound && bound->is_string() && !bound->as_string().empty()) out.push_back(*bound);
+    }
+    return json::serialize(out);
+  }
+
   // Queues task t's dispatch record (its current try and dispatch_seq) for this step's appends.
   // InvalidArgument (nothing queued) when the log would refuse it for its size.
   Status queue_dispatch(Run& r, int t, const std::string& params) {
     const Task& task = r.dag->tasks[t];
     const TaskInst& ti = r.tasks[t];
-    std::string d = "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
-                    ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
-                    ",\"task_id\":" + json::serialize(json::value(task.id)) +
-                    ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
-                    ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
-                    ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) +
-                    "}";
+    std::string d =
+        "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
+        ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
+        ",\"task_id\":" + json::serialize(json::value(task.id)) +
+        ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
+        ",\"config\":" + literal_params(task.params) + ",\"approved\":" + approved_commits(r) +
+        ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
+        ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
     ProducerRecord rec;
     // Keyed by task, not run: a run's parallel tasks spread over the dispatch partitions (and
     // so over the stage's workers) instead of queueing behind one another on one partition.
@@ -747,6 +772,8 @@ struct Scheduler::Impl {
     rec.producer_id = "scheduler";
     rec.sequence = ti.dispatch_seq;
     const std::string topic = options.dispatch_prefix + task.stage;
+    rec.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(topic, rec.key, *rec.value)});
     FACTORY_RETURN_IF_ERROR(check_dispatch_size(topic, rec));
     PendingDispatches& p = dispatches[topic];
     p.records.push_back(std::move(rec));
@@ -792,6 +819,31 @@ struct Scheduler::Impl {
       timers.push({ti.next_try_ms, Timer::Kind::kRetry, r.row.run_id, t, ti.try_number});
     } else {
       set_state(r, t, TaskState::kFailed);
+    }
+  }
+
+  // A result record without the daemon's MAC (record_auth.h): never applied — it could mark a
+  // running gate as passed — but dead-lettered to <results_topic>.dlq with the reason, counted
+  // and logged, for an operator to see. Best effort: a failed append is logged.
+  void refuse_result(const ConsumerRecord& cr, const Status& why) {
+    count_refused_record(cr.topic);
+    const std::string reason = "result record refused: " + why.message();
+    obs::warn(reason, {{"topic", cr.topic},
+                       {"partition", std::to_string(cr.record.partition)},
+                       {"offset", std::to_string(cr.record.offset.value())}});
+    ProducerRecord letter;
+    letter.key = cr.record.key;
+    letter.value = cr.record.value;
+    letter.headers = cr.record.headers;
+    letter.headers.push_back({"factory.dlq.reason", reason});
+    letter.headers.push_back({"factory.source.topic", cr.topic});
+    letter.headers.push_back({"factory.source.partition", std::to_string(cr.record.partition)});
+    letter.headers.push_back({"factory.source.offset", std::to_string(cr.record.offset.value())});
+    letter.headers.push_back({"factory.stage", "scheduler"});
+    auto appended = log->append(cr.topic + kDeadLetterSuffix, {&letter, 1});
+    if (!appended.ok()) {
+      obs::warn("refused result record not dead-lettered",
+                {{"topic", cr.topic}, {"error", appended.status().to_string()}});
     }
   }
 
@@ -1262,7 +1314,14 @@ struct Scheduler::Impl {
       auto got = results->poll(5000, 0);
       if (got.ok() && !got->empty()) {
         for (const auto& cr : *got) {
-          if (cr.record.value) apply_result(*cr.record.value);
+          if (!cr.record.value) continue;
+          Status authentic =
+              auth->verify(cr.topic, cr.record.key, *cr.record.value, cr.record.headers);
+          if (!authentic.ok()) {
+            refuse_result(cr, authentic);
+            continue;
+          }
+          apply_result(*cr.record.value);
         }
         to_commit.emplace_back(results.get(), true);
       }
@@ -1581,6 +1640,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     return s.code() == Status::Code::kAlreadyExists ? Status() : s;
   };
   FACTORY_RETURN_IF_ERROR(ensure_topic(options.results_topic));
+  FACTORY_RETURN_IF_ERROR(ensure_topic(options.results_topic + kDeadLetterSuffix));
+  auto auth = RecordAuth::load_or_create(store);
+  if (!auth.ok()) return auth.status();
+  impl->auth = std::move(*auth);
   FACTORY_RETURN_IF_ERROR(ensure_topic(options.events_topic));
   for (const Dag& dag : m.dags) {
     DagState ds;
@@ -1628,7 +1691,7 @@ std::vector<runtime::Binding> Scheduler::task_bindings() const {
   for (const std::string& stage : impl_->stages) {
     auto inner = runtime::create_stage(stage);
     if (!inner.ok()) continue;  // the engine reports the unknown stage
-    auto ts = TaskStage::create(std::move(*inner), impl_->live_tries);
+    auto ts = TaskStage::create(std::move(*inner), impl_->live_tries, impl_->auth);
     runtime::Binding b;
     b.name = "task." + stage;
     b.stage = "task:" + stage;

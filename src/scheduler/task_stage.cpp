@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "factory/topic.h"
 #include "runtime/contract.h"
 
 namespace factory::scheduler {
@@ -12,13 +13,20 @@ struct TaskStage::Impl {
   StageInfo inner_info;
   std::unique_ptr<runtime::Contract> input;
   std::unique_ptr<runtime::Contract> output;
-  std::shared_ptr<const LiveTries> live;  // null: no scheduler to ask
+  std::shared_ptr<const LiveTries> live;   // null: no scheduler to ask
+  std::shared_ptr<const RecordAuth> auth;  // null: nothing to check or sign (tasks test)
+
+  // OK when there is no key or the dispatch carries the daemon's MAC; else InvalidArgument,
+  // counted, with the reason for the dead letter.
+  Status authenticate(const Event& event, StageContext& ctx) const;
 };
 
 namespace {
 
 struct Dispatch {
   std::string run_id, dag_id, task_id, params = "{}", output_topic, results_topic;
+  std::string config;  // the task's literal params (templates.h literal_params); "" when absent
+  std::vector<std::string> approved;  // commits the run's granted approvals were bound to
   int64_t try_number = 0;
   bool notify = false;  // "kind": "notify": an approval's message, not a task's try
 };
@@ -39,6 +47,12 @@ Result<Dispatch> parse_dispatch(std::string_view payload) {
   str("results_topic", &d.results_topic);
   if (auto* p = o.if_contains("try"); p && p->is_int64()) d.try_number = p->as_int64();
   if (auto* p = o.if_contains("params")) d.params = json::serialize(*p);
+  if (auto* p = o.if_contains("config"); p && p->is_object()) d.config = json::serialize(*p);
+  if (auto* p = o.if_contains("approved"); p && p->is_array()) {
+    for (const json::value& c : p->as_array()) {
+      if (c.is_string()) d.approved.emplace_back(c.as_string());
+    }
+  }
   if (auto* p = o.if_contains("kind"); p && p->is_string()) d.notify = p->as_string() == "notify";
   if (d.run_id.empty() || d.task_id.empty() || d.results_topic.empty() || d.try_number < 1) {
     return Status::invalid_argument("dispatch record lacks run_id, task_id, try or results_topic");
@@ -58,7 +72,11 @@ class CapturingContext final : public StageContext {
   CapturingContext(StageContext* outer, const LiveTries* tries, const Dispatch* d)
       : outer_(outer), tries_(tries), d_(d) {}
   void emit(Output output) override { outputs.push_back(std::move(output)); }
-  const std::string& config() const override { return outer_->config(); }
+  // The task's literal params (what the DAG file says) when the dispatch carries them: a stage
+  // reads what must not come from data from its config.
+  const std::string& config() const override {
+    return d_->config.empty() ? outer_->config() : d_->config;
+  }
   std::optional<std::string> secret(std::string_view n) const override { return outer_->secret(n); }
   void log_info(std::string_view m) override { outer_->log_info(m); }
   void log_warn(std::string_view m) override { outer_->log_warn(m); }
@@ -76,8 +94,8 @@ class CapturingContext final : public StageContext {
   const Dispatch* d_;
 };
 
-void emit_result(StageContext& ctx, const Dispatch& d, bool success, std::string_view output,
-                 std::string_view error, bool retryable) {
+void emit_result(StageContext& ctx, const RecordAuth* auth, const Dispatch& d, bool success,
+                 std::string_view output, std::string_view error, bool retryable) {
   json::object r;
   r["run_id"] = d.run_id;
   r["task_id"] = d.task_id;
@@ -92,15 +110,36 @@ void emit_result(StageContext& ctx, const Dispatch& d, bool success, std::string
   }
   if (!error.empty()) r["error"] = error;
   r["retryable"] = retryable;
-  ctx.emit({.payload = json::serialize(r), .key = d.run_id, .topic = d.results_topic});
+  Output out{.payload = json::serialize(r), .key = d.run_id, .topic = d.results_topic};
+  // The scheduler applies only results carrying the daemon's MAC (record_auth.h).
+  if (auth)
+    out.headers.push_back(
+        {std::string(RecordAuth::kHeader), auth->sign(out.topic, out.key, out.payload)});
+  ctx.emit(std::move(out));
+}
+
+// The inner stage's event: the dispatch's params as payload; the approved commits as
+// kApprovedCommitHeader headers from the authenticated dispatch only (a record's own headers
+// of that name are dropped: they are not the scheduler's word).
+Event inner_event(const Event& event, const Dispatch& d) {
+  Event inner = event;
+  inner.payload = d.params;
+  inner.attempt = static_cast<int>(d.try_number);
+  std::erase_if(inner.headers, [](const Header& h) { return h.key == kApprovedCommitHeader; });
+  for (const std::string& c : d.approved) {
+    inner.headers.push_back({std::string(kApprovedCommitHeader), c});
+  }
+  return inner;
 }
 
 }  // namespace
 
 Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inner,
-                                                     std::shared_ptr<const LiveTries> live) {
+                                                     std::shared_ptr<const LiveTries> live,
+                                                     std::shared_ptr<const RecordAuth> auth) {
   auto impl = std::make_unique<Impl>();
   impl->live = std::move(live);
+  impl->auth = std::move(auth);
   impl->inner_info = inner->info();
   auto in = runtime::Contract::compile(impl->inner_info.input_schema,
                                        "the input schema of stage '" + impl->inner_info.name + "'");
@@ -125,7 +164,23 @@ StageInfo TaskStage::info() const {
   return i;
 }
 
+Status TaskStage::Impl::authenticate(const Event& event, StageContext& ctx) const {
+  if (!auth) return Status();
+  Status s = auth->verify(event.topic, event.key, event.payload, event.headers);
+  if (s.ok()) return s;
+  count_refused_record(event.topic);
+  ctx.count("task_dispatch_refused");
+  return Status::invalid_argument(
+      "dispatch record refused, not run: " + s.message() +
+      "; only the scheduler dispatches tasks (trigger a run or clear a task instead)");
+}
+
 StageResult TaskStage::process(const Event& event, StageContext& ctx) {
+  // Before anything in it is believed: the run, the try, the params, where results go.
+  if (Status s = impl_->authenticate(event, ctx); !s.ok()) {
+    ctx.log_warn(s.message());
+    return StageResult::permanent(s.message());  // dead-lettered with the reason
+  }
   auto d = parse_dispatch(event.payload);
   if (!d.ok()) return StageResult::permanent(d.status().message());
   // A try the scheduler no longer runs (timed out, cancelled, cleared, finished, or a dispatch
@@ -136,12 +191,11 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
   }
   Status valid = impl_->input->validate(d->params);
   if (!valid.ok()) {
-    emit_result(ctx, *d, false, "", "params violate the input schema: " + valid.message(), false);
+    emit_result(ctx, impl_->auth.get(), *d, false, "",
+                "params violate the input schema: " + valid.message(), false);
     return StageResult::success();
   }
-  Event inner = event;
-  inner.payload = d->params;
-  inner.attempt = static_cast<int>(d->try_number);
+  Event inner = inner_event(event, *d);
   CapturingContext capture(&ctx, impl_->live.get(), &*d);
   StageResult r = StageResult::success();
   try {
@@ -162,8 +216,14 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
       for (const Output& o : capture.outputs) {
         Status v = impl_->output->validate(o.payload);
         if (!v.ok()) {
-          emit_result(ctx, *d, false, "", "output violates the output schema: " + v.message(),
-                      false);
+          emit_result(ctx, impl_->auth.get(), *d, false, "",
+                      "output violates the output schema: " + v.message(), false);
+          return StageResult::success();
+        }
+        // A stage's output is data; on an internal topic it would be an order (factory/topic.h).
+        if (is_internal_topic(o.topic)) {
+          emit_result(ctx, impl_->auth.get(), *d, false, "",
+                      internal_topic_refusal(o.topic, "a stage output to"), false);
           return StageResult::success();
         }
       }
@@ -173,15 +233,15 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
         if (!fwd.key) fwd.key = d->run_id;  // a task's outputs are keyed by its run
         if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
       }
-      emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
-                  false);
+      emit_result(ctx, impl_->auth.get(), *d, true,
+                  capture.outputs.empty() ? "" : capture.outputs.front().payload, "", false);
       break;
     }
     case StageResult::Kind::kRetryable:
-      emit_result(ctx, *d, false, "", r.reason(), true);
+      emit_result(ctx, impl_->auth.get(), *d, false, "", r.reason(), true);
       break;
     case StageResult::Kind::kPermanent:
-      emit_result(ctx, *d, false, "", r.reason(), false);
+      emit_result(ctx, impl_->auth.get(), *d, false, "", r.reason(), false);
       break;
     case StageResult::Kind::kRoute: {
       // The input goes where the stage sent it (e.g. human-review), as a plain binding does,
@@ -190,7 +250,8 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
       routed.headers.push_back({"factory.route.reason", r.reason()});
       routed.headers.push_back({"factory.stage", impl_->inner_info.name});
       ctx.emit(std::move(routed));
-      emit_result(ctx, *d, false, "", "routed to " + r.route_topic() + ": " + r.reason(), false);
+      emit_result(ctx, impl_->auth.get(), *d, false, "",
+                  "routed to " + r.route_topic() + ": " + r.reason(), false);
       break;
     }
   }
@@ -198,11 +259,14 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
 }
 
 Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
+  // Not authentic: process() refuses it (counted and dead-lettered) without running anything.
+  if (impl_->auth &&
+      !impl_->auth->verify(event.topic, event.key, event.payload, event.headers).ok()) {
+    return Recovery::kNotDone;
+  }
   auto d = parse_dispatch(event.payload);
   if (!d.ok()) return Recovery::kNotDone;
-  Event inner = event;
-  inner.payload = d->params;
-  inner.attempt = static_cast<int>(d->try_number);
+  Event inner = inner_event(event, *d);
   // Not live: done, with nothing appended (process() would only skip it).
   if (!live(impl_->live.get(), *d)) return Recovery::kDone;
   CapturingContext capture(&ctx, impl_->live.get(), &*d);
@@ -214,8 +278,8 @@ Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
     if (!fwd.key) fwd.key = d->run_id;
     if (!fwd.topic.empty()) ctx.emit(std::move(fwd));
   }
-  emit_result(ctx, *d, true, capture.outputs.empty() ? "" : capture.outputs.front().payload, "",
-              false);
+  emit_result(ctx, impl_->auth.get(), *d, true,
+              capture.outputs.empty() ? "" : capture.outputs.front().payload, "", false);
   return Recovery::kDone;
 }
 

@@ -2,9 +2,10 @@
 // reports the outcome as a result record for the scheduler.
 //
 // Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>"), JSON:
-//   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "output_topic",
-//    "results_topic"}, plus "kind": "notify" on an approval's message (approval_params.h)
-// Result record (on results_topic, key = run id), JSON:
+//   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "config": {...literal
+//    params...}, "approved": ["<commit>", ...], "output_topic", "results_topic"}, plus
+//   "kind": "notify" on an approval's message (approval_params.h); header factory.auth
+// Result record (on results_topic, key = run id, header factory.auth), JSON:
 //   {"run_id", "task_id", "try", "state": "success"|"failed", "output": <JSON or null>,
 //    "error": "...", "retryable": true|false}
 // The inner stage sees the rendered params as its event payload (validated against its input
@@ -24,6 +25,15 @@
 // then ignored by the scheduler, which applies results only to the live try. A dispatch with
 // "kind": "notify" (an approval's message, not a task's try) is not checked.
 //
+// Authentication (record_auth.h). With the daemon's RecordAuth, a dispatch is acted on only
+// when its factory.auth MAC matches (else it is refused — a permanent failure the engine
+// dead-letters with the reason — and counted in factory_records_refused_total), and every
+// result carries the MAC the scheduler checks. An authentic dispatch also carries the task's
+// literal params, which the inner stage reads as its config(), and the commits the run's
+// granted approvals were bound to, which it sees as kApprovedCommitHeader headers (any such
+// header the record itself had is dropped). A stage output aimed at an internal topic fails
+// the try. Without a RecordAuth (`factoryd tasks test`) nothing is checked or signed.
+//
 // Thread-safe when the inner stage is (the engine calls process() concurrently).
 #pragma once
 
@@ -32,15 +42,17 @@
 
 #include "factory/stage.h"
 #include "scheduler/live_tries.h"
+#include "scheduler/record_auth.h"
 
 namespace factory::scheduler {
 
 class TaskStage final : public Stage {
  public:
-  // InvalidArgument when the inner stage's schemas do not compile. `live` null: every dispatch
-  // is run (`factoryd tasks test`, which has no scheduler).
-  static Result<std::unique_ptr<TaskStage>> create(std::unique_ptr<Stage> inner,
-                                                   std::shared_ptr<const LiveTries> live = nullptr);
+  // InvalidArgument when the inner stage's schemas do not compile. `live` and `auth` null:
+  // every dispatch is run and none is checked (`factoryd tasks test`, which has no scheduler).
+  static Result<std::unique_ptr<TaskStage>> create(
+      std::unique_ptr<Stage> inner, std::shared_ptr<const LiveTries> live = nullptr,
+      std::shared_ptr<const RecordAuth> auth = nullptr);
   ~TaskStage() override;
 
   StageInfo info() const override;

@@ -466,4 +466,15 @@ Result<std::string> render_params(std::string_view params_json, const RenderCont
   }
 }
 
+std::string literal_params(std::string_view params_json) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(params_json, ec);
+  if (ec || !v.is_object()) return "{}";
+  boost::json::object out;
+  for (const auto& [k, value] : v.as_object()) {
+    if (boost::json::serialize(value).find("{{") == std::string::npos) out[k] = value;
+  }
+  return boost::json::serialize(out);
+}
+
 }  // namespace factory::scheduler

@@ -73,4 +73,12 @@ struct RenderContext {
 // check_template() rejects.
 Result<std::string> render_params(std::string_view params_json, const RenderContext& ctx);
 
+// The params' top-level entries that hold no template, as a compact JSON object: what the DAG
+// file itself says, which no upstream output, run conf or ticket can change. The scheduler
+// puts it in the authenticated dispatch and the task worker hands it to the stage as its
+// config (StageContext::config(), task_stage.h), so a stage takes what must not come from data
+// (a command's argv, an endpoint, a secret's name) from there. An entry with "{{" anywhere
+// (even a quoted literal) is left out. "{}" when params_json is not a JSON object.
+std::string literal_params(std::string_view params_json);
+
 }  // namespace factory::scheduler

@@ -48,7 +48,31 @@ struct Input {
   std::string api_key_secret;
 };
 
-Result<Input> parse_input(std::string_view payload) {
+// The openai settings: from the config only (a DAG task's params as written in the DAG file —
+// TaskStage hands those on as the config — or a pipeline binding's config block), because
+// base_url decides where the prompt and the bearer token go and api_key_secret which secret is
+// sent. An event may repeat them (a DAG task's params hold them) but not change them.
+Result<json::object> openai_from_config(const json::object& event, std::string_view config) {
+  boost::system::error_code ec;
+  json::value c = json::parse(config, ec);
+  const json::value* oa = !ec && c.is_object() ? c.as_object().if_contains("openai") : nullptr;
+  if (!oa || !oa->is_object()) {
+    return Status::invalid_argument(
+        "provider \"openai\" needs an 'openai' object: {base_url, model, api_key_secret, "
+        "timeout_ms, max_tokens}, written in the DAG file's task params with no {{ }} template "
+        "(or in the pipeline binding's config): the endpoint and the key's secret come from "
+        "configuration, never from an upstream output, the run's conf or a ticket");
+  }
+  if (const json::value* given = event.if_contains("openai"); given && *given != *oa) {
+    return Status::invalid_argument(
+        "the event's 'openai' settings differ from the configured ones; an event may not choose "
+        "the model endpoint or which secret is sent as the bearer token (write them literally "
+        "in the DAG file or the binding's config)");
+  }
+  return oa->as_object();
+}
+
+Result<Input> parse_input(std::string_view payload, std::string_view config) {
   boost::system::error_code ec;
   json::value v = json::parse(payload, ec);
   if (ec || !v.is_object()) return Status::invalid_argument("the event is not a JSON object");
@@ -81,13 +105,9 @@ Result<Input> parse_input(std::string_view payload) {
     in.project_dir = std::string(d->as_string());
   }
   if (in.provider == "openai") {
-    const json::value* oa = o.if_contains("openai");
-    if (!oa || !oa->is_object()) {
-      return Status::invalid_argument(
-          "provider \"openai\" needs an 'openai' object: {base_url, model, api_key_secret, "
-          "timeout_ms, max_tokens}");
-    }
-    const json::object& c = oa->as_object();
+    auto oa = openai_from_config(o, config);
+    if (!oa.ok()) return oa.status();
+    const json::object& c = *oa;
     auto str = [&](const char* k) -> std::string {
       const json::value* x = c.if_contains(k);
       return x && x->is_string() ? std::string(x->as_string()) : std::string();
@@ -190,7 +210,7 @@ class CodegenStage final : public Stage {
   }
 
   StageResult process(const Event& event, StageContext& ctx) override {
-    Result<Input> in = parse_input(event.payload);
+    Result<Input> in = parse_input(event.payload, ctx.config());
     if (!in.ok()) return StageResult::permanent("codegen input: " + in.status().message());
     if (ctx.data_dir().empty()) {
       return StageResult::permanent("codegen needs a data dir (ctx.data_dir() is empty)");

@@ -91,8 +91,63 @@ bool same_commit(std::string_view a, std::string_view b) {
 struct Plan {
   json::object in;
   std::string ticket, project, repo, commit, release, target;
-  fs::path dir;  // the project's releases directory
+  fs::path dir;          // the project's releases directory
+  json::object command;  // target command: {argv, timeout_ms}, from the config only
 };
+
+// Trust (README.md "What comes from where"): the event is data. The commit is deployed only when
+// the scheduler's authenticated dispatch says a granted approval of this run was bound to it
+// (kApprovedCommitHeader, task_stage.h); what the event's `approval` says is not enough.
+std::optional<StageResult> check_approved(const Event& event, const std::string& commit) {
+  std::string approved;
+  for (const Header& h : event.headers) {
+    if (h.key != kApprovedCommitHeader) continue;
+    if (same_commit(h.value, commit)) return std::nullopt;
+    approved += (approved.empty() ? "" : ", ") + h.value;
+  }
+  return StageResult::permanent(
+      "refusing to deploy " + commit + ": no granted approval of this run is bound to it (" +
+      (approved.empty() ? std::string("the run has none") : "approved: " + approved) +
+      "); deploy acts only on the commit an approval task of the same DAG run approved — add an "
+      "approval task upstream with bind_to: the commit, and approve it");
+}
+
+// The repository is the project's under the data dir: a path from the event may only name it.
+std::optional<StageResult> check_repo(const std::string& given, const fs::path& repo) {
+  if (given.empty()) return std::nullopt;
+  std::error_code ec1, ec2;
+  fs::path a = fs::weakly_canonical(given, ec1);
+  fs::path b = fs::weakly_canonical(repo, ec2);
+  if (!ec1 && !ec2 && a == b) return std::nullopt;
+  return StageResult::permanent("artifact.repo '" + given + "' is not the project's repository " +
+                                repo.string() +
+                                "; deploy reads only <data_dir>/factory/repos/<project>: drop "
+                                "artifact.repo or make it that path");
+}
+
+// The command target's {argv, timeout_ms}: from the config (a DAG task's params as written in
+// the DAG file, or a pipeline binding's config block), never from rendered upstream output. An
+// event whose `command` differs from the config's is refused.
+std::variant<json::object, StageResult> command_from_config(const json::object& in,
+                                                            StageContext& ctx) {
+  boost::system::error_code ec;
+  json::value config = json::parse(ctx.config(), ec);
+  const json::object* cmd =
+      !ec && config.is_object() ? obj(config.as_object(), "command") : nullptr;
+  if (!cmd || !cmd->contains("argv")) {
+    return StageResult::permanent(
+        "target command needs command: {argv: [...]} written in the DAG file's task params (or "
+        "the binding's config), with no {{ }} template in it: the argv is never taken from an "
+        "upstream output or the run's conf");
+  }
+  if (const json::value* given = in.if_contains("command"); given && *given != json::value(*cmd)) {
+    return StageResult::permanent(
+        "refusing the event's command: it differs from the command in the task's configuration "
+        "(a rendered value may not choose what runs); write the command literally in the DAG "
+        "file");
+  }
+  return *cmd;
+}
 
 // The plan, or the StageResult refusing the event.
 std::variant<Plan, StageResult> make_plan(const Event& event, StageContext& ctx) {
@@ -107,8 +162,8 @@ std::variant<Plan, StageResult> make_plan(const Event& event, StageContext& ctx)
   if (p.ticket.empty()) {
     if (const json::object* spec = obj(p.in, "spec")) p.ticket = str(*spec, "id");
   }
-  p.repo = str(artifact, "repo");
-  if (p.repo.empty()) p.repo = repo_path(ctx.data_dir(), p.project).string();
+  p.repo = repo_path(ctx.data_dir(), p.project).string();
+  if (auto refused = check_repo(str(artifact, "repo"), p.repo)) return *refused;
   const json::object* verdict = obj(p.in, "verdict");
   p.commit = str(p.in, "commit");
   if (p.commit.empty() && verdict) p.commit = str(*verdict, "commit");
@@ -128,11 +183,17 @@ std::variant<Plan, StageResult> make_plan(const Event& event, StageContext& ctx)
                                     bound + ", not this commit; approve this commit first");
     }
   }
+  if (auto refused = check_approved(event, p.commit)) return *refused;
   p.release = str(p.in, "release");
   if (p.release.empty()) p.release = release_id(p.ticket, p.commit);
   p.target = str(p.in, "target");
   if (p.target.empty()) p.target = "local";
   p.dir = project_dir(ctx.data_dir(), p.project);
+  if (p.target == "command") {
+    auto cmd = command_from_config(p.in, ctx);
+    if (auto* refused = std::get_if<StageResult>(&cmd)) return *refused;
+    p.command = std::get<json::object>(std::move(cmd));
+  }
   return p;
 }
 
@@ -305,7 +366,7 @@ StageResult deploy_local(const Plan& p, StageContext& ctx) {
 
 StageResult deploy_command(const Plan& p, StageContext& ctx) {
   if (auto refused = install(p)) return *refused;
-  const json::object& cmd = p.in.at("command").as_object();
+  const json::object& cmd = p.command;  // from the stage's config, never the event
   fs::path release_dir = fs::absolute(p.dir / p.release);
   std::vector<std::string> argv;
   std::string shown;

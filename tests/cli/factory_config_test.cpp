@@ -188,6 +188,12 @@ TEST_CASE("config: mistakes are reported where they are, with how to fix them", 
     CHECK(error_of(load("server: 8080\n")).find("server is a section") != std::string::npos);
     CHECK(error_of(load("webhooks:\n  github:\n    topic: a/b\n")).find(file + ":3:12:") == 0);
   }
+  SECTION("a webhook delivering to an internal topic (issue 12), enabled or not") {
+    std::string e = error_of(load("webhooks:\n  jira:\n    topic: factory.dispatch.deploy\n"));
+    CHECK(e.find(file + ":3:") == 0);
+    CHECK(e.find("delivering to topic 'factory.dispatch.deploy' is refused") != std::string::npos);
+    CHECK(e.find("internal to factoryd") != std::string::npos);
+  }
   SECTION("a missing file") {
     auto r = load_factory_config((dir.path() / "nope.yaml").string(), {}, {});
     REQUIRE_FALSE(r.ok());

@@ -637,6 +637,59 @@ TEST_CASE("dead letters: list and replay, dry run unless execute", "[http][log]"
       "factory.source.topic"));
 }
 
+// Issue 12: a record on a factory.* topic is an order to the daemon (a dispatch runs a stage, a
+// result decides a task), so no caller may write one, nor create, delete or move them.
+TEST_CASE("internal topics: writes are refused with 403 internal_topic, reads allowed",
+          "[http][log][security]") {
+  Api api;
+  REQUIRE_OK(api.log->create_topic({.name = "factory.dispatch.deploy", .partitions = 1}));
+  REQUIRE_OK(api.log->create_topic({.name = "factory.task-results", .partitions = 1}));
+  const std::string produce = R"({"records":[{"key":"r/deploy","value":{"run_id":"r"}}]})";
+  std::string m = api.fails(403, "internal_topic", "POST",
+                            "/api/v1/topics/factory.dispatch.deploy/records", produce);
+  CHECK(contains(m, "producing to topic 'factory.dispatch.deploy' is refused"));
+  CHECK(contains(m, "internal to factoryd"));
+  api.fails(403, "internal_topic", "POST", "/api/v1/topics/factory.task-results/records", produce);
+  api.fails(403, "internal_topic", "POST", "/api/v1/topics",
+            R"({"name":"factory.dispatch.codegen","partitions":1})");
+  api.fails(403, "internal_topic", "PUT", "/api/v1/topics/factory.spans", R"({"partitions":1})");
+  api.fails(403, "internal_topic", "DELETE", "/api/v1/topics/factory.dispatch.deploy");
+  api.fails(403, "internal_topic", "POST", "/api/v1/groups/task.deploy/reset-offsets",
+            R"({"topic":"factory.dispatch.deploy","to":"earliest","execute":true})");
+  api.fails(403, "internal_topic", "POST", "/api/v1/groups/task.deploy/offsets",
+            R"({"offsets":[{"topic":"factory.dispatch.deploy","partition":0,"offset":0}]})");
+  api.fails(403, "internal_topic", "POST", "/api/v1/groups/factory.scheduler/offsets",
+            R"({"offsets":[{"topic":"factory.task-results","partition":0,"offset":0}]})");
+  // A dead letter's source is a header its producer wrote: replaying it is a produce.
+  api.create("mine.dlq", 1);
+  ProducerRecord letter = dead_letter("{}", "0");
+  for (Header& h : letter.headers) {
+    if (h.key == "factory.source.topic") h.value = "factory.dispatch.deploy";
+  }
+  test::append_ok(api.log.get(), "mine.dlq", {letter});
+  api.fails(403, "internal_topic", "POST", "/api/v1/dead-letters/replay",
+            R"({"topic":"mine.dlq","all":true,"execute":true})");
+  // Nothing reached the internal topics; reading them, tuning their config and a reader's own
+  // group's commits stay allowed.
+  json::value fetched = api.ok("GET", "/api/v1/topics/factory.dispatch.deploy/records");
+  CHECK(fetched.at("records").as_array().empty());
+  api.ok("GET", "/api/v1/topics/factory.task-results");
+  api.ok("PUT", "/api/v1/topics/factory.task-results",
+         R"({"partitions":1,"config":{"retention.ms":3600000}})");
+  api.ok("POST", "/api/v1/groups/watcher/offsets",
+         R"({"offsets":[{"topic":"factory.task-results","partition":0,"offset":0}]})");
+  // The CLI's local paths refuse the same through LogAccess.
+  auto local = local_log_access(api.log.get());
+  Status s =
+      local->append("factory.task-results", std::vector<ProducerRecord>{test::rec("x")}, true)
+          .status();
+  CHECK(s.code() == Status::Code::kFailedPrecondition);
+  CHECK(contains(s.message(), "internal to factoryd"));
+  CHECK(local->delete_topic("factory.task-results").code() == Status::Code::kFailedPrecondition);
+  CHECK(local->replay_dead_letters("mine.dlq", {.all = true}, true).status().code() ==
+        Status::Code::kFailedPrecondition);
+}
+
 TEST_CASE("log_views: bytes encodings and error bodies", "[http][log]") {
   CHECK(is_valid_utf8("plain"));
   CHECK(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));

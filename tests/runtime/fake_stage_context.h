@@ -68,6 +68,8 @@ class FakeStageContext final : public StageContext {
     outputs_.push_back(std::move(output));
   }
   const std::string& config() const override { return config_; }
+  // Between process() calls only (config() hands out a reference).
+  void set_config(std::string config_json) { config_ = std::move(config_json); }
   std::optional<std::string> secret(std::string_view name) const override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = secrets_.find(std::string(name));
@@ -139,7 +141,7 @@ class FakeStageContext final : public StageContext {
     logs_.push_back({level, std::string(message)});
   }
 
-  const std::string config_;
+  std::string config_;
   std::filesystem::path scratch_;
   std::filesystem::path data_dir_;
   std::atomic<bool> cancelled_{false};

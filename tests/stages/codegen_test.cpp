@@ -132,15 +132,25 @@ class BreakerContext final : public StageContext {
   Breaker* llm_;
 };
 
-std::string openai_payload(const std::string& spec, const std::string& base_url,
-                           int64_t timeout_ms = 5000, int attempt = 1) {
+// The openai settings come from the config (codegen_stage.cpp): as in a DAG, whose literal
+// params are the task's config, the payload's `openai` is also the context's.
+void configure_openai(FakeStageContext* ctx, const std::string& payload) {
+  json::object p = json::parse(payload).as_object();
+  ctx->set_config(json::serialize(json::object{{"openai", p.at("openai")}}));
+}
+
+std::string openai_payload(FakeStageContext* ctx, const std::string& spec,
+                           const std::string& base_url, int64_t timeout_ms = 5000,
+                           int attempt = 1) {
   json::object p = json::parse(test::codegen_payload(spec, attempt)).as_object();
   p["provider"] = "openai";
   p["openai"] = json::object{{"base_url", base_url},
                              {"model", "llama3.1:8b"},
                              {"api_key_secret", "LLM_KEY"},
                              {"timeout_ms", timeout_ms}};
-  return json::serialize(p);
+  std::string text = json::serialize(p);
+  configure_openai(ctx, text);
+  return text;
 }
 
 }  // namespace
@@ -310,7 +320,7 @@ TEST_CASE("codegen openai: answers become a commit with the model and tokens", "
   env.ctx.set_secret("LLM_KEY", "sk-test-123");
   auto stage = codegen();
   const std::string spec = test::sample_spec("INV-101").json();
-  StageResult r = run(*stage, env.ctx, openai_payload(spec, server.base_url()));
+  StageResult r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url()));
   INFO(r.reason());
   REQUIRE(r.kind() == StageResult::Kind::kSuccess);
   json::object a = last_output(env.ctx);
@@ -337,8 +347,10 @@ TEST_CASE("codegen openai: answers become a commit with the model and tokens", "
   for (auto [suffix, target] : {std::pair{"/v1", "POST /v1/chat/completions "},
                                 {"/proxy/", "POST /proxy/v1/chat/completions "}}) {
     json::object p =
-        json::parse(openai_payload(spec, server.base_url() + suffix, 5000, 2)).as_object();
+        json::parse(openai_payload(&env.ctx, spec, server.base_url() + suffix, 5000, 2))
+            .as_object();
     p["openai"].as_object()["model"] = std::string("m") + suffix;  // another round each time
+    configure_openai(&env.ctx, json::serialize(p));
     REQUIRE(stage->process(test::make_event(json::serialize(p)), env.ctx).kind() ==
             StageResult::Kind::kSuccess);
     CHECK(server.last_head().starts_with(target));
@@ -361,7 +373,7 @@ TEST_CASE(
 
   // 503: retryable, one failure.
   server.set_mode(factory::test::FakeOpenAiServer::Mode::kError);
-  StageResult r = run(*stage, env.ctx, openai_payload(spec, server.base_url()), &ctx);
+  StageResult r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url()), &ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("HTTP 503") != std::string::npos);
   CHECK(llm.cb().state() == State::kClosed);
@@ -369,7 +381,7 @@ TEST_CASE(
   // No answer within timeout_ms: retryable, the second failure opens the breaker.
   server.set_mode(factory::test::FakeOpenAiServer::Mode::kHang);
   auto start = std::chrono::steady_clock::now();
-  r = run(*stage, env.ctx, openai_payload(spec, server.base_url(), 300), &ctx);
+  r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url(), 300), &ctx);
   auto took = std::chrono::steady_clock::now() - start;
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("no answer within 300 ms") != std::string::npos);
@@ -379,7 +391,7 @@ TEST_CASE(
   // Open: the provider is not called; the event goes to human-review with the reason.
   const int calls = server.requests();
   server.set_mode(factory::test::FakeOpenAiServer::Mode::kOk);
-  r = run(*stage, env.ctx, openai_payload(spec, server.base_url()), &ctx);
+  r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url()), &ctx);
   CHECK(r.kind() == StageResult::Kind::kRoute);
   CHECK(r.route_topic() == "human-review");
   CHECK(r.reason().find("circuit breaker is open") != std::string::npos);
@@ -388,7 +400,7 @@ TEST_CASE(
 
   // After open_ms a probe goes through; it succeeds and the breaker closes.
   clock.advance_ms(1000);
-  r = run(*stage, env.ctx, openai_payload(spec, server.base_url()), &ctx);
+  r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url()), &ctx);
   INFO(r.reason());
   CHECK(r.kind() == StageResult::Kind::kSuccess);
   CHECK(llm.cb().state() == State::kClosed);
@@ -396,7 +408,7 @@ TEST_CASE(
 
   // A malformed answer: retryable, with a clear message, and a failure on the breaker.
   server.set_mode(factory::test::FakeOpenAiServer::Mode::kMalformed);
-  r = run(*stage, env.ctx, openai_payload(spec, server.base_url(), 5000, 2), &ctx);
+  r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url(), 5000, 2), &ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("malformed") != std::string::npos);
   CHECK(r.reason().find("not the JSON object asked for") != std::string::npos);
@@ -404,7 +416,7 @@ TEST_CASE(
 
   // 401: a key problem no retry fixes.
   server.set_mode(factory::test::FakeOpenAiServer::Mode::kForbidden);
-  r = run(*stage, env.ctx, openai_payload(spec, server.base_url(), 5000, 2), &ctx);
+  r = run(*stage, env.ctx, openai_payload(&env.ctx, spec, server.base_url(), 5000, 2), &ctx);
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("HTTP 401") != std::string::npos);
 
@@ -416,16 +428,17 @@ TEST_CASE("codegen openai: a missing key secret or a bad URL is permanent", "[co
   Env env;
   auto stage = codegen();
   const std::string spec = test::sample_spec("INV-101").json();
-  StageResult r =
-      stage->process(test::make_event(openai_payload(spec, "http://127.0.0.1:9")), env.ctx);
+  StageResult r = stage->process(
+      test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")), env.ctx);
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("'LLM_KEY'") != std::string::npos);
   env.ctx.set_secret("LLM_KEY", "k");
-  r = stage->process(test::make_event(openai_payload(spec, "http://[::1")), env.ctx);
+  r = stage->process(test::make_event(openai_payload(&env.ctx, spec, "http://[::1")), env.ctx);
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("base_url") != std::string::npos);
   // Nothing listens on port 9: unavailable, retryable.
-  r = stage->process(test::make_event(openai_payload(spec, "http://127.0.0.1:9")), env.ctx);
+  r = stage->process(test::make_event(openai_payload(&env.ctx, spec, "http://127.0.0.1:9")),
+                     env.ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("connecting to 127.0.0.1:9") != std::string::npos);
   // https:// to a server that never speaks TLS: the handshake is bounded by the timeout too.
@@ -433,10 +446,41 @@ TEST_CASE("codegen openai: a missing key secret or a bad URL is permanent", "[co
   std::string url = plain.base_url();
   url.replace(0, 4, "https");
   // (1.5 s: connecting to 127.0.0.1 must be done by then even under a sanitizer.)
-  r = stage->process(test::make_event(openai_payload(spec, url, 1500)), env.ctx);
+  r = stage->process(test::make_event(openai_payload(&env.ctx, spec, url, 1500)), env.ctx);
   CHECK(r.kind() == StageResult::Kind::kRetryable);
   CHECK(r.reason().find("no answer within 1500 ms (while the TLS handshake with 127.0.0.1)") !=
         std::string::npos);
+}
+
+// Issue 12: the endpoint and the bearer token's secret come from configuration only: an event
+// (a forged dispatch, a rendered ticket) naming another endpoint or another FACTORY_SECRET_* is
+// refused before any connection, and so is one that brings openai settings with none configured.
+TEST_CASE("codegen openai: an event cannot choose the endpoint or the secret sent",
+          "[codegen][security]") {
+  Env env;
+  factory::test::FakeOpenAiServer configured;
+  factory::test::FakeOpenAiServer attacker;
+  env.ctx.set_secret("LLM_KEY", "sk-test-123");
+  env.ctx.set_secret("FACTORY_SECRET_DEMO", "the-crown-jewels");
+  auto stage = codegen();
+  const std::string spec = test::sample_spec("INV-101").json();
+  std::string good = openai_payload(&env.ctx, spec, configured.base_url());  // the config
+  for (auto [field, value] : {std::pair{"base_url", attacker.base_url()},
+                              {"api_key_secret", std::string("FACTORY_SECRET_DEMO")}}) {
+    json::object p = json::parse(good).as_object();
+    p["openai"].as_object()[field] = value;
+    StageResult r = stage->process(test::make_event(json::serialize(p)), env.ctx);
+    INFO(field);
+    CHECK(r.kind() == StageResult::Kind::kPermanent);
+    CHECK(r.reason().find("differ from the configured ones") != std::string::npos);
+  }
+  // Settings in the event, none in the config: refused too.
+  env.ctx.set_config("{}");
+  StageResult r = stage->process(test::make_event(good), env.ctx);
+  CHECK(r.kind() == StageResult::Kind::kPermanent);
+  CHECK(r.reason().find("never from an upstream output") != std::string::npos);
+  CHECK(attacker.requests() == 0);
+  CHECK(configured.requests() == 0);
 }
 
 TEST_CASE("schemas: the embedded feature_spec and code_artifact copies match their files",
@@ -473,8 +517,9 @@ TEST_CASE("codegen openai over HTTPS verifies the server against ca_file", "[cod
   auto stage = codegen();
   const std::string spec = test::sample_spec("INV-107").json();
   auto with_ca = [&](const std::string& ca) {
-    json::object p = json::parse(openai_payload(spec, server.base_url())).as_object();
+    json::object p = json::parse(openai_payload(&env.ctx, spec, server.base_url())).as_object();
     if (!ca.empty()) p["openai"].as_object()["ca_file"] = ca;
+    configure_openai(&env.ctx, json::serialize(p));
     return json::serialize(p);
   };
 

@@ -3,7 +3,9 @@
 // targets, and the refusals (a failed gate, an approval for another commit).
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -39,7 +41,7 @@ struct Deploy {
   test::FakeStageContext ctx;
   std::unique_ptr<runtime::Contract> out_contract;
 
-  explicit Deploy(const test::RepoFixture& f) {
+  explicit Deploy(const test::RepoFixture& f, std::string config = "{}") : ctx(std::move(config)) {
     auto s = runtime::create_stage("deploy");
     REQUIRE_OK(s);
     stage = std::move(*s);
@@ -63,7 +65,7 @@ struct Deploy {
     REQUIRE_OK(in_contract);
     REQUIRE_OK((*in_contract)->validate(payload));
     ctx.clear_outputs();
-    StageResult r = stage->process(test::make_event(payload), ctx);
+    StageResult r = stage->process(event(payload), ctx);
     INFO(r.reason());
     REQUIRE(r.kind() == expect);
     last_reason = r.reason();
@@ -73,6 +75,32 @@ struct Deploy {
     return json::parse(ctx.outputs()[0].payload).as_object();
   }
   std::string last_reason;
+
+  // The event a task worker hands over: the payload, with the run's approvals as headers.
+  Event event(const std::string& payload) const {
+    Event e = test::make_event(payload);
+    e.headers = approvals(payload);
+    return e;
+  }
+
+  // What the scheduler's dispatch would say the run's approvals were bound to: `approved` when
+  // set, else the commit the payload deploys (the DAG's approve task bound to it).
+  std::optional<std::vector<std::string>> approved;
+  std::vector<Header> approvals(const std::string& payload) const {
+    std::vector<std::string> commits;
+    if (approved) {
+      commits = *approved;
+    } else {
+      json::object in = json::parse(payload).as_object();
+      std::string c = in.contains("commit") ? text(in.at("commit")) : "";
+      if (c.empty() && in.contains("verdict")) c = text(in.at("verdict").at("commit"));
+      if (c.empty()) c = text(in.at("artifact").at("commit"));
+      commits.push_back(c);
+    }
+    std::vector<Header> out;
+    for (const std::string& c : commits) out.push_back({std::string(kApprovedCommitHeader), c});
+    return out;
+  }
 };
 
 constexpr char kLocal[] = R"(,"target":"local","local":{"keep":3,"canary":{"checks":3}})";
@@ -171,7 +199,7 @@ TEST_CASE("a redelivered deploy does not deploy twice, a crash mid-deploy resume
   }
   SECTION("a fenced intent recovered after the deploy finished is done") {
     d.ctx.clear_outputs();
-    CHECK(d.stage->recover(test::make_event(payload), d.ctx) == Stage::Recovery::kDone);
+    CHECK(d.stage->recover(d.event(payload), d.ctx) == Stage::Recovery::kDone);
     REQUIRE(d.ctx.outputs().size() == 1);
     CHECK(json::parse(d.ctx.outputs()[0].payload).as_object() == first);
     CHECK(fs::exists(dir / r1 / "SENTINEL"));
@@ -187,13 +215,13 @@ TEST_CASE("a redelivered deploy does not deploy twice, a crash mid-deploy resume
     REQUIRE_OK(write_record(dir, r2 + ".pending", R"({"previous":")" + r1 + R"("})"));
     REQUIRE_OK(switch_current(dir, r2));
 
-    CHECK(d.stage->recover(test::make_event(p2), d.ctx) == Stage::Recovery::kNotDone);
+    CHECK(d.stage->recover(d.event(p2), d.ctx) == Stage::Recovery::kNotDone);
     json::object resumed = d.run(p2);
     CHECK(resumed.at("status") == "deployed");
     CHECK(text(resumed.at("previous")) == r1);  // from the pending record, not the switched link
     CHECK(fs::exists(dir / r2 / "SENTINEL"));   // not installed again
     CHECK_FALSE(read_record(dir, r2 + ".pending").has_value());
-    CHECK(d.stage->recover(test::make_event(p2), d.ctx) == Stage::Recovery::kDone);
+    CHECK(d.stage->recover(d.event(p2), d.ctx) == Stage::Recovery::kDone);
   }
   SECTION("killed after the canary failed, before rolling back: the rollback completes") {
     std::string c3 = f.commit("T-3", {{"web/app.py", "VERSION = 3\n"}});
@@ -238,31 +266,84 @@ TEST_CASE("deploy refuses a failed gate, an approval for another commit, an unkn
 
 TEST_CASE("command target: a templated command runs in the release directory", "[deploy]") {
   auto f = project();
-  Deploy d(f);
-  std::string c = f.commit("T-1", {{"web/app.py", "VERSION = 1\n"}});
   test::TempDir out;
   std::string copy = (out.path() / "copied").string();
+  const std::string argv = R"("argv":["cp","-r","{release_dir}",")" + copy + R"("])";
   // Sandboxed: a host path outside the release is writable only when the config names it.
   if (isolation() == Isolation::kBwrap) {
-    d.run(Deploy::input(f, "T-1", c,
-                        R"(,"target":"command","command":{"argv":["cp","-r","{release_dir}",")" +
-                            copy + R"("]})"),
+    const std::string cp = "{" + argv + "}";
+    Deploy d(f, R"({"command":)" + cp + "}");
+    std::string c = f.commit("T-0", {{"web/app.py", "VERSION = 0\n"}});
+    d.run(Deploy::input(f, "T-0", c, R"(,"target":"command","command":)" + cp),
           StageResult::Kind::kRetryable);
     CHECK(!fs::exists(copy));
   }
-  json::object dep =
-      d.run(Deploy::input(f, "T-1", c,
-                          R"(,"target":"command","command":{"argv":["cp","-r","{release_dir}",")" +
-                              copy + R"("],"writable":[")" + out.str() + R"("]})"));
+  const std::string cp = "{" + argv + R"(,"writable":[")" + out.str() + R"("]})";
+  Deploy d(f, R"({"command":)" + cp + "}");
+  std::string c = f.commit("T-1", {{"web/app.py", "VERSION = 1\n"}});
+  json::object dep = d.run(Deploy::input(f, "T-1", c, R"(,"target":"command","command":)" + cp));
   CHECK(dep.at("status") == "deployed");
   CHECK(dep.at("target") == "command");
   CHECK(fs::exists(fs::path(copy) / "web" / "app.py"));
   CHECK(text(dep.at("path")) == (project_dir(f.data_dir(), "web") / release_id("T-1", c)).string());
   // A failing command is retried (nothing recorded), not reported as deployed.
   std::string c2 = f.commit("T-2", {{"web/app.py", "VERSION = 2\n"}});
-  d.run(Deploy::input(f, "T-2", c2, R"(,"target":"command","command":{"argv":["false"]})"),
-        StageResult::Kind::kRetryable);
-  CHECK(d.last_reason.find("deploy command `false` exited with 1") != std::string::npos);
+  Deploy failing(f, R"({"command":{"argv":["false"]}})");
+  failing.run(Deploy::input(f, "T-2", c2, R"(,"target":"command")"), StageResult::Kind::kRetryable);
+  CHECK(failing.last_reason.find("deploy command `false` exited with 1") != std::string::npos);
+}
+
+// Issue 12: an event (a forged dispatch, a rendered upstream output) is data. Deploy ships only
+// a commit the scheduler says a granted approval of the run was bound to, reads only the
+// project's repository, and runs only the configured command.
+TEST_CASE("deploy: only an approved commit, the project's repo, the configured command",
+          "[deploy][security]") {
+  auto f = project();
+  std::string c = f.commit("T-1", {{"web/app.py", "VERSION = 1\n"}});
+  test::TempDir out;
+  const std::string marker = (out.path() / "ran").string();
+  const std::string touch = R"({"argv":["touch",")" + marker + R"("]})";
+  {
+    // The event's own approval names the commit, but the scheduler carried no approval.
+    Deploy d(f);
+    d.approved = std::vector<std::string>{};
+    d.run(Deploy::input(f, "T-1", c,
+                        R"(,"approval":{"approved_by":"mallory","bound_to":")" + c + R"("})"),
+          StageResult::Kind::kPermanent);
+    CHECK(d.last_reason.find("no granted approval of this run is bound to it (the run has none)") !=
+          std::string::npos);
+    // An approval of the run bound to another commit (git's empty tree: the review's attack).
+    d.approved = std::vector<std::string>{c};
+    d.run(Deploy::input(f, "T-1", "4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+          StageResult::Kind::kPermanent);
+    CHECK(d.last_reason.find("no granted approval of this run is bound to it (approved: " + c) !=
+          std::string::npos);
+  }
+  {
+    // artifact.repo elsewhere: refused, even with the approval.
+    test::TempDir elsewhere;
+    Deploy d(f);
+    std::string in = R"({"artifact":{"ticket":"T-1","project":"web","repo":")" + elsewhere.str() +
+                     R"(","commit":")" + c + R"("}})";
+    d.run(in, StageResult::Kind::kPermanent);
+    CHECK(d.last_reason.find("is not the project's repository") != std::string::npos);
+  }
+  {
+    // The command target runs only the configured argv: none configured, or another one in
+    // the event, is refused before anything runs.
+    Deploy unconfigured(f);
+    unconfigured.run(Deploy::input(f, "T-1", c, R"(,"target":"command","command":)" + touch),
+                     StageResult::Kind::kPermanent);
+    CHECK(unconfigured.last_reason.find("never taken from an upstream output") !=
+          std::string::npos);
+    Deploy configured(f, R"({"command":{"argv":["true"]}})");
+    configured.run(Deploy::input(f, "T-1", c, R"(,"target":"command","command":)" + touch),
+                   StageResult::Kind::kPermanent);
+    CHECK(configured.last_reason.find("differs from the command in the task's configuration") !=
+          std::string::npos);
+    CHECK(!fs::exists(marker));
+  }
+  CHECK(current_release(project_dir(f.data_dir(), "web")).empty());
 }
 
 TEST_CASE("webhook target: POSTs the deployment, a refusal is failed, a 5xx retried", "[deploy]") {
