@@ -10,16 +10,27 @@
 // Memory is bounded: at most max_addresses are tracked; when full, expired windows are dropped,
 // and if none has expired the refusal shares one overflow bucket ("*").
 //
-// Thread-safety: safe (one mutex; admit() is a map lookup).
+// Thread-safety: safe (one mutex; admit() is a map lookup); the free functions are pure.
 #pragma once
 
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
+#include "http/router.h"
+
 namespace factory::http {
+
+// A refusal whose audit rows are rate-limited per address: the caller was not let in (401,
+// 403, 429), or a public route (a webhook) refused an anonymous sender.
+bool rate_limited_refusal(const Request& req, int status);
+
+// The audit object for a percent-decoded path: control characters encoded again (%0A, %1B), so
+// that no reader of the trail receives raw ones.
+std::string audit_object(std::string_view path);
 
 class RefusalAuditLimiter {
  public:

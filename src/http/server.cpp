@@ -134,32 +134,6 @@ std::string address_of(std::string_view remote) {
   return std::string(remote.substr(0, remote.rfind(':')));
 }
 
-// A refusal whose audit rows are rate-limited per address: the caller was not let in (401,
-// 403, 429), or a public route (a webhook) refused an anonymous sender.
-bool rate_limited_refusal(const Request& req, int status) {
-  return status == 401 || status == 403 || status == 429 ||
-         (req.principal.role == Role::kPublic && status >= 400);
-}
-
-// The audit object: a path, percent-decoded, with control characters encoded again (%0A, %1B)
-// so that no reader of the trail receives raw ones.
-std::string audit_object(std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(path.size());
-  for (char c : path) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // A long-poll request: it asks to wait (wait_ms present and not 0).
 bool waits(const Request& req) {
   auto w = req.query_value("wait_ms");

@@ -112,6 +112,7 @@ TEST_CASE("refusal audit: one row per address per window, with the count left ou
   CHECK(limiter.admit("10.0.0.4", 60'020) == 0);  // took 10.0.0.2's place
   CHECK(limiter.admit("10.0.0.5", 60'030) == 0);  // the overflow bucket's first row
   CHECK(!limiter.admit("10.0.0.6", 60'040));      // shares it
+  CHECK(audit_object("topics/x\n\x1b[2J\x7f/records") == "topics/x%0A%1B[2J%7F/records");
   RefusalAuditLimiter off(0);
   CHECK(off.admit("x", 0) == 0);
   CHECK(off.admit("x", 0) == 0);
