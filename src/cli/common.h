@@ -123,10 +123,19 @@ bool write_stdout(std::string_view s);
 bool flush_stdout();
 
 // Left-aligned columns separated by two spaces; the last column is not padded.
+// Control characters (below 0x20, and DEL) as \xNN: what a table prints to a terminal. Cells
+// hold outside data (paths in audit rows, ticket titles); a raw ESC or newline there would
+// forge lines or drive the terminal.
+std::string escape_controls(std::string_view s);
+
 class Table {
  public:
   explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
-  void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  // Cells are printed through escape_controls().
+  void add_row(std::vector<std::string> row) {
+    for (std::string& cell : row) cell = escape_controls(cell);
+    rows_.push_back(std::move(row));
+  }
   std::string render() const;
 
  private:

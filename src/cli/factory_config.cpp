@@ -22,6 +22,7 @@
 
 #include "base/file.h"
 #include "factory/topic.h"
+#include "http/request_guard.h"
 #include "runtime/yaml_reader.h"
 
 extern char** environ;  // NOLINT: POSIX
@@ -53,6 +54,7 @@ enum class Kind {
   kSecret,   // a webhook secret (inline)
   kEnvName,  // the name of an environment variable holding a secret
   kUrl,      // http(s)://... or ""
+  kHosts,    // a list of host names ("name" or "name:port"); "a,b" from the environment
 };
 
 struct KeySpec {
@@ -75,12 +77,18 @@ const std::vector<KeySpec>& keys() {
         {"config_dir", Kind::kPath, ""},
         {"server.listen", Kind::kListen, so.address + ":" + std::to_string(so.port)},
         {"server.public_url", Kind::kUrl, ""},
+        {"server.allowed_hosts", Kind::kHosts, ""},
         {"server.io_threads", Kind::kInt, std::to_string(so.io_threads), 1, 64},
         {"server.handler_threads", Kind::kInt, std::to_string(so.handler_threads), 1, 1024},
+        {"server.long_poll_limit", Kind::kInt, std::to_string(so.long_poll_limit), 1, 1024},
         {"server.max_connections", Kind::kInt, std::to_string(so.max_connections), 1, 1'000'000},
         {"server.header_limit_bytes", Kind::kInt, std::to_string(so.header_limit), 1024, 1 << 20},
         {"server.read_timeout_ms", Kind::kInt, std::to_string(so.read_timeout_ms), 1, kDay},
         {"server.idle_timeout_ms", Kind::kInt, std::to_string(so.idle_timeout_ms), 1, kDay},
+        {"server.handshake_timeout_ms", Kind::kInt, std::to_string(so.handshake_timeout_ms), 1,
+         kDay},
+        {"server.refusal_audit_window_ms", Kind::kInt, std::to_string(so.refusal_audit_window_ms),
+         0, kDay},
         {"server.shutdown_timeout_ms", Kind::kInt, "25000", 0, 3600 * 1000},
         {"server.tls.cert_file", Kind::kPath, ""},
         {"server.tls.key_file", Kind::kPath, ""},
@@ -347,6 +355,14 @@ class Loader {
     c.server.header_limit = static_cast<size_t>(integer("server.header_limit_bytes"));
     c.server.read_timeout_ms = integer("server.read_timeout_ms");
     c.server.idle_timeout_ms = integer("server.idle_timeout_ms");
+    c.server.handshake_timeout_ms = integer("server.handshake_timeout_ms");
+    c.server.long_poll_limit = static_cast<int>(integer("server.long_poll_limit"));
+    c.server.refusal_audit_window_ms = integer("server.refusal_audit_window_ms");
+    for (std::string_view rest = values_["server.allowed_hosts"].text; !rest.empty();) {
+      size_t comma = rest.find(',');
+      if (comma != 0) c.server.allowed_hosts.emplace_back(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    }
     c.shutdown_timeout_ms = integer("server.shutdown_timeout_ms");
     c.server.rate_limit.requests_per_s = number("auth.rate_limit.requests_per_s");
     c.server.rate_limit.burst = number("auth.rate_limit.burst");
@@ -543,6 +559,18 @@ class Loader {
         text = format_double(v);
         break;
       }
+      case Kind::kHosts:
+        if (e.value.IsSequence()) {
+          for (size_t i = 0; i < e.value.size(); ++i) {
+            std::string item;
+            YamlEntry one{e.key, e.key_node, e.value[i]};
+            FACTORY_RETURN_IF_ERROR(reader.text(one, field + "[" + std::to_string(i) + "]", &item));
+            text += (text.empty() ? "" : ",") + item;
+          }
+        } else {
+          FACTORY_RETURN_IF_ERROR(reader.text(e, field, &text));
+        }
+        break;
       default:
         FACTORY_RETURN_IF_ERROR(reader.text(e, field, &text));
         break;
@@ -583,6 +611,24 @@ class Loader {
                                         "value");
         }
         break;
+      case Kind::kHosts: {
+        std::string normalized;
+        for (std::string_view rest = text; !rest.empty();) {
+          size_t comma = rest.find(',');
+          std::string_view one = rest.substr(0, comma);
+          rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+          auto host = http::normalize_allowed_host(one);
+          if (!host) {
+            return reader.error(mark, field + ": " + in_quotes(one) +
+                                          " is not a host name or address with an optional "
+                                          "port; write e.g. factory.example.com or "
+                                          "factory.example.com:8443");
+          }
+          normalized += (normalized.empty() ? "" : ",") + *host;
+        }
+        text = normalized;
+        break;
+      }
       case Kind::kUrl:
         if (!text.empty() && !text.starts_with("http://") && !text.starts_with("https://")) {
           return reader.error(mark, field + ": " + in_quotes(text) +

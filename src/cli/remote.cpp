@@ -82,9 +82,10 @@ std::optional<boost::json::value> call_daemon(http::Client* client, std::string_
                                               const InvalidInputReport& on_invalid) {
   auto r = client->request(method, target, body);
   if (!r.ok()) {
-    *exit_code = runtime_error(fmt::format("cannot reach the factoryd daemon at {}: {}",
-                                           client->options().url, r.status().message()),
-                               "check that 'factoryd serve' is running, or pass --server URL");
+    *exit_code =
+        runtime_error(fmt::format("cannot reach the factoryd daemon at {}: {}",
+                                  http::redact_url(client->options().url), r.status().message()),
+                      "check that 'factoryd serve' is running, or pass --server URL");
     return std::nullopt;
   }
   boost::system::error_code ec;

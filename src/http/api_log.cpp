@@ -708,7 +708,8 @@ void add_log_routes(Router* router, ApiContext* ctx) {
   router->add({.method = "GET",
                .pattern = "/api/v1/topics/{topic}/records",
                .role = Role::kViewer,
-               .handler = bind(fetch)});
+               .handler = bind(fetch),
+               .long_poll = true});  // wait_ms: the server's long-poll pool
   router->add({.method = "GET",
                .pattern = "/api/v1/groups",
                .role = Role::kViewer,

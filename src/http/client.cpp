@@ -27,8 +27,21 @@ std::string ClientResponse::header(std::string_view name) const {
   return "";
 }
 
+std::string redact_url(std::string_view url) {
+  // By hand rather than with Boost.URL: the URL may be malformed (that is when it is printed).
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  size_t end = url.find_first_of("/?#", start);
+  std::string_view authority =
+      url.substr(start, end == std::string_view::npos ? url.npos : end - start);
+  size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start)) + std::string(url.substr(start + at + 1));
+}
+
 struct Client::Impl {
   ClientOptions options;
+  std::string shown_url;  // options.url without user:password@, for messages
   std::string host;
   std::string port;
   bool https = false;
@@ -100,7 +113,7 @@ struct Client::Impl {
     beast::error_code ec;
     bool written = false;
     bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    parser.body_limit(options.max_body_bytes);
     bhttp::async_write(stream, req, [&](beast::error_code e, size_t) {
       ec = e;
       if (e) return;
@@ -111,14 +124,20 @@ struct Client::Impl {
     if (ec && !written) {
       if (ec == beast::error::timeout) {
         return Status::timed_out(
-            fmt::format("sending to {} took over {} ms", options.url, options.timeout_ms));
+            fmt::format("sending to {} took over {} ms", shown_url, options.timeout_ms));
       }
       return Status::unavailable(fmt::format("sending the request failed: {}", ec.message()));
     }
     if (ec == beast::error::timeout || ec == asio::error::would_block ||
         ec == asio::error::try_again || ec == asio::error::timed_out) {
       return Status::timed_out(
-          fmt::format("no response within {} ms from {}", options.timeout_ms, options.url));
+          fmt::format("no response within {} ms from {}", options.timeout_ms, shown_url));
+    }
+    if (ec == bhttp::error::body_limit) {
+      return Status::out_of_range(fmt::format(
+          "the response from {} has a body over {} bytes (http::ClientOptions::max_body_bytes); "
+          "ask for less (a smaller max_records or max_bytes) or raise the limit",
+          shown_url, options.max_body_bytes));
     }
     if (ec)
       return Status::unavailable(fmt::format("reading the response failed: {}", ec.message()));
@@ -140,11 +159,13 @@ struct Client::Impl {
 Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   auto url = boost::urls::parse_absolute_uri(options.url);
   if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty()) {
-    return Status::invalid_argument(fmt::format(
-        "'{}' is not a server URL; use http://HOST:PORT or https://HOST:PORT", options.url));
+    return Status::invalid_argument(
+        fmt::format("'{}' is not a server URL; use http://HOST:PORT or https://HOST:PORT",
+                    redact_url(options.url)));
   }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->shown_url = redact_url(options.url);
   impl->https = url->scheme() == "https";
   impl->host = std::string(url->host());
   if (impl->host.size() > 2 && impl->host.front() == '[') {
@@ -199,7 +220,12 @@ Result<ClientResponse> Client::request(
     req.set(k, v);
     has_type = has_type || beast::iequals(k, "content-type");
   }
-  if (!body.empty() && !has_type) req.set(bhttp::field::content_type, "application/json");
+  // Every write carries the type, even with an empty body: the server refuses writes without
+  // it, which is what keeps a web page's form posts out (docs/api.md).
+  bool write = method != "GET" && method != "HEAD";
+  if ((write || !body.empty()) && !has_type) {
+    req.set(bhttp::field::content_type, "application/json");
+  }
   req.body() = std::string(body);
   req.keep_alive(true);
   req.prepare_payload();

@@ -32,6 +32,9 @@ struct ClientOptions {
   std::string key_file;
   bool verify_peer = true;
   int64_t timeout_ms = 30'000;  // per request
+  // A response body over this many bytes fails the request (OutOfRange) instead of growing without
+  // bound: a server, or whatever answers at that URL, must not make the CLI allocate what it sends.
+  uint64_t max_body_bytes = 8 << 20;
 };
 
 struct ClientResponse {
@@ -48,7 +51,11 @@ class Client {
   ~Client();
 
   // Sends one request and reads the whole response. Unavailable when the server cannot be
-  // reached (connection refused, reset), TimedOut after timeout_ms. Any HTTP status is OK.
+  // reached (connection refused, reset), TimedOut after timeout_ms, OutOfRange when the body
+  // is over max_body_bytes. Any HTTP status is OK. A write (any method but GET and HEAD) is
+  // sent with Content-Type: application/json unless `headers` names another: the server
+  // refuses writes without it (browser-made requests, docs/api.md).
+  // Error messages carry the URL without its user:password@ (redact_url()).
   Result<ClientResponse> request(
       std::string_view method, std::string_view target, std::string_view body = {},
       const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -61,5 +68,9 @@ class Client {
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The URL without the user-information part ("https://u:p@h:1/x" -> "https://h:1/x"): what
+// error messages and logs may show.
+std::string redact_url(std::string_view url);
 
 }  // namespace factory::http

@@ -103,6 +103,9 @@ struct Route {
   size_t body_limit = kDefaultBodyLimit;  // bytes; larger bodies get 413 unread
   bool audited = false;  // a write: the server appends an audit row with its outcome
   std::string action;    // audit action ("topic.create"); "" = derived from method + pattern
+  // The handler may wait for up to the request's `wait_ms` query value (a long-poll): with a
+  // nonzero wait_ms it runs on the server's long-poll pool, not the shared handler pool.
+  bool long_poll = false;
 };
 
 class Router {

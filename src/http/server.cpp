@@ -28,6 +28,8 @@
 
 #include "base/clock.h"
 #include "http/jwks.h"
+#include "http/refusal_audit.h"
+#include "http/request_guard.h"
 #include "obs/logger.h"
 #include "store/run_rows.h"
 
@@ -122,8 +124,22 @@ class RateLimiter {
   const double rate_;
   const double burst_;
   std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;  // bounded by the configured tokens
+  std::unordered_map<std::string, Bucket> buckets_;  // one per token, JWT subject or address
 };
+
+constexpr int64_t kAcceptBackoffMinMs = 10;
+constexpr int64_t kAcceptBackoffMaxMs = 1000;
+
+// "ip" of "ip:port" (IPv6 addresses are printed without brackets, so the last colon).
+std::string address_of(std::string_view remote) {
+  return std::string(remote.substr(0, remote.rfind(':')));
+}
+
+// A long-poll request: it asks to wait (wait_ms present and not 0).
+bool waits(const Request& req) {
+  auto w = req.query_value("wait_ms");
+  return w && !w->empty() && w->find_first_not_of('0') != std::string_view::npos;
+}
 
 }  // namespace
 
@@ -134,8 +150,16 @@ struct Server::Impl {
   std::optional<ssl::context> tls;
   std::vector<std::thread> io_threads;
   std::unique_ptr<asio::thread_pool> handlers;
+  std::unique_ptr<asio::thread_pool> long_polls;  // long_poll_limit threads
+  std::atomic<int> long_polls_inflight{0};
   std::unique_ptr<RateLimiter> limiter;
   std::unique_ptr<JwtAuthenticator> jwt;  // null unless options.jwt.enabled()
+  std::unique_ptr<RefusalAuditLimiter> refusal_limiter;
+  HostPolicy host_policy;
+  // The accept chain's state: one accept (or its backoff timer) is outstanding at a time, so
+  // these are never touched concurrently.
+  int64_t accept_failures = 0;
+  int64_t accept_backoff_ms = 0;
   uint16_t port = 0;
   std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
@@ -149,6 +173,7 @@ struct Server::Impl {
   // (the TLS context, counters, hooks) is alive.
   asio::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_timer;  // the backoff after an accept error
 
   // Authenticates `authorization` (the header's value, may be empty). Sets *who; returns
   // 0 when accepted, else the HTTP status to refuse with and *why.
@@ -198,7 +223,16 @@ struct Server::Impl {
     if (--inflight == 0) inflight_cv.notify_all();
   }
 
-  void audit(const Request& req, const Route& route, int status, std::string_view message) {
+  // Whether a row for this outcome is written: nullopt when left out (a refusal flood), else
+  // how many refusals from the caller's address were left out before it.
+  std::optional<int64_t> admit_audit_row(const Request& req, int status) {
+    if (!hooks.audit) return std::nullopt;
+    if (!rate_limited_refusal(req, status)) return 0;
+    return refusal_limiter->admit(address_of(req.remote), base::SystemClock().now_ms());
+  }
+
+  void audit(const Request& req, const Route& route, int status, std::string_view message,
+             int64_t left_out) {
     if (!hooks.audit) return;
     store::AuditRow row;
     row.at_ms = base::SystemClock().now_ms();
@@ -207,8 +241,12 @@ struct Server::Impl {
     std::string_view object = req.path;
     constexpr std::string_view kApi = "/api/v1/";
     if (object.substr(0, kApi.size()) == kApi) object.remove_prefix(kApi.size());
-    row.object = std::string(object);
+    row.object = audit_object(object);
     row.result = status < 400 ? "ok" : fmt::format("{} {}", status, message);
+    if (left_out > 0) {
+      row.result += fmt::format(" (+{} refusals from {} before this one not recorded one by one)",
+                                left_out, address_of(req.remote));
+    }
     row.request_id = req.request_id;
     hooks.audit(std::move(row));
   }
@@ -232,22 +270,26 @@ std::string error_message(const Response& r) {
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(Server::Impl* server, Stream stream, std::string remote)
-      : server_(server), stream_(std::move(stream)), remote_(std::move(remote)) {
+  Session(Server::Impl* server, Stream stream, std::string remote, std::string local)
+      : server_(server),
+        stream_(std::move(stream)),
+        remote_(std::move(remote)),
+        local_(std::move(local)) {
     ++server_->connections;
   }
   ~Session() { --server_->connections; }
 
+  // `reject`: over max_connections (plain HTTP only: a TLS connection over the limit is closed
+  // by the acceptor before any handshake work).
   void start(bool reject) {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       if (reject) return reject_busy();
       read_header();
     } else {
-      tcp_layer().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+      tcp_layer().expires_after(std::chrono::milliseconds(server_->options.handshake_timeout_ms));
       stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this(), reject](beast::error_code ec) {
+                              [self = this->shared_from_this()](beast::error_code ec) {
                                 if (ec) return;  // not TLS, or no client certificate: drop it
-                                if (reject) return self->reject_busy();
                                 self->read_header();
                               });
     }
@@ -313,6 +355,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto rid = req.header("x-request-id");
     req.request_id = rid && sane_request_id(*rid) ? std::string(*rid) : new_request_id();
     keep_alive_ = header.keep_alive() && !server_->stopping;
+    if (auto refused = browser_refusal(req)) {
+      return refuse(refused->status, refused->code, refused->message);
+    }
 
     auto url = boost::urls::parse_origin_form(header.target());
     if (!url) {
@@ -346,6 +391,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     req.params = std::move(m.params);
 
     if (route_->role != Role::kPublic) {
+      // Webhooks (public) are exempt: their HMAC signature is what a browser cannot forge.
+      if (auto refused = check_content_type(req.method, req.header("content-type"))) {
+        return refuse(refused->status, refused->code, refused->message);
+      }
       std::string why;
       auto auth = req.header("authorization");
       int refused = server_->authenticate(auth.value_or(""), &req.principal, &why);
@@ -360,7 +409,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return refuse(refused, refused == 401 ? "unauthenticated" : "forbidden", why,
                       refused == 401 ? Headers{{"WWW-Authenticate", "Bearer"}} : Headers{});
       }
-      std::string bucket = server_->options.tokens.empty() ? remote_address() : req.principal.name;
+      // Per caller: the token's or the JWT subject's name; in no-token mode, the address.
+      bool no_token_mode = server_->options.tokens.empty() && !server_->jwt;
+      std::string bucket = no_token_mode ? remote_address()
+                                         : req.principal.kind + ":" + req.principal.name;
       if (int64_t wait_s = server_->limiter->take(bucket)) {
         audit_refusal(429, "rate limited");
         return refuse(
@@ -400,17 +452,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
   }
 
-  std::string remote_address() const { return remote_.substr(0, remote_.rfind(':')); }
+  std::string remote_address() const { return address_of(remote_); }
+
+  // Host and Origin (request_guard.h), for every request before it is routed.
+  std::optional<GuardRefusal> browser_refusal(const Request& req) const {
+    if (auto r = check_host(server_->host_policy, req.header("host"), local_)) return r;
+    return check_origin(server_->host_policy, req.header("origin"), local_);
+  }
 
   void audit_refusal(int status, std::string_view why) {
     if (!route_->audited) return;
+    // Decided here, on the io thread, so that a flood does not even queue work on the pool.
+    auto left_out = server_->admit_audit_row(*req_, status);
+    if (!left_out) return;
     // The store write must not block the io thread.
     auto req = req_;
     const Route* route = route_;
     Server::Impl* server = server_;
     std::string message(why);
-    asio::post(*server_->handlers, [server, req, route, status, message] {
-      server->audit(*req, *route, status, message);
+    asio::post(*server_->handlers, [server, req, route, status, message, n = *left_out] {
+      server->audit(*req, *route, status, message, n);
     });
   }
 
@@ -422,10 +483,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (ec) return close();
     req_->body = std::move(body_parser_->get().body());
+    long_poll_ = route_->long_poll && waits(*req_);
+    if (long_poll_ &&
+        server_->long_polls_inflight.fetch_add(1) >= server_->options.long_poll_limit) {
+      server_->long_polls_inflight.fetch_sub(1);
+      long_poll_ = false;
+      return refuse(503, "unavailable",
+                    fmt::format("{} long-poll requests are waiting already "
+                                "(server.long_poll_limit); retry after 1 s, or fetch without "
+                                "wait_ms",
+                                server_->options.long_poll_limit),
+                    {{"Retry-After", "1"}});
+    }
     tcp_layer().expires_never();
     server_->handler_started();
     counted_ = true;
-    asio::post(*server_->handlers, [self = this->shared_from_this()] { self->run_handler(); });
+    // Long-polls wait on their own pool: the shared one stays free for health checks and writes.
+    asio::post(long_poll_ ? *server_->long_polls : *server_->handlers,
+               [self = this->shared_from_this()] { self->run_handler(); });
   }
 
   // On the handler pool.
@@ -438,7 +513,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       r = error_response(500, "internal", "internal error; see the server log",
                          fmt::format("{{\"request_id\":\"{}\"}}", req_->request_id));
     }
-    if (route_->audited) server_->audit(*req_, *route_, r.status, error_message(r));
+    if (long_poll_) {
+      long_poll_ = false;
+      server_->long_polls_inflight.fetch_sub(1);
+    }
+    if (route_->audited) {
+      if (auto left_out = server_->admit_audit_row(*req_, r.status)) {
+        server_->audit(*req_, *route_, r.status, error_message(r), *left_out);
+      }
+    }
     asio::dispatch(
         stream_.get_executor(), [self = this->shared_from_this(), r = std::move(r)]() mutable {
           self->write(std::move(r), self->keep_alive_ && !self->server_->stopping, self->route_);
@@ -499,6 +582,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Server::Impl* server_;
   Stream stream_;
   std::string remote_;
+  std::string local_;  // the address the connection arrived on (Host may name it)
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::empty_body>> header_parser_;
   std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
@@ -506,33 +590,69 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   const Route* route_ = nullptr;
   bool keep_alive_ = true;
   int requests_ = 0;
-  bool counted_ = false;  // this request is in Server::Impl::inflight until written
+  bool counted_ = false;    // this request is in Server::Impl::inflight until written
+  bool long_poll_ = false;  // this request holds one of Server::Impl::long_polls_inflight
   std::chrono::steady_clock::time_point start_;
 };
 
-void do_accept(Server::Impl* impl) {
-  impl->acceptor->async_accept(asio::make_strand(impl->ioc), [impl](beast::error_code ec,
-                                                                    tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || impl->stopping) return;
-      obs::warn("http accept failed", {{"error", ec.message()}});
-      return do_accept(impl);
-    }
-    if (impl->stopping) return;
-    beast::error_code ignored;
-    auto ep = socket.remote_endpoint(ignored);
-    std::string remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    bool reject = impl->connections.load() >= impl->options.max_connections;
-    if (impl->tls) {
-      using S = beast::ssl_stream<beast::tcp_stream>;
-      std::make_shared<Session<S>>(impl, S(std::move(socket), *impl->tls), remote)->start(reject);
-    } else {
-      std::make_shared<Session<beast::tcp_stream>>(impl, beast::tcp_stream(std::move(socket)),
-                                                   remote)
-          ->start(reject);
-    }
+void do_accept(Server::Impl* impl);
+
+// An accept error (EMFILE, ENFILE, ENOBUFS): the pending connection stays queued, so retrying
+// at once fails again at once — a spin that logged millions of lines. Wait 10 ms doubling to
+// 1 s between tries, and log the first failure of a burst and the recovery only.
+void accept_failed(Server::Impl* impl, const beast::error_code& ec) {
+  if (impl->accept_failures++ == 0) {
+    obs::warn(
+        "http accept failing; retrying with a backoff of up to 1 s (logged again when it "
+        "recovers); raise the descriptor limit (LimitNOFILE) or lower "
+        "server.max_connections",
+        {{"error", ec.message()}});
+  }
+  impl->accept_backoff_ms =
+      std::clamp(impl->accept_backoff_ms * 2, kAcceptBackoffMinMs, kAcceptBackoffMaxMs);
+  impl->accept_timer->expires_after(std::chrono::milliseconds(impl->accept_backoff_ms));
+  impl->accept_timer->async_wait([impl](beast::error_code e) {
+    if (e || impl->stopping) return;
     do_accept(impl);
   });
+}
+
+void do_accept(Server::Impl* impl) {
+  impl->acceptor->async_accept(
+      asio::make_strand(impl->ioc), [impl](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || impl->stopping) return;
+          return accept_failed(impl, ec);
+        }
+        if (impl->stopping) return;
+        if (impl->accept_failures > 0) {
+          obs::warn("http accept recovered",
+                    {{"failed_attempts", std::to_string(impl->accept_failures)}});
+          impl->accept_failures = 0;
+          impl->accept_backoff_ms = 0;
+        }
+        beast::error_code ignored;
+        bool reject = impl->connections.load() >= impl->options.max_connections;
+        if (reject && impl->tls) {
+          // No 503 under TLS: it would take a handshake (CPU, and up to handshake_timeout_ms of a
+          // slot) to say it. Closing costs nothing and the client sees a refused connection.
+          socket.close(ignored);
+          return do_accept(impl);
+        }
+        auto ep = socket.remote_endpoint(ignored);
+        std::string remote = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+        std::string local = socket.local_endpoint(ignored).address().to_string();
+        if (impl->tls) {
+          using S = beast::ssl_stream<beast::tcp_stream>;
+          std::make_shared<Session<S>>(impl, S(std::move(socket), *impl->tls), remote, local)
+              ->start(false);
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(impl, beast::tcp_stream(std::move(socket)),
+                                                       remote, local)
+              ->start(reject);
+        }
+        do_accept(impl);
+      });
 }
 
 Status check_readable(const std::string& path, std::string_view what) {
@@ -612,8 +732,20 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, cons
           t.name));
     }
   }
+  std::vector<std::string> allowed_hosts;
+  for (const std::string& h : options.allowed_hosts) {
+    auto normalized = normalize_allowed_host(h);
+    if (!normalized) {
+      return Status::invalid_argument(fmt::format(
+          "server.allowed_hosts entry '{}' is not a host name or address with an optional port "
+          "(e.g. factory.example.com or factory.example.com:8443)",
+          h));
+    }
+    allowed_hosts.push_back(std::move(*normalized));
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->refusal_limiter = std::make_unique<RefusalAuditLimiter>(options.refusal_audit_window_ms);
   impl->router = router;
   impl->hooks = std::move(hooks);
   impl->limiter = std::make_unique<RateLimiter>(options.rate_limit);
@@ -645,7 +777,13 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, cons
                                         options.address, options.port, ec.message()));
   }
   impl->port = impl->acceptor->local_endpoint().port();
+  impl->host_policy = {.listen_address = options.address,
+                       .port = impl->port,
+                       .tls = impl->tls.has_value(),
+                       .allowed_hosts = std::move(allowed_hosts)};
+  impl->accept_timer.emplace(impl->ioc);
   impl->handlers = std::make_unique<asio::thread_pool>(std::max(1, options.handler_threads));
+  impl->long_polls = std::make_unique<asio::thread_pool>(std::max(1, options.long_poll_limit));
   do_accept(impl.get());
   for (int i = 0; i < std::max(1, options.io_threads); ++i) {
     impl->io_threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
@@ -668,6 +806,7 @@ void Server::stop(int64_t deadline_ms) {
   asio::post(impl_->ioc, [impl = impl_.get()] {
     boost::system::error_code ec;
     impl->acceptor->close(ec);
+    impl->accept_timer->cancel();
   });
   {
     std::unique_lock<std::mutex> lock(impl_->inflight_mu);
@@ -677,6 +816,7 @@ void Server::stop(int64_t deadline_ms) {
   impl_->ioc.stop();
   for (auto& t : impl_->io_threads) t.join();
   impl_->handlers->join();
+  impl_->long_polls->join();
 }
 
 }  // namespace factory::http

@@ -10,7 +10,17 @@
 // thread, and its response is written back on the connection's strand. Writes to audited
 // routes append an audit row (who, what, object, result, when, request id) whatever the
 // outcome. A connection that sends nothing for read_timeout_ms (or trickles a request slower
-// than that) is closed; connections over max_connections get 503 and are closed.
+// than that) is closed; connections over max_connections get 503 and are closed — under TLS
+// closed at once, before any handshake work, and a handshake gets handshake_timeout_ms.
+// Accept errors (out of descriptors) back off from 10 ms doubling to 1 s, logged once per burst.
+//
+// Browser-made requests (request_guard.h): a Host that is not the listen address or one of
+// allowed_hosts gets 421, a foreign Origin 403, a write without application/json 415.
+// Refused requests write at most one audit row per remote address per refusal_audit_window_ms
+// (refusal_audit.h), with control characters in the object percent-encoded.
+// Long-poll requests (a Route with long_poll and a nonzero wait_ms) run on their own pool of
+// long_poll_limit threads; one more gets 503 with Retry-After at once, so health checks and
+// writes never wait behind them.
 //
 // TLS (tls.cert_file set): HTTPS only; with tls.client_ca_file and require_client_cert,
 // clients must present a certificate signed by that CA (mTLS).
@@ -62,11 +72,16 @@ struct ServerOptions {
   JwtOptions jwt;                  // OAuth2 access tokens beside the static tokens (jwks.h)
   RateLimit rate_limit;
   int max_connections = 256;
-  size_t header_limit = 16 * 1024;   // bytes; larger headers get 431
-  int64_t read_timeout_ms = 10'000;  // one request's header + body must arrive within this
-  int64_t idle_timeout_ms = 60'000;  // keep-alive connection with no request
+  size_t header_limit = 16 * 1024;       // bytes; larger headers get 431
+  int64_t read_timeout_ms = 10'000;      // one request's header + body must arrive within this
+  int64_t idle_timeout_ms = 60'000;      // keep-alive connection with no request
+  int64_t handshake_timeout_ms = 3'000;  // TLS: the handshake must finish within this
   int io_threads = 1;
-  int handler_threads = 8;  // concurrent handlers (long-poll fetches hold one each)
+  int handler_threads = 8;   // concurrent handlers (long-polls excepted)
+  int long_poll_limit = 16;  // concurrent long-poll requests (threads of their own pool)
+  // Host names (lower-case "name" or "name:port") besides the listen address and loopback.
+  std::vector<std::string> allowed_hosts;
+  int64_t refusal_audit_window_ms = 60'000;  // one refusal row per address per window; 0 = all
 };
 
 // Called once per finished request (metrics, access log). route is the pattern ("" when

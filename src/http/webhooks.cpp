@@ -7,7 +7,7 @@
 //                        HMAC-SHA256(secret, raw body), compared in constant time
 //   400 invalid_argument no delivery id header, or a body that is not a JSON object (checked
 //                        after the signature, so unauthenticated callers learn nothing)
-//   200 {"duplicate":true,"delivery"}                   a delivery id seen before
+//   200 {"duplicate":true,"delivery"}                   a delivery id, or a payload, seen before
 //   202 {"topic","partition","offset","delivery"}       produced
 // GitHub's `ping` (sent when a webhook is created) is verified and answered 200 {"ping":true}
 // without producing anything.
@@ -15,16 +15,25 @@
 // The signature covers the body's exact bytes (Request::body is never re-serialized): the
 // same JSON with other whitespace does not verify.
 //
-// Exactly one record per delivery id, across restarts and kill -9 at any point. The append
-// is its own dedupe: the record carries the idempotency key "factory.<stage>/<delivery id>"
-// (ProducerRecord::idempotency_key; factory.* names are the daemon's), and the log writes the
-// record and its key in one synced batch and skips a later record with that key, so no moment
+// Replays. The signature covers the body only, not the delivery id header: whoever captured
+// one delivery (a proxy log, a sender's debug page) can resend it under a fresh id, and it
+// verifies. So a delivery is identified by its payload as well as by its id: a payload seen
+// before is a duplicate whatever id it comes with. Senders put the event's own ids and times
+// in the payload (GitHub's issue and sender, JIRA's timestamp), so two real events never share
+// a body; a genuine redelivery keeps both id and body.
+//
+// Exactly one record per delivery payload, across restarts and kill -9 at any point. The append
+// is its own dedupe: the record carries the idempotency key
+// "factory.<stage>/payload/<SHA-256 of the body>" (ProducerRecord::idempotency_key; factory.*
+// names are the daemon's; before the payload bound it was ".../<delivery id>"), and the log writes
+// the record and its key in one synced batch and skips a later record with that key, so no moment
 // exists at which the record is in the log but the delivery is not known there. (A dedupe row
 // in another store, written after the append, always leaves that window, and a redelivery
 // through it started a second run: issue 11.11.) Keys are looked up on disk, not held in
 // memory, and retention drops them with their records.
 // After the append, the MetaStore's processed table records (stage "webhook.<source>",
-// EventId = SHA-256 of the delivery id): it answers most redeliveries without queueing on the
+// EventIds = SHA-256 of the delivery id, and of "payload\n" + body): it answers most
+// redeliveries without queueing on the
 // log's writer, and covers deliveries recorded before the log deduplicated them. A crash
 // before that row only means that the redelivery reaches the log, which reports a duplicate.
 // Per source, a mutex serializes check -> append -> record.
@@ -193,11 +202,13 @@ Response deliver(Hook& hook, const Request& req) {
   }
 
   const WebhookConfig& config = *hook.config;
-  EventId id = event_id_for_bytes(delivery);
+  // Delivery ids are printable (no '\n'), so the two kinds of id never collide.
+  const EventId payload_id = event_id_for_bytes("payload\n" + req.body);
+  const EventId ids[2] = {event_id_for_bytes(delivery), payload_id};
   base::MutexLock lock(&hook.mu);
-  auto seen = hook.ctx->store->is_processed(hook.stage, {&id, 1});
+  auto seen = hook.ctx->store->is_processed(hook.stage, ids);
   if (!seen.ok()) return refuse(hook, WebhookOutcome::kFailed, status_response(seen.status()));
-  if ((*seen)[0]) {
+  if ((*seen)[0] || (*seen)[1]) {
     count(hook, WebhookOutcome::kDuplicate);
     json::object o{{"duplicate", true}, {"delivery", delivery}};
     return json_response(json::serialize(o));
@@ -210,7 +221,7 @@ Response deliver(Hook& hook, const Request& req) {
                     {"factory.webhook.delivery", delivery}};
   // The exactly-once step (see the top of this file): the log appends this delivery at most
   // once, whatever happened to an earlier copy after its append.
-  record.idempotency_key = "factory." + hook.stage + "/" + delivery;
+  record.idempotency_key = "factory." + hook.stage + "/payload/" + payload_id.hex();
   auto pos = hook.ctx->log->append(config.topic, {&record, 1});
   if (!pos.ok()) {
     if (pos.status().code() == Status::Code::kNotFound) {
@@ -227,7 +238,7 @@ Response deliver(Hook& hook, const Request& req) {
                   status_response(pos.status(), details({{"topic", config.topic}})));
   }
   if (hook.kill_after_append_for_test) ::kill(::getpid(), SIGKILL);
-  if (Status s = hook.ctx->store->commit_processed(hook.stage, {&id, 1}); !s.ok()) {
+  if (Status s = hook.ctx->store->commit_processed(hook.stage, ids); !s.ok()) {
     // Produced but not recorded: harmless, a redelivery reaches the log, which skips it.
     // Answer as if recorded; a 5xx would only make the sender retry.
     obs::warn("webhook delivery not recorded as seen; the log deduplicates its redelivery",

@@ -2,6 +2,7 @@
 // them, over a real log and store in a temp dir.
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <latch>
 #include <memory>
 #include <string>
@@ -244,9 +245,44 @@ TEST_CASE(
   CHECK(r.status == 200);
   CHECK(json_of(r).at("duplicate").as_bool());
   CHECK(reopened.records() == 1);
-  // A new id is produced; the same id at the JIRA endpoint is another source's delivery.
-  CHECK(reopened.github(kBody, "delivery-2", sign(kSecret, kBody)).status == 202);
+  // A new id with a new payload is produced.
+  std::string next = R"({"action":"closed","issue":{"key":"PROJ-1"}})";
+  CHECK(reopened.github(next, "delivery-2", sign(kSecret, next)).status == 202);
   CHECK(reopened.records() == 2);
+}
+
+TEST_CASE("webhooks: a captured delivery replayed under a new delivery id produces nothing",
+          "[http][webhooks]") {
+  // The signature covers the body, not X-GitHub-Delivery: a replay with a fresh id verifies.
+  TempDir dir;
+  {
+    Daemon d(dir);
+    d.start();
+    REQUIRE(d.github(kBody, "captured-1", sign(kSecret, kBody)).status == 202);
+    Response replay = d.github(kBody, "forged-2", sign(kSecret, kBody));
+    CHECK(replay.status == 200);
+    CHECK(json_of(replay).at("duplicate").as_bool());
+    CHECK(d.records() == 1);
+    CHECK(d.outcomes("github", "duplicate") == 1);
+  }
+  // Across a restart, and when only the log knows the payload (the store's row is the fast path;
+  // the log's idempotency key is the guarantee).
+  Daemon reopened(dir);
+  reopened.start();
+  CHECK(reopened.github(kBody, "forged-3", sign(kSecret, kBody)).status == 200);
+  CHECK(reopened.records() == 1);
+  TempDir other;
+  {
+    Daemon first(other);
+    first.start();
+    REQUIRE(first.github(kBody, "captured-1", sign(kSecret, kBody)).status == 202);
+  }
+  std::filesystem::remove_all(other.str() + "/store");  // the processed rows are gone
+  Daemon log_only(other);
+  log_only.start();
+  Response r = log_only.github(kBody, "forged-4", sign(kSecret, kBody));
+  CHECK(r.status == 200);
+  CHECK(log_only.records() == 1);
 }
 
 TEST_CASE("webhooks: concurrent copies of one delivery produce one record", "[http][webhooks]") {
@@ -257,13 +293,14 @@ TEST_CASE("webhooks: concurrent copies of one delivery produce one record", "[ht
   constexpr int kRounds = 20;  // a fresh delivery id per round
   for (int round = 0; round < kRounds; ++round) {
     std::string id = "delivery-" + std::to_string(round);
+    std::string body = R"({"action":"opened","round":)" + std::to_string(round) + "}";
     std::latch go(kThreads);
     std::vector<int> status(kThreads);
     std::vector<std::thread> threads;
     for (int i = 0; i < kThreads; ++i) {
       threads.emplace_back([&, i] {
         go.arrive_and_wait();
-        status[i] = d.github(kBody, id, sign(kSecret, kBody)).status;
+        status[i] = d.github(body, id, sign(kSecret, body)).status;
       });
     }
     for (auto& t : threads) t.join();
