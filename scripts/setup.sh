@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev libvalijson-dev libssl-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   redis-server wrk openssl curl python3
+  clang  # the `fuzz` preset: libFuzzer targets in tests/fuzz (docs/fuzzing.md)
 )
 
 missing=()

@@ -27,6 +27,15 @@ inline std::string_view as_view(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
 
+// The next part of *rest up to `sep` (the whole rest when there is none), consumed with the
+// separator: how a harness cuts one input into several arguments.
+inline std::string_view next_part(std::string_view* rest, std::string_view sep = "\n---\n") {
+  size_t at = rest->find(sep);
+  std::string_view part = rest->substr(0, at);
+  *rest = at == std::string_view::npos ? std::string_view() : rest->substr(at + sep.size());
+  return part;
+}
+
 // True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF),
 // the rule Boost.JSON's parser applies to strings.
 inline bool valid_utf8(std::string_view s) {
