@@ -15,8 +15,9 @@ using factory::scheduler::CronSchedule;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 9) return 0;
-  static constexpr const char* kZones[] = {"UTC", "Europe/Berlin", "America/New_York",
-                                           "Australia/Sydney", "Asia/Kolkata", "Nowhere/Atlantis"};
+  static constexpr const char* kZones[] = {
+      "UTC",          "Europe/Berlin",   "America/New_York", "Australia/Sydney",
+      "Asia/Kolkata", "Nowhere/Atlantis"};
   const char* tz = kZones[data[0] % std::size(kZones)];
   uint64_t raw = 0;
   std::memcpy(&raw, data + 1, 8);

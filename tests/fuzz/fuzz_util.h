@@ -12,13 +12,13 @@
 #include <string_view>
 
 // Aborts, printing the broken property, when `cond` is false.
-#define FUZZ_CHECK(cond, what)                                                         \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
+#define FUZZ_CHECK(cond, what)                                                            \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "%s:%d: property broken: %s: %s\n", __FILE__, __LINE__, #cond, \
-                   std::string(what).c_str());                                         \
-      std::abort();                                                                    \
-    }                                                                                  \
+                   std::string(what).c_str());                                            \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)
 
 namespace factory::fuzz {

@@ -32,7 +32,6 @@ namespace {
 constexpr size_t kHeaderLimit = 16 * 1024;  // ServerOptions::header_limit's default
 }  // namespace
 
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Router& router = daemon_router();
   bhttp::request_parser<bhttp::empty_body> header_parser;

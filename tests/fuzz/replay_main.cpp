@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "replay: %s (%zu bytes)\n", p.c_str(), bytes.size());
     LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start)
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
                 .count();
   std::printf("replay: %zu inputs in %lld ms\n", inputs.size(), static_cast<long long>(ms));
   return 0;

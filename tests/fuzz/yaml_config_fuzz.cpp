@@ -32,15 +32,16 @@ void check_refusal(const Status& s, std::string_view source) {
 void daemon_config(std::string_view text) {
   static const std::string path = [] {
     const char* tmp = std::getenv("TMPDIR");
-    return std::string(tmp ? tmp : "/tmp") + "/factory-config-fuzz-" +
-           std::to_string(::getpid()) + ".yaml";
+    return std::string(tmp ? tmp : "/tmp") + "/factory-config-fuzz-" + std::to_string(::getpid()) +
+           ".yaml";
   }();
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
   }
   auto c = cli::load_factory_config(path, {}, {});
-  if (!c.ok()) FUZZ_CHECK(c.status().code() == Status::Code::kInvalidArgument, c.status().to_string());
+  if (!c.ok())
+    FUZZ_CHECK(c.status().code() == Status::Code::kInvalidArgument, c.status().to_string());
 }
 
 }  // namespace

@@ -519,8 +519,9 @@ TEST_CASE("GitHub markdown", "[ingest][markdown]") {
     CHECK(to_plain_text(doc) ==
           "Acceptance criteria\n- one\n  - two continued\n1. three\n2. four more four\n[x] "
           "five\n\nAfter the list.");
+    // "After the list." is prose after the section's list: description, not a criterion.
     CHECK(extract_criteria(doc) ==
-          Strings{"one", "two continued", "three", "four more four", "five", "After the list."});
+          Strings{"one", "two continued", "three", "four more four", "five"});
   }
   SECTION("fenced code is verbatim and never criteria") {
     Document doc =
@@ -570,6 +571,55 @@ TEST_CASE("acceptance criteria: sections, AC lines, scenarios, checklists", "[in
   SECTION("duplicates are dropped, order kept") {
     CHECK(criteria_of_markdown("## Acceptance criteria\n- b\n- a\n- b\n-   a  \nAC: b\n- [ ] c") ==
           Strings{"b", "a", "c"});
+  }
+}
+
+// Issue 12: a closing paragraph after the criteria list was taken for one more criterion.
+TEST_CASE("prose after a criteria list is description, not a criterion", "[ingest][criteria]") {
+  SECTION("ADF: a bullet list under the heading, then a closing paragraph") {
+    json::value doc = json::parse(R"J({"type": "doc", "version": 1, "content": [
+      {"type": "paragraph", "content": [{"type": "text", "text": "Export invoices."}]},
+      {"type": "heading", "attrs": {"level": 2},
+       "content": [{"type": "text", "text": "Acceptance Criteria"}]},
+      {"type": "bulletList", "content": [
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "CSV has a header row"}]}]},
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "Amounts use two decimals"}]}]},
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "Empty months give an empty file"}]}]}]},
+      {"type": "paragraph", "content": [{"type": "text", "text": "See the runbook for context."}]}
+    ]})J");
+    Document d = parse_adf(doc);
+    CHECK(extract_criteria(d) == Strings{"CSV has a header row", "Amounts use two decimals",
+                                         "Empty months give an empty file"});
+    // Still part of the description.
+    CHECK(to_plain_text(d).ends_with("See the runbook for context."));
+  }
+  SECTION("markdown: the same under a heading and under a label line") {
+    CHECK(criteria_of_markdown("## Acceptance Criteria\n- a\n- b\n- c\n\nSee the runbook for "
+                               "context.") == Strings{"a", "b", "c"});
+    CHECK(criteria_of_markdown("Acceptance criteria:\n1. a\n2. b\n\nSee the runbook.") ==
+          Strings{"a", "b"});
+    CHECK(criteria_of_markdown("## Acceptance criteria\n- [ ] a\n\nSee the runbook.") ==
+          Strings{"a"});
+  }
+  SECTION("JIRA wiki: the same") {
+    CHECK(criteria_of_wiki("h3. Acceptance criteria\n* a\n* b\n\nSee the runbook for context.") ==
+          Strings{"a", "b"});
+    CHECK(criteria_of_wiki("*Acceptance criteria:*\n# a\n# b\n\nSee the runbook.") ==
+          Strings{"a", "b"});
+  }
+  SECTION(
+      "what still counts: text lines of a section without a list, a line under an item, "
+      "a list after a sub-heading, scenarios and AC lines after the list") {
+    CHECK(criteria_of_markdown("## Acceptance criteria\nfirst\n\nsecond") ==
+          Strings{"first", "second"});
+    CHECK(criteria_of_markdown("Acceptance Criteria:\n- a\nplain line") ==
+          Strings{"a", "plain line"});
+    CHECK(criteria_of_markdown("## Acceptance criteria\n- a\n\n### Export\n- b\n\nprose\n\n"
+                               "Given x\nThen y\n\nAC: z") ==
+          Strings{"a", "b", "Given x Then y", "z"});
   }
 }
 
