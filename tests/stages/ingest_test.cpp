@@ -574,6 +574,32 @@ TEST_CASE("acceptance criteria: sections, AC lines, scenarios, checklists", "[in
   }
 }
 
+// Found by tests/fuzz/ingest_fuzz.cpp (corpus: regress-adf-heading-level-out-of-range.json): an
+// ADF heading level outside 1-6 was cast as given, so a hostile level 0 or 2^32 + 1 (read as
+// 1) could close or hold open an acceptance-criteria section.
+TEST_CASE("ADF heading levels outside 1-6 are clamped", "[ingest][adf]") {
+  for (const char* level : {"0", "-3", "7", "4294967297"}) {
+    INFO(level);
+    std::string doc = std::string(R"J({"type": "doc", "content": [
+      {"type": "heading", "attrs": {"level": 3},
+       "content": [{"type": "text", "text": "Acceptance criteria"}]},
+      {"type": "bulletList", "content": [{"type": "listItem", "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "a"}]}]}]},
+      {"type": "heading", "attrs": {"level": )J") +
+                      level + R"J(}, "content": [{"type": "text", "text": "Sub"}]},
+      {"type": "bulletList", "content": [{"type": "listItem", "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]}]}]})J";
+    Document d = parse_adf(json::parse(doc));
+    for (const Block& b : d) {
+      if (b.kind == Block::Kind::kHeading) CHECK((b.level >= 1 && b.level <= 6));
+    }
+    // Levels 0 and -3 become 1 and end the level-3 section; 7 and 2^32 + 1 (which the cast
+    // read as 1) become 6, a sub-heading that stays in it.
+    bool deeper = std::string_view(level) == "7" || std::string_view(level) == "4294967297";
+    CHECK(extract_criteria(d) == (deeper ? Strings{"a", "b"} : Strings{"a"}));
+  }
+}
+
 // Issue 12: a closing paragraph after the criteria list was taken for one more criterion.
 TEST_CASE("prose after a criteria list is description, not a criterion", "[ingest][criteria]") {
   SECTION("ADF: a bullet list under the heading, then a closing paragraph") {
