@@ -10,7 +10,7 @@
 //
 // Properties: every answer is a JSON object with a known status; an accepted (202) or
 // duplicate (200) answer names the delivery id that was sent; only a signed delivery with a
-// JSON object body is accepted.
+// JSON object body is accepted; an accepted delivery sent again is answered as a duplicate.
 //
 // The log and store are dropped and reopened every kResetEvery inputs, so a long run's data
 // stays small.
@@ -157,6 +157,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (r.status == 202) {
     json::value v = json::parse(req.body, ec);
     FUZZ_CHECK(!ec && v.is_object(), "accepted a body that is not a JSON object");
+    // Exactly once: the same delivery again produces nothing.
+    Response again = m.route->handler(req);
+    FUZZ_CHECK(again.status == 200 && again.body.find("\"duplicate\":true") != std::string::npos,
+               "a redelivery was not recognised: " + again.body);
   }
   return 0;
 }
