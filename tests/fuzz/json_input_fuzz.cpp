@@ -2,7 +2,8 @@
 // FieldReader and query_int(), the way write handlers use them. Input: a query value for
 // "limit", "\n---\n", then the body.
 // Properties: parse_body accepts exactly the JSON objects within kMaxDepth that Boost.JSON
-// reads; a FieldReader's getters agree with the value's kinds; query_int stays in range.
+// reads; an accepted body serializes to JSON again (no NaN or Infinity); a FieldReader's
+// getters agree with the value's kinds; query_int stays in range.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -36,6 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(any.ok() && any->is_object(), "parse_body took what parse_json refuses");
+  // What handlers store or pass on is this value serialized: it must still be JSON.
+  boost::system::error_code ec;
+  json::value again = json::parse(json::serialize(*body), ec);
+  FUZZ_CHECK(!ec,
+             "an accepted body serializes to text that is not JSON: " + json::serialize(*body));
   FUZZ_CHECK(json::value(*body) == *any, "parse_body and parse_json read different values");
 
   FieldReader r(*body, "body", {"name", "partitions", "config", "enabled", "items"});
