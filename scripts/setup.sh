@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   redis-server wrk openssl curl python3
   bubblewrap
+  clang  # the `fuzz` preset: libFuzzer targets in tests/fuzz (docs/fuzzing.md)
 )
 
 missing=()

@@ -1,6 +1,9 @@
 #include "http/json_input.h"
 
 #include <charconv>
+#include <cmath>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -29,6 +32,31 @@ std::string_view kind_name(const boost::json::value& v) {
   return "value";
 }
 
+// The JSON pointer of the first double in `v` that is not finite, or nullopt. Boost.JSON 1.81
+// reads 1e400 as Infinity and 0e400 as NaN, and serializes them as the words Infinity and NaN:
+// a value holding one would go on as text that is not JSON. Depth is bounded by kMaxDepth.
+std::optional<std::string> non_finite_at(const boost::json::value& v) {
+  if (v.is_double()) {
+    if (std::isfinite(v.get_double())) return std::nullopt;
+    return std::string();
+  }
+  if (v.is_array()) {
+    const auto& a = v.get_array();
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (auto at = non_finite_at(a[i])) return "/" + std::to_string(i) + *at;
+    }
+  } else if (v.is_object()) {
+    for (const auto& [key, member] : v.get_object()) {
+      if (auto at = non_finite_at(member)) {
+        std::string escaped;  // RFC 6901: '~' as ~0, '/' as ~1
+        for (char c : key) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+        return "/" + escaped + *at;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<boost::json::value> parse_json(std::string_view text, std::string_view what) {
@@ -50,7 +78,14 @@ Result<boost::json::value> parse_json(std::string_view text, std::string_view wh
         fmt::format("{} is not valid JSON: {} at byte {}; send a JSON document encoded as UTF-8",
                     what, why, used));
   }
-  return parser.release();
+  boost::json::value v = parser.release();
+  if (auto at = non_finite_at(v)) {
+    return Status::invalid_argument(fmt::format(
+        "{} holds a number at '{}' that does not fit a double (its magnitude is over 1.8e308, "
+        "or it is 0 with an exponent that large); send such numbers as strings",
+        what, at->empty() ? "/" : *at));
+  }
+  return v;
 }
 
 Result<boost::json::object> parse_body(const Request& req) {

@@ -2,8 +2,10 @@
 // input is refused the same way everywhere, with a 400 that names the problem.
 //
 // parse_body() refuses: an empty body where one is required, invalid JSON (with the byte
-// offset), invalid UTF-8, nesting deeper than kMaxDepth, and a top level that is not an
-// object. FieldReader then refuses unknown fields and wrong types, naming the field.
+// offset), invalid UTF-8, nesting deeper than kMaxDepth, a number that does not fit a double
+// (1e400, and 0e400, which Boost.JSON 1.81 reads as NaN: both would be written on as words
+// that are not JSON), and a top level that is not an object. FieldReader then refuses unknown
+// fields and wrong types, naming the field.
 //
 // Thread-safety: free functions; a FieldReader is a short-lived value owned by one handler.
 #pragma once

@@ -19,7 +19,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -30,6 +29,7 @@
 #include "http/jwks.h"
 #include "http/refusal_audit.h"
 #include "http/request_guard.h"
+#include "http/request_target.h"
 #include "obs/logger.h"
 #include "store/run_rows.h"
 
@@ -80,13 +80,6 @@ bool is_loopback(std::string_view address) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(std::string(address), ec);
   return !ec && addr.is_loopback();
-}
-
-bool sane_request_id(std::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
 }
 
 std::string new_request_id() {
@@ -359,20 +352,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return refuse(refused->status, refused->code, refused->message);
     }
 
-    auto url = boost::urls::parse_origin_form(header.target());
-    if (!url) {
-      return refuse(400, "invalid_argument",
-                    "request target is not a valid path; percent-encode special characters");
-    }
-    req.path = std::string(url->path());
-    for (auto param : url->params()) {
-      if (param.key == "access_token" || param.key == "token") {
-        return refuse(400, "token_in_query",
-                      "API tokens in the query string are refused (they end up in logs); send "
-                      "'Authorization: Bearer <token>' instead");
-      }
-      req.query.emplace_back(param.key, param.value);
-    }
+    RequestTarget target = parse_request_target(header.target());
+    if (!target.ok()) return refuse(400, target.refusal_code, target.refusal_message);
+    req.path = std::move(target.path);
+    req.query = std::move(target.query);
 
     Router::Match m = server_->router->match(req.method, req.path);
     if (!m.route) {

@@ -24,6 +24,7 @@
 
 #include "base/coding.h"
 #include "base/file.h"
+#include "base/yaml_load.h"
 
 namespace factory::log {
 namespace {
@@ -93,7 +94,7 @@ class TopicFileParser {
   Result<std::vector<TopicFileEntry>> parse(std::string_view text) {
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(std::string(text));
+      docs = base::load_all_yaml(std::string(text));
     } catch (const YAML::Exception& e) {  // ParserException and the rest: all carry a mark
       return syntax_error(text, e.mark, e.msg);
     }

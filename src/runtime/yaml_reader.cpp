@@ -13,6 +13,8 @@
 
 #include <boost/json.hpp>
 
+#include "base/yaml_load.h"
+
 namespace factory::runtime {
 namespace {
 
@@ -222,7 +224,7 @@ YamlReader::YamlReader(std::string source, const YamlAliases* aliases)
 Status YamlReader::load(std::string_view text, YAML::Node* doc) const {
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    docs = base::load_all_yaml(std::string(text));
   } catch (const YAML::Exception& e) {  // ParserException and the rest: all carry a mark
     return syntax_error(text, e.mark, e.msg);
   }

@@ -1,5 +1,6 @@
 #include "ingest/adf.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -187,7 +188,10 @@ class Renderer {
       paragraph(text_of(node));
     } else if (type == "heading") {
       const json::value* level = attr(node, "level");
-      int l = level != nullptr && level->is_int64() ? static_cast<int>(level->get_int64()) : 1;
+      // ADF allows 1-6; a hostile level (0, -3, 2^32 + 1) must not end or hold open every
+      // criteria section (criteria.h compares levels), so it is clamped, not cast.
+      int64_t given = level != nullptr && level->is_int64() ? level->get_int64() : 1;
+      int l = static_cast<int>(std::clamp<int64_t>(given, 1, 6));
       append_block(&doc_, {.kind = Kind::kBreak});
       std::string text = text_of(node);
       for (char& c : text) {

@@ -96,10 +96,13 @@ class Collector {
   void block(const Block& b) {
     switch (b.kind) {
       case Kind::kBreak:  // scenarios run across paragraphs
+        if (in_section_ && list_seen_) list_closed_ = true;
+        return;
       case Kind::kCode:
         return;
       case Kind::kHeading:
         flush();
+        list_seen_ = list_closed_ = false;
         // A sub-heading ("h4. Export" under "h3. Acceptance criteria") stays in the section.
         if (in_section_ && by_heading_ && b.level > section_level_) return;
         in_section_ = is_section_title(b.text);
@@ -127,6 +130,7 @@ class Collector {
       flush();
       in_section_ = true;
       by_heading_ = false;
+      list_seen_ = list_closed_ = false;
       if (rest.empty()) return;
       text = rest;
     }
@@ -172,7 +176,16 @@ class Collector {
         break;
     }
     flush();
-    if (b.kind == Kind::kTask || in_section_) add_criterion(&criteria_, text);
+    if (in_section_ && b.kind != Kind::kText) {
+      list_seen_ = true;
+      list_closed_ = false;
+    }
+    // A paragraph after the section's list ("See the runbook for context.") is description,
+    // not one more criterion; a line right under the last item (no blank line) still counts.
+    bool prose_after_list = b.kind == Kind::kText && list_seen_ && list_closed_;
+    if (b.kind == Kind::kTask || (in_section_ && !prose_after_list)) {
+      add_criterion(&criteria_, text);
+    }
   }
 
   void flush() {
@@ -183,9 +196,11 @@ class Collector {
 
   std::vector<std::string> criteria_;
   bool in_section_ = false;
-  bool by_heading_ = false;  // the section was opened by a heading, not by a label line
-  int section_level_ = 0;    // the level of that heading
-  bool open_ = false;        // a Given/When/Then scenario is being collected
+  bool by_heading_ = false;   // the section was opened by a heading, not by a label line
+  int section_level_ = 0;     // the level of that heading
+  bool list_seen_ = false;    // the section (or its current sub-heading) has had list items
+  bool list_closed_ = false;  // ... and a paragraph break came after the last of them
+  bool open_ = false;         // a Given/When/Then scenario is being collected
   bool scenario_in_section_ = false;
   bool has_then_ = false;
   Step last_ = Step::kNone;

@@ -5,7 +5,10 @@
 //    heading "Acceptance criteria" (any level, any case, a trailing ':' allowed) up to the next
 //    heading of the same or a higher level (sub-headings stay in it), or after a line
 //    "Acceptance criteria:" up to the next heading or the next label line ("Notes:"). Headings
-//    and label lines inside a section ("Edge cases:") are not criteria;
+//    and label lines inside a section ("Edge cases:") are not criteria, and neither is prose
+//    after a list: once a section (or a sub-heading in it) has list items, a text paragraph
+//    that follows them after a paragraph break ("See the runbook for context.") is
+//    description. A text line right under the last item, with no blank line, still counts;
 //  - anywhere, a line "AC: text", "AC1: text", "AC-2: text", "AC 3) text" (the text after it);
 //  - anywhere, a Given/When/Then scenario: its Given, When, Then, And and But lines (list items
 //    or text, across paragraphs) joined with spaces into one criterion. A scenario ends at a

@@ -47,6 +47,13 @@ std::string error_of(std::string_view text, std::string_view source = "bad.yaml"
   return r.status().message();
 }
 
+// yaml-cpp 0.7's LoadAll looped forever on a stray ',' (jbeder/yaml-cpp#1040; found by
+// tests/fuzz/yaml_config_fuzz.cpp). Before the fix this test never returned.
+TEST_CASE("a stray ',' in a topics file is a syntax error, not an endless loop", "[log]") {
+  CHECK(error_of(",").starts_with("bad.yaml:1:1:"));
+  CHECK(error_of("topics:\n  - name: a\n,\n").starts_with("bad.yaml:3:"));
+}
+
 TEST_CASE("the article's KafkaTopic manifests parse into specs", "[log]") {
   auto r = parse_topic_yaml(kArticleManifests, "kafka-topics.yaml");
   REQUIRE_OK(r);

@@ -123,3 +123,22 @@ TEST_CASE("load reports syntax errors and extra documents", "[runtime]") {
   REQUIRE_OK(reader.load("# nothing\n", &doc));
   CHECK(doc.IsNull());
 }
+
+// Found by tests/fuzz/yaml_config_fuzz.cpp (corpus: regress-dag-stray-comma): yaml-cpp 0.7's
+// LoadAll looped forever, allocating, on a stray ',' (jbeder/yaml-cpp#1040). Before the fix
+// this test never returned.
+TEST_CASE("load refuses a stray ',' instead of looping forever", "[runtime]") {
+  YamlReader reader("t.yaml", nullptr);
+  YAML::Node doc;
+  for (const char* text : {",", " ,", "a: 1\n,\n", "dag_id: x\n  , tasks: []\n"}) {
+    INFO(text);
+    Status s = reader.load(text, &doc);
+    CHECK(s.code() == Status::Code::kInvalidArgument);
+    CHECK_THAT(s.message(), StartsWith("t.yaml:"));
+  }
+  // Documents and flow collections are read as before.
+  REQUIRE_OK(reader.load("a: [1, 2]\nb: {c: 3, d: 4}\n", &doc));
+  CHECK(doc["b"]["d"].as<int>() == 4);
+  CHECK_THAT(reader.load("---\na: 1\n---\n", &doc).message(),
+             Contains("more than one YAML document"));
+}

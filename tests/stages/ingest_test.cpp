@@ -520,8 +520,9 @@ TEST_CASE("GitHub markdown", "[ingest][markdown]") {
     CHECK(to_plain_text(doc) ==
           "Acceptance criteria\n- one\n  - two continued\n1. three\n2. four more four\n[x] "
           "five\n\nAfter the list.");
+    // "After the list." is prose after the section's list: description, not a criterion.
     CHECK(extract_criteria(doc) ==
-          Strings{"one", "two continued", "three", "four more four", "five", "After the list."});
+          Strings{"one", "two continued", "three", "four more four", "five"});
   }
   SECTION("fenced code is verbatim and never criteria") {
     Document doc =
@@ -571,6 +572,81 @@ TEST_CASE("acceptance criteria: sections, AC lines, scenarios, checklists", "[in
   SECTION("duplicates are dropped, order kept") {
     CHECK(criteria_of_markdown("## Acceptance criteria\n- b\n- a\n- b\n-   a  \nAC: b\n- [ ] c") ==
           Strings{"b", "a", "c"});
+  }
+}
+
+// Found by tests/fuzz/ingest_fuzz.cpp (corpus: regress-adf-heading-level-out-of-range.json): an
+// ADF heading level outside 1-6 was cast as given, so a hostile level 0 or 2^32 + 1 (read as
+// 1) could close or hold open an acceptance-criteria section.
+TEST_CASE("ADF heading levels outside 1-6 are clamped", "[ingest][adf]") {
+  for (const char* level : {"0", "-3", "7", "4294967297"}) {
+    INFO(level);
+    std::string doc = std::string(R"J({"type": "doc", "content": [
+      {"type": "heading", "attrs": {"level": 3},
+       "content": [{"type": "text", "text": "Acceptance criteria"}]},
+      {"type": "bulletList", "content": [{"type": "listItem", "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "a"}]}]}]},
+      {"type": "heading", "attrs": {"level": )J") +
+                      level + R"J(}, "content": [{"type": "text", "text": "Sub"}]},
+      {"type": "bulletList", "content": [{"type": "listItem", "content": [
+        {"type": "paragraph", "content": [{"type": "text", "text": "b"}]}]}]}]})J";
+    Document d = parse_adf(json::parse(doc));
+    for (const Block& b : d) {
+      if (b.kind == Block::Kind::kHeading) CHECK((b.level >= 1 && b.level <= 6));
+    }
+    // Levels 0 and -3 become 1 and end the level-3 section; 7 and 2^32 + 1 (which the cast
+    // read as 1) become 6, a sub-heading that stays in it.
+    bool deeper = std::string_view(level) == "7" || std::string_view(level) == "4294967297";
+    CHECK(extract_criteria(d) == (deeper ? Strings{"a", "b"} : Strings{"a"}));
+  }
+}
+
+// Issue 12: a closing paragraph after the criteria list was taken for one more criterion.
+TEST_CASE("prose after a criteria list is description, not a criterion", "[ingest][criteria]") {
+  SECTION("ADF: a bullet list under the heading, then a closing paragraph") {
+    json::value doc = json::parse(R"J({"type": "doc", "version": 1, "content": [
+      {"type": "paragraph", "content": [{"type": "text", "text": "Export invoices."}]},
+      {"type": "heading", "attrs": {"level": 2},
+       "content": [{"type": "text", "text": "Acceptance Criteria"}]},
+      {"type": "bulletList", "content": [
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "CSV has a header row"}]}]},
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "Amounts use two decimals"}]}]},
+        {"type": "listItem", "content": [{"type": "paragraph",
+          "content": [{"type": "text", "text": "Empty months give an empty file"}]}]}]},
+      {"type": "paragraph", "content": [{"type": "text", "text": "See the runbook for context."}]}
+    ]})J");
+    Document d = parse_adf(doc);
+    CHECK(extract_criteria(d) == Strings{"CSV has a header row", "Amounts use two decimals",
+                                         "Empty months give an empty file"});
+    // Still part of the description.
+    CHECK(to_plain_text(d).ends_with("See the runbook for context."));
+  }
+  SECTION("markdown: the same under a heading and under a label line") {
+    CHECK(criteria_of_markdown("## Acceptance Criteria\n- a\n- b\n- c\n\nSee the runbook for "
+                               "context.") == Strings{"a", "b", "c"});
+    CHECK(criteria_of_markdown("Acceptance criteria:\n1. a\n2. b\n\nSee the runbook.") ==
+          Strings{"a", "b"});
+    CHECK(criteria_of_markdown("## Acceptance criteria\n- [ ] a\n\nSee the runbook.") ==
+          Strings{"a"});
+  }
+  SECTION("JIRA wiki: the same") {
+    CHECK(criteria_of_wiki("h3. Acceptance criteria\n* a\n* b\n\nSee the runbook for context.") ==
+          Strings{"a", "b"});
+    CHECK(criteria_of_wiki("*Acceptance criteria:*\n# a\n# b\n\nSee the runbook.") ==
+          Strings{"a", "b"});
+  }
+  SECTION(
+      "what still counts: text lines of a section without a list, a line under an item, "
+      "a list after a sub-heading, scenarios and AC lines after the list") {
+    CHECK(criteria_of_markdown("## Acceptance criteria\nfirst\n\nsecond") ==
+          Strings{"first", "second"});
+    CHECK(criteria_of_markdown("Acceptance Criteria:\n- a\nplain line") ==
+          Strings{"a", "plain line"});
+    CHECK(criteria_of_markdown("## Acceptance criteria\n- a\n\n### Export\n- b\n\nprose\n\n"
+                               "Given x\nThen y\n\nAC: z") ==
+          Strings{"a", "b", "Given x Then y", "z"});
   }
 }
 
