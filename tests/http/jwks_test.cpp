@@ -211,6 +211,7 @@ TEST_CASE("jwks: the server takes JWTs beside static tokens, with roles and the 
   o.tokens = {{"ci", Role::kOperator, hash_token("static-secret")}};
   o.jwt.jwks_file = path;
   o.jwt.policy = policy_for_test();
+  o.refusal_audit_window_ms = 0;  // every refusal is a row: the test reads each one's actor
   auto started = Server::start(o, &router, {.audit = [&](store::AuditRow row) {
                                  std::lock_guard<std::mutex> lock(mu);
                                  actors.push_back(row.actor);
