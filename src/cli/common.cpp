@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "base/coding.h"
+#include "base/escape.h"
 
 namespace factory::cli {
 
@@ -118,22 +119,7 @@ bool write_stdout(std::string_view s) {
 
 bool flush_stdout() { return std::fflush(stdout) == 0 && !std::ferror(stdout); }
 
-std::string escape_controls(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string escape_controls(std::string_view s) { return base::escape_controls(s, "\\x"); }
 
 std::string Table::render() const {
   std::vector<size_t> width;

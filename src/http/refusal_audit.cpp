@@ -2,6 +2,8 @@
 
 #include <iterator>
 
+#include "base/escape.h"
+
 namespace factory::http {
 
 bool rate_limited_refusal(const Request& req, int status) {
@@ -9,22 +11,7 @@ bool rate_limited_refusal(const Request& req, int status) {
          (req.principal.role == Role::kPublic && status >= 400);
 }
 
-std::string audit_object(std::string_view path) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(path.size());
-  for (char c : path) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string audit_object(std::string_view path) { return base::escape_controls(path, "%"); }
 
 std::optional<int64_t> RefusalAuditLimiter::admit(const std::string& address, int64_t now_ms) {
   if (window_ms_ <= 0) return 0;
