@@ -318,6 +318,16 @@ TEST_CASE("deploy: only an approved commit, the project's repo, the configured c
           StageResult::Kind::kPermanent);
     CHECK(d.last_reason.find("no granted approval of this run is bound to it (approved: " + c) !=
           std::string::npos);
+    // A commit that is not an object id never reaches git, wherever the event puts it: a
+    // leading '-' would read as an option, and a longer string shares an approved prefix.
+    auto contract = runtime::Contract::compile(d.stage->info().input_schema, "deploy input");
+    REQUIRE_OK(contract);
+    for (const std::string& bad : {std::string("--output=/tmp/x"), c + " HEAD", c + "\\n-x"}) {
+      for (const std::string& where :
+           {R"(,"commit":")" + bad + R"(")", R"(,"verdict":{"commit":")" + bad + R"("})"}) {
+        CHECK(!(*contract)->validate(Deploy::input(f, "T-1", c, where)).ok());
+      }
+    }
   }
   {
     // artifact.repo elsewhere: refused, even with the approval.
