@@ -221,6 +221,14 @@ TEST_CASE("serve: out of descriptors, accept backs off, logs once per burst, and
           "[http][e2e][hardening]") {
   TempDir dir;
   std::string err;
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's dynamic type checks probe memory through a pipe(2) (sanitizer_common's
+  // IsAccessibleMemoryRange): in a sanitized daemon out of descriptors they report a false
+  // "invalid vptr" and the daemon does not come back within the deadline. The release and TSan
+  // builds run this case.
+  WARN("skipped under ASan/UBSan: the sanitizer runtime itself needs descriptors");
+  return;
+#endif
   auto d = Daemon::start(dir.str(),
                          "server:\n  max_connections: 1000\n  read_timeout_ms: 30000\n"
                          "  idle_timeout_ms: 30000\n",
