@@ -394,8 +394,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
       // Per caller: the token's or the JWT subject's name; in no-token mode, the address.
       bool no_token_mode = server_->options.tokens.empty() && !server_->jwt;
-      std::string bucket = no_token_mode ? remote_address()
-                                         : req.principal.kind + ":" + req.principal.name;
+      std::string bucket =
+          no_token_mode ? remote_address() : req.principal.kind + ":" + req.principal.name;
       if (int64_t wait_s = server_->limiter->take(bucket)) {
         audit_refusal(429, "rate limited");
         return refuse(

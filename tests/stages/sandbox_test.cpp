@@ -174,8 +174,8 @@ TEST_CASE("in the bwrap sandbox a command reaches no network and writes only its
     REQUIRE_OK(seen);
     CHECK(seen->exit_code != 0);
     // Credentials in /etc are hidden, although /etc itself is readable.
-    auto shadow = run_sandboxed({"sh", "-c", "cat /etc/shadow; test -r /etc/passwd"},
-                                opts_in(d.path()));
+    auto shadow =
+        run_sandboxed({"sh", "-c", "cat /etc/shadow; test -r /etc/passwd"}, opts_in(d.path()));
     REQUIRE_OK(shadow);
     CHECK(shadow->outcome == Outcome::kExited);
     CHECK(shadow->exit_code == 0);
