@@ -457,6 +457,10 @@ Result<std::string> render_params(std::string_view params_json, const RenderCont
     return Status::invalid_argument("task " + quoted(ctx.task_id) +
                                     ": params are not JSON: " + ec.message());
   }
+  if (!v.is_object()) {  // the DAG parser sees to it; a stage's input is always an object
+    return Status::invalid_argument("task " + quoted(ctx.task_id) +
+                                    ": params are not a JSON object");
+  }
   try {
     Renderer r(ctx);
     FACTORY_RETURN_IF_ERROR(r.render(&v));

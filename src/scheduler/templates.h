@@ -69,8 +69,8 @@ struct RenderContext {
 // `params_json` with every template replaced, as compact JSON (returned unchanged, without
 // parsing, when it holds no "{{"). InvalidArgument "task 'x': template '{{ ... }}': ..." for a
 // value that does not exist (a conf key the run lacks, an upstream without output, a path
-// step into a missing key or a non-container), output or conf that is not JSON, or a template
-// check_template() rejects.
+// step into a missing key or a non-container), output or conf that is not JSON, params with a
+// template that are not a JSON object, or a template check_template() rejects.
 Result<std::string> render_params(std::string_view params_json, const RenderContext& ctx);
 
 // The params' top-level entries that hold no template, as a compact JSON object: what the DAG

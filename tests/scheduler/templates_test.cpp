@@ -107,6 +107,12 @@ TEST_CASE("params without templates are returned untouched", "[scheduler]") {
   CHECK(*r == params);
 }
 
+TEST_CASE("params with templates that are not an object are refused (fuzz: templates)",
+          "[scheduler]") {
+  CHECK(render_error(R"("{{ run.id }}")") == "task 't': params are not a JSON object");
+  CHECK(render_error(R"(["{{ run.id }}"])") == "task 't': params are not a JSON object");
+}
+
 TEST_CASE("missing values are errors naming the task and the template", "[scheduler]") {
   CHECK(render_error(R"({"x": "{{ run.conf.owner }}"})") ==
         "task 't': template '{{ run.conf.owner }}': run.conf has no 'owner'");
