@@ -70,16 +70,21 @@ class RawPeer {
   std::string request_;
 };
 
+// GET `path` from the peer with a client whose max_body_bytes is 4096.
+Result<ClientResponse> get_limited(const RawPeer& peer, const std::string& path) {
+  auto c = Client::connect({.url = "http://127.0.0.1:" + std::to_string(peer.port()),
+                            .timeout_ms = 10'000,
+                            .max_body_bytes = 4096});
+  if (!c.ok()) return c.status();
+  return (*c)->request("GET", path);
+}
+
 TEST_CASE("client refuses a response body over max_body_bytes", "[http][client]") {
   SECTION("declared by Content-Length") {
     RawPeer peer([](const std::string&) {
       return "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'x');
     });
-    auto c = Client::connect({.url = "http://127.0.0.1:" + std::to_string(peer.port()),
-                              .timeout_ms = 10'000,
-                              .max_body_bytes = 4096});
-    REQUIRE_OK(c);
-    auto r = (*c)->request("GET", "/big");
+    auto r = get_limited(peer, "/big");
     REQUIRE(!r.ok());
     CHECK(r.status().code() == Status::Code::kOutOfRange);
     CHECK(r.status().message().find("over 4096 bytes") != std::string::npos);
@@ -90,11 +95,7 @@ TEST_CASE("client refuses a response body over max_body_bytes", "[http][client]"
       for (int i = 0; i < 8; ++i) out += "400\r\n" + std::string(1024, 'y') + "\r\n";
       return out + "0\r\n\r\n";
     });
-    auto c = Client::connect({.url = "http://127.0.0.1:" + std::to_string(peer.port()),
-                              .timeout_ms = 10'000,
-                              .max_body_bytes = 4096});
-    REQUIRE_OK(c);
-    auto r = (*c)->request("GET", "/big");
+    auto r = get_limited(peer, "/big");
     REQUIRE(!r.ok());
     CHECK(r.status().code() == Status::Code::kOutOfRange);
   }
@@ -102,11 +103,7 @@ TEST_CASE("client refuses a response body over max_body_bytes", "[http][client]"
     RawPeer peer([](const std::string&) {
       return "HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n" + std::string(4096, 'z');
     });
-    auto c = Client::connect({.url = "http://127.0.0.1:" + std::to_string(peer.port()),
-                              .timeout_ms = 10'000,
-                              .max_body_bytes = 4096});
-    REQUIRE_OK(c);
-    auto r = (*c)->request("GET", "/ok");
+    auto r = get_limited(peer, "/ok");
     REQUIRE_OK(r);
     CHECK(r->body.size() == 4096);
   }
