@@ -28,9 +28,15 @@ using Outcome = SubprocessResult::Outcome;
 
 namespace {
 
+// "" when the file cannot be read: for /proc/<pid>/..., a process that exited meanwhile
+// (libstdc++'s filebuf throws on the ESRCH its read then gets).
 std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  try {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 // Forces one isolation for the scope of a test section.
