@@ -9,7 +9,10 @@
 #include <string>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "factory/status.h"
 
@@ -26,6 +29,22 @@ inline const Status& status_of(const Status& s) { return s; }
 template <typename T>
 const Status& status_of(const Result<T>& r) {
   return r.status();
+}
+
+// A TCP socket listening on 127.0.0.1 at a free port (the kernel's choice), for peers a test
+// plays itself; *port receives the port. The caller closes the descriptor.
+inline int listen_loopback_for_test(int backlog, int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, backlog) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  *port = ntohs(addr.sin_port);
+  return fd;
 }
 
 // A fresh directory under $TMPDIR, removed when the TempDir goes out of scope.

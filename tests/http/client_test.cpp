@@ -21,15 +21,7 @@ namespace {
 class RawPeer {
  public:
   explicit RawPeer(std::function<std::string(const std::string&)> reply) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listen_fd_, 4) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = test::listen_loopback_for_test(4, &port_);
     thread_ = std::thread([this, reply = std::move(reply)] {
       int fd = ::accept(listen_fd_, nullptr, nullptr);
       if (fd < 0) return;

@@ -571,16 +571,10 @@ namespace factory::test {
 
 TEST_CASE("http::Client gives up with TimedOut on a server that never answers", "[http]") {
   // A listening socket nobody reads: the kernel completes the handshake, nothing answers.
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  int port = 0;
+  int fd = test::listen_loopback_for_test(4, &port);
   http::ClientOptions o;
-  o.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  o.url = "http://127.0.0.1:" + std::to_string(port);
   o.timeout_ms = 300;
   auto c = http::Client::connect(o);
   REQUIRE_OK(c.status());

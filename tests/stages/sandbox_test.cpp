@@ -134,16 +134,9 @@ TEST_CASE("in the bwrap sandbox a command reaches no network and writes only its
     return;
   }
   // A listener on the host's loopback: reachable without the sandbox, not from inside it.
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(listener >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(listener, 8) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  int port_number = 0;
+  int listener = test::listen_loopback_for_test(8, &port_number);
+  const std::string port = std::to_string(port_number);
   const std::vector<std::string> connect = {
       "python3", "-c",
       "import socket; socket.create_connection(('127.0.0.1', " + port +
