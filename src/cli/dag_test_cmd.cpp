@@ -31,6 +31,7 @@
 #include "runtime/stage_registry.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/task_records.h"
 #include "scheduler/task_stage.h"
 #include "scheduler/templates.h"
 #include "store/meta_store.h"
@@ -352,18 +353,18 @@ class TasksTest : public Command {
     if (!stage.ok())
       return status_error("cannot use stage '" + task->stage + "'", stage.status(), "");
     // The dispatch record a task worker would receive (task_stage.h), try 1.
-    std::string dispatch = JsonObject()
-                               .str("run_id", run_id)
-                               .str("dag_id", dag_id)
-                               .str("task_id", task_id)
-                               .num("try", 1)
-                               .raw("params", *rendered)
-                               // What the stage reads as its config: no scheduler, so none
-                               // of the run's approvals (a deploy refuses: use dags test).
-                               .raw("config", scheduler::literal_params(params))
-                               .str("output_topic", task->output_topic)
-                               .str("results_topic", kResultsTopic)
-                               .done();
+    std::string dispatch = scheduler::encode_dispatch({
+        .run_id = run_id,
+        .dag_id = dag_id,
+        .task_id = task_id,
+        .try_number = 1,
+        .params = *rendered,
+        // What the stage reads as its config: no scheduler, so none of the run's approvals
+        // (a deploy refuses: use dags test).
+        .config = scheduler::literal_params(params),
+        .output_topic = task->output_topic,
+        .results_topic = kResultsTopic,
+    });
     Event event;
     event.topic = "factory.dispatch." + task->stage;
     event.key = run_id;
@@ -385,16 +386,11 @@ class TasksTest : public Command {
         appended.push_back(&o);
         continue;
       }
-      json::error_code ec;
-      json::value r = json::parse(o.payload, ec);
-      if (ec || !r.is_object()) continue;
-      const json::object& obj = r.as_object();
-      if (auto* s = obj.if_contains("state"); s && s->is_string()) state = s->as_string().c_str();
-      error.clear();
-      if (auto* e = obj.if_contains("error"); e && e->is_string()) error = e->as_string().c_str();
-      if (auto* out = obj.if_contains("output"); out && !out->is_null()) {
-        output = json::serialize(*out);
-      }
+      auto r = scheduler::decode_result(o.payload);
+      if (!r.ok()) continue;
+      state = r->success ? "success" : "failed";
+      error = r->error;
+      output = r->output;
     }
     print(*task, state, took, *rendered, output, error, appended);
     if (state != "success") {

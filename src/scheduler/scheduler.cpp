@@ -28,6 +28,7 @@
 #include "scheduler/live_tries.h"
 #include "scheduler/record_auth.h"
 #include "scheduler/retry_delay.h"
+#include "scheduler/task_records.h"
 #include "scheduler/task_stage.h"
 #include "scheduler/templates.h"
 #include "scheduler/trigger_rules.h"
@@ -72,6 +73,12 @@ struct Metrics {
   obs::Family<obs::Histogram>& task_seconds =
       r.histogram("factory_task_duration_seconds", "Time of one task try, dispatch to result.",
                   {"stage"}, obs::long_duration_buckets());
+  obs::Family<obs::Counter>& results_malformed = r.counter(
+      "factory_task_results_malformed_total",
+      "Result records with the daemon's MAC that could not be read (not a JSON object, no "
+      "run_id/task_id/try, an unknown state), by topic. Each is dead-lettered to "
+      "<results_topic>.dlq with its reason, never applied.",
+      {"topic"});
   obs::Gauge* heartbeat = r.gauge("factory_scheduler_heartbeat_timestamp_seconds",
                                   "When the scheduler loop last completed a step (Unix time).")
                               .get();
@@ -100,7 +107,8 @@ struct TaskInst {
 };
 
 struct Run {
-  store::RunRow row;
+  store::RunRow row;  // its state column is written from `state` (commit_step())
+  RunState state = RunState::kQueued;
   const Dag* dag = nullptr;
   std::vector<TaskInst> tasks;
   int unfinished = 0;
@@ -116,6 +124,7 @@ std::unique_ptr<Run> load_run(const Dag* dag, const store::RunRow& row,
   auto r = std::make_unique<Run>();
   r->dag = dag;
   r->row = row;
+  r->state = parse_run_state(row.state).value_or(RunState::kQueued);
   r->tasks.resize(dag->tasks.size());
   r->is_dirty.assign(dag->tasks.size(), 0);
   r->unfinished = static_cast<int>(dag->tasks.size());
@@ -310,22 +319,16 @@ struct Scheduler::Impl {
     if ((!was_finished && is_finished(s)) || s == TaskState::kUpForRetry) {
       metrics().tasks.labels({r.row.dag_id, task_state_name(s)})->inc();
     }
-    json::object e;
-    e["run_id"] = r.row.run_id;
-    e["dag_id"] = r.row.dag_id;
-    e["task_id"] = r.dag->tasks[t].id;
-    e["state"] = std::string(task_state_name(s));
-    e["try"] = ti.try_number;
-    e["at_ms"] = now();
     ProducerRecord rec;
     rec.key = r.row.run_id;
-    rec.value = json::serialize(e);
+    rec.value = encode_task_event(
+        {r.row.run_id, r.row.dag_id, r.dag->tasks[t].id, s, ti.try_number, now()});
     events.push_back(std::move(rec));
     if (is_finished(s)) on_finished(r, t);
   }
 
   void on_finished(Run& r, int t) {
-    if (r.row.state == "cancelled") return;  // a cancelled run decides nothing more
+    if (r.state == RunState::kCancelled) return;  // a cancelled run decides nothing more
     // Queued, not evaluated here: evaluate() reads every upstream, so a fan-in of n tasks
     // evaluated on each upstream's end costs n^2 (minutes at 100,000); queued, it costs n per
     // step. The trigger rules decide the same on the later, larger set of finished upstreams.
@@ -345,7 +348,7 @@ struct Scheduler::Impl {
       queued.swap(to_evaluate);
       for (auto [r, t] : queued) {
         r->tasks[t].eval_queued = false;
-        if (r->row.state != "cancelled") evaluate(*r, t);
+        if (r->state != RunState::kCancelled) evaluate(*r, t);
       }
     }
   }
@@ -533,12 +536,13 @@ struct Scheduler::Impl {
     const TaskInst& ti = r.tasks[t];
     std::string params = notify_params_json(notify, r.row.run_id, r.row.dag_id, r.dag->tasks[t].id,
                                             ti.approval_bound_to, ti.approval_requested_ms);
-    std::string d =
-        "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
-        ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
-        ",\"task_id\":" + json::serialize(json::value(r.dag->tasks[t].id)) +
-        ",\"try\":1,\"kind\":\"notify\",\"params\":" + params + ",\"output_topic\":\"\"" +
-        ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
+    std::string d = encode_dispatch({.run_id = r.row.run_id,
+                                     .dag_id = r.row.dag_id,
+                                     .task_id = r.dag->tasks[t].id,
+                                     .try_number = 1,
+                                     .notify = true,
+                                     .params = std::move(params),
+                                     .results_topic = options.results_topic});
     ProducerRecord rec;
     rec.key = r.row.run_id + "/" + r.dag->tasks[t].id;
     rec.value = std::move(d);
@@ -560,7 +564,7 @@ struct Scheduler::Impl {
   }
 
   void start_run(Run& r) {
-    r.row.state = "running";
+    r.state = RunState::kRunning;
     r.row.started_ms = now();
     r.row_dirty = true;
     ++dag_states.find(r.row.dag_id)->second.active_runs;
@@ -595,7 +599,7 @@ struct Scheduler::Impl {
   }
 
   void finish_run(Run& r) {
-    if (r.row.state == "success" || r.row.state == "failed" || r.row.state == "cancelled") return;
+    if (is_terminal(r.state)) return;
     // Airflow: a run fails when any leaf task failed or was upstream_failed.
     bool failed = false;
     for (size_t t = 0; t < r.tasks.size(); ++t) {
@@ -603,25 +607,20 @@ struct Scheduler::Impl {
       TaskState s = r.tasks[t].state;
       if (s == TaskState::kFailed || s == TaskState::kUpstreamFailed) failed = true;
     }
-    r.row.state = failed ? "failed" : "success";
+    r.state = failed ? RunState::kFailed : RunState::kSuccess;
     r.row.ended_ms = now();
     r.row_dirty = true;
     record_run_end(r);
     DagState& ds = dag_states.find(r.row.dag_id)->second;
     --ds.active_runs;
-    json::object e;
-    e["run_id"] = r.row.run_id;
-    e["dag_id"] = r.row.dag_id;
-    e["run_state"] = r.row.state;
-    e["at_ms"] = r.row.ended_ms;
     ProducerRecord rec;
     rec.key = r.row.run_id;
-    rec.value = json::serialize(e);
+    rec.value = encode_run_event({r.row.run_id, r.row.dag_id, r.state, r.row.ended_ms});
     events.push_back(std::move(rec));
   }
 
   void record_run_end(const Run& r) {
-    metrics().runs.labels({r.row.dag_id, r.row.state})->inc();
+    metrics().runs.labels({r.row.dag_id, run_state_name(r.state)})->inc();
     if (r.row.started_ms > 0) {
       metrics()
           .run_seconds.labels({r.row.dag_id})
@@ -635,7 +634,7 @@ struct Scheduler::Impl {
       while (!ds.waiting_runs.empty() && !ds.paused && ds.active_runs < ds.dag->max_active_runs) {
         auto it = runs.find(ds.waiting_runs.front());
         ds.waiting_runs.pop_front();
-        if (it != runs.end() && it->second->row.state == "queued") start_run(*it->second);
+        if (it != runs.end() && it->second->state == RunState::kQueued) start_run(*it->second);
       }
     }
   }
@@ -738,17 +737,19 @@ struct Scheduler::Impl {
   // (deploy; task_stage.h hands it on as factory.approved headers). Read from the approval
   // tasks' outputs, which only resolve_approval() writes (an approval is never dispatched, so
   // no result record can set it), and which survive a restart in the store.
-  std::string approved_commits(const Run& r) const {
-    json::array out;
+  std::vector<std::string> approved_commits(const Run& r) const {
+    std::vector<std::string> out;
     for (int a : dag_states.find(r.row.dag_id)->second.approvals) {
       if (r.tasks[a].state != TaskState::kSuccess || r.tasks[a].output.empty()) continue;
       boost::system::error_code ec;
       json::value v = json::parse(r.tasks[a].output, ec);
       const json::value* bound =
           !ec && v.is_object() ? v.as_object().if_contains("bound_to") : nullptr;
-      if (bound && bound->is_string() && !bound->as_string().empty()) out.push_back(*bound);
+      if (bound && bound->is_string() && !bound->as_string().empty()) {
+        out.emplace_back(bound->as_string());
+      }
     }
-    return json::serialize(out);
+    return out;
   }
 
   // Queues task t's dispatch record (its current try and dispatch_seq) for this step's appends.
@@ -756,14 +757,16 @@ struct Scheduler::Impl {
   Status queue_dispatch(Run& r, int t, const std::string& params) {
     const Task& task = r.dag->tasks[t];
     const TaskInst& ti = r.tasks[t];
-    std::string d =
-        "{\"run_id\":" + json::serialize(json::value(r.row.run_id)) +
-        ",\"dag_id\":" + json::serialize(json::value(r.row.dag_id)) +
-        ",\"task_id\":" + json::serialize(json::value(task.id)) +
-        ",\"try\":" + std::to_string(ti.try_number) + ",\"params\":" + params +
-        ",\"config\":" + literal_params(task.params) + ",\"approved\":" + approved_commits(r) +
-        ",\"output_topic\":" + json::serialize(json::value(task.output_topic)) +
-        ",\"results_topic\":" + json::serialize(json::value(options.results_topic)) + "}";
+    std::string d = encode_dispatch({.run_id = r.row.run_id,
+                                     .dag_id = r.row.dag_id,
+                                     .task_id = task.id,
+                                     .try_number = ti.try_number,
+                                     .params = params,
+                                     .config = literal_params(task.params),
+                                     .approved = approved_commits(r),
+                                     .has_approved = true,
+                                     .output_topic = task.output_topic,
+                                     .results_topic = options.results_topic});
     ProducerRecord rec;
     // Keyed by task, not run: a run's parallel tasks spread over the dispatch partitions (and
     // so over the stage's workers) instead of queueing behind one another on one partition.
@@ -822,11 +825,13 @@ struct Scheduler::Impl {
     }
   }
 
-  // A result record without the daemon's MAC (record_auth.h): never applied — it could mark a
-  // running gate as passed — but dead-lettered to <results_topic>.dlq with the reason, counted
-  // and logged, for an operator to see. Best effort: a failed append is logged.
+  // A result record that is not applied, dead-lettered to <results_topic>.dlq with the reason
+  // and logged, for an operator to see; the caller counted it. Refused are those without the
+  // daemon's MAC (record_auth.h: one could mark a running gate as passed;
+  // factory_records_refused_total) and, signed or not, those that cannot be read
+  // (task_records.h decode_result; factory_task_results_malformed_total). Best effort: a failed
+  // append is logged.
   void refuse_result(const ConsumerRecord& cr, const Status& why) {
-    count_refused_record(cr.topic);
     const std::string reason = "result record refused: " + why.message();
     obs::warn(reason, {{"topic", cr.topic},
                        {"partition", std::to_string(cr.record.partition)},
@@ -847,37 +852,48 @@ struct Scheduler::Impl {
     }
   }
 
-  void apply_result(const std::string& payload) {
-    boost::system::error_code ec;
-    json::value v = json::parse(payload, ec);
-    if (ec || !v.is_object()) return;
-    const json::object& o = v.as_object();
-    auto str = [&](const char* k) -> std::string {
-      auto* p = o.if_contains(k);
-      return p && p->is_string() ? std::string(p->as_string()) : std::string();
-    };
-    auto rit = runs.find(str("run_id"));
+  // Reads one polled result record and applies it; one that is not authentic or cannot be
+  // read is dead-lettered with the reason and counted (refuse_result()).
+  void take_result(const ConsumerRecord& cr) {
+    if (!cr.record.value) {
+      metrics().results_malformed.labels({cr.topic})->inc();
+      refuse_result(cr, Status::invalid_argument("the record has no value"));
+      return;
+    }
+    Status authentic = auth->verify(cr.topic, cr.record.key, *cr.record.value, cr.record.headers);
+    if (!authentic.ok()) {
+      count_refused_record(cr.topic);
+      refuse_result(cr, authentic);
+      return;
+    }
+    auto result = decode_result(*cr.record.value);
+    if (!result.ok()) {
+      metrics().results_malformed.labels({cr.topic})->inc();
+      refuse_result(cr, result.status());
+      return;
+    }
+    apply_result(*result);
+  }
+
+  void apply_result(const ResultRecord& res) {
+    auto rit = runs.find(res.run_id);
     if (rit == runs.end()) return;  // finished or unknown: nothing to change
     Run& r = *rit->second;
-    int t = r.dag->index.find(str("task_id"));
+    int t = r.dag->index.find(res.task_id);
     if (t < 0) return;
     TaskInst& ti = r.tasks[t];
-    auto* tr = o.if_contains("try");
-    if (!tr || !tr->is_int64() || tr->as_int64() != ti.try_number ||
-        ti.state != TaskState::kRunning) {
+    if (res.try_number != ti.try_number || ti.state != TaskState::kRunning) {
       return;  // a late or replayed result of another try: ignored (idempotent)
     }
-    if (str("state") == "success") {
-      auto* out = o.if_contains("output");
-      ti.output = out && !out->is_null() ? json::serialize(*out) : "";
+    if (res.success) {
+      ti.output = res.output;
       set_state(r, t, TaskState::kSuccess);
       record_sample(r, t);
       // A new output (say, a new commit) re-binds the approvals waiting on it.
       for (int a : dag_states.find(r.row.dag_id)->second.approvals) refresh_binding(r, a);
     } else {
-      auto* rt = o.if_contains("retryable");
       // A permanent failure (AirflowFailException's analogue) is not retried.
-      fail_try(r, t, str("error"), !rt || !rt->is_bool() || rt->as_bool());
+      fail_try(r, t, res.error, res.retryable);
     }
   }
 
@@ -1117,7 +1133,7 @@ struct Scheduler::Impl {
     auto r = std::make_unique<Run>();
     r->row.run_id = run_id;
     r->row.dag_id = std::string(dag_id);
-    r->row.state = "queued";
+    r->state = RunState::kQueued;
     r->row.conf_json = *conf;
     r->row.trigger = std::move(trigger);
     r->row.logical_ms = t_now;
@@ -1144,7 +1160,10 @@ struct Scheduler::Impl {
   Status commit_step() {
     for (auto& [id, rp] : runs) {
       Run& r = *rp;
-      if (r.row_dirty) batch.runs.push_back(r.row);
+      if (r.row_dirty) {
+        r.row.state = std::string(run_state_name(r.state));
+        batch.runs.push_back(r.row);
+      }
       r.row_dirty = false;
       for (int t : r.dirty) {
         const TaskInst& ti = r.tasks[t];
@@ -1188,8 +1207,7 @@ struct Scheduler::Impl {
     // Forget finished runs; wake their waiters.
     std::vector<std::string> ended;
     for (auto it = runs.begin(); it != runs.end();) {
-      const std::string& st = it->second->row.state;
-      if (st == "success" || st == "failed" || st == "cancelled") {
+      if (is_terminal(it->second->state)) {
         ended.push_back(it->first);
         it = runs.erase(it);
       } else {
@@ -1313,16 +1331,7 @@ struct Scheduler::Impl {
     if (results) {
       auto got = results->poll(5000, 0);
       if (got.ok() && !got->empty()) {
-        for (const auto& cr : *got) {
-          if (!cr.record.value) continue;
-          Status authentic =
-              auth->verify(cr.topic, cr.record.key, *cr.record.value, cr.record.headers);
-          if (!authentic.ok()) {
-            refuse_result(cr, authentic);
-            continue;
-          }
-          apply_result(*cr.record.value);
-        }
+        for (const auto& cr : *got) take_result(cr);
         to_commit.emplace_back(results.get(), true);
       }
     }
@@ -1500,7 +1509,7 @@ struct Scheduler::Impl {
       std::unique_ptr<Run> r = load_run(ds.dag, row, by_run[row.run_id]);
       Run& run = *r;
       runs[row.run_id] = std::move(r);
-      if (row.state == "queued") {
+      if (run.state == RunState::kQueued) {
         ds.waiting_runs.push_back(row.run_id);
         continue;
       }
@@ -1823,10 +1832,9 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditM
     if (rit == m.runs.end())
       return Status::failed_precondition("run '" + std::string(run_id) + "' is not active");
     Run& r = *rit->second;
-    bool was_running = r.row.state == "running";
     // Cancelled first, so finishing its tasks below decides nothing downstream.
-    const std::string previous = r.row.state;
-    r.row.state = "cancelled";
+    const RunState previous = r.state;
+    r.state = RunState::kCancelled;
     for (size_t t = 0; t < r.tasks.size(); ++t) {
       TaskState s = r.tasks[t].state;
       if (is_finished(s)) continue;
@@ -1838,7 +1846,7 @@ Status Scheduler::cancel(std::string_view run_id, std::string_view actor, AuditM
         m.set_state(r, static_cast<int>(t), TaskState::kSkipped);
       }
     }
-    if (was_running && previous == "running") --m.dag_states.find(r.row.dag_id)->second.active_runs;
+    if (previous == RunState::kRunning) --m.dag_states.find(r.row.dag_id)->second.active_runs;
     r.row.ended_ms = m.now();
     r.row_dirty = true;
     m.record_run_end(r);
@@ -1877,7 +1885,7 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
     }
     if (reopened) {
       // It ended, so every task is finished and none holds a slot: it only runs again.
-      r->row.state = "running";
+      r->state = RunState::kRunning;
       r->row.ended_ms = 0;
       r->row_dirty = true;
       ++m.dag_states.find(r->row.dag_id)->second.active_runs;
@@ -1929,7 +1937,7 @@ Status Scheduler::clear(std::string_view run_id, std::string_view task_id, bool 
                                downstream ? "with downstream" : "", ""});
     }
     // A queued run decides its tasks when it starts.
-    if (r->row.state == "running") {
+    if (r->state == RunState::kRunning) {
       for (int t : r->dag->index.topological_order()) {
         if (cleared[t]) m.evaluate(*r, t);
       }
@@ -2002,7 +2010,7 @@ Result<RunView> Scheduler::wait_for_run(std::string_view run_id, int64_t timeout
     auto r = impl_->store->get_run(run_id);
     lock.lock();
     bool ended_before =
-        r.ok() && (r->state == "success" || r->state == "failed" || r->state == "cancelled");
+        r.ok() && is_terminal(parse_run_state(r->state).value_or(RunState::kQueued));
     if (!ended_before && !impl_->done_cv.wait_until(lock, deadline, ended_here)) {
       return Status::timed_out("run '" + id + "' did not finish in " + std::to_string(timeout_ms) +
                                " ms");

@@ -1,12 +1,10 @@
 #include "scheduler/task_stage.h"
 
-#include <boost/json.hpp>
-
 #include "factory/topic.h"
 #include "runtime/contract.h"
+#include "scheduler/task_records.h"
 
 namespace factory::scheduler {
-namespace json = boost::json;
 
 struct TaskStage::Impl {
   std::unique_ptr<Stage> inner;
@@ -23,42 +21,7 @@ struct TaskStage::Impl {
 
 namespace {
 
-struct Dispatch {
-  std::string run_id, dag_id, task_id, params = "{}", output_topic, results_topic;
-  std::string config;  // the task's literal params (templates.h literal_params); "" when absent
-  std::vector<std::string> approved;  // commits the run's granted approvals were bound to
-  int64_t try_number = 0;
-  bool notify = false;  // "kind": "notify": an approval's message, not a task's try
-};
-
-Result<Dispatch> parse_dispatch(std::string_view payload) {
-  boost::system::error_code ec;
-  json::value v = json::parse(payload, ec);
-  if (ec || !v.is_object()) return Status::invalid_argument("dispatch record is not a JSON object");
-  const json::object& o = v.as_object();
-  Dispatch d;
-  auto str = [&](const char* k, std::string* out) {
-    if (auto* p = o.if_contains(k); p && p->is_string()) *out = std::string(p->as_string());
-  };
-  str("run_id", &d.run_id);
-  str("dag_id", &d.dag_id);
-  str("task_id", &d.task_id);
-  str("output_topic", &d.output_topic);
-  str("results_topic", &d.results_topic);
-  if (auto* p = o.if_contains("try"); p && p->is_int64()) d.try_number = p->as_int64();
-  if (auto* p = o.if_contains("params")) d.params = json::serialize(*p);
-  if (auto* p = o.if_contains("config"); p && p->is_object()) d.config = json::serialize(*p);
-  if (auto* p = o.if_contains("approved"); p && p->is_array()) {
-    for (const json::value& c : p->as_array()) {
-      if (c.is_string()) d.approved.emplace_back(c.as_string());
-    }
-  }
-  if (auto* p = o.if_contains("kind"); p && p->is_string()) d.notify = p->as_string() == "notify";
-  if (d.run_id.empty() || d.task_id.empty() || d.results_topic.empty() || d.try_number < 1) {
-    return Status::invalid_argument("dispatch record lacks run_id, task_id, try or results_topic");
-  }
-  return d;
-}
+using Dispatch = DispatchRecord;
 
 // Whether the scheduler still has this dispatch's try running (always, without a LiveTries).
 bool live(const LiveTries* tries, const Dispatch& d) {
@@ -96,21 +59,14 @@ class CapturingContext final : public StageContext {
 
 void emit_result(StageContext& ctx, const RecordAuth* auth, const Dispatch& d, bool success,
                  std::string_view output, std::string_view error, bool retryable) {
-  json::object r;
-  r["run_id"] = d.run_id;
-  r["task_id"] = d.task_id;
-  r["try"] = d.try_number;
-  r["state"] = success ? "success" : "failed";
-  if (!output.empty()) {
-    boost::system::error_code ec;
-    json::value v = json::parse(output, ec);
-    r["output"] = ec ? json::value(std::string(output)) : std::move(v);
-  } else {
-    r["output"] = nullptr;
-  }
-  if (!error.empty()) r["error"] = error;
-  r["retryable"] = retryable;
-  Output out{.payload = json::serialize(r), .key = d.run_id, .topic = d.results_topic};
+  ResultRecord r{.run_id = d.run_id,
+                 .task_id = d.task_id,
+                 .try_number = d.try_number,
+                 .success = success,
+                 .output = std::string(output),
+                 .error = std::string(error),
+                 .retryable = retryable};
+  Output out{.payload = encode_result(r), .key = d.run_id, .topic = d.results_topic};
   // The scheduler applies only results carrying the daemon's MAC (record_auth.h).
   if (auth)
     out.headers.push_back(
@@ -181,7 +137,7 @@ StageResult TaskStage::process(const Event& event, StageContext& ctx) {
     ctx.log_warn(s.message());
     return StageResult::permanent(s.message());  // dead-lettered with the reason
   }
-  auto d = parse_dispatch(event.payload);
+  auto d = decode_dispatch(event.payload);
   if (!d.ok()) return StageResult::permanent(d.status().message());
   // A try the scheduler no longer runs (timed out, cancelled, cleared, finished, or a dispatch
   // redelivered after its task moved on): running it would be a second try beside the live one.
@@ -264,7 +220,7 @@ Stage::Recovery TaskStage::recover(const Event& event, StageContext& ctx) {
       !impl_->auth->verify(event.topic, event.key, event.payload, event.headers).ok()) {
     return Recovery::kNotDone;
   }
-  auto d = parse_dispatch(event.payload);
+  auto d = decode_dispatch(event.payload);
   if (!d.ok()) return Recovery::kNotDone;
   Event inner = inner_event(event, *d);
   // Not live: done, with nothing appended (process() would only skip it).

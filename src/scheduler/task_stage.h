@@ -1,13 +1,9 @@
 // TaskStage: runs one DAG task try from its dispatch record with the task's real stage, and
 // reports the outcome as a result record for the scheduler.
 //
-// Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>"), JSON:
-//   {"run_id", "dag_id", "task_id", "try", "params": {...rendered...}, "config": {...literal
-//    params...}, "approved": ["<commit>", ...], "output_topic", "results_topic"}, plus
-//   "kind": "notify" on an approval's message (approval_params.h); header factory.auth
-// Result record (on results_topic, key = run id, header factory.auth), JSON:
-//   {"run_id", "task_id", "try", "state": "success"|"failed", "output": <JSON or null>,
-//    "error": "...", "retryable": true|false}
+// Dispatch record (topic "<dispatch_prefix><stage>", key = "<run id>/<task id>", header
+// factory.auth) in, result record (on results_topic, key = run id, header factory.auth) out:
+// their shapes, writers and readers are in task_records.h.
 // The inner stage sees the rendered params as its event payload (validated against its input
 // schema); its outputs go to the task's output_topic, and the first one is the task's output
 // (XCom) in the result. Every failure — retryable, permanent, a bad output — is reported as a

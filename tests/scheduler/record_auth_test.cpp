@@ -69,6 +69,13 @@ uint64_t refused(std::string_view topic) {
       ->value();
 }
 
+uint64_t malformed(std::string_view topic) {
+  return obs::default_registry()
+      .counter("factory_task_results_malformed_total", "", {"topic"})
+      .labels({topic})
+      ->value();
+}
+
 std::string task_state(test::SchedulerHarness& h, const std::string& run, const std::string& id) {
   auto v = h.sched->show_run(run);
   REQUIRE_OK(v);
@@ -127,6 +134,46 @@ tasks:
   auto done = h.sched->wait_for_run(*run, 20'000);
   REQUIRE_OK(done);
   CHECK(done->run.state == "success");
+}
+
+TEST_CASE("a malformed result record is dead-lettered with its reason and counted",
+          "[scheduler][security]") {
+  test::SchedulerHarness h({parse(R"(
+dag_id: gated
+tasks:
+  gate: {stage: noop}
+)")},
+                           {.run_tasks = false});  // the gate stays running: no worker
+  auto run = h.sched->trigger("gated", "{}");
+  REQUIRE_OK(run);
+  (void)wait_records(h.log.get(), "factory.dispatch.noop", 1);
+  const uint64_t before = malformed("factory.task-results");
+  const uint64_t refused_before = refused("factory.task-results");
+  auto mine = RecordAuth::load_or_create(h.store.get());
+  REQUIRE_OK(mine);
+  // Signed with the daemon's key, so only their shape is wrong: not JSON, and a result whose
+  // try is a string (once silently ignored as "another try's").
+  std::vector<ProducerRecord> bad(2);
+  bad[0].value = "{not json";
+  bad[1].value = R"({"run_id":")" + *run + R"(","task_id":"gate","try":"1","state":"success"})";
+  for (ProducerRecord& r : bad) {
+    r.key = *run;
+    r.headers.push_back(
+        {std::string(RecordAuth::kHeader), (*mine)->sign("factory.task-results", r.key, *r.value)});
+  }
+  test::append_ok(h.log.get(), "factory.task-results", bad);
+
+  std::vector<Record> letters = wait_records(h.log.get(), "factory.task-results.dlq", 2);
+  REQUIRE(letters.size() == 2);
+  std::string reasons =
+      header(letters[0], "factory.dlq.reason") + "\n" + header(letters[1], "factory.dlq.reason");
+  INFO(reasons);
+  CHECK(reasons.find("result record refused: result record is not JSON") != std::string::npos);
+  CHECK(reasons.find("result record refused: result record lacks try") != std::string::npos);
+  CHECK(header(letters[0], "factory.source.topic") == "factory.task-results");
+  CHECK(malformed("factory.task-results") - before == 2);
+  CHECK(refused("factory.task-results") == refused_before);  // authentic, only malformed
+  CHECK(task_state(h, *run, "gate") == "running");
 }
 
 TEST_CASE("a forged approval-notify dispatch is dead-lettered, not run", "[scheduler][security]") {
