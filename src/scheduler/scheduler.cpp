@@ -148,13 +148,15 @@ Status Scheduler::Impl::commit_step(Effects* fx) {
 // refused record fails its own task in the next step, a transient failure is retried.
 void Scheduler::Impl::publish_step(Effects* fx) {
   end_tries(&fx->ended_tries);
-  publish_events(&fx->events);
+  // Dispatches first: they are on the next task's critical path, the events are not (neither
+  // waits for an fsync, so nothing carries the other any more).
   for (QueuedDispatch& d : fx->dispatches) {
     PendingDispatches& p = dispatches[d.topic];
     p.records.push_back(std::move(d.record));
     p.owners.push_back(std::move(d.owner));
   }
   publish_dispatches();
+  publish_events(&fx->events);
   for (auto& [c, unused] : to_commit) {
     Status s = c->commit();
     if (!s.ok()) obs::warn("scheduler offset commit failed", {{"error", s.to_string()}});
@@ -175,8 +177,8 @@ void Scheduler::Impl::end_tries(std::vector<EndedTry>* ended) {
   ended->clear();
 }
 
-// Observer events are derived from the stored state: no fsync of their own (the dispatch
-// appends, or the next synced write, carry them to disk), and a lost one is only a warning.
+// Observer events are derived from the stored state: no fsync of their own (the next synced
+// write of the log carries them to disk), and a lost one is only a warning.
 // An append is all or nothing, so a record the log refuses (too big for the topic) is found
 // by appending one at a time: it alone is dropped, not the step's other events.
 void Scheduler::Impl::publish_events(std::vector<ProducerRecord>* events_in) {
@@ -203,11 +205,21 @@ void Scheduler::Impl::publish_events(std::vector<ProducerRecord>* events_in) {
 // each fails its own try in the next step (fail_refused_dispatches()) and the others go
 // through. A transient failure (IOError, Busy) keeps the topic's remaining records queued, in
 // order, for the next step.
+//
+// Unsynced (AppendOptions::sync = false), like the events: a dispatch is rebuilt from stored
+// state. Its step's transaction (synced) already holds the task as running with its try and
+// dispatch_seq, and recovery (recovery.cpp) re-appends the dispatch of every running task with
+// that sequence — so a dispatch lost to a power loss before any later synced write of the log
+// is appended again, exactly as one a crash kept from being appended at all; the log's
+// producer state for "scheduler" is in the same write, so it is lost with it and the
+// re-append is not taken for a duplicate. A worker's synced result append (the next write on
+// the critical path) makes it durable anyway. A kill -9 loses nothing (the WAL write is done).
+// The saved fsync is one of four per chain step (docs/benchmarks.md "Scheduler").
 void Scheduler::Impl::publish_dispatches() {
   for (auto it = dispatches.begin(); it != dispatches.end();) {
     const std::string& topic = it->first;
     PendingDispatches& p = it->second;
-    auto all = log->append(topic, p.records);
+    auto all = log->append(topic, p.records, {.sync = false});
     size_t done = p.records.size();
     if (!all.ok() && all.status().retryable()) {
       done = 0;
@@ -215,7 +227,7 @@ void Scheduler::Impl::publish_dispatches() {
                 {{"topic", topic}, {"error", all.status().to_string()}});
     } else if (!all.ok()) {
       for (done = 0; done < p.records.size(); ++done) {
-        auto one = log->append(topic, std::span(&p.records[done], 1));
+        auto one = log->append(topic, std::span(&p.records[done], 1), {.sync = false});
         if (one.ok()) continue;
         if (one.status().retryable()) {
           obs::warn("dispatch records not appended; retried in the next step",

@@ -13,11 +13,14 @@
 //   5. writes every changed run, task instance, approval and cursor (and error budget,
 //      error_budget.h) in ONE store transaction;
 //   6. appends the dispatch records (topic "<dispatch_prefix><stage>", one append per stage,
-//      an idempotent producer whose sequence is the task's dispatch_seq) and the task events.
-// State is written (5) before the records that act on it (6): after a crash, running tasks
-// whose dispatch may not have been appended are re-dispatched with the same sequence, which
-// the log drops when it already has it; results are applied only to the try they belong to,
-// so replaying results changes nothing. No task succeeds twice, none is forgotten.
+//      an idempotent producer whose sequence is the task's dispatch_seq) and the task events,
+//      both without an fsync of their own: (5) is the durable record of them.
+// State is written (5) before the records that act on it (6): after a crash (or a power loss
+// that took unsynced appends), running tasks whose dispatch may not have been appended are
+// re-dispatched with the same sequence, which the log drops when it already has it; results
+// are applied only to the try they belong to, so replaying results changes nothing. No task
+// succeeds twice, none is forgotten. The pieces: state_machine.h (runs, tasks, transitions),
+// scheduler_impl.h (the loop, recovery, error budget reactions), task_records.h (records).
 //
 // Faults other than a crash (docs/ARCHITECTURE.md, "The scheduler"):
 //   - a dispatch record the log would refuse (over the topic's max.message.bytes) fails its
