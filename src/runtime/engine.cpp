@@ -11,6 +11,7 @@
 #include "runtime/backpressure.h"
 #include "runtime/engine_batch.h"
 #include "runtime/engine_impl.h"
+#include "runtime/mark_pruner.h"
 #include "runtime/stage_registry.h"
 
 namespace factory::runtime {
@@ -91,6 +92,39 @@ Status Engine::Impl::ensure_topic(const BindingRuntime& b, const std::string& to
   return Status();
 }
 
+void Engine::Impl::prune_marks(BindingRuntime* b, MarkPruner* pruner) {
+  // The time first: the ends read after it are above every record a mark before it belongs to.
+  const int64_t now_ms = clock->now_ms();
+  MarkPruner::Positions starts, ends;
+  int64_t keep_ms = 0;
+  for (const std::string* t : {&b->binding.input_topic, &b->binding.dead_letter_topic}) {
+    if (t->empty()) continue;
+    auto info = log->describe_topic(*t);
+    // A topic missing (the dead-letter topic is created again on the next letter) or unreadable,
+    // or one that keeps records forever by time: keep every mark this round.
+    if (!info.ok() || info->spec.config.retention_ms < 0) return;
+    keep_ms = std::max(keep_ms, info->spec.config.retention_ms);
+    for (const PartitionInfo& p : info->partitions) {
+      starts[{info->id, p.partition}] = p.log_start.value();
+      ends[{info->id, p.partition}] = p.log_end.value();
+    }
+  }
+  const std::optional<int64_t> cutoff = pruner->observe(now_ms, starts, ends, keep_ms);
+  if (!cutoff) return;
+  // Bounded per round, so the worker's next poll is not held for long; the rest goes next time.
+  constexpr int64_t kStep = 10'000;
+  for (int i = 0; i < 10; ++i) {
+    auto n = store->prune_processed(b->binding.name, *cutoff, kStep);
+    if (!n.ok()) {
+      obs::warn("pruning processed marks failed; will try again",
+                {{"binding", b->binding.name}, {"error", n.status().to_string()}});
+      return;
+    }
+    b->marks_pruned += *n;
+    if (*n < kStep) return;
+  }
+}
+
 void Engine::Impl::run_worker(BindingRuntime* b, int index) {
   const Binding& bind = b->binding;
   ConsumerOptions co;
@@ -112,8 +146,16 @@ void Engine::Impl::run_worker(BindingRuntime* b, int index) {
     gate = std::make_unique<BackpressureGate>(bind.backpressure);
   }
   bool was_paused = false;
+  // The binding's first worker also forgets the marks the log can no longer deliver again.
+  MarkPruner pruner;
+  auto next_prune = Clock::now();
+  const bool prunes = index == 0 && options.prune_interval_ms > 0;
 
   while (ws.consumer && !stopping.load()) {
+    if (prunes && Clock::now() >= next_prune) {
+      prune_marks(b, &pruner);
+      next_prune = Clock::now() + std::chrono::milliseconds(options.prune_interval_ms);
+    }
     // Back-pressure: hold polling while downstream lags.
     if (gate) {
       bool paused = gate->update(downstream_lag(log, bind.output_topic, b->downstream_groups));
@@ -337,6 +379,7 @@ std::vector<BindingStats> Engine::stats() const {
     s.refused = b->refused;
     s.letters_by_reference = b->letters_by_reference;
     s.batch_failures = b->batch_failures;
+    s.marks_pruned = b->marks_pruned;
     s.paused = b->paused_workers.load() > 0;
     s.backpressure_pauses = b->backpressure_pauses;
     base::MutexLock lock(&b->mu);

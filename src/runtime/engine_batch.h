@@ -9,7 +9,8 @@
 //              fence()           intents of a fenced stage, one transaction
 //              run_stage()       the stage per event, partition by partition in offset order
 //              append_outputs(), append_dead_letters()   one append per destination topic
-//              mark_processed()  the batch's marks in one store transaction
+//              mark_processed()  the batch's marks in one store transaction (group-committed
+//                                with other batches: MetaStore::commit_processed)
 //   finish()   schedule_retries(), count(), commit_offsets() — after run() succeeded
 //   rewind()   the ONE way out of a failed run(): seek every partition back to its first polled
 //              offset and release the claims, so the next poll reads the batch again with

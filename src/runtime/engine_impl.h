@@ -25,6 +25,7 @@
 #include "runtime/circuit_breaker.h"
 #include "runtime/contract.h"
 #include "runtime/engine.h"
+#include "runtime/mark_pruner.h"
 #include "runtime/thread_pool.h"
 
 namespace factory::runtime {
@@ -63,7 +64,8 @@ struct BindingRuntime {
   std::map<std::string, int64_t> counters GUARDED_BY(mu);  // StageContext::count
 
   std::atomic<int64_t> processed{0}, duplicates{0}, dead_lettered{0}, routed{0}, retries{0},
-      recovered{0}, backpressure_pauses{0}, refused{0}, letters_by_reference{0}, batch_failures{0};
+      recovered{0}, backpressure_pauses{0}, refused{0}, letters_by_reference{0}, batch_failures{0},
+      marks_pruned{0};
   std::atomic<int> paused_workers{0};
   obs::Histogram* call_seconds = nullptr;  // factory_stage_duration_seconds{binding,stage}
 };
@@ -84,6 +86,8 @@ struct Engine::Impl {
   bool stopped GUARDED_BY(mu) = false;
 
   void run_worker(BindingRuntime* b, int index);
+  // One pruning round for the binding's processed marks (mark_pruner.h has the rule).
+  void prune_marks(BindingRuntime* b, MarkPruner* pruner);
   // Creates `topic` for the binding when missing, with the input's partition count and a
   // max.message.bytes at least the input's (what the binding forwards must fit).
   Status ensure_topic(const BindingRuntime& b, const std::string& topic);

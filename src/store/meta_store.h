@@ -78,7 +78,9 @@ class MetaStore {
   // Marks every id processed for the stage and deletes their intents, in ONE transaction: either
   // all of the batch is recorded or none. Ids already processed (earlier, or repeated within the
   // batch) are fine and keep their first processed_at. Durable when it returns OK (see
-  // StoreOptions::sync).
+  // StoreOptions::sync). Concurrent calls (any stages) may share that transaction (group
+  // commit): each call's marks are still all-or-nothing, and a failed transaction fails every
+  // call in it. InvalidArgument for an empty stage; Busy, IOError, NoSpace from the database.
   virtual Status commit_processed(std::string_view stage, std::span<const EventId> ids) = 0;
 
   // The stage's intents with no recorded outcome, oldest first: the side effects a crash may have
@@ -88,6 +90,18 @@ class MetaStore {
   // How many ids are processed for the stage. Scans the table: for status pages and tests, not
   // for the hot path.
   virtual Result<int64_t> processed_count(std::string_view stage) = 0;
+
+  // Deletes up to max_rows of the stage's processed marks written before before_ms (ms since the
+  // epoch, StoreOptions::now_ms's clock), oldest first, in one transaction; returns how many.
+  // Intents are never pruned. The caller decides what is safe to forget: a pruned id that is
+  // delivered again runs again (the runtime prunes only marks whose input records the log has
+  // dropped, runtime/mark_pruner.h). InvalidArgument for an empty stage or max_rows <= 0; Busy,
+  // IOError, NoSpace from the database. The default keeps everything (returns 0).
+  virtual Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
+                                          int64_t max_rows) {
+    (void)stage, (void)before_ms, (void)max_rows;
+    return int64_t{0};
+  }
 
   // --- Scheduler state (run_rows.h) ---
   // Applies a whole scheduler step in ONE transaction (upserts runs, task instances, approvals

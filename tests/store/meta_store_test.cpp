@@ -316,3 +316,65 @@ TEST_CASE("a lock held elsewhere past busy_timeout_ms is Busy with a clear messa
   REQUIRE_OK(store->commit_processed("s", ids));
   CHECK(processed(store.get(), "s", ids) == std::vector<bool>{true, true, true});
 }
+
+TEST_CASE("prune_processed forgets a stage's oldest marks before the cutoff, in steps", "[store]") {
+  TempDir dir;
+  std::atomic<int64_t> now{1'000};
+  auto opened = open_sqlite_store({.dir = dir.str(), .now_ms = [&] { return now.load(); }});
+  REQUIRE_OK(opened);
+  auto* store = opened->get();
+  const auto old_ids = make_ids("old-", 5);
+  const auto new_ids = make_ids("new-", 3);
+  REQUIRE_OK(store->commit_processed("codegen", old_ids));  // processed_at 1000
+  REQUIRE_OK(store->commit_processed("gate", old_ids));
+  REQUIRE_OK(store->record_intents("codegen", std::vector<EventId>{new_ids[0]}));
+  now = 5'000;
+  REQUIRE_OK(store->commit_processed("codegen", std::vector<EventId>{new_ids[1], new_ids[2]}));
+
+  auto first = store->prune_processed("codegen", 2'000, 3);
+  REQUIRE_OK(first);
+  CHECK(*first == 3);
+  auto rest = store->prune_processed("codegen", 2'000, 100);
+  REQUIRE_OK(rest);
+  CHECK(*rest == 2);
+  auto none = store->prune_processed("codegen", 2'000, 100);
+  REQUIRE_OK(none);
+  CHECK(*none == 0);
+  CHECK(processed(store, "codegen", old_ids) == std::vector<bool>(5, false));
+  CHECK(processed(store, "codegen", {new_ids[1], new_ids[2]}) == std::vector<bool>{true, true});
+  CHECK(count(store, "gate") == 5);  // other stages keep theirs
+  auto open = store->open_intents("codegen");
+  REQUIRE_OK(open);
+  CHECK(open->size() == 1);  // intents are never pruned
+  CHECK(store->prune_processed("", 2'000, 1).status().is_invalid_argument());
+  CHECK(store->prune_processed("codegen", 2'000, 0).status().is_invalid_argument());
+}
+
+TEST_CASE("concurrent commit_processed calls share transactions and lose nothing", "[store]") {
+  TempDir dir;
+  auto opened = open_sqlite_store({.dir = dir.str(), .sync = false});
+  REQUIRE_OK(opened);
+  auto* store = opened->get();
+  constexpr int kThreads = 6;
+  constexpr int kBatches = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string stage = "stage-" + std::to_string(t % 3);
+      for (int b = 0; b < kBatches; ++b) {
+        auto ids = make_ids("t" + std::to_string(t) + "-b" + std::to_string(b) + "-", 25);
+        if (!store->commit_processed(stage, ids).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  for (int s = 0; s < 3; ++s) {
+    CHECK(count(store, "stage-" + std::to_string(s)) == 2 * kBatches * 25);
+  }
+  // Every call's marks are there, under its own stage only.
+  auto ids = make_ids("t4-b39-", 25);
+  CHECK(processed(store, "stage-1", ids) == std::vector<bool>(25, true));
+  CHECK(processed(store, "stage-0", ids) == std::vector<bool>(25, false));
+}
