@@ -111,17 +111,17 @@ void Engine::Impl::prune_marks(BindingRuntime* b, MarkPruner* pruner) {
   }
   const std::optional<int64_t> cutoff = pruner->observe(now_ms, starts, ends, keep_ms);
   if (!cutoff) return;
-  // Bounded per round, so the worker's next poll is not held for long; the rest goes next time.
-  constexpr int64_t kStep = 10'000;
-  for (int i = 0; i < 10; ++i) {
-    auto n = store->prune_processed(b->binding.name, *cutoff, kStep);
+  // A sixteenth of the id space per round, so the worker's next poll is not held for long: a
+  // whole pass takes 16 rounds, and a mark left for the next pass is only forgotten later.
+  constexpr int kSlicesPerRound = 16;
+  for (int i = 0; i < kSlicesPerRound; ++i) {
+    auto n = store->prune_processed(b->binding.name, *cutoff, pruner->next_slice());
     if (!n.ok()) {
       obs::warn("pruning processed marks failed; will try again",
                 {{"binding", b->binding.name}, {"error", n.status().to_string()}});
       return;
     }
     b->marks_pruned += *n;
-    if (*n < kStep) return;
   }
 }
 

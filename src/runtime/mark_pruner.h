@@ -47,9 +47,12 @@ class MarkPruner {
   // Called every prune interval with the clock, the current log starts and ends of the binding's
   // input and dead-letter partitions (read after now_ms was taken) and keep_ms (>= 0). Returns
   // the cutoff: marks processed before it may be deleted (nullopt: none yet). Rule 1's part only
-  // grows, so marks a bounded step left behind go at the next. Notes `ends` as a new snapshot.
+  // grows, so marks a step left behind go at a later one. Notes `ends` as a new snapshot.
   std::optional<int64_t> observe(int64_t now_ms, const Positions& starts, const Positions& ends,
                                  int64_t keep_ms);
+
+  // The slice of the id space (MetaStore::prune_processed) to prune next, round-robin.
+  uint8_t next_slice() { return slice_++; }
 
   size_t snapshots_for_test() const { return snapshots_.size(); }
 
@@ -60,6 +63,7 @@ class MarkPruner {
   };
   std::deque<Snapshot> snapshots_;  // oldest first
   std::optional<int64_t> cutoff_;   // rule 1 alone
+  uint8_t slice_ = 0;
 };
 
 }  // namespace factory::runtime

@@ -91,15 +91,16 @@ class MetaStore {
   // for the hot path.
   virtual Result<int64_t> processed_count(std::string_view stage) = 0;
 
-  // Deletes up to max_rows of the stage's processed marks written before before_ms (ms since the
-  // epoch, StoreOptions::now_ms's clock), oldest first, in one transaction; returns how many.
-  // Intents are never pruned. The caller decides what is safe to forget: a pruned id that is
-  // delivered again runs again (the runtime prunes only marks whose input records the log has
-  // dropped, runtime/mark_pruner.h). InvalidArgument for an empty stage or max_rows <= 0; Busy,
+  // Deletes the stage's processed marks written before before_ms (ms since the epoch, the clock
+  // of StoreOptions::now_ms) whose event id starts with the byte `slice`, in one transaction;
+  // returns how many. A caller walks the 256 slices in turn, so each step is a short range of the
+  // table (no index is kept for pruning: the hot path pays nothing for it). Intents are never
+  // pruned. The caller decides what is safe to forget: a pruned id delivered again runs again (the
+  // runtime's rule is in runtime/mark_pruner.h). InvalidArgument for an empty stage; Busy,
   // IOError, NoSpace from the database. The default keeps everything (returns 0).
   virtual Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
-                                          int64_t max_rows) {
-    (void)stage, (void)before_ms, (void)max_rows;
+                                          uint8_t slice) {
+    (void)stage, (void)before_ms, (void)slice;
     return int64_t{0};
   }
 

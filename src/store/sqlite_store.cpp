@@ -115,12 +115,6 @@ constexpr std::string_view kMigrations[] = {
       value TEXT NOT NULL
     ) WITHOUT ROWID;
     )sql",
-    // 4: processed marks by age, for prune_processed (a stage's oldest marks first). A mark adds
-    // one entry at the right edge of its stage's range (times only grow), so it costs an insert
-    // into a page that is already dirty in the same transaction, not a random page.
-    R"sql(
-    CREATE INDEX processed_by_age ON processed (stage, processed_at);
-    )sql",
 };
 
 constexpr std::string_view kCreateMigrationsTable =
@@ -149,11 +143,11 @@ constexpr std::string_view kOpenIntents =
     "SELECT 1 FROM processed AS p WHERE p.event_id = i.event_id AND p.stage = i.stage) "
     "ORDER BY created_at, event_id";
 constexpr std::string_view kProcessedCount = "SELECT count(*) FROM processed WHERE stage = ?2";
-// ?2 stage, ?3 cutoff (ms), ?4 limit. Walks processed_by_age from the stage's oldest mark.
+// ?2 stage, ?3 cutoff (ms), ?4 and ?5 the slice's bounds: a range of the primary key, so one
+// slice is a short sequential walk of the B-tree and no index is kept for pruning.
 constexpr std::string_view kPruneProcessed =
-    "DELETE FROM processed WHERE (event_id, stage) IN ("
-    "SELECT event_id, stage FROM processed WHERE stage = ?2 AND processed_at < ?3 "
-    "ORDER BY processed_at LIMIT ?4)";
+    "DELETE FROM processed WHERE event_id >= ?4 AND event_id < ?5 AND stage = ?2 "
+    "AND processed_at < ?3";
 
 Status check_stage(std::string_view stage) {
   if (stage.empty()) return Status::invalid_argument("store: the stage name is empty");
@@ -506,9 +500,14 @@ Result<int64_t> SqliteStore::processed_count(std::string_view stage) {
 }
 
 Result<int64_t> SqliteStore::prune_processed(std::string_view stage, int64_t before_ms,
-                                             int64_t max_rows) {
+                                             uint8_t slice) {
   FACTORY_RETURN_IF_ERROR(check_stage(stage));
-  if (max_rows <= 0) return Status::invalid_argument("store: prune_processed: max_rows <= 0");
+  // [slice 00..00, slice+1 00..00); the last slice's upper bound is 33 bytes of 0xff, above every
+  // 32-byte id (blobs compare by memcmp, then length).
+  std::string lo(EventId::kSize, '\0');
+  lo[0] = static_cast<char>(slice);
+  std::string hi(EventId::kSize + (slice == 0xff ? 1 : 0), slice == 0xff ? '\xff' : '\0');
+  if (slice != 0xff) hi[0] = static_cast<char>(slice + 1);
   int64_t deleted = 0;
   Status s = write_txn("prune_processed", [&](Conn* c) -> Status {
     Result<sqlite3_stmt*> del = c->stmt(kPruneProcessed);
@@ -516,7 +515,8 @@ Result<int64_t> SqliteStore::prune_processed(std::string_view stage, int64_t bef
     StmtScope scope(*del);
     bind_stage(*del, stage);
     sqlite3_bind_int64(*del, 3, before_ms);
-    sqlite3_bind_int64(*del, 4, max_rows);
+    sqlite3_bind_blob(*del, 4, lo.data(), static_cast<int>(lo.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(*del, 5, hi.data(), static_cast<int>(hi.size()), SQLITE_STATIC);
     int rc = sqlite3_step(*del);
     if (rc != SQLITE_DONE) return c->error(rc, "prune_processed");
     deleted = sqlite3_changes(c->db());

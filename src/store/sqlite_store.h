@@ -67,7 +67,7 @@ class SqliteStore final : public MetaStore {
   Result<std::vector<EventId>> open_intents(std::string_view stage) override;
   Result<int64_t> processed_count(std::string_view stage) override;
   Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
-                                  int64_t max_rows) override;
+                                  uint8_t slice) override;
 
   // Scheduler state (run_store.cpp).
   Status apply_scheduler_batch(const SchedulerBatch& batch) override;

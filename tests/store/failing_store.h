@@ -63,8 +63,8 @@ class FailingStore final : public store::MetaStore {
     return real_->processed_count(stage);
   }
   Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
-                                  int64_t max_rows) override {
-    return real_->prune_processed(stage, before_ms, max_rows);
+                                  uint8_t slice) override {
+    return real_->prune_processed(stage, before_ms, slice);
   }
   Status apply_scheduler_batch(const store::SchedulerBatch& batch) override {
     {

@@ -317,37 +317,50 @@ TEST_CASE("a lock held elsewhere past busy_timeout_ms is Busy with a clear messa
   CHECK(processed(store.get(), "s", ids) == std::vector<bool>{true, true, true});
 }
 
-TEST_CASE("prune_processed forgets a stage's oldest marks before the cutoff, in steps", "[store]") {
+TEST_CASE("prune_processed forgets a stage's marks before the cutoff, one id slice at a time",
+          "[store]") {
   TempDir dir;
   std::atomic<int64_t> now{1'000};
   auto opened = open_sqlite_store({.dir = dir.str(), .now_ms = [&] { return now.load(); }});
   REQUIRE_OK(opened);
   auto* store = opened->get();
-  const auto old_ids = make_ids("old-", 5);
-  const auto new_ids = make_ids("new-", 3);
+  // Ids in the first and the last slice (byte 0x00 and 0xff), and elsewhere.
+  auto id_with_first_byte = [](uint8_t b, uint8_t tag) {
+    EventId id = event_id_for_bytes(std::to_string(tag));
+    id.digest[0] = b;
+    return id;
+  };
+  const std::vector<EventId> old_ids = {id_with_first_byte(0x00, 1), id_with_first_byte(0x00, 2),
+                                        id_with_first_byte(0x7f, 3), id_with_first_byte(0xff, 4),
+                                        id_with_first_byte(0xff, 5)};
+  const EventId young = id_with_first_byte(0x00, 6);
   REQUIRE_OK(store->commit_processed("codegen", old_ids));  // processed_at 1000
   REQUIRE_OK(store->commit_processed("gate", old_ids));
-  REQUIRE_OK(store->record_intents("codegen", std::vector<EventId>{new_ids[0]}));
+  REQUIRE_OK(store->record_intents("codegen", std::vector<EventId>{old_ids[2]}));
   now = 5'000;
-  REQUIRE_OK(store->commit_processed("codegen", std::vector<EventId>{new_ids[1], new_ids[2]}));
+  REQUIRE_OK(store->commit_processed("codegen", std::vector<EventId>{young}));
 
-  auto first = store->prune_processed("codegen", 2'000, 3);
+  auto first = store->prune_processed("codegen", 2'000, 0x00);
   REQUIRE_OK(first);
-  CHECK(*first == 3);
-  auto rest = store->prune_processed("codegen", 2'000, 100);
-  REQUIRE_OK(rest);
-  CHECK(*rest == 2);
-  auto none = store->prune_processed("codegen", 2'000, 100);
-  REQUIRE_OK(none);
-  CHECK(*none == 0);
+  CHECK(*first == 2);  // the slice's old marks; the young one stays
+  CHECK(processed(store, "codegen", old_ids) == std::vector<bool>{false, false, true, true, true});
+  auto last = store->prune_processed("codegen", 2'000, 0xff);
+  REQUIRE_OK(last);
+  CHECK(*last == 2);
+  int64_t rest = 0;
+  for (int s = 1; s < 0xff; ++s) {
+    auto n = store->prune_processed("codegen", 2'000, static_cast<uint8_t>(s));
+    REQUIRE_OK(n);
+    rest += *n;
+  }
+  CHECK(rest == 1);
   CHECK(processed(store, "codegen", old_ids) == std::vector<bool>(5, false));
-  CHECK(processed(store, "codegen", {new_ids[1], new_ids[2]}) == std::vector<bool>{true, true});
+  CHECK(processed(store, "codegen", {young}) == std::vector<bool>{true});
   CHECK(count(store, "gate") == 5);  // other stages keep theirs
   auto open = store->open_intents("codegen");
   REQUIRE_OK(open);
   CHECK(open->size() == 1);  // intents are never pruned
-  CHECK(store->prune_processed("", 2'000, 1).status().is_invalid_argument());
-  CHECK(store->prune_processed("codegen", 2'000, 0).status().is_invalid_argument());
+  CHECK(store->prune_processed("", 2'000, 0).status().is_invalid_argument());
 }
 
 TEST_CASE("concurrent commit_processed calls share transactions and lose nothing", "[store]") {
