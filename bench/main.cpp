@@ -2,7 +2,7 @@
 // last, one JSON line ({"bench": "<name>", ...}) for scripts to collect.
 //
 //   factory-bench log [--records N] [--quick] [--factoryd PATH] [--redis-server PATH]
-//   factory-bench pipeline [--events N] [--quick]
+//   factory-bench pipeline [--events N] [--quick] [--prefill-rows N]
 //   factory-bench scheduler [--quick] [--only chain,runs,...] [--awake]
 //   factory-bench http [--batch N] [--connections N] [--sweep 1,10,100,1000] [--quick]
 #include <unistd.h>
@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     pipe->add_flag("--quick", pipe_opts.quick, "10x fewer events, for smoke tests");
+    pipe->add_option("--prefill-rows", pipe_opts.prefill_rows,
+                     "Rows already in the processed table (baseline and throughput runs)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     pipe->add_flag("--markdown", pipe_opts.markdown, "also print the table as Markdown");
 
     factory::bench::SchedulerBenchOptions sched_opts;

@@ -1,6 +1,10 @@
 #include "bench/pipeline_bench.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -23,10 +27,58 @@ struct Rig {
   std::unique_ptr<store::MetaStore> store;
 };
 
-Result<Rig> open_rig(int32_t partitions) {
+// A store whose processed table already holds `rows` random marks (stage "prefill"), built
+// once and copied into each rig that asks for it: how the hop rate depends on the table's size.
+struct Prefill {
+  std::optional<TempDir> dir;  // holds store/factory.db; empty = no prefill
+  int64_t rows = 0;
+};
+
+void random_ids(std::mt19937_64& rng, std::vector<EventId>* ids) {
+  for (EventId& id : *ids) {
+    for (size_t k = 0; k < EventId::kSize; k += 8) {
+      uint64_t v = rng();
+      std::memcpy(id.digest.data() + k, &v, 8);
+    }
+  }
+}
+
+Result<Prefill> make_prefill(int64_t rows) {
+  Prefill p;
+  p.rows = rows;
+  if (rows <= 0) return p;
+  auto dir = TempDir::create("factory-bench-prefill");
+  if (!dir.ok()) return dir.status();
+  Stopwatch sw;
+  {
+    // Setup, not measured: unsynced, big transactions.
+    auto st = store::open_sqlite_store({.dir = dir->sub("store"), .sync = false});
+    if (!st.ok()) return st.status();
+    std::mt19937_64 rng(4242);
+    std::vector<EventId> batch;
+    for (int64_t done = 0; done < rows; done += static_cast<int64_t>(batch.size())) {
+      batch.resize(static_cast<size_t>(std::min<int64_t>(100'000, rows - done)));
+      random_ids(rng, &batch);
+      FACTORY_RETURN_IF_ERROR((*st)->commit_processed("prefill", batch));
+    }
+  }  // closing the last connection checkpoints the WAL into factory.db
+  std::printf("prefilled the processed table with %lld rows in %.1f s\n",
+              static_cast<long long>(rows), sw.elapsed_s());
+  p.dir.emplace(std::move(*dir));
+  return p;
+}
+
+Result<Rig> open_rig(int32_t partitions, const Prefill& prefill = {}) {
   auto dir = TempDir::create("factory-bench-pipeline");
   if (!dir.ok()) return dir.status();
   Rig rig{std::move(*dir), nullptr, nullptr};
+  if (prefill.dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(rig.dir.sub("store"), ec);
+    std::filesystem::copy_file(prefill.dir->sub("store") + "/factory.db",
+                               rig.dir.sub("store") + "/factory.db", ec);
+    if (ec) return Status::io_error("copy the prefilled store: " + ec.message());
+  }
   LogOptions lo;
   lo.dir = rig.dir.sub("log");
   lo.retention_interval_ms = 0;
@@ -78,8 +130,9 @@ struct Throughput {
   double seconds = 0;
 };
 
-Result<Throughput> measure_throughput(int32_t partitions, int64_t events, const PayloadPool& pool) {
-  auto rig = open_rig(partitions);
+Result<Throughput> measure_throughput(int32_t partitions, int64_t events, const PayloadPool& pool,
+                                      const Prefill& prefill) {
+  auto rig = open_rig(partitions, prefill);
   if (!rig.ok()) return rig.status();
   std::vector<ProducerRecord> batch;
   for (int64_t i = 0; i < events; ++i) {
@@ -167,19 +220,14 @@ Result<double> raw_log_rate(int64_t records, const PayloadPool& pool) {
   return static_cast<double>(records) / sw.elapsed_s();
 }
 
-Result<double> sqlite_rate(int64_t ids) {
-  auto rig = open_rig(1);
+Result<double> sqlite_rate(int64_t ids, const Prefill& prefill) {
+  auto rig = open_rig(1, prefill);
   if (!rig.ok()) return rig.status();
   std::mt19937_64 rng(42);
   std::vector<EventId> batch(100);
   Stopwatch sw;
   for (int64_t i = 0; i < ids; i += 100) {
-    for (EventId& id : batch) {
-      for (size_t k = 0; k < EventId::kSize; k += 8) {
-        uint64_t v = rng();
-        std::memcpy(id.digest.data() + k, &v, 8);
-      }
-    }
+    random_ids(rng, &batch);
     FACTORY_RETURN_IF_ERROR(rig->store->commit_processed("bench", batch));
   }
   return static_cast<double>(ids) / sw.elapsed_s();
@@ -198,16 +246,18 @@ int run_pipeline_bench(const PipelineBenchOptions& o) {
     std::fprintf(stderr, "factory-bench pipeline: %s\n", s.to_string().c_str());
     return 1;
   };
+  auto prefill = make_prefill(o.prefill_rows);
+  if (!prefill.ok()) return fail(prefill.status());
   auto raw = raw_log_rate(o.quick ? 20'000 : 200'000, pool);
   if (!raw.ok()) return fail(raw.status());
   wait_for_background_idle(5);
-  auto sql = sqlite_rate(o.quick ? 10'000 : 100'000);
+  auto sql = sqlite_rate(o.quick ? 10'000 : 100'000, *prefill);
   if (!sql.ok()) return fail(sql.status());
   wait_for_background_idle(5);
-  auto t1 = measure_throughput(1, events, pool);
+  auto t1 = measure_throughput(1, events, pool, *prefill);
   if (!t1.ok()) return fail(t1.status());
   wait_for_background_idle(5);
-  auto t8 = measure_throughput(8, events, pool);
+  auto t8 = measure_throughput(8, events, pool, *prefill);
   if (!t8.ok()) return fail(t8.status());
   wait_for_background_idle(5);
   auto l1 = measure_latency(1, latency_events, 500, pool);
@@ -242,6 +292,7 @@ int run_pipeline_bench(const PipelineBenchOptions& o) {
   j.add("raw_log_records_per_s", *raw, 0);
   j.add("sqlite_ids_per_s", *sql, 0);
   j.add("events", events);
+  j.add("prefill_rows", o.prefill_rows);
   std::printf("%s\n", j.str().c_str());
   return 0;
 }

@@ -10,6 +10,8 @@
 // 1,000, synced) and (b) SQLite's batched INSERT ... ON CONFLICT DO NOTHING of random 32-byte
 // ids in the store's own schema (MetaStore::commit_processed, 100 ids per transaction).
 // hop_ratio = events/s (8 partitions) x 3 hops / the lower baseline.
+// --prefill-rows N starts the SQLite baseline and the throughput runs on a processed table
+// already holding N random marks (off by default).
 //
 // Prints a table and, last, one JSON line starting {"bench":"pipeline", ...}.
 #pragma once
@@ -22,6 +24,9 @@ struct PipelineBenchOptions {
   int64_t events = 60'000;
   bool quick = false;
   bool markdown = false;
+  // Rows put in the processed table before the SQLite baseline and the throughput runs (copied
+  // into each run's store); 0 = an empty table. The latency runs start empty.
+  int64_t prefill_rows = 0;
 };
 
 int run_pipeline_bench(const PipelineBenchOptions& options);

@@ -28,6 +28,9 @@
 // blocks for seconds holds only its own workers; fast stages keep theirs. stats() and stop()
 // are thread-safe.
 //
+// Processed marks are pruned once retention dropped every record they could answer for (a
+// binding's first worker checks every prune_interval_ms; runtime/mark_pruner.h has the rule).
+//
 // Limitations: retry attempt counts are kept in memory (a restart starts counting again).
 #pragma once
 
@@ -47,7 +50,10 @@ struct EngineOptions {
   std::string data_dir;     // scratch dirs live in <data_dir>/scratch/<binding>
   std::string secrets_dir;  // a secret NAME is the file <secrets_dir>/NAME ("" = none)
   int64_t idle_poll_ms = 200;
-  const base::Clock* clock = nullptr;  // breakers; null = system clock
+  const base::Clock* clock = nullptr;  // breakers, pruning; null = system clock
+  // How often each binding forgets the processed marks the log can no longer deliver again
+  // (runtime/mark_pruner.h); 0 = never. The clock must be the store's (StoreOptions::now_ms).
+  int64_t prune_interval_ms = 600'000;
 };
 
 struct BindingStats {
@@ -63,6 +69,7 @@ struct BindingStats {
   int64_t refused = 0;    // events dead-lettered because a topic refused their output or route
   int64_t letters_by_reference = 0;  // dead letters too big for their topic, stored by reference
   int64_t batch_failures = 0;        // batches re-read after the log or the store failed
+  int64_t marks_pruned = 0;          // processed marks forgotten (retention dropped their records)
   bool paused = false;               // back-pressure
   int64_t backpressure_pauses = 0;
   std::vector<CircuitBreaker::Snapshot> breakers;

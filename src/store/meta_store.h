@@ -78,7 +78,9 @@ class MetaStore {
   // Marks every id processed for the stage and deletes their intents, in ONE transaction: either
   // all of the batch is recorded or none. Ids already processed (earlier, or repeated within the
   // batch) are fine and keep their first processed_at. Durable when it returns OK (see
-  // StoreOptions::sync).
+  // StoreOptions::sync). Concurrent calls (any stages) may share that transaction (group
+  // commit): each call's marks are still all-or-nothing, and a failed transaction fails every
+  // call in it. InvalidArgument for an empty stage; Busy, IOError, NoSpace from the database.
   virtual Status commit_processed(std::string_view stage, std::span<const EventId> ids) = 0;
 
   // The stage's intents with no recorded outcome, oldest first: the side effects a crash may have
@@ -88,6 +90,19 @@ class MetaStore {
   // How many ids are processed for the stage. Scans the table: for status pages and tests, not
   // for the hot path.
   virtual Result<int64_t> processed_count(std::string_view stage) = 0;
+
+  // Deletes the stage's processed marks written before before_ms (ms since the epoch, the clock
+  // of StoreOptions::now_ms) whose event id starts with the byte `slice`, in one transaction;
+  // returns how many. A caller walks the 256 slices in turn, so each step is a short range of the
+  // table (no index is kept for pruning: the hot path pays nothing for it). Intents are never
+  // pruned. The caller decides what is safe to forget: a pruned id delivered again runs again (the
+  // runtime's rule is in runtime/mark_pruner.h). InvalidArgument for an empty stage; Busy,
+  // IOError, NoSpace from the database. The default keeps everything (returns 0).
+  virtual Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
+                                          uint8_t slice) {
+    (void)stage, (void)before_ms, (void)slice;
+    return int64_t{0};
+  }
 
   // --- Scheduler state (run_rows.h) ---
   // Applies a whole scheduler step in ONE transaction (upserts runs, task instances, approvals

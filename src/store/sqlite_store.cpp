@@ -1,5 +1,6 @@
 #include "store/sqlite_store.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -142,6 +143,11 @@ constexpr std::string_view kOpenIntents =
     "SELECT 1 FROM processed AS p WHERE p.event_id = i.event_id AND p.stage = i.stage) "
     "ORDER BY created_at, event_id";
 constexpr std::string_view kProcessedCount = "SELECT count(*) FROM processed WHERE stage = ?2";
+// ?2 stage, ?3 cutoff (ms), ?4 and ?5 the slice's bounds: a range of the primary key, so one
+// slice is a short sequential walk of the B-tree and no index is kept for pruning.
+constexpr std::string_view kPruneProcessed =
+    "DELETE FROM processed WHERE event_id >= ?4 AND event_id < ?5 AND stage = ?2 "
+    "AND processed_at < ?3";
 
 Status check_stage(std::string_view stage) {
   if (stage.empty()) return Status::invalid_argument("store: the stage name is empty");
@@ -383,6 +389,48 @@ Result<std::vector<bool>> SqliteStore::record_intents(std::string_view stage,
 Status SqliteStore::commit_processed(std::string_view stage, std::span<const EventId> ids) {
   FACTORY_RETURN_IF_ERROR(check_stage(stage));
   if (ids.empty()) return Status();
+  MarkWaiter w{stage, ids};
+  std::vector<MarkWaiter*> group;
+  {
+    base::MutexLock l(&mark_mu_);
+    mark_queue_.push_back(&w);
+    while (!w.done && mark_queue_.front() != &w) mark_cv_.wait();
+    if (w.done) return w.status;
+    // This caller leads: it writes its own marks and those of every caller queued behind it
+    // (up to kMaxGroupMarks more), in one transaction.
+    size_t marks = 0;
+    for (MarkWaiter* q : mark_queue_) {
+      if (!group.empty() && marks + q->ids.size() > ids.size() + kMaxGroupMarks) break;
+      group.push_back(q);
+      marks += q->ids.size();
+    }
+  }
+  Status s = write_marks(group);
+  base::MutexLock l(&mark_mu_);
+  for (MarkWaiter* g : group) {
+    mark_queue_.pop_front();  // the group is the queue's prefix: later callers queued behind it
+    g->status = s;
+    g->done = true;
+  }
+  mark_cv_.signal_all();
+  return s;
+}
+
+Status SqliteStore::write_marks(std::span<MarkWaiter* const> group) {
+  // In key order (event_id, stage): consecutive inserts land on the same or the next B-tree
+  // page instead of one random page each, so a transaction dirties fewer pages.
+  struct Mark {
+    const EventId* id;
+    std::string_view stage;
+  };
+  std::vector<Mark> marks;
+  for (const MarkWaiter* g : group) {
+    for (const EventId& id : g->ids) marks.push_back({&id, g->stage});
+  }
+  std::sort(marks.begin(), marks.end(), [](const Mark& a, const Mark& b) {
+    int c = std::memcmp(a.id->digest.data(), b.id->digest.data(), EventId::kSize);
+    return c != 0 ? c < 0 : a.stage < b.stage;
+  });
   const int64_t now = now_ms();
   return write_txn("commit_processed", [&](Conn* c) -> Status {
     Result<sqlite3_stmt*> ins = c->stmt(kInsertProcessed);
@@ -391,15 +439,15 @@ Status SqliteStore::commit_processed(std::string_view stage, std::span<const Eve
     if (!del.ok()) return del.status();
     StmtScope ins_scope(*ins);
     StmtScope del_scope(*del);
-    bind_stage(*ins, stage);
     sqlite3_bind_int64(*ins, 3, now);
-    bind_stage(*del, stage);
-    for (const EventId& id : ids) {
-      bind_id(*ins, id);
+    for (const Mark& m : marks) {
+      bind_id(*ins, *m.id);
+      bind_stage(*ins, m.stage);
       int rc = sqlite3_step(*ins);
       if (rc != SQLITE_DONE) return c->error(rc, "commit_processed");
       sqlite3_reset(*ins);
-      bind_id(*del, id);
+      bind_id(*del, *m.id);
+      bind_stage(*del, m.stage);
       rc = sqlite3_step(*del);
       if (rc != SQLITE_DONE) return c->error(rc, "commit_processed (resolve intent)");
       sqlite3_reset(*del);
@@ -449,6 +497,33 @@ Result<int64_t> SqliteStore::processed_count(std::string_view stage) {
   });
   if (!s.ok()) return s;
   return n;
+}
+
+Result<int64_t> SqliteStore::prune_processed(std::string_view stage, int64_t before_ms,
+                                             uint8_t slice) {
+  FACTORY_RETURN_IF_ERROR(check_stage(stage));
+  // [slice 00..00, slice+1 00..00); the last slice's upper bound is 33 bytes of 0xff, above every
+  // 32-byte id (blobs compare by memcmp, then length).
+  std::string lo(EventId::kSize, '\0');
+  lo[0] = static_cast<char>(slice);
+  std::string hi(EventId::kSize + (slice == 0xff ? 1 : 0), slice == 0xff ? '\xff' : '\0');
+  if (slice != 0xff) hi[0] = static_cast<char>(slice + 1);
+  int64_t deleted = 0;
+  Status s = write_txn("prune_processed", [&](Conn* c) -> Status {
+    Result<sqlite3_stmt*> del = c->stmt(kPruneProcessed);
+    if (!del.ok()) return del.status();
+    StmtScope scope(*del);
+    bind_stage(*del, stage);
+    sqlite3_bind_int64(*del, 3, before_ms);
+    sqlite3_bind_blob(*del, 4, lo.data(), static_cast<int>(lo.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(*del, 5, hi.data(), static_cast<int>(hi.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(*del);
+    if (rc != SQLITE_DONE) return c->error(rc, "prune_processed");
+    deleted = sqlite3_changes(c->db());
+    return Status();
+  });
+  if (!s.ok()) return s;
+  return deleted;
 }
 
 Status SqliteStore::writable() {

@@ -22,10 +22,13 @@
 // Limitations: a second process may open the same file (WAL allows it, and its writes are
 // waited for as above), but factoryd itself opens the store only while holding the log's
 // data-dir lock, so one factoryd owns a data dir. Writes are serialized: throughput is bounded
-// by one fsync per transaction (see StoreOptions::sync), hence batch-sized transactions.
+// by one fsync per transaction (see StoreOptions::sync), hence batch-sized transactions, and
+// concurrent commit_processed() calls (every binding's workers) share one transaction
+// (group commit, as the log's appends and the server's audit rows do).
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -63,6 +66,8 @@ class SqliteStore final : public MetaStore {
   Status commit_processed(std::string_view stage, std::span<const EventId> ids) override;
   Result<std::vector<EventId>> open_intents(std::string_view stage) override;
   Result<int64_t> processed_count(std::string_view stage) override;
+  Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
+                                  uint8_t slice) override;
 
   // Scheduler state (run_store.cpp).
   Status apply_scheduler_batch(const SchedulerBatch& batch) override;
@@ -96,12 +101,30 @@ class SqliteStore final : public MetaStore {
   Status with_retry(Conn* conn, std::string_view what, Fn&& fn);
   int64_t now_ms() const;
 
+  // Group commit of processed marks: each commit_processed() call queues one MarkWaiter; the
+  // caller at the front writes its group (the queue's prefix) in one transaction and wakes the
+  // others with the outcome, which is theirs too (all of the group's marks or none).
+  struct MarkWaiter {
+    std::string_view stage;
+    std::span<const EventId> ids;
+    Status status;
+    bool done = false;
+  };
+  // A leader takes callers queued behind it until their marks would pass its own plus this, so
+  // one transaction (and the leader's wait) stays bounded.
+  static constexpr size_t kMaxGroupMarks = 10'000;
+  Status write_marks(std::span<MarkWaiter* const> group) EXCLUDES(write_mu_, mark_mu_);
+
   const StoreOptions options_;
   const std::string path_;
   std::atomic<bool> no_space_{false};  // the last write transaction failed for a full disk
 
   base::Mutex write_mu_;
   std::unique_ptr<Conn> writer_ GUARDED_BY(write_mu_);
+
+  base::Mutex mark_mu_;
+  base::CondVar mark_cv_{&mark_mu_};
+  std::deque<MarkWaiter*> mark_queue_ GUARDED_BY(mark_mu_);  // the front one is writing
 
   base::Mutex read_mu_;
   std::vector<std::unique_ptr<Conn>> idle_readers_ GUARDED_BY(read_mu_);

@@ -367,3 +367,58 @@ TEST_CASE("a binding whose config its stage rejects is refused at start", "[runt
   CHECK(e.status().message().find("test.yaml:1") != std::string::npos);
   CHECK(e.status().message().find("config.command must be a non-empty list") != std::string::npos);
 }
+
+TEST_CASE("processed marks are pruned once retention dropped their records, not before",
+          "[runtime]") {
+  base::ManualClock clock(1'800'000'000'000);
+  Harness h;
+  // The log, the store and the engine on one clock: record timestamps, retention, processed_at.
+  h.log.reset();
+  LogOptions lo = test::test_log_options(h.dir);
+  lo.now_ms = [&] { return clock.now_ms(); };
+  h.log = test::open_test_log(lo);
+  auto st = store::open_sqlite_store(
+      {.dir = h.dir.str() + "/store2", .sync = false, .now_ms = [&] { return clock.now_ms(); }});
+  REQUIRE_OK(st);
+  h.store = std::move(*st);
+  TopicSpec in{.name = "in", .partitions = 1};
+  in.config.retention_ms = 60'000;
+  REQUIRE_OK(h.log->create_topic(in));
+  // Marks are kept as long as the longer retention of the input and its dead letters (a letter
+  // replayed within it is still a duplicate): the dead-letter topic keeps 60 s too.
+  TopicSpec dlq{.name = "in.dlq", .partitions = 1};
+  dlq.config.retention_ms = 60'000;
+  REQUIRE_OK(h.log->create_topic(dlq));
+  runtime::Binding b = binding("noop", "in", "out");
+  runtime::PipelineConfig config;
+  config.bindings = {b};
+  runtime::EngineOptions eo;
+  eo.data_dir = h.dir.str();
+  eo.idle_poll_ms = 20;
+  eo.clock = &clock;
+  eo.prune_interval_ms = 1;
+  auto e = runtime::Engine::start(h.log.get(), h.store.get(), config, eo);
+  REQUIRE_OK(e);
+  h.engine = std::move(*e);
+
+  append_ok(h.log.get(), "in", {rec(R"({"n":1})"), rec(R"({"n":2})"), rec(R"({"n":3})")});
+  REQUIRE(h.wait_drained(b.group, "in"));
+  REQUIRE(h.store->processed_count(b.name).ok());
+  CHECK(*h.store->processed_count(b.name) == 3);
+
+  // Two minutes later a fourth event; the first three are still in the log, so their marks stay
+  // however old they are (the worker loops many times while it processes the fourth).
+  clock.advance_ms(120'000);
+  append_ok(h.log.get(), "in", {rec(R"({"n":4})")});
+  REQUIRE(h.wait_drained(b.group, "in"));
+  CHECK(*h.store->processed_count(b.name) == 4);
+  CHECK(h.engine->stats()[0].marks_pruned == 0);
+
+  // Two more minutes: retention drops all four (older than 60 s), and with them their marks.
+  clock.advance_ms(120'000);
+  auto dropped = h.log->enforce_retention();
+  REQUIRE_OK(dropped);
+  REQUIRE(dropped->records_deleted == 4);
+  CHECK(test::eventually([&] { return h.engine->stats()[0].marks_pruned == 4; }));
+  CHECK(*h.store->processed_count(b.name) == 0);
+}

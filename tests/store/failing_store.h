@@ -62,6 +62,10 @@ class FailingStore final : public store::MetaStore {
   Result<int64_t> processed_count(std::string_view stage) override {
     return real_->processed_count(stage);
   }
+  Result<int64_t> prune_processed(std::string_view stage, int64_t before_ms,
+                                  uint8_t slice) override {
+    return real_->prune_processed(stage, before_ms, slice);
+  }
   Status apply_scheduler_batch(const store::SchedulerBatch& batch) override {
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -316,3 +316,78 @@ TEST_CASE("a lock held elsewhere past busy_timeout_ms is Busy with a clear messa
   REQUIRE_OK(store->commit_processed("s", ids));
   CHECK(processed(store.get(), "s", ids) == std::vector<bool>{true, true, true});
 }
+
+TEST_CASE("prune_processed forgets a stage's marks before the cutoff, one id slice at a time",
+          "[store]") {
+  TempDir dir;
+  std::atomic<int64_t> now{1'000};
+  auto opened = open_sqlite_store({.dir = dir.str(), .now_ms = [&] { return now.load(); }});
+  REQUIRE_OK(opened);
+  auto* store = opened->get();
+  // Ids in the first and the last slice (byte 0x00 and 0xff), and elsewhere.
+  auto id_with_first_byte = [](uint8_t b, uint8_t tag) {
+    EventId id = event_id_for_bytes(std::to_string(tag));
+    id.digest[0] = b;
+    return id;
+  };
+  const std::vector<EventId> old_ids = {id_with_first_byte(0x00, 1), id_with_first_byte(0x00, 2),
+                                        id_with_first_byte(0x7f, 3), id_with_first_byte(0xff, 4),
+                                        id_with_first_byte(0xff, 5)};
+  const EventId young = id_with_first_byte(0x00, 6);
+  REQUIRE_OK(store->commit_processed("codegen", old_ids));  // processed_at 1000
+  REQUIRE_OK(store->commit_processed("gate", old_ids));
+  REQUIRE_OK(store->record_intents("codegen", std::vector<EventId>{old_ids[2]}));
+  now = 5'000;
+  REQUIRE_OK(store->commit_processed("codegen", std::vector<EventId>{young}));
+
+  auto first = store->prune_processed("codegen", 2'000, 0x00);
+  REQUIRE_OK(first);
+  CHECK(*first == 2);  // the slice's old marks; the young one stays
+  CHECK(processed(store, "codegen", old_ids) == std::vector<bool>{false, false, true, true, true});
+  auto last = store->prune_processed("codegen", 2'000, 0xff);
+  REQUIRE_OK(last);
+  CHECK(*last == 2);
+  int64_t rest = 0;
+  for (int s = 1; s < 0xff; ++s) {
+    auto n = store->prune_processed("codegen", 2'000, static_cast<uint8_t>(s));
+    REQUIRE_OK(n);
+    rest += *n;
+  }
+  CHECK(rest == 1);
+  CHECK(processed(store, "codegen", old_ids) == std::vector<bool>(5, false));
+  CHECK(processed(store, "codegen", {young}) == std::vector<bool>{true});
+  CHECK(count(store, "gate") == 5);  // other stages keep theirs
+  auto open = store->open_intents("codegen");
+  REQUIRE_OK(open);
+  CHECK(open->size() == 1);  // intents are never pruned
+  CHECK(store->prune_processed("", 2'000, 0).status().is_invalid_argument());
+}
+
+TEST_CASE("concurrent commit_processed calls share transactions and lose nothing", "[store]") {
+  TempDir dir;
+  auto opened = open_sqlite_store({.dir = dir.str(), .sync = false});
+  REQUIRE_OK(opened);
+  auto* store = opened->get();
+  constexpr int kThreads = 6;
+  constexpr int kBatches = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string stage = "stage-" + std::to_string(t % 3);
+      for (int b = 0; b < kBatches; ++b) {
+        auto ids = make_ids("t" + std::to_string(t) + "-b" + std::to_string(b) + "-", 25);
+        if (!store->commit_processed(stage, ids).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  for (int s = 0; s < 3; ++s) {
+    CHECK(count(store, "stage-" + std::to_string(s)) == 2 * kBatches * 25);
+  }
+  // Every call's marks are there, under its own stage only.
+  auto ids = make_ids("t4-b39-", 25);
+  CHECK(processed(store, "stage-1", ids) == std::vector<bool>(25, true));
+  CHECK(processed(store, "stage-0", ids) == std::vector<bool>(25, false));
+}
