@@ -42,6 +42,62 @@ bool parse_time_index_key(std::string_view key, int64_t* ts, int64_t* offset) {
   return true;
 }
 
+std::string topic_meta_key(std::string_view name) { return "T" + std::string(name); }
+
+std::string partition_meta_key(uint32_t id, int32_t p) {
+  std::string k = "P";
+  put_fixed32_be(&k, id);
+  put_fixed32_be(&k, static_cast<uint32_t>(p));
+  return k;
+}
+
+std::string group_meta_key(std::string_view group, std::string_view topic, int32_t p) {
+  std::string k = "G";
+  k += group;
+  k.push_back('\0');
+  k += topic;
+  k.push_back('\0');
+  put_fixed32_be(&k, static_cast<uint32_t>(p));
+  return k;
+}
+
+std::string producer_meta_key(uint32_t topic_id, std::string_view producer) {
+  std::string k = "Q";
+  put_fixed32_be(&k, topic_id);
+  k += producer;
+  return k;
+}
+
+std::string dedupe_key(uint32_t topic_id, std::string_view key) {
+  std::string k;
+  put_fixed32_be(&k, topic_id);
+  k.push_back('K');
+  k += key;
+  return k;
+}
+
+std::string dedupe_position_key(uint32_t topic_id, int32_t partition, int64_t offset) {
+  std::string k;
+  put_fixed32_be(&k, topic_id);
+  k.push_back('P');
+  put_fixed32_be(&k, static_cast<uint32_t>(partition));
+  put_fixed64_be(&k, static_cast<uint64_t>(offset));
+  return k;
+}
+
+std::string encode_position(int32_t partition, int64_t offset) {
+  std::string v;
+  put_fixed32_be(&v, static_cast<uint32_t>(partition));
+  put_fixed64_be(&v, static_cast<uint64_t>(offset));
+  return v;
+}
+
+std::string encode_u64(uint64_t v) {
+  std::string s;
+  put_fixed64_be(&s, v);
+  return s;
+}
+
 void encode_record(const ProducerRecord& r, int64_t timestamp_ms, std::string* dst) {
   dst->push_back(static_cast<char>(kRecordFormat));
   base::put_varsint64(dst, timestamp_ms);
