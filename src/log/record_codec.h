@@ -38,6 +38,8 @@ inline constexpr uint8_t kRecordFormat = 1;
 
 std::string partition_prefix(uint32_t topic_id, int32_t partition);
 std::string record_key(uint32_t topic_id, int32_t partition, int64_t offset);
+// record_key() into dst[0, kRecordKeySize), without allocating (the read path's seek bounds).
+void encode_record_key(uint32_t topic_id, int32_t partition, int64_t offset, char* dst);
 // The offset in a record key; the key must be kRecordKeySize bytes.
 int64_t record_key_offset(std::string_view key);
 
@@ -70,7 +72,8 @@ std::string encode_u64(uint64_t v);
 
 // Appends the encoding of r, stamped with timestamp_ms, to *dst.
 void encode_record(const ProducerRecord& r, int64_t timestamp_ms, std::string* dst);
-// Decodes the value fields (timestamp, key, value, headers) into *out. Corruption on bad bytes.
+// Decodes the value fields (timestamp, key, value, headers) into *out, overwriting them in
+// place (strings keep their capacity). Corruption on bad bytes (*out then partly written).
 Status decode_record(std::string_view bytes, Record* out);
 // Reads just the timestamp; false on bad bytes.
 bool decode_record_timestamp(std::string_view bytes, int64_t* ts);
