@@ -315,7 +315,7 @@ void settle() {
 // Everything the log benchmark measured.
 struct Results {
   int64_t small_n = 0, large_n = 0, latency_samples = 0;
-  Throughput append[2], raw_append[2], redis_append, consume[2], raw_consume[2];
+  Throughput append[2], raw_append[2], redis_append, consume[2], consume_fresh[2], raw_consume[2];
   Latency latency;
   std::optional<FirstAck> first_ack;
   double idle_rss_mb = 0, raw_idle_rss_mb = 0;
@@ -394,12 +394,16 @@ Status run_engines(const LogBenchOptions& opts, const TempDir& tmp,
   for (size_t i = 0; i < workloads.size(); i++) {
     const Workload& w = workloads[i];
     settle();
-    progress(fmt::format("consume {}: factoryd consumer group, raw RocksDB iterator", w.label));
-    auto fr = factoryd_reader(log->get(), w);
+    progress(fmt::format(
+        "consume {}: factoryd consumer group (poll_into, poll), raw RocksDB iterator", w.label));
+    auto fr = factoryd_reader(log->get(), w, PollStyle::kInto);
     if (!fr.ok()) return fr.status();
+    auto ff = factoryd_reader(log->get(), w, PollStyle::kFresh);
+    if (!ff.ok()) return ff.status();
     auto rr = raw_reader(raw->get(), w);
-    FACTORY_RETURN_IF_ERROR(
-        read_rounds(w, {{fr->get(), &res->consume[i]}, {rr.get(), &res->raw_consume[i]}}));
+    FACTORY_RETURN_IF_ERROR(read_rounds(w, {{fr->get(), &res->consume[i]},
+                                            {ff->get(), &res->consume_fresh[i]},
+                                            {rr.get(), &res->raw_consume[i]}}));
   }
 
   // Latency.
@@ -460,9 +464,11 @@ void print_report(const LogBenchOptions& opts, const Results& r) {
                       r.raw_append[i].mb_per_s(), 1));
   }
   for (int i = 0; i < 2; i++) {
-    t.add_row(rate_row(
-        fmt::format("consume {}, group poll (rec/s) vs raw iterator", i == 0 ? "100 B" : "1 KiB"),
-        r.consume[i].records_per_s(), r.raw_consume[i].records_per_s()));
+    const char* label = i == 0 ? "100 B" : "1 KiB";
+    t.add_row(rate_row(fmt::format("consume {}, group poll_into (rec/s) vs raw iterator", label),
+                       r.consume[i].records_per_s(), r.raw_consume[i].records_per_s()));
+    t.add_row(rate_row(fmt::format("consume {}, group poll, new vector (rec/s) vs raw", label),
+                       r.consume_fresh[i].records_per_s(), r.raw_consume[i].records_per_s()));
   }
   t.add_row(num_row("append -> visible to long-poll, p50 (ms)", r.latency.visible_ms.p50,
                     std::nullopt, 2));
@@ -518,6 +524,11 @@ void print_report(const LogBenchOptions& opts, const Results& r) {
   j.add("consume_1k_records_per_s", r.consume[1].records_per_s(), 0);
   j.add("raw_consume_1k_records_per_s", r.raw_consume[1].records_per_s(), 0);
   j.add("consume_1k_ratio", r.consume[1].records_per_s() / r.raw_consume[1].records_per_s(), 3);
+  j.add("consume_fresh_records_per_s", r.consume_fresh[0].records_per_s(), 0);
+  j.add("consume_fresh_ratio",
+        r.consume_fresh[0].records_per_s() / r.raw_consume[0].records_per_s(), 3);
+  j.add("consume_1k_fresh_ratio",
+        r.consume_fresh[1].records_per_s() / r.raw_consume[1].records_per_s(), 3);
   j.add("p50_ack_ms", r.latency.ack_ms.p50, 3);
   j.add("p99_ack_ms", r.latency.ack_ms.p99, 3);
   j.add("raw_p50_ack_ms", r.latency.raw_ack_ms.p50, 3);

@@ -120,15 +120,23 @@ class RedisAppender final : public Appender {
 
 class FactorydReader final : public Reader {
  public:
-  FactorydReader(const Workload& w, std::unique_ptr<Consumer> consumer)
-      : w_(w), consumer_(std::move(consumer)), next_(kPartitions, 0) {}
+  FactorydReader(const Workload& w, std::unique_ptr<Consumer> consumer, PollStyle style)
+      : w_(w), consumer_(std::move(consumer)), style_(style), next_(kPartitions, 0) {}
 
   Status read_at_least(int64_t n, int64_t* records, int64_t* payload_bytes) override {
     int64_t got = 0;
     Stopwatch idle;
     while (got < n && total_ < w_.records) {
-      auto batch = consumer_->poll(kPollMax, 100);
-      if (!batch.ok()) return with_context(batch.status(), "poll");
+      std::vector<ConsumerRecord>* batch = &batch_;
+      if (style_ == PollStyle::kInto) {
+        Status s = consumer_->poll_into(kPollMax, 100, &batch_);
+        if (!s.ok()) return with_context(s, "poll_into");
+      } else {
+        auto fresh = consumer_->poll(kPollMax, 100);
+        if (!fresh.ok()) return with_context(fresh.status(), "poll");
+        fresh_ = std::move(*fresh);  // the previous batch is freed here, as a caller's would be
+        batch = &fresh_;
+      }
       if (batch->empty()) {
         if (idle.elapsed_s() > kStallS) {
           return Status::internal(
@@ -166,6 +174,8 @@ class FactorydReader final : public Reader {
  private:
   const Workload w_;
   std::unique_ptr<Consumer> consumer_;
+  const PollStyle style_;
+  std::vector<ConsumerRecord> batch_, fresh_;
   std::vector<int64_t> next_;
   int64_t total_ = 0;
 };
@@ -246,10 +256,12 @@ std::unique_ptr<Appender> redis_appender(RedisServer* redis, const PayloadPool* 
   return std::make_unique<RedisAppender>(redis, pool);
 }
 
-Result<std::unique_ptr<Reader>> factoryd_reader(Log* log, const Workload& w) {
-  auto consumer = log->subscribe({.group = "bench-consume-" + w.topic, .topics = {w.topic}});
+Result<std::unique_ptr<Reader>> factoryd_reader(Log* log, const Workload& w, PollStyle style) {
+  const std::string group =
+      (style == PollStyle::kInto ? "bench-consume-" : "bench-consume-fresh-") + w.topic;
+  auto consumer = log->subscribe({.group = group, .topics = {w.topic}});
   if (!consumer.ok()) return with_context(consumer.status(), "subscribe");
-  return std::unique_ptr<Reader>(new FactorydReader(w, std::move(*consumer)));
+  return std::unique_ptr<Reader>(new FactorydReader(w, std::move(*consumer), style));
 }
 
 std::unique_ptr<Reader> raw_reader(rocksdb::DB* db, const Workload& w) {

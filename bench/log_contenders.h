@@ -2,7 +2,8 @@
 // interleave them round by round (a shared disk's speed drifts; interleaving gives every
 // contender the same conditions):
 //   Appender  factoryd (Log::append), raw RocksDB (WriteBatch, sync), Redis Streams (XADD).
-//   Reader    factoryd (a consumer group's poll), raw RocksDB (an iterator over the same keys).
+//   Reader    factoryd (a consumer group's poll_into, and its poll), raw RocksDB (an iterator
+//             over the same keys).
 //
 // Every record of a workload is addressed by its index i; its value is
 // PayloadPool::get(i, value_bytes). Batches go to one partition each.
@@ -59,8 +60,14 @@ std::unique_ptr<Appender> factoryd_appender(Log* log, const PayloadPool* pool);
 std::unique_ptr<Appender> raw_appender(rocksdb::DB* db, const PayloadPool* pool);
 std::unique_ptr<Appender> redis_appender(RedisServer* redis, const PayloadPool* pool);
 
-// Joins the group "bench-consume-<topic>" from the earliest offset.
-Result<std::unique_ptr<Reader>> factoryd_reader(Log* log, const Workload& w);
+// How the factoryd reader takes its batches.
+enum class PollStyle {
+  kInto,   // Consumer::poll_into, one batch vector reused from poll to poll
+  kFresh,  // Consumer::poll, a new vector (and a new string per value) every poll
+};
+// Joins the group "bench-consume-<topic>" (kInto) or "bench-consume-fresh-<topic>" (kFresh)
+// from the earliest offset.
+Result<std::unique_ptr<Reader>> factoryd_reader(Log* log, const Workload& w, PollStyle style);
 std::unique_ptr<Reader> raw_reader(rocksdb::DB* db, const Workload& w);
 
 // A plain RocksDB with exactly the log's engine options (log/rocks_options.h), one column

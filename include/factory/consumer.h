@@ -19,6 +19,9 @@
 //     for (auto& r : *batch) handle(r);
 //     (*c)->commit();
 //   }
+//   // Or, reusing one batch's buffers from poll to poll (no allocation per record):
+//   std::vector<factory::ConsumerRecord> batch;
+//   while (running && (*c)->poll_into(100, 500, &batch).ok()) { ... }
 #pragma once
 
 #include <cstdint>
@@ -59,6 +62,21 @@ class Consumer {
   // Returns up to max_records from the owned partitions, waiting up to wait_ms for the first.
   // An empty vector when nothing arrived in time. NotFound when a subscribed topic was deleted.
   virtual Result<std::vector<ConsumerRecord>> poll(int32_t max_records, int64_t wait_ms) = 0;
+  // poll() into *batch, reusing its storage: *batch is resized to the records returned, and the
+  // records it already held are overwritten in place, their strings keeping their capacity. A
+  // caller that polls into the same vector every time allocates nothing per record once its
+  // buffers have grown (the log's own implementation; this default only moves poll()'s result
+  // in). The records and errors of poll(); on an error *batch is empty.
+  virtual Status poll_into(int32_t max_records, int64_t wait_ms,
+                           std::vector<ConsumerRecord>* batch) {
+    auto r = poll(max_records, wait_ms);
+    if (!r.ok()) {
+      batch->clear();
+      return r.status();
+    }
+    *batch = std::move(*r);
+    return Status();
+  }
   // Commits, for each owned partition, the offset after the last record poll() returned.
   virtual Status commit() = 0;
   // Moves the position of an owned partition (the next poll reads from `offset`).

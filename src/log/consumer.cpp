@@ -19,6 +19,8 @@ class ConsumerImpl final : public Consumer {
   ~ConsumerImpl() override { log_->coordinator()->leave(options_.group, member_); }
 
   Result<std::vector<ConsumerRecord>> poll(int32_t max_records, int64_t wait_ms) override;
+  Status poll_into(int32_t max_records, int64_t wait_ms,
+                   std::vector<ConsumerRecord>* batch) override;
   Status commit() override;
   Status seek(const TopicPartition& tp, Offset offset) override;
   void pause(const TopicPartition& tp) override { paused_.insert(tp); }
@@ -87,41 +89,50 @@ Status ConsumerImpl::rebalance() {
 
 Result<std::vector<ConsumerRecord>> ConsumerImpl::poll(int32_t max_records, int64_t wait_ms) {
   std::vector<ConsumerRecord> out;
+  FACTORY_RETURN_IF_ERROR(poll_into(max_records, wait_ms, &out));
+  return out;
+}
+
+Status ConsumerImpl::poll_into(int32_t max_records, int64_t wait_ms,
+                               std::vector<ConsumerRecord>* batch) {
+  // Records are decoded into batch's slots [0, used); the rest are trimmed at the end.
+  size_t used = 0;
   max_records = std::max(max_records, 1);
-  out.reserve(static_cast<size_t>(std::min(max_records, 4096)));
+  batch->reserve(static_cast<size_t>(std::min(max_records, 4096)));
+  auto finish = [&](Status s) {
+    batch->resize(s.ok() ? used : 0);
+    return s;
+  };
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     uint64_t seq = log_->append_sequence();
-    FACTORY_RETURN_IF_ERROR(rebalance());
+    if (Status s = rebalance(); !s.ok()) return finish(s);
     std::vector<TopicPartition> order;
     for (const auto& [tp, pos] : owned_) {
       if (!paused_.count(tp)) order.push_back(tp);
     }
-    for (size_t k = 0; k < order.size() && static_cast<int32_t>(out.size()) < max_records; ++k) {
+    for (size_t k = 0; k < order.size() && static_cast<int32_t>(used) < max_records; ++k) {
       const TopicPartition& tp = order[(rr_ + k) % order.size()];
       Position& pos = owned_[tp];
-      ReadOptions ro;
-      ro.max_records = max_records - static_cast<int32_t>(out.size());
-      auto r = log_->read(tp.topic, tp.partition, Offset(pos.next), ro);
-      if (!r.ok() && r.status().is_out_of_range()) {
+      const size_t before = used;
+      Status s = log_->read_for_consumer(tp.topic, tp.partition, Offset(pos.next),
+                                         max_records - static_cast<int32_t>(used), batch, &used);
+      if (s.is_out_of_range()) {
         // Retention passed our position, or the log was reset: apply auto_offset_reset.
         auto info = log_->partition_info(tp.topic, tp.partition);
-        if (!info.ok()) return info.status();
+        if (!info.ok()) return finish(info.status());
         pos.next = options_.auto_offset_reset == ConsumerOptions::Reset::kEarliest
                        ? info->log_start.value()
                        : info->log_end.value();
         continue;
       }
-      if (!r.ok()) return r.status();
-      for (Record& rec : r->records) {
-        pos.next = rec.offset.value() + 1;
-        out.push_back({tp.topic, std::move(rec)});
-      }
+      if (!s.ok()) return finish(s);
+      if (used > before) pos.next = (*batch)[used - 1].record.offset.value() + 1;
     }
     if (!order.empty()) rr_ = (rr_ + 1) % order.size();
-    if (!out.empty()) return out;
+    if (used > 0) return finish(Status());
     auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return out;
+    if (now >= deadline) return finish(Status());
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
     log_->wait_for_append(seq, std::max<int64_t>(left, 1));
   }

@@ -86,6 +86,13 @@ class RocksLog final : public Log {
 
   GroupCoordinator* coordinator() { return &coordinator_; }
 
+  // For ConsumerImpl::poll_into: read() without a long-poll wait, with ReadOptions' default
+  // byte limit, decoding each record in place into the ConsumerRecord slots of *out from index
+  // *used on (reusing their storage; appending slots when *out runs out), and advancing *used
+  // past them. The errors of read(); *used is then unchanged (slots past it may be written).
+  Status read_for_consumer(const std::string& topic, int32_t partition, Offset from,
+                           int32_t max_records, std::vector<ConsumerRecord>* out, size_t* used);
+
   // The writers in the queue, the one at its front included; for tests that order concurrent
   // calls (e.g. a commit queued behind a topic's deletion).
   size_t queued_writers_for_test();
@@ -125,6 +132,19 @@ class RocksLog final : public Log {
   Status exclusive(const std::function<Status()>& fn);
 
   Result<std::shared_ptr<Topic>> find_topic(std::string_view name) REQUIRES(mu_);
+  // A partition's bounds for a read from `from` (after a long-poll of up to wait_ms when `from`
+  // is the end). NotFound, InvalidArgument (partition), OutOfRange as read() documents.
+  struct ReadBounds {
+    uint32_t topic_id;
+    int64_t start;
+    int64_t end;
+  };
+  Result<ReadBounds> read_bounds(std::string_view topic, int32_t partition, Offset from,
+                                 int64_t wait_ms);
+  template <typename NextRecord>
+  Result<size_t> scan_records(std::string_view topic, int32_t partition, const ReadBounds& bounds,
+                              int64_t from, int64_t max_records, int64_t max_bytes,
+                              NextRecord&& next_record);
   Status put_topic_meta(rocksdb::WriteBatch* batch, const Topic& t);
   void put_partition_meta(rocksdb::WriteBatch* batch, uint32_t id, int32_t p, const Partition& s);
   Status create_topic_locked(const TopicSpec& spec);  // caller is the exclusive writer

@@ -173,3 +173,62 @@ TEST_CASE("subscribing needs a group and existing topics", "[log]") {
   CHECK(log->subscribe({.group = "g", .topics = {"nope"}}).status().is_not_found());
   CHECK(log->describe_group("nope").status().is_not_found());
 }
+
+TEST_CASE("poll_into returns what poll returns and reuses the batch's buffers", "[log]") {
+  test::TempDir dir;
+  auto log = test::open_test_log(test::test_log_options(dir));
+  REQUIRE_OK(log->create_topic({.name = "t", .partitions = 2}));
+  // Partition 0: long values; partition 1: short values, null keys and values, headers.
+  std::vector<ProducerRecord> p0, p1;
+  for (int i = 0; i < 20; ++i) {
+    ProducerRecord r = rec(std::string(64, static_cast<char>('a' + i)));
+    r.partition = 0;
+    r.key = "k" + std::to_string(i);
+    p0.push_back(r);
+    ProducerRecord s;
+    s.partition = 1;
+    if (i % 3 != 0) s.value = std::to_string(i);
+    if (i % 2 == 0) s.headers = {{"h", std::to_string(i)}};
+    p1.push_back(s);
+  }
+  append_ok(log.get(), "t", p0);
+  append_ok(log.get(), "t", p1);
+
+  auto by_poll = log->subscribe({.group = "by-poll", .topics = {"t"}});
+  auto by_into = log->subscribe({.group = "by-into", .topics = {"t"}});
+  REQUIRE_OK(by_poll);
+  REQUIRE_OK(by_into);
+  std::vector<ConsumerRecord> batch;
+  bool reused_a_buffer = false;
+  size_t total = 0;
+  for (int32_t max : {7, 7, 13, 1, 40, 40}) {
+    auto expected = poll_ok(by_poll->get(), max);
+    std::vector<const char*> buffers;
+    for (const ConsumerRecord& r : batch)
+      buffers.push_back(r.record.value ? r.record.value->data() : nullptr);
+    REQUIRE_OK((*by_into)->poll_into(max, 0, &batch));
+    REQUIRE(batch.size() == expected.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      CHECK(batch[i].topic == expected[i].topic);
+      CHECK(batch[i].record == expected[i].record);
+      if (i < buffers.size() && batch[i].record.value &&
+          batch[i].record.value->data() == buffers[i] && batch[i].record.value->size() > 15) {
+        reused_a_buffer = true;
+      }
+    }
+    total += batch.size();
+  }
+  CHECK(total == 40);
+  CHECK(reused_a_buffer);  // a long value landed in a slot whose string already had room
+  // Nothing left: an empty batch, not the previous records.
+  REQUIRE_OK((*by_into)->poll_into(10, 0, &batch));
+  CHECK(batch.empty());
+  // Commits cover what poll_into returned.
+  REQUIRE_OK((*by_into)->commit());
+  for (int32_t p = 0; p < 2; ++p) {
+    auto committed = log->committed_offset("by-into", "t", p);
+    REQUIRE_OK(committed);
+    REQUIRE(committed->has_value());
+    CHECK((*committed)->value() == 20);
+  }
+}

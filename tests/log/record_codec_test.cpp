@@ -79,3 +79,34 @@ TEST_CASE("record keys sort in offset order and time-index keys in timestamp ord
     CHECK(o2 == 5);
   }
 }
+
+TEST_CASE("decoding into a used record overwrites every field and reuses its strings", "[log]") {
+  ProducerRecord big;
+  big.key = "key-1";
+  big.value = std::string(200, 'v');
+  big.headers = {{"a", std::string(40, 'h')}, {"b", "2"}};
+  ProducerRecord small;  // null key, short value, one header
+  small.value = "tiny";
+  small.headers = {{"c", "3"}};
+  ProducerRecord bare;  // null key and value, no headers
+  std::string big_bytes, small_bytes, bare_bytes;
+  log::encode_record(big, 1, &big_bytes);
+  log::encode_record(small, 2, &small_bytes);
+  log::encode_record(bare, 3, &bare_bytes);
+
+  Record reused;
+  REQUIRE_OK(log::decode_record(big_bytes, &reused));
+  const char* value_buffer = reused.value->data();
+  REQUIRE_OK(log::decode_record(small_bytes, &reused));
+  Record fresh;
+  REQUIRE_OK(log::decode_record(small_bytes, &fresh));
+  CHECK(reused == fresh);
+  CHECK(reused.value->data() == value_buffer);  // the 200-byte buffer was reused, not replaced
+  REQUIRE_OK(log::decode_record(bare_bytes, &reused));
+  Record fresh_bare;
+  REQUIRE_OK(log::decode_record(bare_bytes, &fresh_bare));
+  CHECK(reused == fresh_bare);
+  CHECK(!reused.key.has_value());
+  CHECK(!reused.value.has_value());
+  CHECK(reused.headers.empty());
+}
