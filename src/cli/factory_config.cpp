@@ -21,20 +21,20 @@
 #include <arpa/inet.h>
 
 #include "base/file.h"
+#include "config/yaml_reader.h"
 #include "factory/topic.h"
 #include "http/request_guard.h"
-#include "runtime/yaml_reader.h"
 
 extern char** environ;  // NOLINT: POSIX
 
 namespace factory::cli {
 namespace {
 
-using runtime::in_quotes;
-using runtime::YamlAliases;
-using runtime::YamlEntry;
-using runtime::YamlKeys;
-using runtime::YamlReader;
+using config::in_quotes;
+using config::YamlAliases;
+using config::YamlEntry;
+using config::YamlKeys;
+using config::YamlReader;
 
 namespace fs = std::filesystem;
 

@@ -11,13 +11,13 @@
 
 #include "base/clock.h"
 #include "base/mutex.h"
+#include "config/contract.h"
 #include "factory/consumer.h"
 #include "factory/event.h"
 #include "factory/stage.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "runtime/backpressure.h"
-#include "runtime/contract.h"
 #include "runtime/retry.h"
 #include "runtime/stage_registry.h"
 #include "runtime/thread_pool.h"
@@ -65,8 +65,8 @@ struct BindingRuntime {
   Binding binding;
   std::shared_ptr<Stage> stage;
   StageInfo info;
-  std::unique_ptr<Contract> input;
-  std::unique_ptr<Contract> output;
+  std::unique_ptr<config::Contract> input;
+  std::unique_ptr<config::Contract> output;
   std::filesystem::path scratch;
   std::vector<std::string> downstream_groups;  // groups consuming the output topic
   int workers = 1;
@@ -871,11 +871,11 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
     if (!config_ok.ok()) {
       return Status::invalid_argument(where(bind) + ": config: " + config_ok.message());
     }
-    auto in =
-        Contract::compile(b->info.input_schema, "the input schema of stage '" + bind.stage + "'");
+    auto in = config::Contract::compile(b->info.input_schema,
+                                        "the input schema of stage '" + bind.stage + "'");
     if (!in.ok()) return Status::invalid_argument(where(bind) + ": " + in.status().message());
-    auto out =
-        Contract::compile(b->info.output_schema, "the output schema of stage '" + bind.stage + "'");
+    auto out = config::Contract::compile(b->info.output_schema,
+                                         "the output schema of stage '" + bind.stage + "'");
     if (!out.ok()) return Status::invalid_argument(where(bind) + ": " + out.status().message());
     b->input = std::move(*in);
     b->output = std::move(*out);

@@ -1,5 +1,5 @@
-// DAG files (dag_parser.h): the schema, on top of the runtime's YamlReader
-// (runtime/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix"
+// DAG files (dag_parser.h): the schema, on top of config::YamlReader
+// (config/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix"
 // form, rejects repeated and unknown keys with a did-you-mean, reads typed scalars and turns
 // `params` blocks into JSON.
 //
@@ -23,9 +23,9 @@
 
 #include <boost/json.hpp>
 
+#include "config/contract.h"
+#include "config/yaml_reader.h"
 #include "factory/topic.h"
-#include "runtime/contract.h"
-#include "runtime/yaml_reader.h"
 #include "scheduler/approval_params.h"
 #include "scheduler/templates.h"
 
@@ -33,11 +33,11 @@ namespace factory::scheduler {
 namespace {
 
 namespace json = boost::json;
-using runtime::in_quotes;
-using runtime::YamlAliases;
-using runtime::YamlEntry;
-using runtime::YamlKeys;
-using runtime::YamlReader;
+using config::in_quotes;
+using config::YamlAliases;
+using config::YamlEntry;
+using config::YamlKeys;
+using config::YamlReader;
 
 constexpr int kMaxRetries = 1000;
 constexpr int kMaxActiveRuns = 100'000;
@@ -394,7 +394,7 @@ class DagParser {
                      "e.g. {type: object, properties: {ticket: {type: string}}}");
       }
       FACTORY_RETURN_IF_ERROR(yaml_.to_json(schema->value, "params.schema", &dag_.params_schema));
-      auto compiled = runtime::Contract::compile(dag_.params_schema, "params.schema");
+      auto compiled = config::Contract::compile(dag_.params_schema, "params.schema");
       if (!compiled.ok()) return error(where(*schema), compiled.status().message());
     }
     if (defaults != nullptr && !defaults->value.IsNull()) {
@@ -408,7 +408,7 @@ class DagParser {
     }
     if (!dag_.params_schema.empty()) {
       auto partial =
-          runtime::Contract::compile(without_required(dag_.params_schema), "params.schema");
+          config::Contract::compile(without_required(dag_.params_schema), "params.schema");
       if (!partial.ok()) return error(where(*schema), partial.status().message());
       Status s = (*partial)->validate(dag_.params_defaults);
       if (!s.ok()) {

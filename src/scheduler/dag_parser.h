@@ -68,7 +68,7 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 // `conf_json` (a JSON object; "" or "null" for none) replacing the default of that name, checked
 // against the params schema. Returns compact JSON. InvalidArgument when conf_json is not a JSON
 // object or the result violates the schema (the violations listed). Compiles the schema on
-// each call: a caller starting many runs may keep a runtime::Contract per DAG instead.
+// each call: a caller starting many runs may keep a config::Contract per DAG instead.
 Result<std::string> resolve_run_conf(const Dag& dag, std::string_view conf_json);
 
 }  // namespace factory::scheduler

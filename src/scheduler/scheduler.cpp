@@ -15,10 +15,10 @@
 
 #include <boost/json.hpp>
 
+#include "config/contract.h"
 #include "factory/consumer.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
-#include "runtime/contract.h"
 #include "runtime/stage_registry.h"
 #include "runtime/thread_pool.h"
 #include "scheduler/approval_params.h"
@@ -146,7 +146,7 @@ struct DagState {
   std::optional<CronSchedule> cron;
   int64_t next_fire_ms = 0;
   int64_t last_fire_ms = 0;  // the last fire that started a run (0: none yet)
-  std::unique_ptr<runtime::Contract> params;
+  std::unique_ptr<config::Contract> params;
   std::vector<int> approvals;  // positions of the approval tasks
 };
 
