@@ -22,6 +22,8 @@ namespace json = boost::json;
 using config::in_quotes;
 using config::YamlKeys;
 
+const YamlKeys kScheduleKeys = {"cron", "topic", "timezone"};
+
 const YamlKeys kDefaultArgsKeys = {"retries", "retry_delay", "retry_exponential_backoff",
                                    "max_retry_delay", "execution_timeout"};
 const YamlKeys kParamsKeys = {"schema", "defaults"};
@@ -299,6 +301,76 @@ bool plain_keys(const YAML::Node& map) {
 }
 
 }  // namespace
+
+Status DagBlocks::schedule(const YamlEntry& e, const DagParseOptions& options, Dag* dag) const {
+  Trigger& t = dag->trigger;
+  if (e.value.IsNull()) {
+    t.kind = Trigger::Kind::kManual;
+    return Status::ok_status();
+  }
+  if (e.value.IsScalar()) {
+    t.kind = Trigger::Kind::kCron;
+    FACTORY_RETURN_IF_ERROR(yaml_.text(e, "schedule", &t.cron));
+    return check_cron(e, "schedule", options, t.cron);
+  }
+  if (!e.value.IsMap()) {
+    return yaml_.error(where(e),
+                       "schedule must be null (manual runs only), a cron expression such "
+                       "as \"0 * * * *\" or \"@hourly\", or {topic: <name>}");
+  }
+  std::vector<YamlEntry> fields;
+  FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "schedule", &kScheduleKeys, &fields));
+  const YamlEntry* cron = find(fields, "cron");
+  const YamlEntry* topic_entry = find(fields, "topic");
+  const YamlEntry* timezone = find(fields, "timezone");
+  if ((cron == nullptr) == (topic_entry == nullptr)) {
+    return yaml_.error(where(e), std::string("schedule takes one of cron: or topic:, not ") +
+                                     (cron == nullptr ? "neither" : "both"));
+  }
+  if (topic_entry != nullptr) {
+    if (timezone != nullptr) {
+      return yaml_.error(where(*timezone),
+                         "schedule.timezone applies to cron schedules only; "
+                         "remove it");
+    }
+    t.kind = Trigger::Kind::kTopic;
+    return topic(*topic_entry, "schedule.topic", &t.topic);
+  }
+  t.kind = Trigger::Kind::kCron;
+  FACTORY_RETURN_IF_ERROR(yaml_.text(*cron, "schedule.cron", &t.cron));
+  FACTORY_RETURN_IF_ERROR(check_cron(*cron, "schedule.cron", options, t.cron));
+  if (timezone != nullptr) {
+    FACTORY_RETURN_IF_ERROR(yaml_.text(*timezone, "schedule.timezone", &t.timezone));
+    if (t.timezone.empty()) {
+      return yaml_.error(where(*timezone),
+                         "schedule.timezone is empty; name a zone such as UTC or "
+                         "Europe/Berlin, or remove it for UTC");
+    }
+    if (options.check_timezone) {
+      Status s = options.check_timezone(t.timezone);
+      if (!s.ok()) {
+        return yaml_.error(where(*timezone),
+                           "schedule.timezone " + in_quotes(t.timezone) + ": " + s.message());
+      }
+    }
+  }
+  return Status::ok_status();
+}
+
+Status DagBlocks::check_cron(const YamlEntry& e, std::string_view field,
+                             const DagParseOptions& options, const std::string& expr) const {
+  if (expr.find_first_not_of(" \t") == std::string::npos) {
+    return yaml_.error(where(e), std::string(field) +
+                                     " is empty; write a cron expression such as "
+                                     "\"0 * * * *\", or null for manual runs");
+  }
+  if (!options.check_cron) return Status::ok_status();
+  Status s = options.check_cron(expr);
+  if (!s.ok()) {
+    return yaml_.error(where(e), std::string(field) + ": " + in_quotes(expr) + ": " + s.message());
+  }
+  return Status::ok_status();
+}
 
 bool DagBlocks::is_task_group(const YAML::Node& value) {
   if (!value.IsMap()) return false;

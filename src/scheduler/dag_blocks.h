@@ -1,4 +1,4 @@
-// DagBlocks: reads the blocks of a DAG file that stand on their own — pools, params,
+// DagBlocks: reads the blocks of a DAG file that stand on their own — schedule, pools, params,
 // default_args, the DAG's and a task's deadline, the error budget — and the durations and topic
 // names the rest of the file uses. Internal to the scheduler's DAG files (dag_parser.cpp,
 // dag_groups.cpp); exposes yaml-cpp types through config/yaml_reader.h.
@@ -17,6 +17,7 @@
 #include "factory/status.h"
 #include "scheduler/dag.h"
 #include "scheduler/dag_groups.h"
+#include "scheduler/dag_parser.h"
 
 namespace factory::scheduler {
 
@@ -41,6 +42,10 @@ class DagBlocks {
                            std::optional<int64_t>* out) const;
   // A valid topic name.
   Status topic(const config::YamlEntry& e, std::string_view field, std::string* out) const;
+
+  // schedule: (null, a cron expression, {cron:, timezone:} or {topic:}), checked with the
+  // options' cron and time zone callbacks.
+  Status schedule(const config::YamlEntry& e, const DagParseOptions& options, Dag* dag) const;
 
   // The top-level blocks, into *dag. error_budget() reads dag->tasks (its stage must be one of
   // theirs), so it runs after the tasks are read.
@@ -68,6 +73,8 @@ class DagBlocks {
 
  private:
   using YamlEntry = config::YamlEntry;
+  Status check_cron(const YamlEntry& e, std::string_view field, const DagParseOptions& options,
+                    const std::string& expr) const;
   static YAML::Mark where(const YamlEntry& e) { return config::YamlReader::where(e); }
   static const YamlEntry* find(const std::vector<YamlEntry>& entries, std::string_view key) {
     return config::YamlReader::find(entries, key);

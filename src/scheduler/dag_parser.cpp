@@ -49,7 +49,6 @@ constexpr int kMaxWalkNodes = 100'000;
 const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule",     "catchup",
                             "max_active_runs", "max_active_tasks", "pools",        "params",
                             "default_args",    "deadline",         "error_budget", "tasks"};
-const YamlKeys kScheduleKeys = {"cron", "topic", "timezone"};
 const YamlKeys kGroupTaskKeys = {"stage",
                                  "description",
                                  "upstream",
@@ -222,7 +221,7 @@ class DagParser {
         if (!e.value.IsNull())
           FACTORY_RETURN_IF_ERROR(yaml_.text(e, "description", &dag_.description));
       } else if (k == "schedule") {
-        FACTORY_RETURN_IF_ERROR(parse_schedule(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.schedule(e, options_, &dag_));
       } else if (k == "catchup") {
         FACTORY_RETURN_IF_ERROR(yaml_.boolean(e, "catchup", &dag_.trigger.catchup));
         catchup = &e;
@@ -263,76 +262,6 @@ class DagParser {
     FACTORY_RETURN_IF_ERROR(check_templates());
     Status s = build_index(&dag_);
     if (!s.ok()) return Status::invalid_argument(yaml_.source() + ": " + s.message());
-    return Status::ok_status();
-  }
-
-  Status parse_schedule(const YamlEntry& e) {
-    Trigger& t = dag_.trigger;
-    if (e.value.IsNull()) {
-      t.kind = Trigger::Kind::kManual;
-      return Status::ok_status();
-    }
-    if (e.value.IsScalar()) {
-      t.kind = Trigger::Kind::kCron;
-      FACTORY_RETURN_IF_ERROR(yaml_.text(e, "schedule", &t.cron));
-      return check_cron(e, "schedule");
-    }
-    if (!e.value.IsMap()) {
-      return error(where(e),
-                   "schedule must be null (manual runs only), a cron expression such "
-                   "as \"0 * * * *\" or \"@hourly\", or {topic: <name>}");
-    }
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "schedule", &kScheduleKeys, &fields));
-    const YamlEntry* cron = find(fields, "cron");
-    const YamlEntry* topic_entry = find(fields, "topic");
-    const YamlEntry* timezone = find(fields, "timezone");
-    if ((cron == nullptr) == (topic_entry == nullptr)) {
-      return error(where(e), std::string("schedule takes one of cron: or topic:, not ") +
-                                 (cron == nullptr ? "neither" : "both"));
-    }
-    if (topic_entry != nullptr) {
-      if (timezone != nullptr) {
-        return error(where(*timezone),
-                     "schedule.timezone applies to cron schedules only; "
-                     "remove it");
-      }
-      t.kind = Trigger::Kind::kTopic;
-      return blocks_.topic(*topic_entry, "schedule.topic", &t.topic);
-    }
-    t.kind = Trigger::Kind::kCron;
-    FACTORY_RETURN_IF_ERROR(yaml_.text(*cron, "schedule.cron", &t.cron));
-    FACTORY_RETURN_IF_ERROR(check_cron(*cron, "schedule.cron"));
-    if (timezone != nullptr) {
-      FACTORY_RETURN_IF_ERROR(yaml_.text(*timezone, "schedule.timezone", &t.timezone));
-      if (t.timezone.empty()) {
-        return error(where(*timezone),
-                     "schedule.timezone is empty; name a zone such as UTC or "
-                     "Europe/Berlin, or remove it for UTC");
-      }
-      if (options_.check_timezone) {
-        Status s = options_.check_timezone(t.timezone);
-        if (!s.ok()) {
-          return error(where(*timezone),
-                       "schedule.timezone " + in_quotes(t.timezone) + ": " + s.message());
-        }
-      }
-    }
-    return Status::ok_status();
-  }
-
-  Status check_cron(const YamlEntry& e, std::string_view field) const {
-    const std::string& expr = dag_.trigger.cron;
-    if (expr.find_first_not_of(" \t") == std::string::npos) {
-      return error(where(e), std::string(field) +
-                                 " is empty; write a cron expression such as "
-                                 "\"0 * * * *\", or null for manual runs");
-    }
-    if (!options_.check_cron) return Status::ok_status();
-    Status s = options_.check_cron(expr);
-    if (!s.ok()) {
-      return error(where(e), std::string(field) + ": " + in_quotes(expr) + ": " + s.message());
-    }
     return Status::ok_status();
   }
 
