@@ -1,7 +1,9 @@
-// DAG files (dag_parser.h): the schema, on top of the runtime's YamlReader
-// (config/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix"
-// form, rejects repeated and unknown keys with a did-you-mean, reads typed scalars and turns
-// `params` blocks into JSON.
+// DAG files (dag_parser.h): the schema, on top of config::YamlReader (config/yaml_reader.h),
+// which gives every error its "SOURCE:LINE:COLUMN: what; how to fix" form, rejects repeated and
+// unknown keys with a did-you-mean, reads typed scalars and turns `params` blocks into JSON.
+// This file reads the document and the tasks; the self-contained blocks (schedule, pools,
+// params, deadlines, error_budget) are DagBlocks' (dag_blocks.h), and task groups are expanded
+// here as the tasks are read, with dag_groups.h rewriting their references.
 //
 // Checks that need the whole file (upstream names, cycles, pools, templates) run after every
 // task is read, with the YAML marks kept so each error still points at its line. The graph
@@ -10,10 +12,7 @@
 #include "scheduler/dag_parser.h"
 
 #include <algorithm>
-#include <cctype>
 #include <exception>
-#include <limits>
-#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,9 +20,6 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json.hpp>
-
-#include "config/contract.h"
 #include "config/yaml_reader.h"
 #include "factory/topic.h"
 #include "scheduler/approval_params.h"
@@ -34,7 +30,6 @@
 namespace factory::scheduler {
 namespace {
 
-namespace json = boost::json;
 using config::in_quotes;
 using config::YamlAliases;
 using config::YamlEntry;
