@@ -1,18 +1,13 @@
-// Topic files (topic_file.h), read with yaml-cpp.
-//
-// yaml-cpp reports problems by throwing and keeps a 0-based Mark on every node; this is the one
-// module that sees either. Every error leaves here as InvalidArgument "SOURCE:LINE:COLUMN: ..."
-// with 1-based positions, the form editors and compilers use, so a user can jump to it.
-//
-// yaml-cpp 0.7 accepts a mapping with a repeated key and keeps both entries; a repeated
-// `partitions:` would silently pick one, so every mapping read here is checked for repeats.
+// Topic files (topic_file.h): the schema, on top of config::YamlReader (config/yaml_reader.h),
+// which loads the documents, gives every error its "SOURCE:LINE:COLUMN: what; how to fix" form
+// (1-based, the form editors jump to), and rejects repeated keys (yaml-cpp 0.7 keeps both
+// entries, so a repeated `partitions:` would silently pick one).
 #include "log/topic_file.h"
 
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <string>
@@ -20,64 +15,30 @@
 #include <utility>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "base/coding.h"
 #include "base/file.h"
-#include "base/yaml_load.h"
+#include "config/yaml_reader.h"
 
 namespace factory::log {
 namespace {
 
+using MapEntry = config::YamlEntry;
+using config::in_quotes;
+
 constexpr std::string_view kStrimziGroup = "kafka.strimzi.io/";
 
-// A mapping entry with both nodes kept, so errors can point at the key or the value.
-struct MapEntry {
-  std::string key;
-  YAML::Node key_node;
-  YAML::Node value;
-};
+// Keys each form takes, for messages and the did-you-mean.
+const config::YamlKeys kSpecKeys = {"partitions", "replicas", "config", "topicName"};
+const config::YamlKeys kTopicKeys = {"name", "partitions", "replicas", "config"};
+const config::YamlKeys kManifestKeys = {"apiVersion", "kind", "metadata", "spec"};
 
-std::string quoted(std::string_view s) {
-  std::string q = "'";
-  q += s;
-  q += "'";
-  return q;
-}
-
-std::string join_keys(std::initializer_list<std::string_view> keys) {
+std::string join_keys(const config::YamlKeys& keys) {
   std::string s;
   for (std::string_view k : keys) {
     if (!s.empty()) s += ", ";
     s += k;
   }
   return s;
-}
-
-bool has_key(const std::vector<MapEntry>& entries, std::string_view key) {
-  for (const MapEntry& e : entries) {
-    if (e.key == key) return true;
-  }
-  return false;
-}
-
-const MapEntry* find_key(const std::vector<MapEntry>& entries, std::string_view key) {
-  for (const MapEntry& e : entries) {
-    if (e.key == key) return &e;
-  }
-  return nullptr;
-}
-
-// The text of 0-based line `line`, for hints about a syntax error.
-std::string_view line_at(std::string_view text, int line) {
-  size_t start = 0;
-  for (int i = 0; i < line; ++i) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string_view::npos) return {};
-    start = nl + 1;
-  }
-  size_t end = text.find('\n', start);
-  return text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
 }
 
 // One topic while it is read, with where its partition count was written.
@@ -89,15 +50,11 @@ struct Draft {
 // Parses one file's documents into entries. Not thread-safe; one per parse call.
 class TopicFileParser {
  public:
-  explicit TopicFileParser(std::string_view source) : source_(source) {}
+  explicit TopicFileParser(std::string_view source) : yaml_(std::string(source), nullptr) {}
 
   Result<std::vector<TopicFileEntry>> parse(std::string_view text) {
     std::vector<YAML::Node> docs;
-    try {
-      docs = base::load_all_yaml(std::string(text));
-    } catch (const YAML::Exception& e) {  // ParserException and the rest: all carry a mark
-      return syntax_error(text, e.mark, e.msg);
-    }
+    FACTORY_RETURN_IF_ERROR(yaml_.load_all(text, &docs));
     // Reading nodes does not throw for the accesses made here, but a yaml-cpp exception must
     // never escape this module, whatever the input.
     try {
@@ -111,65 +68,32 @@ class TopicFileParser {
   }
 
  private:
-  // "SOURCE:LINE:COLUMN: what"; yaml-cpp marks are 0-based, people count from 1.
   Status error(const YAML::Mark& mark, std::string_view what) const {
-    std::string msg = source_;
-    if (!mark.is_null() && mark.line >= 0) {
-      msg += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-    }
-    msg += ": ";
-    msg += what;
-    return Status::invalid_argument(msg);
+    return yaml_.error(mark, what);
   }
-
-  Status syntax_error(std::string_view text, const YAML::Mark& mark, const std::string& msg) const {
-    std::string what = "YAML syntax error: " + msg + "; ";
-    std::string_view line = mark.is_null() ? std::string_view() : line_at(text, mark.line);
-    size_t indent_end = line.find_first_not_of(" \t");
-    if (line.substr(0, indent_end).find('\t') != std::string_view::npos) {
-      what += "YAML indents with spaces, not tabs: replace the tabs at the start of this line";
-    } else {
-      what += "check the indentation and quoting on this line and the one before it";
-    }
-    return error(mark, what);
+  static YAML::Mark where(const MapEntry& e) { return config::YamlReader::where(e); }
+  static bool has_key(const std::vector<MapEntry>& entries, std::string_view key) {
+    return find_key(entries, key) != nullptr;
   }
-
-  // Where to point for a value: at the value, unless it is empty (yaml-cpp then marks the next
-  // token, often on another line), in which case at its key.
-  static YAML::Mark where(const MapEntry& e) {
-    return e.value.IsNull() ? e.key_node.Mark() : e.value.Mark();
+  static const MapEntry* find_key(const std::vector<MapEntry>& entries, std::string_view key) {
+    return config::YamlReader::find(entries, key);
   }
-
-  // The entries of a mapping in order; rejects non-text keys and a key given twice.
   Status entries(const YAML::Node& map, std::string_view what, std::vector<MapEntry>* out) const {
-    out->clear();
-    if (!map.IsMap()) {
-      return error(map.Mark(), std::string(what) + " must be a mapping of key: value lines");
-    }
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        return error(it->first.Mark(),
-                     "a key in " + std::string(what) + " is not plain text; write key: value");
-      }
-      MapEntry e{it->first.Scalar(), it->first, it->second};
-      if (const MapEntry* first = find_key(*out, e.key)) {
-        return error(e.key_node.Mark(),
-                     quoted(e.key) + " appears twice in " + std::string(what) + " (first at line " +
-                         std::to_string(first->key_node.Mark().line + 1) + "); keep one of them");
-      }
-      out->push_back(std::move(e));
-    }
-    return Status::ok_status();
+    return yaml_.entries(map, what, nullptr, out);
+  }
+  Status text_of(const MapEntry& e, std::string_view field, std::string* out) const {
+    return yaml_.text(e, field, out);
   }
 
-  // A scalar's text; `field` is its dotted path (e.g. "metadata.name") for messages.
-  Status text_of(const MapEntry& e, std::string_view field, std::string* out) const {
-    if (!e.value.IsScalar()) {
-      return error(where(e), std::string(field) + " must be a single value, e.g. " +
-                                 std::string(field.substr(field.rfind('.') + 1)) + ": value");
-    }
-    *out = e.value.Scalar();
-    return Status::ok_status();
+  // "unknown key 'x' in WHERE; did you mean 'y'?", or the keys it takes.
+  Status unknown_key(const MapEntry& e, std::string_view where, const config::YamlKeys& keys,
+                     std::string_view takes) const {
+    std::string msg = "unknown key " + in_quotes(e.key) + " in " + std::string(where);
+    std::string_view guess = yaml_.suggest(e.key, keys);
+    if (!guess.empty())
+      return error(e.key_node.Mark(), msg + "; did you mean " + in_quotes(guess) + "?");
+    return error(e.key_node.Mark(), msg + "; " + std::string(takes) + " " + join_keys(keys) +
+                                        "; fix the spelling or remove it");
   }
 
   Status parse_document(const YAML::Node& doc) {
@@ -197,7 +121,7 @@ class TopicFileParser {
     std::string kind_text;
     FACTORY_RETURN_IF_ERROR(text_of(*kind, "kind", &kind_text));
     if (kind_text != "KafkaTopic") {
-      return error(where(*kind), "kind " + quoted(kind_text) +
+      return error(where(*kind), "kind " + in_quotes(kind_text) +
                                      " is not a topic: a topic file holds only kind: KafkaTopic "
                                      "manifests; move this document to another file");
     }
@@ -210,7 +134,7 @@ class TopicFileParser {
     std::string api_text;
     FACTORY_RETURN_IF_ERROR(text_of(*api, "apiVersion", &api_text));
     if (!api_text.starts_with(kStrimziGroup)) {
-      return error(where(*api), "apiVersion " + quoted(api_text) +
+      return error(where(*api), "apiVersion " + in_quotes(api_text) +
                                     " is not Strimzi's; a KafkaTopic uses apiVersion: "
                                     "kafka.strimzi.io/v1beta2");
     }
@@ -261,10 +185,7 @@ class TopicFileParser {
           FACTORY_RETURN_IF_ERROR(text_of(e, "spec.topicName", &entry.spec.name));
           name_at = &e;
         } else {
-          return error(e.key_node.Mark(),
-                       "unknown key " + quoted(e.key) + " in spec; a KafkaTopic spec takes " +
-                           join_keys({"partitions", "replicas", "config", "topicName"}) +
-                           "; fix the spelling or remove it");
+          return unknown_key(e, "spec", kSpecKeys, "a KafkaTopic spec takes");
         }
       }
     }
@@ -272,7 +193,7 @@ class TopicFileParser {
   }
 
   static std::string misplaced_key_hint(const std::string& key) {
-    std::string msg = "unknown key " + quoted(key) + " at the top of a KafkaTopic manifest";
+    std::string msg = "unknown key " + in_quotes(key) + " at the top of a KafkaTopic manifest";
     if (key == "name") {
       return msg + "; it belongs under metadata: indent it by two spaces below metadata:";
     }
@@ -282,7 +203,7 @@ class TopicFileParser {
     if (key.find('.') != std::string::npos) {
       return msg + "; topic configs belong under spec: config: indent it there";
     }
-    return msg + "; a manifest takes " + join_keys({"apiVersion", "kind", "metadata", "spec"}) +
+    return msg + "; a manifest takes " + join_keys(kManifestKeys) +
            "; fix the spelling or remove it";
   }
 
@@ -290,7 +211,7 @@ class TopicFileParser {
     const MapEntry* topics = nullptr;
     for (const MapEntry& e : root) {
       if (e.key != "topics") {
-        return error(e.key_node.Mark(), "unknown key " + quoted(e.key) +
+        return error(e.key_node.Mark(), "unknown key " + in_quotes(e.key) +
                                             " next to topics:; a topic list document holds only "
                                             "topics:, and each topic goes in it as - name: ...");
       }
@@ -321,10 +242,7 @@ class TopicFileParser {
         } else if (e.key == "config") {
           FACTORY_RETURN_IF_ERROR(parse_config(e, "config", &entry.spec.config));
         } else {
-          return error(e.key_node.Mark(),
-                       "unknown key " + quoted(e.key) + " in a topic; a topic takes " +
-                           join_keys({"name", "partitions", "replicas", "config"}) +
-                           "; fix the spelling or remove it");
+          return unknown_key(e, "a topic", kTopicKeys, "a topic takes");
         }
       }
       if (name == nullptr || name->value.IsNull()) {
@@ -342,7 +260,7 @@ class TopicFileParser {
     FACTORY_RETURN_IF_ERROR(text_of(e, field, &text));
     int64_t v = 0;
     if (!base::parse_int64(text, &v)) {
-      return error(where(e), std::string(field) + ": " + quoted(text) +
+      return error(where(e), std::string(field) + ": " + in_quotes(text) +
                                  " is not a whole number; write the partition count as digits, "
                                  "e.g. partitions: 12");
     }
@@ -361,7 +279,7 @@ class TopicFileParser {
     FACTORY_RETURN_IF_ERROR(text_of(e, field, &text));
     int64_t v = 0;
     if (!base::parse_int64(text, &v) || v < 1 || v > 32767) {
-      return error(where(e), std::string(field) + ": " + quoted(text) +
+      return error(where(e), std::string(field) + ": " + in_quotes(text) +
                                  " is not a replica count; use a whole number from 1 to 32767, "
                                  "e.g. replicas: 3");
     }
@@ -408,15 +326,16 @@ class TopicFileParser {
 
     auto [it, inserted] = first_line_.emplace(entry.spec.name, name.key_node.Mark().line + 1);
     if (!inserted) {
-      return error(where(name),
-                   "topic " + quoted(entry.spec.name) + " is defined twice (first at " + source_ +
-                       ":" + std::to_string(it->second) + "); keep one definition, or merge them");
+      return error(where(name), "topic " + in_quotes(entry.spec.name) +
+                                    " is defined twice (first at " + yaml_.source() + ":" +
+                                    std::to_string(it->second) +
+                                    "); keep one definition, or merge them");
     }
     out_.push_back(std::move(entry));
     return Status::ok_status();
   }
 
-  std::string source_;
+  config::YamlReader yaml_;
   std::vector<TopicFileEntry> out_;
   std::map<std::string, int, std::less<>> first_line_;  // topic name -> 1-based line
 };

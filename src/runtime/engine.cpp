@@ -245,11 +245,11 @@ Result<std::unique_ptr<Engine>> Engine::start(Log* log, store::MetaStore* store,
     if (!config_ok.ok()) {
       return Status::invalid_argument(where(bind) + ": config: " + config_ok.message());
     }
-    auto in =
-        Contract::compile(b->info.input_schema, "the input schema of stage '" + bind.stage + "'");
+    auto in = config::Contract::compile(b->info.input_schema,
+                                        "the input schema of stage '" + bind.stage + "'");
     if (!in.ok()) return Status::invalid_argument(where(bind) + ": " + in.status().message());
-    auto out =
-        Contract::compile(b->info.output_schema, "the output schema of stage '" + bind.stage + "'");
+    auto out = config::Contract::compile(b->info.output_schema,
+                                         "the output schema of stage '" + bind.stage + "'");
     if (!out.ok()) return Status::invalid_argument(where(bind) + ": " + out.status().message());
     b->input = std::move(*in);
     b->output = std::move(*out);

@@ -18,12 +18,12 @@
 
 #include "base/clock.h"
 #include "base/mutex.h"
+#include "config/contract.h"
 #include "factory/event.h"
 #include "factory/log.h"
 #include "factory/stage.h"
 #include "obs/metrics.h"
 #include "runtime/circuit_breaker.h"
-#include "runtime/contract.h"
 #include "runtime/engine.h"
 #include "runtime/mark_pruner.h"
 #include "runtime/thread_pool.h"
@@ -51,8 +51,8 @@ struct BindingRuntime {
   Binding binding;
   std::shared_ptr<Stage> stage;
   StageInfo info;
-  std::unique_ptr<Contract> input;
-  std::unique_ptr<Contract> output;
+  std::unique_ptr<config::Contract> input;
+  std::unique_ptr<config::Contract> output;
   std::filesystem::path scratch;
   std::vector<std::string> downstream_groups;  // groups consuming the output topic
   int workers = 1;

@@ -1,6 +1,6 @@
-// Pipeline files (pipeline_config.h): the schema, on top of YamlReader (yaml_reader.h), which
-// gives every error its "SOURCE:LINE:COLUMN: what; how to fix" form, rejects repeated and
-// unknown keys, reads typed scalars and turns `config:` blocks into JSON.
+// Pipeline files (pipeline_config.h): the schema, on top of config::YamlReader
+// (config/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix" form,
+// rejects repeated and unknown keys, reads typed scalars and turns `config:` blocks into JSON.
 //
 // The checks that need several fields (retry, back-pressure, breakers) reuse the validate()
 // functions of retry.h, backpressure.h and circuit_breaker.h, so the file and the code agree on
@@ -25,11 +25,17 @@
 #include <vector>
 
 #include "base/file.h"
+#include "config/yaml_reader.h"
 #include "factory/topic.h"
-#include "runtime/yaml_reader.h"
 
 namespace factory::runtime {
 namespace {
+
+using config::in_quotes;
+using config::YamlAliases;
+using config::YamlEntry;
+using config::YamlKeys;
+using config::YamlReader;
 
 constexpr int kMaxConcurrency = 256;
 constexpr int kMaxPollRecords = 100'000;

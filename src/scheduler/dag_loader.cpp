@@ -17,15 +17,15 @@
 #include <boost/json.hpp>
 
 #include "base/file.h"
-#include "runtime/contract.h"
-#include "runtime/yaml_reader.h"
+#include "config/contract.h"
+#include "config/yaml_reader.h"
 #include "scheduler/dag_parser.h"
 
 namespace factory::scheduler {
 namespace {
 
 namespace json = boost::json;
-using runtime::in_quotes;
+using config::in_quotes;
 
 constexpr int64_t kMaxDurationMs = 366LL * 24 * 3600 * 1000;
 
@@ -232,7 +232,7 @@ Result<std::string> resolve_run_conf(const Dag& dag, std::string_view conf_json)
   }
   std::string out = json::serialize(conf);
   if (!dag.params_schema.empty()) {
-    auto contract = runtime::Contract::compile(dag.params_schema, "params schema");
+    auto contract = config::Contract::compile(dag.params_schema, "params schema");
     if (!contract.ok()) return contract.status();
     Status s = (*contract)->validate(out);
     if (!s.ok()) {

@@ -1,7 +1,9 @@
-// DAG files (dag_parser.h): the schema, on top of the runtime's YamlReader
-// (runtime/yaml_reader.h), which gives every error its "SOURCE:LINE:COLUMN: what; how to fix"
-// form, rejects repeated and unknown keys with a did-you-mean, reads typed scalars and turns
-// `params` blocks into JSON.
+// DAG files (dag_parser.h): the schema, on top of config::YamlReader (config/yaml_reader.h),
+// which gives every error its "SOURCE:LINE:COLUMN: what; how to fix" form, rejects repeated and
+// unknown keys with a did-you-mean, reads typed scalars and turns `params` blocks into JSON.
+// This file reads the document and the tasks; the self-contained blocks (schedule, pools,
+// params, deadlines, error_budget) are DagBlocks' (dag_blocks.h), and task groups are expanded
+// here as the tasks are read, with dag_groups.h rewriting their references.
 //
 // Checks that need the whole file (upstream names, cycles, pools, templates) run after every
 // task is read, with the YAML marks kept so each error still points at its line. The graph
@@ -10,10 +12,7 @@
 #include "scheduler/dag_parser.h"
 
 #include <algorithm>
-#include <cctype>
 #include <exception>
-#include <limits>
-#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,30 +20,22 @@
 #include <utility>
 #include <vector>
 
-#include <boost/json.hpp>
-
+#include "config/yaml_reader.h"
 #include "factory/topic.h"
-#include "runtime/contract.h"
-#include "runtime/yaml_reader.h"
 #include "scheduler/approval_params.h"
+#include "scheduler/dag_blocks.h"
+#include "scheduler/dag_groups.h"
 #include "scheduler/templates.h"
 
 namespace factory::scheduler {
 namespace {
 
-namespace json = boost::json;
-using runtime::in_quotes;
-using runtime::YamlAliases;
-using runtime::YamlEntry;
-using runtime::YamlKeys;
-using runtime::YamlReader;
+using config::in_quotes;
+using config::YamlAliases;
+using config::YamlEntry;
+using config::YamlKeys;
+using config::YamlReader;
 
-constexpr int kMaxRetries = 1000;
-constexpr int kMaxActiveRuns = 100'000;
-constexpr int kMaxActiveTasks = 1'000'000;
-constexpr int kMaxPoolSlots = 1'000'000;
-// Airflow keeps priority weights in a 32-bit column; sums over a DAG still fit in 64 bits.
-constexpr int64_t kMaxPriorityWeight = std::numeric_limits<int32_t>::max();
 // Bounds on walking a params block before it is converted to JSON (which enforces its own):
 // enough for any real block, and a recursive alias stops here.
 constexpr int kMaxWalkDepth = 64;
@@ -53,6 +44,26 @@ constexpr int kMaxWalkNodes = 100'000;
 const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule",     "catchup",
                             "max_active_runs", "max_active_tasks", "pools",        "params",
                             "default_args",    "deadline",         "error_budget", "tasks"};
+const YamlKeys kGroupTaskKeys = {"stage",
+                                 "description",
+                                 "upstream",
+                                 "trigger_rule",
+                                 "retries",
+                                 "retry_delay",
+                                 "retry_exponential_backoff",
+                                 "max_retry_delay",
+                                 "execution_timeout",
+                                 "pool",
+                                 "pool_slots",
+                                 "priority_weight",
+                                 "weight_rule",
+                                 "output_topic",
+                                 "params",
+                                 "approval",
+                                 "approval_timeout",
+                                 "deadline",
+                                 "first_round",
+                                 "last_round"};
 const YamlKeys kTaskKeys = {"stage",
                             "description",
                             "upstream",
@@ -71,21 +82,6 @@ const YamlKeys kTaskKeys = {"stage",
                             "approval",
                             "approval_timeout",
                             "deadline"};
-const YamlKeys kDefaultArgsKeys = {"retries", "retry_delay", "retry_exponential_backoff",
-                                   "max_retry_delay", "execution_timeout"};
-const YamlKeys kParamsKeys = {"schema", "defaults"};
-const YamlKeys kScheduleKeys = {"cron", "topic", "timezone"};
-const YamlKeys kDagDeadlineKeys = {"after", "trigger_dag"};
-const YamlKeys kTaskDeadlineKeys = {"after"};
-const YamlKeys kErrorBudgetKeys = {"stage",
-                                   "field",
-                                   "window",
-                                   "max_failure_ratio",
-                                   "min_samples",
-                                   "postmortem_dag",
-                                   "pause_auto_approval"};
-constexpr int kMaxMinSamples = 1'000'000;
-constexpr int64_t kMinBudgetWindowMs = 1000;
 
 // Names people bring from Airflow, Kubernetes or CI files, spelled differently here.
 // clang-format off
@@ -132,16 +128,6 @@ std::vector<std::string_view> trigger_rule_names() {
   return names;
 }
 
-// A JSON Schema without its top-level "required": defaults may leave required keys to the
-// conf a run is triggered with, so only the keys they do set are checked at load time.
-std::string without_required(const std::string& schema_json) {
-  boost::system::error_code ec;
-  json::value v = json::parse(schema_json, ec);
-  if (ec || !v.is_object()) return schema_json;
-  v.get_object().erase("required");
-  return json::serialize(v);
-}
-
 // Per-task marks kept for the checks that run after every task is read.
 struct TaskMarks {
   YAML::Mark id;
@@ -149,6 +135,16 @@ struct TaskMarks {
   YAML::Mark pool_slots;
   std::vector<YAML::Mark> upstream;  // one per Task::upstream entry
   YAML::Node params;                 // the params block, or a null node
+  int group = -1;                    // index into the file's groups; -1 outside every group
+  int round = 0;                     // the round, in a group
+};
+
+// A task as listed under tasks:, before it is read: its id and, in a group, the round.
+struct TaskItem {
+  YamlEntry entry;
+  std::string id;
+  int group = -1;
+  int round = 0;
 };
 
 // Parses one file. Not thread-safe; one per parse call.
@@ -157,6 +153,7 @@ class DagParser {
   DagParser(std::string_view source, const DagParseOptions& options)
       : yaml_(std::string(source), &kAliases),
         rules_(std::string(source), &kTriggerRuleAliases),
+        blocks_(yaml_),
         options_(options) {}
 
   Result<Dag> parse(std::string_view text) {
@@ -180,38 +177,6 @@ class DagParser {
   static YAML::Mark where(const YamlEntry& e) { return YamlReader::where(e); }
   static const YamlEntry* find(const std::vector<YamlEntry>& entries, std::string_view key) {
     return YamlReader::find(entries, key);
-  }
-
-  // A duration of at least `min_ms`.
-  Status duration(const YamlEntry& e, std::string_view field, int64_t min_ms, int64_t* out) const {
-    std::string s;
-    FACTORY_RETURN_IF_ERROR(yaml_.text(e, field, &s));
-    Result<int64_t> ms = parse_duration_ms(s);
-    if (!ms.ok()) return error(where(e), std::string(field) + ": " + ms.status().message());
-    if (*ms < min_ms) {
-      return error(where(e),
-                   std::string(field) + ": " + in_quotes(s) + " is too short; use " +
-                       (min_ms == 1 ? "more than 0" : "at least " + std::to_string(min_ms) + "ms"));
-    }
-    *out = *ms;
-    return Status::ok_status();
-  }
-
-  Status optional_duration(const YamlEntry& e, std::string_view field, int64_t min_ms,
-                           std::optional<int64_t>* out) const {
-    int64_t v = 0;
-    FACTORY_RETURN_IF_ERROR(duration(e, field, min_ms, &v));
-    *out = v;
-    return Status::ok_status();
-  }
-
-  Status topic(const YamlEntry& e, std::string_view field, std::string* out) const {
-    FACTORY_RETURN_IF_ERROR(yaml_.text(e, field, out));
-    TopicSpec spec;
-    spec.name = *out;
-    Status s = validate_topic_spec(spec);
-    if (!s.ok()) return error(where(e), std::string(field) + ": " + s.message());
-    return Status::ok_status();
   }
 
   Status parse_document(const YAML::Node& doc) {
@@ -251,7 +216,7 @@ class DagParser {
         if (!e.value.IsNull())
           FACTORY_RETURN_IF_ERROR(yaml_.text(e, "description", &dag_.description));
       } else if (k == "schedule") {
-        FACTORY_RETURN_IF_ERROR(parse_schedule(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.schedule(e, options_, &dag_));
       } else if (k == "catchup") {
         FACTORY_RETURN_IF_ERROR(yaml_.boolean(e, "catchup", &dag_.trigger.catchup));
         catchup = &e;
@@ -262,13 +227,13 @@ class DagParser {
         FACTORY_RETURN_IF_ERROR(
             yaml_.integer(e, "max_active_tasks", 1, kMaxActiveTasks, &dag_.max_active_tasks));
       } else if (k == "pools") {
-        FACTORY_RETURN_IF_ERROR(parse_pools(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.pools(e, &dag_));
       } else if (k == "params") {
-        FACTORY_RETURN_IF_ERROR(parse_params(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.params(e, &dag_));
       } else if (k == "default_args") {
-        FACTORY_RETURN_IF_ERROR(parse_default_args(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.default_args(e, &dag_));
       } else if (k == "deadline") {
-        FACTORY_RETURN_IF_ERROR(parse_dag_deadline(e));
+        FACTORY_RETURN_IF_ERROR(blocks_.dag_deadline(e, &dag_));
       } else if (k == "error_budget") {
         budget = &e;  // read once the tasks are: its stage must be one of theirs
       } else if (k == "tasks") {
@@ -287,275 +252,11 @@ class DagParser {
                                    "entry per task");
     }
     FACTORY_RETURN_IF_ERROR(parse_tasks(*tasks));
-    if (budget != nullptr) FACTORY_RETURN_IF_ERROR(parse_error_budget(*budget));
+    if (budget != nullptr) FACTORY_RETURN_IF_ERROR(blocks_.error_budget(*budget, &dag_));
     FACTORY_RETURN_IF_ERROR(check_graph());
     FACTORY_RETURN_IF_ERROR(check_templates());
     Status s = build_index(&dag_);
     if (!s.ok()) return Status::invalid_argument(yaml_.source() + ": " + s.message());
-    return Status::ok_status();
-  }
-
-  Status parse_schedule(const YamlEntry& e) {
-    Trigger& t = dag_.trigger;
-    if (e.value.IsNull()) {
-      t.kind = Trigger::Kind::kManual;
-      return Status::ok_status();
-    }
-    if (e.value.IsScalar()) {
-      t.kind = Trigger::Kind::kCron;
-      FACTORY_RETURN_IF_ERROR(yaml_.text(e, "schedule", &t.cron));
-      return check_cron(e, "schedule");
-    }
-    if (!e.value.IsMap()) {
-      return error(where(e),
-                   "schedule must be null (manual runs only), a cron expression such "
-                   "as \"0 * * * *\" or \"@hourly\", or {topic: <name>}");
-    }
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "schedule", &kScheduleKeys, &fields));
-    const YamlEntry* cron = find(fields, "cron");
-    const YamlEntry* topic_entry = find(fields, "topic");
-    const YamlEntry* timezone = find(fields, "timezone");
-    if ((cron == nullptr) == (topic_entry == nullptr)) {
-      return error(where(e), std::string("schedule takes one of cron: or topic:, not ") +
-                                 (cron == nullptr ? "neither" : "both"));
-    }
-    if (topic_entry != nullptr) {
-      if (timezone != nullptr) {
-        return error(where(*timezone),
-                     "schedule.timezone applies to cron schedules only; "
-                     "remove it");
-      }
-      t.kind = Trigger::Kind::kTopic;
-      return topic(*topic_entry, "schedule.topic", &t.topic);
-    }
-    t.kind = Trigger::Kind::kCron;
-    FACTORY_RETURN_IF_ERROR(yaml_.text(*cron, "schedule.cron", &t.cron));
-    FACTORY_RETURN_IF_ERROR(check_cron(*cron, "schedule.cron"));
-    if (timezone != nullptr) {
-      FACTORY_RETURN_IF_ERROR(yaml_.text(*timezone, "schedule.timezone", &t.timezone));
-      if (t.timezone.empty()) {
-        return error(where(*timezone),
-                     "schedule.timezone is empty; name a zone such as UTC or "
-                     "Europe/Berlin, or remove it for UTC");
-      }
-      if (options_.check_timezone) {
-        Status s = options_.check_timezone(t.timezone);
-        if (!s.ok()) {
-          return error(where(*timezone),
-                       "schedule.timezone " + in_quotes(t.timezone) + ": " + s.message());
-        }
-      }
-    }
-    return Status::ok_status();
-  }
-
-  Status check_cron(const YamlEntry& e, std::string_view field) const {
-    const std::string& expr = dag_.trigger.cron;
-    if (expr.find_first_not_of(" \t") == std::string::npos) {
-      return error(where(e), std::string(field) +
-                                 " is empty; write a cron expression such as "
-                                 "\"0 * * * *\", or null for manual runs");
-    }
-    if (!options_.check_cron) return Status::ok_status();
-    Status s = options_.check_cron(expr);
-    if (!s.ok()) {
-      return error(where(e), std::string(field) + ": " + in_quotes(expr) + ": " + s.message());
-    }
-    return Status::ok_status();
-  }
-
-  Status parse_pools(const YamlEntry& e) {
-    if (e.value.IsNull()) return Status::ok_status();
-    std::vector<YamlEntry> pools;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "pools", nullptr, &pools));
-    for (const YamlEntry& p : pools) {
-      if (!valid_dag_id(p.key)) {
-        return error(p.key_node.Mark(), "pool name " + in_quotes(p.key) +
-                                            " is not valid; use letters, digits, '_', '-' or '.'");
-      }
-      int slots = 0;
-      FACTORY_RETURN_IF_ERROR(yaml_.integer(p, "pools." + p.key, 1, kMaxPoolSlots, &slots));
-      dag_.pools[p.key] = slots;
-    }
-    return Status::ok_status();
-  }
-
-  Status parse_params(const YamlEntry& e) {
-    if (e.value.IsNull()) return Status::ok_status();
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "params", &kParamsKeys, &fields));
-    const YamlEntry* schema = find(fields, "schema");
-    const YamlEntry* defaults = find(fields, "defaults");
-    if (schema != nullptr && !schema->value.IsNull()) {
-      if (!schema->value.IsMap()) {
-        return error(where(*schema),
-                     "params.schema must be a JSON Schema written as a mapping, "
-                     "e.g. {type: object, properties: {ticket: {type: string}}}");
-      }
-      FACTORY_RETURN_IF_ERROR(yaml_.to_json(schema->value, "params.schema", &dag_.params_schema));
-      auto compiled = runtime::Contract::compile(dag_.params_schema, "params.schema");
-      if (!compiled.ok()) return error(where(*schema), compiled.status().message());
-    }
-    if (defaults != nullptr && !defaults->value.IsNull()) {
-      if (!defaults->value.IsMap()) {
-        return error(where(*defaults),
-                     "params.defaults must be a mapping of names to values, "
-                     "e.g. {ticket: PROJ-1}");
-      }
-      FACTORY_RETURN_IF_ERROR(
-          yaml_.to_json(defaults->value, "params.defaults", &dag_.params_defaults));
-    }
-    if (!dag_.params_schema.empty()) {
-      auto partial =
-          runtime::Contract::compile(without_required(dag_.params_schema), "params.schema");
-      if (!partial.ok()) return error(where(*schema), partial.status().message());
-      Status s = (*partial)->validate(dag_.params_defaults);
-      if (!s.ok()) {
-        std::string msg = s.message();
-        const std::string prefix = "payload violates the schema: ";
-        if (msg.starts_with(prefix)) msg.erase(0, prefix.size());
-        return error(defaults != nullptr ? where(*defaults) : where(*schema),
-                     "params.defaults do not match params.schema: " + msg +
-                         "; fix the default or the schema");
-      }
-    }
-    return Status::ok_status();
-  }
-
-  Status parse_default_args(const YamlEntry& e) {
-    if (e.value.IsNull()) return Status::ok_status();
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "default_args", &kDefaultArgsKeys, &fields));
-    DefaultArgs& d = dag_.default_args;
-    for (const YamlEntry& f : fields) {
-      if (f.key == "retries") {
-        FACTORY_RETURN_IF_ERROR(
-            yaml_.integer(f, "default_args.retries", 0, kMaxRetries, &d.retries));
-      } else if (f.key == "retry_delay") {
-        FACTORY_RETURN_IF_ERROR(duration(f, "default_args.retry_delay", 0, &d.retry_delay_ms));
-      } else if (f.key == "retry_exponential_backoff") {
-        FACTORY_RETURN_IF_ERROR(yaml_.boolean(f, "default_args.retry_exponential_backoff",
-                                              &d.retry_exponential_backoff));
-      } else if (f.key == "max_retry_delay") {
-        FACTORY_RETURN_IF_ERROR(
-            optional_duration(f, "default_args.max_retry_delay", 1, &d.max_retry_delay_ms));
-      } else if (f.key == "execution_timeout") {
-        FACTORY_RETURN_IF_ERROR(
-            optional_duration(f, "default_args.execution_timeout", 1, &d.execution_timeout_ms));
-      }
-    }
-    return Status::ok_status();
-  }
-
-  Status parse_dag_deadline(const YamlEntry& e) {
-    if (e.value.IsNull()) return Status::ok_status();
-    if (e.value.IsScalar()) return optional_duration(e, "deadline", 1, &dag_.deadline_ms);
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "deadline", &kDagDeadlineKeys, &fields));
-    const YamlEntry* after = find(fields, "after");
-    if (after == nullptr) {
-      return error(where(e),
-                   "deadline has no after:; write deadline: {after: 1h} (the time "
-                   "from the run's start)");
-    }
-    FACTORY_RETURN_IF_ERROR(optional_duration(*after, "deadline.after", 1, &dag_.deadline_ms));
-    if (const YamlEntry* trigger = find(fields, "trigger_dag")) {
-      FACTORY_RETURN_IF_ERROR(
-          yaml_.text(*trigger, "deadline.trigger_dag", &dag_.deadline_trigger_dag));
-      if (!valid_dag_id(dag_.deadline_trigger_dag)) {
-        return error(where(*trigger), "deadline.trigger_dag " +
-                                          in_quotes(dag_.deadline_trigger_dag) +
-                                          " is not a valid dag_id");
-      }
-    }
-    return Status::ok_status();
-  }
-
-  Status parse_error_budget(const YamlEntry& e) {
-    if (e.value.IsNull()) return Status::ok_status();
-    if (!e.value.IsMap()) {
-      return error(where(e),
-                   "error_budget must be a mapping, e.g. error_budget: {stage: gate, field: "
-                   "gate_passed, window: 1h, max_failure_ratio: 0.02, min_samples: 20}");
-    }
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(e.value, "error_budget", &kErrorBudgetKeys, &fields));
-    ErrorBudgetSpec b;
-    b.line = e.key_node.Mark().line + 1;
-    for (const char* key : {"stage", "field", "window", "max_failure_ratio"}) {
-      if (find(fields, key) == nullptr) {
-        return error(where(e), std::string("error_budget has no ") + key +
-                                   ":; it needs stage:, field:, window: and max_failure_ratio: "
-                                   "(e.g. {stage: gate, field: gate_passed, window: 1h, "
-                                   "max_failure_ratio: 0.02})");
-      }
-    }
-    for (const YamlEntry& f : fields) {
-      const std::string& k = f.key;
-      if (k == "stage") {
-        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.stage", &b.stage));
-        std::vector<std::string_view> stages;
-        for (const Task& t : dag_.tasks) {
-          if (!t.approval && std::find(stages.begin(), stages.end(), t.stage) == stages.end()) {
-            stages.push_back(t.stage);
-          }
-        }
-        if (std::find(stages.begin(), stages.end(), b.stage) == stages.end()) {
-          std::string msg = "error_budget.stage " + in_quotes(b.stage) +
-                            " is not the stage of any task of DAG " + in_quotes(dag_.dag_id);
-          std::string_view guess = yaml_.suggest(b.stage, stages);
-          msg += guess.empty() ? "; the samples are the task instances of that stage: name the "
-                                 "stage of the tasks whose verdict counts (e.g. gate)"
-                               : "; did you mean " + in_quotes(guess) + "?";
-          return error(where(f), msg);
-        }
-      } else if (k == "field") {
-        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.field", &b.field));
-        bool ok = !b.field.empty() && b.field.size() <= 250;
-        for (char c : b.field) {
-          if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') ok = false;
-        }
-        if (!ok) {
-          return error(where(f), "error_budget.field " + in_quotes(b.field) +
-                                     " is not a field name; name a top-level boolean of the "
-                                     "task's output (letters, digits, '_' or '-'), e.g. "
-                                     "gate_passed");
-        }
-      } else if (k == "window") {
-        FACTORY_RETURN_IF_ERROR(
-            duration(f, "error_budget.window", kMinBudgetWindowMs, &b.window_ms));
-      } else if (k == "max_failure_ratio") {
-        std::string text;
-        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.max_failure_ratio", &text));
-        if (!text.empty() && text.back() == '%') {
-          return error(where(f), "error_budget.max_failure_ratio " + in_quotes(text) +
-                                     " is a percentage; write it as a fraction (2% is 0.02)");
-        }
-        FACTORY_RETURN_IF_ERROR(
-            yaml_.number(f, "error_budget.max_failure_ratio", &b.max_failure_ratio));
-        if (!(b.max_failure_ratio >= 0 && b.max_failure_ratio < 1)) {
-          return error(where(f), "error_budget.max_failure_ratio " + in_quotes(text) +
-                                     " is out of range; use a fraction from 0 (no failure "
-                                     "allowed) to below 1, e.g. 0.02 for 2%");
-        }
-      } else if (k == "min_samples") {
-        FACTORY_RETURN_IF_ERROR(
-            yaml_.integer(f, "error_budget.min_samples", 1, kMaxMinSamples, &b.min_samples));
-      } else if (k == "postmortem_dag") {
-        if (f.value.IsNull()) continue;
-        FACTORY_RETURN_IF_ERROR(yaml_.text(f, "error_budget.postmortem_dag", &b.postmortem_dag));
-        if (!valid_dag_id(b.postmortem_dag)) {
-          return error(where(f), "error_budget.postmortem_dag " + in_quotes(b.postmortem_dag) +
-                                     " is not a valid dag_id; use 1 to 250 letters, digits, '_', "
-                                     "'-' or '.'");
-        }
-      } else if (k == "pause_auto_approval") {
-        FACTORY_RETURN_IF_ERROR(
-            yaml_.boolean(f, "error_budget.pause_auto_approval", &b.pause_auto_approval));
-      }
-    }
-    dag_.error_budget = std::move(b);
     return Status::ok_status();
   }
 
@@ -573,28 +274,63 @@ class DagParser {
                    "tasks must be a mapping from task id to task, e.g. "
                    "tasks: {ingest_spec: {stage: ingest}}");
     }
-    // YamlReader::entries() finds repeats by a linear scan; a 100,000-task file needs a map.
-    std::vector<YamlEntry> items;
-    items.reserve(e.value.size());
-    std::unordered_map<std::string, int> first_line;
+    // Groups first, so a task may refer to a group listed after it (`round.each.release`).
+    std::vector<YamlEntry> entries;
+    entries.reserve(e.value.size());
+    std::vector<std::vector<YamlEntry>> group_tasks;  // parallel to groups_
     for (auto it = e.value.begin(); it != e.value.end(); ++it) {
       if (!it->first.IsScalar()) {
         return error(it->first.Mark(), "a task id is not plain text; write <id>: {stage: ...}");
       }
-      YamlEntry item{it->first.Scalar(), it->first, it->second};
-      auto [at, fresh] = first_line.emplace(item.key, item.key_node.Mark().line + 1);
-      if (!fresh) {
-        return error(item.key_node.Mark(), in_quotes(item.key) +
-                                               " appears twice in tasks (first at line " +
-                                               std::to_string(at->second) + "); keep one of them");
+      entries.push_back({it->first.Scalar(), it->first, it->second});
+      if (DagBlocks::is_task_group(entries.back().value)) {
+        TaskGroup g;
+        std::vector<YamlEntry> local;
+        FACTORY_RETURN_IF_ERROR(blocks_.task_group(entries.back(), &g, &local));
+        groups_.push_back(std::move(g));
+        group_tasks.push_back(std::move(local));
       }
-      items.push_back(std::move(item));
+    }
+    // Every task in file order, a group's as round 1's tasks, then round 2's, ...
+    std::vector<TaskItem> items;
+    items.reserve(entries.size());
+    size_t next_group = 0;
+    for (YamlEntry& item : entries) {
+      if (!DagBlocks::is_task_group(item.value)) {
+        items.push_back({item, item.key});
+        continue;
+      }
+      const int g = static_cast<int>(next_group++);
+      for (int r = 1; r <= groups_[g].repeat; ++r) {
+        for (const YamlEntry& local : group_tasks[g]) {
+          items.push_back({local, task_round_id(local.key, r), g, r});
+        }
+      }
+    }
+    // YamlReader::entries() finds repeats by a linear scan; a 100,000-task file needs a map.
+    std::unordered_map<std::string, const TaskItem*> first;
+    for (const TaskItem& item : items) {
+      auto [at, fresh] = first.emplace(item.id, &item);
+      if (fresh) continue;
+      const TaskItem& other = *at->second;
+      const std::string line = std::to_string(other.entry.key_node.Mark().line + 1);
+      if (item.group < 0 && other.group < 0) {
+        return error(item.entry.key_node.Mark(), in_quotes(item.id) +
+                                                     " appears twice in tasks (first at line " +
+                                                     line + "); keep one of them");
+      }
+      return error(item.entry.key_node.Mark(),
+                   "task id " + in_quotes(item.id) + " (" + origin(item) + ") is also the id of " +
+                       origin(other) + " at line " + line +
+                       "; rename one of them (round r of group task t has the id t_r)");
     }
     dag_.tasks.reserve(items.size());
     marks_.reserve(items.size());
-    for (const YamlEntry& item : items) {
+    for (const TaskItem& item : items) {
       Task t;
       TaskMarks m;
+      m.group = item.group;
+      m.round = item.round;
       FACTORY_RETURN_IF_ERROR(parse_task(item, &t, &m));
       dag_.tasks.push_back(std::move(t));
       marks_.push_back(std::move(m));
@@ -602,8 +338,20 @@ class DagParser {
     return Status::ok_status();
   }
 
-  Status parse_task(const YamlEntry& item, Task* t, TaskMarks* m) {
-    t->id = item.key;
+  // "round 2 of group 'round'" or "a task", for messages about an id.
+  std::string origin(const TaskItem& item) const {
+    if (item.group < 0) return "a task";
+    return "round " + std::to_string(item.round) + " of task " + in_quotes(item.entry.key) +
+           " in group " + in_quotes(groups_[item.group].name);
+  }
+
+  GroupScope scope_of(const TaskMarks& m) const {
+    return {m.group < 0 ? nullptr : &groups_[m.group], m.round, &groups_};
+  }
+
+  Status parse_task(const TaskItem& task, Task* t, TaskMarks* m) {
+    const YamlEntry& item = task.entry;
+    t->id = task.id;
     t->line = item.key_node.Mark().line + 1;
     m->id = item.key_node.Mark();
     if (!valid_task_id(t->id)) {
@@ -611,7 +359,9 @@ class DagParser {
                               " is not valid; use 1 to 250 letters, digits, '_' or '-' (no dots: "
                               "templates read tasks.<id>.output)");
     }
-    const std::string what = "task " + in_quotes(t->id);
+    const std::string what =
+        "task " + in_quotes(item.key) +
+        (task.group < 0 ? "" : " in group " + in_quotes(groups_[task.group].name));
     if (item.value.IsNull()) {
       return error(m->id, what + " is empty; give it a stage, e.g. " + t->id + ": {stage: noop}");
     }
@@ -620,7 +370,11 @@ class DagParser {
                                     ": {stage: codegen, upstream: [ingest_spec]}");
     }
     std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(item.value, what, &kTaskKeys, &fields));
+    FACTORY_RETURN_IF_ERROR(
+        yaml_.entries(item.value, what, task.group < 0 ? &kTaskKeys : &kGroupTaskKeys, &fields));
+    if (task.group >= 0) {
+      FACTORY_RETURN_IF_ERROR(blocks_.round_fields(scope_of(*m), what, kTaskKeys, &fields));
+    }
     const YamlEntry* approval = find(fields, "approval");
     if (approval != nullptr)
       FACTORY_RETURN_IF_ERROR(yaml_.boolean(*approval, "approval", &t->approval));
@@ -663,8 +417,7 @@ class DagParser {
     for (const YamlEntry& f : fields) {
       const std::string& k = f.key;
       if (k == "description") {
-        if (!f.value.IsNull())
-          FACTORY_RETURN_IF_ERROR(yaml_.text(f, "description", &t->description));
+        if (!f.value.IsNull()) FACTORY_RETURN_IF_ERROR(parse_description(f, t, *m));
       } else if (k == "upstream") {
         FACTORY_RETURN_IF_ERROR(parse_upstream(f, t, m));
       } else if (k == "trigger_rule") {
@@ -674,16 +427,17 @@ class DagParser {
         FACTORY_RETURN_IF_ERROR(yaml_.integer(f, "retries", 0, kMaxRetries, &v));
         t->retries = v;
       } else if (k == "retry_delay") {
-        FACTORY_RETURN_IF_ERROR(optional_duration(f, "retry_delay", 0, &t->retry_delay_ms));
+        FACTORY_RETURN_IF_ERROR(blocks_.optional_duration(f, "retry_delay", 0, &t->retry_delay_ms));
       } else if (k == "retry_exponential_backoff") {
         bool v = false;
         FACTORY_RETURN_IF_ERROR(yaml_.boolean(f, "retry_exponential_backoff", &v));
         t->retry_exponential_backoff = v;
       } else if (k == "max_retry_delay") {
-        FACTORY_RETURN_IF_ERROR(optional_duration(f, "max_retry_delay", 1, &t->max_retry_delay_ms));
+        FACTORY_RETURN_IF_ERROR(
+            blocks_.optional_duration(f, "max_retry_delay", 1, &t->max_retry_delay_ms));
       } else if (k == "execution_timeout") {
         FACTORY_RETURN_IF_ERROR(
-            optional_duration(f, "execution_timeout", 1, &t->execution_timeout_ms));
+            blocks_.optional_duration(f, "execution_timeout", 1, &t->execution_timeout_ms));
       } else if (k == "pool") {
         FACTORY_RETURN_IF_ERROR(yaml_.text(f, "pool", &t->pool));
         m->pool = where(f);
@@ -703,15 +457,16 @@ class DagParser {
         }
         t->weight_rule = *rule;
       } else if (k == "output_topic") {
-        if (!f.value.IsNull()) FACTORY_RETURN_IF_ERROR(topic(f, "output_topic", &t->output_topic));
+        if (!f.value.IsNull())
+          FACTORY_RETURN_IF_ERROR(blocks_.topic(f, "output_topic", &t->output_topic));
       } else if (k == "params") {
         FACTORY_RETURN_IF_ERROR(parse_task_params(f, t, m));
       } else if (k == "approval_timeout") {
         FACTORY_RETURN_IF_ERROR(
-            optional_duration(f, "approval_timeout", 1, &t->approval_timeout_ms));
+            blocks_.optional_duration(f, "approval_timeout", 1, &t->approval_timeout_ms));
         approval_timeout = &f;
       } else if (k == "deadline") {
-        FACTORY_RETURN_IF_ERROR(parse_task_deadline(f, t));
+        FACTORY_RETURN_IF_ERROR(blocks_.task_deadline(f, t));
       }
     }
     if (approval_timeout != nullptr && !t->approval) {
@@ -743,14 +498,20 @@ class DagParser {
                    "upstream: [ingest_spec]");
     }
     std::unordered_set<std::string> listed;  // a fan-in may list 100,000 upstreams
+    std::vector<std::string> ids;
     for (const YamlEntry& item : items) {
-      std::string id;
-      FACTORY_RETURN_IF_ERROR(yaml_.text(item, "upstream", &id));
-      if (!listed.insert(id).second) {
-        return error(where(item), "upstream lists " + in_quotes(id) + " twice; keep one");
+      std::string written;
+      FACTORY_RETURN_IF_ERROR(yaml_.text(item, "upstream", &written));
+      Status s = expand_upstream_ref(written, scope_of(*m), &ids);
+      if (!s.ok())
+        return error(where(item), "task " + in_quotes(t->id) + " upstream: " + s.message());
+      for (std::string& id : ids) {
+        if (!listed.insert(id).second) {
+          return error(where(item), "upstream lists " + in_quotes(id) + " twice; keep one");
+        }
+        t->upstream.push_back(std::move(id));
+        m->upstream.push_back(where(item));
       }
-      t->upstream.push_back(std::move(id));
-      m->upstream.push_back(where(item));
     }
     return Status::ok_status();
   }
@@ -809,6 +570,19 @@ class DagParser {
     return Status::ok_status();
   }
 
+  // In a group the text may use {{ group.round }} and the other references (dag_groups.h).
+  Status parse_description(const YamlEntry& f, Task* t, const TaskMarks& m) const {
+    FACTORY_RETURN_IF_ERROR(yaml_.text(f, "description", &t->description));
+    if (groups_.empty()) return Status::ok_status();
+    std::vector<std::string> out;
+    bool is_number = false;
+    Status s = expand_group_refs(t->description, scope_of(m), false, &out, &is_number);
+    if (!s.ok())
+      return error(where(f), "task " + in_quotes(t->id) + " description: " + s.message());
+    t->description = out[0];
+    return Status::ok_status();
+  }
+
   Status parse_task_params(const YamlEntry& f, Task* t, TaskMarks* m) const {
     if (f.value.IsNull()) return Status::ok_status();
     if (!f.value.IsMap()) {
@@ -819,20 +593,12 @@ class DagParser {
     int nodes = 0;
     FACTORY_RETURN_IF_ERROR(find_unquoted_template(f.value, "params", 0, &nodes));
     FACTORY_RETURN_IF_ERROR(yaml_.to_json(f.value, "params", &t->params));
+    if (!groups_.empty()) {
+      Status s = expand_group_params(&t->params, scope_of(*m));
+      if (!s.ok()) return error(where(f), "task " + in_quotes(t->id) + " " + s.message());
+    }
     m->params = f.value;
     return Status::ok_status();
-  }
-
-  Status parse_task_deadline(const YamlEntry& f, Task* t) const {
-    if (f.value.IsNull()) return Status::ok_status();
-    if (f.value.IsScalar()) return optional_duration(f, "deadline", 1, &t->deadline_ms);
-    std::vector<YamlEntry> fields;
-    FACTORY_RETURN_IF_ERROR(yaml_.entries(f.value, "deadline", &kTaskDeadlineKeys, &fields));
-    const YamlEntry* after = find(fields, "after");
-    if (after == nullptr) {
-      return error(where(f), "deadline has no after:; write deadline: 30m or {after: 30m}");
-    }
-    return optional_duration(*after, "deadline.after", 1, &t->deadline_ms);
   }
 
   // Upstream names, cycles and pools: the checks that need every task.
@@ -942,7 +708,8 @@ class DagParser {
         }
         return seen[target] == stamp;
       };
-      FACTORY_RETURN_IF_ERROR(walk_templates(marks_[i].params, "params", t, scope));
+      FACTORY_RETURN_IF_ERROR(
+          walk_templates(marks_[i].params, "params", t, scope, scope_of(marks_[i]), false));
     }
     return Status::ok_status();
   }
@@ -954,22 +721,32 @@ class DagParser {
 
   // The params block converted to JSON already, so it is finite and acyclic here.
   Status walk_templates(const YAML::Node& n, const std::string& path, const Task& t,
-                        const TemplateScope& scope) const {
+                        const TemplateScope& scope, const GroupScope& group, bool in_list) const {
     if (n.IsMap()) {
       for (auto it = n.begin(); it != n.end(); ++it) {
         FACTORY_RETURN_IF_ERROR(
-            walk_templates(it->second, path + "." + it->first.Scalar(), t, scope));
+            walk_templates(it->second, path + "." + it->first.Scalar(), t, scope, group, false));
       }
     } else if (n.IsSequence()) {
       size_t i = 0;
       for (const YAML::Node& item : n) {
         FACTORY_RETURN_IF_ERROR(
-            walk_templates(item, path + "[" + std::to_string(i++) + "]", t, scope));
+            walk_templates(item, path + "[" + std::to_string(i++) + "]", t, scope, group, true));
       }
     } else if (n.IsScalar()) {
-      Status s = check_template(n.Scalar(), scope, nullptr);
-      if (!s.ok()) {
-        return error(n.Mark(), "task " + in_quotes(t.id) + " " + path + ": " + s.message());
+      // The group references were checked when the params were read; what they expand to is
+      // checked here like any template.
+      std::vector<std::string> texts{n.Scalar()};
+      bool is_number = false;
+      if (!groups_.empty() &&
+          !expand_group_refs(n.Scalar(), group, in_list, &texts, &is_number).ok()) {
+        return Status::ok_status();
+      }
+      for (const std::string& text : texts) {
+        Status s = check_template(text, scope, nullptr);
+        if (!s.ok()) {
+          return error(n.Mark(), "task " + in_quotes(t.id) + " " + path + ": " + s.message());
+        }
       }
     }
     return Status::ok_status();
@@ -977,9 +754,11 @@ class DagParser {
 
   YamlReader yaml_;
   YamlReader rules_;  // the same file; its aliases are old trigger rule names
+  DagBlocks blocks_;  // reads with yaml_
   const DagParseOptions& options_;
   Dag dag_;
   std::vector<TaskMarks> marks_;            // parallel to dag_.tasks
+  std::vector<TaskGroup> groups_;           // the file's task groups; fixed once tasks are read
   std::vector<std::vector<int>> upstream_;  // positions, parallel to dag_.tasks
   // Task id -> position; views into dag_.tasks, which no longer changes once it is filled.
   std::unordered_map<std::string_view, int> position_;

@@ -2,10 +2,11 @@
 // reference; config/dags/software_factory_pipeline.yaml the article's example).
 //
 // Loading validates everything a run would otherwise trip over, each error as
-// "FILE:LINE:COLUMN: what is wrong; how to fix it" (the runtime's YamlReader style): unknown
+// "FILE:LINE:COLUMN: what is wrong; how to fix it" (config::YamlReader's style): unknown
 // and repeated keys (did-you-mean), bad durations, task ids, unknown upstreams, cycles (named
 // "a -> b -> a"), unknown stages, pools and trigger rules, bad templates (templates.h), bad cron
-// expressions, topics, params defaults that break the params schema, and error_budget values.
+// expressions, topics, params defaults that break the params schema, error_budget values, and
+// task groups (dag_groups.h: `repeat:` blocks expanded into tasks <task>_<round> at load).
 //
 // Usage:
 //   scheduler::DagParseOptions opts;
@@ -68,7 +69,7 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 // `conf_json` (a JSON object; "" or "null" for none) replacing the default of that name, checked
 // against the params schema. Returns compact JSON. InvalidArgument when conf_json is not a JSON
 // object or the result violates the schema (the violations listed). Compiles the schema on
-// each call: a caller starting many runs may keep a runtime::Contract per DAG instead.
+// each call: a caller starting many runs may keep a config::Contract per DAG instead.
 Result<std::string> resolve_run_conf(const Dag& dag, std::string_view conf_json);
 
 }  // namespace factory::scheduler

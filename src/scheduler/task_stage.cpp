@@ -1,7 +1,7 @@
 #include "scheduler/task_stage.h"
 
+#include "config/contract.h"
 #include "factory/topic.h"
-#include "runtime/contract.h"
 #include "scheduler/task_records.h"
 
 namespace factory::scheduler {
@@ -9,8 +9,8 @@ namespace factory::scheduler {
 struct TaskStage::Impl {
   std::unique_ptr<Stage> inner;
   StageInfo inner_info;
-  std::unique_ptr<runtime::Contract> input;
-  std::unique_ptr<runtime::Contract> output;
+  std::unique_ptr<config::Contract> input;
+  std::unique_ptr<config::Contract> output;
   std::shared_ptr<const LiveTries> live;   // null: no scheduler to ask
   std::shared_ptr<const RecordAuth> auth;  // null: nothing to check or sign (tasks test)
 
@@ -97,10 +97,10 @@ Result<std::unique_ptr<TaskStage>> TaskStage::create(std::unique_ptr<Stage> inne
   impl->live = std::move(live);
   impl->auth = std::move(auth);
   impl->inner_info = inner->info();
-  auto in = runtime::Contract::compile(impl->inner_info.input_schema,
-                                       "the input schema of stage '" + impl->inner_info.name + "'");
+  auto in = config::Contract::compile(impl->inner_info.input_schema,
+                                      "the input schema of stage '" + impl->inner_info.name + "'");
   if (!in.ok()) return in.status();
-  auto out = runtime::Contract::compile(
+  auto out = config::Contract::compile(
       impl->inner_info.output_schema, "the output schema of stage '" + impl->inner_info.name + "'");
   if (!out.ok()) return out.status();
   impl->input = std::move(*in);

@@ -334,6 +334,7 @@ TEST_CASE("bad topic files report SOURCE:LINE:COLUMN and the reason", "[log]") {
         "  partition: 3\n");
     CHECK_THAT(msg, StartsWith("bad.yaml:5:3: "));
     CHECK_THAT(msg, Contains("unknown key 'partition' in spec"));
+    CHECK_THAT(msg, Contains("did you mean 'partitions'?"));  // config::YamlReader::suggest
   }
   SECTION("a short-form topic without a name") {
     std::string msg = error_of("topics:\n  - name: a\n  - partitions: 3\n");

@@ -16,8 +16,8 @@
 #include "codegen/provider.h"
 #include "common/schemas.h"
 #include "common/workspace.h"
+#include "config/contract.h"
 #include "runtime/circuit_breaker.h"
-#include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
 #include "stages/fake_openai_server.h"
@@ -41,11 +41,11 @@ std::unique_ptr<Stage> codegen() {
 // Validates against the stage's schemas as the runtime would, then processes.
 StageResult run(Stage& stage, FakeStageContext& ctx, const std::string& payload,
                 StageContext* outer = nullptr) {
-  auto in = runtime::Contract::compile(stage.info().input_schema, "codegen input");
+  auto in = config::Contract::compile(stage.info().input_schema, "codegen input");
   REQUIRE_OK(in);
   REQUIRE_OK((*in)->validate(payload));
   StageResult r = stage.process(factory::test::make_event(payload), outer ? *outer : ctx);
-  auto out = runtime::Contract::compile(stage.info().output_schema, "code_artifact");
+  auto out = config::Contract::compile(stage.info().output_schema, "code_artifact");
   REQUIRE_OK(out);
   for (const Output& o : ctx.outputs()) REQUIRE_OK((*out)->validate(o.payload));
   return r;
@@ -306,7 +306,7 @@ TEST_CASE("codegen refuses bad settings with a clear message", "[codegen]") {
   CHECK(r.kind() == StageResult::Kind::kPermanent);
   CHECK(r.reason().find("needs an 'openai' object") != std::string::npos);
   // The schema says the same before the stage runs.
-  auto in = runtime::Contract::compile(stage->info().input_schema, "codegen input");
+  auto in = config::Contract::compile(stage->info().input_schema, "codegen input");
   REQUIRE_OK(in);
   CHECK(!(*in)->validate(json::serialize(p)).ok());
 }

@@ -9,9 +9,9 @@
 
 #include <boost/json.hpp>
 
+#include "config/contract.h"
 #include "deploy/releases.h"
 #include "exec/sandbox.h"
-#include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
 #include "stages/http_sink.h"
@@ -39,7 +39,7 @@ test::RepoFixture project() {
 struct Deploy {
   std::unique_ptr<Stage> stage;
   test::FakeStageContext ctx;
-  std::unique_ptr<runtime::Contract> out_contract;
+  std::unique_ptr<config::Contract> out_contract;
 
   explicit Deploy(const test::RepoFixture& f, std::string config = "{}") : ctx(std::move(config)) {
     auto s = runtime::create_stage("deploy");
@@ -47,7 +47,7 @@ struct Deploy {
     stage = std::move(*s);
     ctx.set_data_dir(f.data_dir());
     ctx.set_scratch_dir(f.scratch_dir());
-    auto c = runtime::Contract::compile(stage->info().output_schema, "deployment");
+    auto c = config::Contract::compile(stage->info().output_schema, "deployment");
     REQUIRE_OK(c);
     out_contract = std::move(*c);
   }
@@ -61,7 +61,7 @@ struct Deploy {
   // Runs process(); the emitted deployment (validated), or {} when it emitted nothing.
   json::object run(const std::string& payload,
                    StageResult::Kind expect = StageResult::Kind::kSuccess) {
-    auto in_contract = runtime::Contract::compile(stage->info().input_schema, "deploy input");
+    auto in_contract = config::Contract::compile(stage->info().input_schema, "deploy input");
     REQUIRE_OK(in_contract);
     REQUIRE_OK((*in_contract)->validate(payload));
     ctx.clear_outputs();
@@ -320,7 +320,7 @@ TEST_CASE("deploy: only an approved commit, the project's repo, the configured c
           std::string::npos);
     // A commit that is not an object id never reaches git, wherever the event puts it: a
     // leading '-' would read as an option, and a longer string shares an approved prefix.
-    auto contract = runtime::Contract::compile(d.stage->info().input_schema, "deploy input");
+    auto contract = config::Contract::compile(d.stage->info().input_schema, "deploy input");
     REQUIRE_OK(contract);
     for (const std::string& bad : {std::string("--output=/tmp/x"), c + " HEAD", c + "\\n-x"}) {
       for (const std::string& where :

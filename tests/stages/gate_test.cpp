@@ -7,10 +7,10 @@
 
 #include <boost/json.hpp>
 
+#include "config/contract.h"
 #include "gate/files_arg.h"
 #include "gate/licences.h"
 #include "gate/secret_scan.h"
-#include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
 #include "stages/repo_fixture.h"
@@ -52,7 +52,7 @@ GateRun run_gate(test::RepoFixture& f, const std::string& commit, const std::str
                       f.repo() + R"(","branch":"feature/T-1","commit":")" + commit +
                       R"(","attempt":1,"files":)" + files + R"(},"tests":)" + tests +
                       R"(,"checks":)" + checks + "}";
-  auto in_contract = runtime::Contract::compile(info.input_schema, "gate input");
+  auto in_contract = config::Contract::compile(info.input_schema, "gate input");
   REQUIRE_OK(in_contract);
   REQUIRE_OK((*in_contract)->validate(input));
   test::FakeStageContext ctx;
@@ -63,7 +63,7 @@ GateRun run_gate(test::RepoFixture& f, const std::string& commit, const std::str
   if (out.result.kind() != StageResult::Kind::kSuccess) return out;
   REQUIRE(ctx.outputs().size() == 1);
   out.payload = ctx.outputs()[0].payload;
-  auto out_contract = runtime::Contract::compile(info.output_schema, "gate output");
+  auto out_contract = config::Contract::compile(info.output_schema, "gate output");
   REQUIRE_OK(out_contract);
   REQUIRE_OK((*out_contract)->validate(out.payload));
   out.verdict = json::parse(out.payload).as_object();

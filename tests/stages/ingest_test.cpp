@@ -9,13 +9,13 @@
 #include <boost/json.hpp>
 
 #include "common/schemas.h"
+#include "config/contract.h"
 #include "ingest/adf.h"
 #include "ingest/criteria.h"
 #include "ingest/document.h"
 #include "ingest/jira_wiki.h"
 #include "ingest/markdown.h"
 #include "ingest/ticket.h"
-#include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
 #include "scheduler/task_stage.h"
@@ -41,18 +41,18 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-const runtime::Contract& feature_spec_contract() {
-  static const std::unique_ptr<runtime::Contract> contract = [] {
-    auto c = runtime::Contract::compile(stages::schema("feature_spec"), "feature_spec.json");
+const config::Contract& feature_spec_contract() {
+  static const std::unique_ptr<config::Contract> contract = [] {
+    auto c = config::Contract::compile(stages::schema("feature_spec"), "feature_spec.json");
     REQUIRE_OK(c);
     return std::move(*c);
   }();
   return *contract;
 }
 
-const runtime::Contract& input_contract() {
-  static const std::unique_ptr<runtime::Contract> contract = [] {
-    auto c = runtime::Contract::compile(stages::schema("ingest_input"), "ingest_input.json");
+const config::Contract& input_contract() {
+  static const std::unique_ptr<config::Contract> contract = [] {
+    auto c = config::Contract::compile(stages::schema("ingest_input"), "ingest_input.json");
     REQUIRE_OK(c);
     return std::move(*c);
   }();

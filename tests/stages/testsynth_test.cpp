@@ -11,8 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include "common/workspace.h"
+#include "config/contract.h"
 #include "gate/secret_scan.h"
-#include "runtime/contract.h"
 #include "runtime/fake_stage_context.h"
 #include "runtime/stage_registry.h"
 #include "stages/fake_openai_server.h"
@@ -56,14 +56,14 @@ struct Env {
 
   // Runs testsynth (schemas checked as the runtime would); returns its result and output.
   std::pair<StageResult, json::object> tests(const std::string& payload) {
-    auto in = runtime::Contract::compile(testsynth->info().input_schema, "testsynth input");
+    auto in = config::Contract::compile(testsynth->info().input_schema, "testsynth input");
     REQUIRE_OK(in);
     REQUIRE_OK((*in)->validate(payload));
     ctx.clear_outputs();
     StageResult r = testsynth->process(test::make_event(payload), ctx);
     json::object out;
     if (!ctx.outputs().empty()) {
-      auto contract = runtime::Contract::compile(testsynth->info().output_schema, "test_results");
+      auto contract = config::Contract::compile(testsynth->info().output_schema, "test_results");
       REQUIRE_OK(contract);
       REQUIRE_OK((*contract)->validate(ctx.outputs().back().payload));
       out = json::parse(ctx.outputs().back().payload).as_object();

@@ -4,13 +4,14 @@
 // It holds what every config parser here needs and yaml-cpp lacks: marks pointing at the value
 // (or at its key when the value is empty), mappings checked for repeated keys (yaml-cpp 0.7
 // keeps both entries) and for unknown keys with a did-you-mean, typed scalars with ranges, and
-// YAML -> JSON for free-form blocks handed to stages. The file's schema stays in its parser
-// (pipeline_config.cpp).
+// YAML -> JSON for free-form blocks handed to stages. Each file's schema stays in its parser:
+// log/topic_file.cpp, runtime/pipeline_config.cpp, scheduler/dag_parser.cpp,
+// cli/factory_config.cpp.
 //
-// Internal to factoryd: it exposes yaml-cpp types, and yaml-cpp is a private dependency, so only
-// .cpp files of targets that link yaml-cpp themselves include it (the runtime's pipeline files,
-// the scheduler's DAG files: scheduler/dag_parser.cpp). yaml-cpp throws; callers wrap their use
-// of nodes in try/catch (YAML::Exception) so nothing escapes the module.
+// Internal to factoryd: it exposes yaml-cpp types, so only .cpp files include it (yaml-cpp comes
+// with factory::config; no public header of another target hands out a YAML::Node). yaml-cpp
+// throws; callers wrap their use of nodes in try/catch (YAML::Exception) so nothing escapes the
+// module.
 //
 // Immutable after construction; const methods only, so safe to share.
 #pragma once
@@ -25,7 +26,7 @@
 
 #include "factory/status.h"
 
-namespace factory::runtime {
+namespace factory::config {
 
 // A mapping entry with both nodes kept, so errors can point at the key or the value.
 struct YamlEntry {
@@ -50,6 +51,9 @@ class YamlReader {
   // file. InvalidArgument for a syntax error (with a hint about tabs or quoting) or a second
   // document.
   Status load(std::string_view text, YAML::Node* doc) const;
+  // Parses `text` as a stream of YAML documents (`---` between them; topic files mix forms
+  // that way). InvalidArgument for a syntax error, as load().
+  Status load_all(std::string_view text, std::vector<YAML::Node>* docs) const;
 
   // InvalidArgument "SOURCE:LINE:COLUMN: what" (no position for a null mark).
   Status error(const YAML::Mark& mark, std::string_view what) const;
@@ -97,4 +101,4 @@ class YamlReader {
 // "'text'": how names appear in messages.
 std::string in_quotes(std::string_view s);
 
-}  // namespace factory::runtime
+}  // namespace factory::config

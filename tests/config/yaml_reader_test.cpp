@@ -1,4 +1,4 @@
-#include "runtime/yaml_reader.h"
+#include "config/yaml_reader.h"
 
 #include <cstdint>
 #include <string>
@@ -12,10 +12,10 @@ using namespace factory;
 using Catch::Matchers::Contains;
 using Catch::Matchers::Equals;
 using Catch::Matchers::StartsWith;
-using runtime::YamlAliases;
-using runtime::YamlEntry;
-using runtime::YamlKeys;
-using runtime::YamlReader;
+using config::YamlAliases;
+using config::YamlEntry;
+using config::YamlKeys;
+using config::YamlReader;
 
 namespace {
 

@@ -8,7 +8,8 @@
 // where the previous one did (no progress); only then is LoadAll called, on text that the
 // same deterministic parser has just read to its end.
 //
-// Header-only: for the modules that link yaml-cpp (log/, runtime/). Thread-safety: a pure
+// Header-only, used by YamlReader::load/load_all (yaml_reader.h), through which every config
+// parser loads YAML. Thread-safety: a pure
 // function. Errors: throws YAML::Exception (with a mark) like LoadAll, including a
 // YAML::ParserException "unexpected text ..." for the loop above.
 #pragma once
@@ -20,7 +21,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-namespace factory::base {
+namespace factory::config {
 
 namespace internal {
 
@@ -58,4 +59,4 @@ inline std::vector<YAML::Node> load_all_yaml(const std::string& text) {
   return YAML::LoadAll(text);
 }
 
-}  // namespace factory::base
+}  // namespace factory::config

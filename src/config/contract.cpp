@@ -1,5 +1,5 @@
 #define VALIJSON_USE_EXCEPTIONS 1
-#include "runtime/contract.h"
+#include "config/contract.h"
 
 #include <stdexcept>
 
@@ -9,7 +9,7 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
 
-namespace factory::runtime {
+namespace factory::config {
 
 struct Contract::Impl {
   bool any = false;  // empty schema: any JSON value
@@ -78,4 +78,4 @@ Status Contract::validate(std::string_view json) const {
   return Status::invalid_argument(message);
 }
 
-}  // namespace factory::runtime
+}  // namespace factory::config

@@ -1,5 +1,5 @@
-// YamlReader (yaml_reader.h). The error style follows log/topic_file.cpp.
-#include "runtime/yaml_reader.h"
+// YamlReader (yaml_reader.h): the one YAML scaffold every config parser reads with.
+#include "config/yaml_reader.h"
 
 #include <algorithm>
 #include <cctype>
@@ -13,9 +13,9 @@
 
 #include <boost/json.hpp>
 
-#include "base/yaml_load.h"
+#include "config/yaml_load.h"
 
-namespace factory::runtime {
+namespace factory::config {
 namespace {
 
 namespace json = boost::json;
@@ -223,17 +223,22 @@ YamlReader::YamlReader(std::string source, const YamlAliases* aliases)
 
 Status YamlReader::load(std::string_view text, YAML::Node* doc) const {
   std::vector<YAML::Node> docs;
-  try {
-    docs = base::load_all_yaml(std::string(text));
-  } catch (const YAML::Exception& e) {  // ParserException and the rest: all carry a mark
-    return syntax_error(text, e.mark, e.msg);
-  }
+  FACTORY_RETURN_IF_ERROR(load_all(text, &docs));
   if (docs.size() > 1) {
     return error(docs[1].Mark(),
                  "this file holds more than one YAML document; move what follows `---` to a "
                  "file of its own");
   }
   *doc = docs.empty() ? YAML::Node() : docs[0];
+  return Status::ok_status();
+}
+
+Status YamlReader::load_all(std::string_view text, std::vector<YAML::Node>* docs) const {
+  try {
+    *docs = load_all_yaml(std::string(text));
+  } catch (const YAML::Exception& e) {  // ParserException and the rest: all carry a mark
+    return syntax_error(text, e.mark, e.msg);
+  }
   return Status::ok_status();
 }
 
@@ -406,4 +411,4 @@ std::string_view YamlReader::suggest(std::string_view key, const YamlKeys& allow
   return {};
 }
 
-}  // namespace factory::runtime
+}  // namespace factory::config

@@ -8,7 +8,7 @@
 
 #include "factory/status.h"
 
-namespace factory::runtime {
+namespace factory::config {
 
 class Contract {
  public:
@@ -28,4 +28,4 @@ class Contract {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace factory::runtime
+}  // namespace factory::config
