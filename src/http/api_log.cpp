@@ -248,12 +248,10 @@ Response produce(ApiContext* ctx, const Request& req) {
   if (is_internal_topic(topic)) return internal_topic_error(topic, "producing to");
   // simdjson reads the usual body; anything else, and every refusal, is Boost.JSON's.
   ProduceBody body;
-  if (!read_produce_body_simd(req.body, &body)) {
-    std::optional<size_t> failed;
-    if (Status s = read_produce_body(req, &body, &failed); !s.ok()) {
-      if (!failed) return status_response(s);
-      return status_response(s, details({{"field", "records[" + std::to_string(*failed) + "]"}}));
-    }
+  std::optional<size_t> failed;
+  if (Status s = read_produce_body_fast(req, &body, &failed); !s.ok()) {
+    if (!failed) return status_response(s);
+    return status_response(s, details({{"field", "records[" + std::to_string(*failed) + "]"}}));
   }
   std::vector<ProducerRecord>& records = body.records;
   bool sync = body.sync;

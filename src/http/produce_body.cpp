@@ -341,4 +341,21 @@ bool read_produce_body_simd(std::string_view body, ProduceBody* out) {
   return true;
 }
 
+Status read_produce_body_fast(const Request& req, ProduceBody* out,
+                              std::optional<size_t>* failed_record) {
+  thread_local int skip = 0;
+  if (skip > 0) {
+    --skip;
+  } else if (read_produce_body_simd(req.body, out)) {
+    failed_record->reset();
+    return Status();
+  } else {
+    *out = ProduceBody();
+    Status s = read_produce_body(req, out, failed_record);
+    if (s.ok()) skip = kSkipAfterDecline;
+    return s;
+  }
+  return read_produce_body(req, out, failed_record);
+}
+
 }  // namespace factory::http

@@ -37,4 +37,13 @@ Status read_produce_body(const Request& req, ProduceBody* out,
 // is then unspecified).
 bool read_produce_body_simd(std::string_view body, ProduceBody* out);
 
+// What the produce handler runs: read_produce_body_simd(), then read_produce_body() when it
+// declines; same answer as read_produce_body(). When the fast path declines a body that the
+// reference then accepts (values holding doubles, typically), the thread sends its next
+// kSkipAfterDecline bodies straight to the reference: a client whose values always hold
+// doubles pays the declined attempt on one body in 16, not on every body.
+inline constexpr int kSkipAfterDecline = 15;
+Status read_produce_body_fast(const Request& req, ProduceBody* out,
+                              std::optional<size_t>* failed_record);
+
 }  // namespace factory::http

@@ -99,6 +99,18 @@ int check_all(const std::string& input) {
     REQUIRE(s.ok());
     REQUIRE(same_records(fast, ref));
   }
+  {
+    // The handler's reader (fast path, then reference; skipping after a decline) answers as
+    // the reference does, error and record index included.
+    ProduceBody got, ref;
+    std::optional<size_t> got_failed, ref_failed;
+    factory::Status g =
+        factory::http::read_produce_body_fast(request_with(input), &got, &got_failed);
+    factory::Status r = factory::http::read_produce_body(request_with(input), &ref, &ref_failed);
+    REQUIRE(g.to_string() == r.to_string());
+    REQUIRE(got_failed == ref_failed);
+    if (r.ok()) REQUIRE(same_records(got, ref));
+  }
   std::optional<std::string> event;
   if (factory::http::simd_check_object_body(input, "webhookEvent", &event)) {
     ++answered;
