@@ -24,7 +24,15 @@ inline std::vector<std::string> corpus_inputs() {
     for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
       if (!e.is_regular_file()) continue;
       std::ifstream in(e.path(), std::ios::binary);
-      out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      // json_input inputs put parts before the body, after "\n---\n", and webhook inputs
+      // headers, up to a blank line: the body alone is an input too.
+      if (size_t at = text.rfind("\n---\n"); at != std::string::npos) {
+        out.push_back(text.substr(at + 5));
+      } else if (size_t blank = text.find("\n\n"); blank != std::string::npos) {
+        out.push_back(text.substr(blank + 2));
+      }
+      out.push_back(std::move(text));
     }
   }
   return out;

@@ -341,7 +341,8 @@ class SimdCanonicalWriter {
 
   // simdjson rounds correctly, as the reference's from_chars does, and refuses what overflows.
   // Magnitudes near either end of the range (subnormals, underflow to a non-zero literal, the
-  // edge where Boost's own reading overflows) are left to the reference. Zero is exact in both.
+  // edge where Boost's own reading overflows) are left to the reference. A zero, written so or
+  // underflowing (1e-400), has the literal's sign in both.
   bool write_double(double d) {
     double m = std::fabs(d);
     if (m != 0 && (m < 1e-300 || m > 1e300)) return false;

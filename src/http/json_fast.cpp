@@ -15,8 +15,8 @@ namespace {
 // parse_json counts depth its own way; well before its limit, it decides.
 constexpr size_t kMaxSimdDepth = kMaxDepth - 2;
 
-// A double Boost reads to the same finite value class as simdjson: not zero, not near either
-// end of the range.
+// A double that Boost surely reads as finite, as simdjson did: not zero (0e400 is NaN to Boost
+// 1.81) and not near either end of the range (1.7976931348623158e308 is Infinity to it).
 bool double_is_plain(double d) {
   double m = std::fabs(d);
   return m >= 1e-300 && m <= 1e300;

