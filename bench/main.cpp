@@ -5,6 +5,7 @@
 //   factory-bench pipeline [--events N] [--quick] [--prefill-rows N]
 //   factory-bench scheduler [--quick] [--only chain,runs,...] [--awake]
 //   factory-bench http [--batch N] [--connections N] [--sweep 1,10,100,1000] [--quick]
+//   factory-bench json [--seconds S] [--rounds N] [--quick]
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/http_bench.h"
+#include "bench/json_bench.h"
 #include "bench/log_bench.h"
 #include "bench/pipeline_bench.h"
 #include "bench/scheduler_bench.h"
@@ -135,6 +137,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     http->add_flag("--markdown", http_opts.markdown, "also print the table as Markdown");
 
+    factory::bench::JsonBenchOptions json_opts;
+    auto* json = app.add_subcommand(
+        "json", "Boost.JSON vs simdjson on each hot JSON read, events of 200 B, 2 KB, 50 KB");
+    json->add_option("--seconds", json_opts.seconds, "Seconds per round per contender")
+        ->check(CLI::Range(0.01, 60.0))
+        ->capture_default_str();
+    json->add_option("--rounds", json_opts.rounds, "Rounds; the two contenders alternate")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    json->add_flag("--quick", json_opts.quick, "1 round of 0.1 s, for smoke tests");
+    json->add_flag("--markdown", json_opts.markdown, "also print the table as Markdown");
+
     // Hidden: the idle-RSS probe run_log_bench spawns.
     std::string child_dir;
     bool child_raw = false;
@@ -148,6 +162,7 @@ int main(int argc, char** argv) {
     if (pipe->parsed()) return factory::bench::run_pipeline_bench(pipe_opts);
     if (sched->parsed()) return factory::bench::run_scheduler_bench(sched_opts);
     if (http->parsed()) return factory::bench::run_http_bench(http_opts);
+    if (json->parsed()) return factory::bench::run_json_bench(json_opts);
     if (child->parsed()) return factory::bench::run_idle_rss_child(child_dir, child_raw);
     return 2;
   } catch (const std::exception& e) {

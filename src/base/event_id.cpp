@@ -1,7 +1,13 @@
-// Event ids: canonical JSON (Boost.JSON's SAX parser) hashed with SHA-256 (OpenSSL EVP).
+// Event ids: canonical JSON hashed with SHA-256 (OpenSSL EVP).
 //
-// The canonical form is built bottom-up while parsing: every finished value is already its
-// canonical text, so an array appends it and an object collects (raw key, text) pairs that it
+// Two parsers write the canonical form (src/base/canonical_json.h): simdjson's DOM, walked
+// once (the fast path: members sorted as string_views into the parsed document, values written
+// straight into one output string), and Boost.JSON's SAX parser, the reference that decides
+// every case the fast path leaves to it (refusals, duplicate keys, doubles at the range edges,
+// deep nesting), so the bytes and the error messages are the reference's.
+//
+// The reference builds the canonical form bottom-up while parsing: every finished value is already
+// its canonical text, so an array appends it and an object collects (raw key, text) pairs that it
 // sorts, checks for duplicates and joins when it closes. No DOM is built, and duplicate keys are
 // seen before anything could drop them (boost::json::object silently keeps one of them).
 #include "factory/event.h"
@@ -10,15 +16,19 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/detail/format.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <openssl/evp.h>
+#include <simdjson.h>
 
+#include "base/canonical_json.h"
 #include "base/check.h"
 
 namespace factory {
@@ -71,6 +81,14 @@ void append_canonical_string(std::string* out, std::string_view s) {
     }
   }
   out->push_back('"');
+}
+
+// Boost.JSON's double format (see event.h): json::serialize writes a double with exactly this
+// call (boost/json/impl/serializer.ipp), here without a string per number. Pinned by the tests,
+// so a Boost upgrade that changed it would fail them instead of silently changing ids.
+void append_canonical_double(std::string* out, double d) {
+  char buf[json::detail::max_number_chars + 1];
+  out->append(buf, json::detail::format_double(buf, d));
 }
 
 // A SAX handler (the interface documented in boost/json/basic_parser.hpp) that writes the
@@ -190,9 +208,9 @@ class CanonicalHandler {
       ec = json::error::syntax;
       return false;
     }
-    // Boost.JSON's own double format (see event.h); pinned by the tests, so a Boost upgrade that
-    // changed it would fail them instead of silently changing ids.
-    emit(json::serialize(json::value(d)));
+    std::string text;
+    append_canonical_double(&text, d);
+    emit(std::move(text));
     return true;
   }
 
@@ -236,6 +254,109 @@ class CanonicalHandler {
   std::string part_;  // a key, string or number delivered in pieces
   std::string result_;
 };
+
+// The simdjson fast path: a walk over the parsed DOM that writes the canonical text into one
+// string. Returns false (the caller then asks the reference) for whatever it must not judge
+// alone. Not thread-safe; one per parse.
+class SimdCanonicalWriter {
+ public:
+  explicit SimdCanonicalWriter(std::string* out) : out_(out) {}
+
+  bool write(simdjson::dom::element e, size_t depth) {
+    switch (e.type()) {
+      case simdjson::dom::element_type::ARRAY:
+        return write_array(e.get_array().value_unsafe(), depth + 1);
+      case simdjson::dom::element_type::OBJECT:
+        return write_object(e.get_object().value_unsafe(), depth + 1);
+      case simdjson::dom::element_type::INT64:
+        append_int(e.get_int64().value_unsafe());
+        return true;
+      case simdjson::dom::element_type::UINT64:
+        append_int(e.get_uint64().value_unsafe());
+        return true;
+      case simdjson::dom::element_type::DOUBLE:
+        return write_double(e.get_double().value_unsafe());
+      case simdjson::dom::element_type::STRING:
+        append_canonical_string(out_, e.get_string().value_unsafe());
+        return true;
+      case simdjson::dom::element_type::BOOL:
+        out_->append(e.get_bool().value_unsafe() ? "true" : "false");
+        return true;
+      case simdjson::dom::element_type::NULL_VALUE:
+        out_->append("null");
+        return true;
+    }
+    return false;
+  }
+
+ private:
+  // The reference's depth limit counts differently; well before it, the reference decides.
+  static constexpr size_t kMaxSimdDepth = kMaxDepth - 4;
+
+  bool write_array(simdjson::dom::array a, size_t depth) {
+    if (depth > kMaxSimdDepth) return false;
+    out_->push_back('[');
+    bool first = true;
+    for (simdjson::dom::element v : a) {
+      if (!first) out_->push_back(',');
+      first = false;
+      if (!write(v, depth)) return false;
+    }
+    out_->push_back(']');
+    return true;
+  }
+
+  bool write_object(simdjson::dom::object o, size_t depth) {
+    if (depth > kMaxSimdDepth) return false;
+    // Views into the parsed document, sorted as the reference sorts (string_view compares
+    // through char_traits<char>: unsigned bytes). One vector per level, reused by siblings.
+    if (members_.size() < depth) members_.resize(depth);
+    auto& members = members_[depth - 1];
+    members.clear();
+    for (simdjson::dom::key_value_pair kv : o) members.emplace_back(kv.key, kv.value);
+    std::sort(members.begin(), members.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 1; i < members.size(); ++i) {
+      if (members[i - 1].first == members[i].first) return false;  // the reference's message
+    }
+    out_->push_back('{');
+    // members_ may grow (and move this level's vector) while a member is written: index it.
+    for (size_t i = 0; i < members_[depth - 1].size(); ++i) {
+      auto [key, value] = members_[depth - 1][i];
+      if (i > 0) out_->push_back(',');
+      append_canonical_string(out_, key);
+      out_->push_back(':');
+      if (!write(value, depth)) return false;
+    }
+    out_->push_back('}');
+    return true;
+  }
+
+  template <typename Int>
+  void append_int(Int v) {
+    char buf[24];
+    auto [end, err] = std::to_chars(buf, buf + sizeof buf, v);
+    out_->append(buf, end);
+  }
+
+  // simdjson rounds correctly, as the reference's from_chars does, and refuses what overflows.
+  // Magnitudes near either end of the range (subnormals, underflow to a non-zero literal, the
+  // edge where Boost's own reading overflows) are left to the reference. A zero, written so or
+  // underflowing (1e-400), has the literal's sign in both.
+  bool write_double(double d) {
+    double m = std::fabs(d);
+    if (m != 0 && (m < 1e-300 || m > 1e300)) return false;
+    append_canonical_double(out_, d);
+    return true;
+  }
+
+  std::string* out_;
+  std::vector<std::vector<std::pair<std::string_view, simdjson::dom::element>>> members_;
+};
+
+// One parser per thread: it keeps its buffers between documents. A document much larger than
+// events are gets a parser of its own, so no thread holds its memory afterwards.
+constexpr size_t kMaxKeptParserBytes = 1 << 20;
 
 std::string quoted_for_message(std::string_view s) {
   std::string q;
@@ -289,7 +410,26 @@ Result<EventId> EventId::from_hex(std::string_view hex) {
   return id;
 }
 
-Result<std::string> canonical_json(std::string_view input) {
+namespace base {
+
+std::optional<std::string> canonical_json_simd(std::string_view input) {
+  thread_local simdjson::dom::parser kept_parser;
+  std::optional<simdjson::dom::parser> own_parser;
+  simdjson::dom::parser* parser = &kept_parser;
+  if (input.size() > kMaxKeptParserBytes) parser = &own_parser.emplace();
+  simdjson::dom::element root;
+  // Copies the input into a padded buffer of the parser's (simdjson reads past the end).
+  if (parser->parse(input.data(), input.size(), true).get(root) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(input.size());
+  SimdCanonicalWriter writer(&out);
+  if (!writer.write(root, 0)) return std::nullopt;
+  return out;
+}
+
+Result<std::string> canonical_json_boost(std::string_view input) {
   json::parse_options options;  // strict RFC 8259: no comments, trailing commas or bad UTF-8
   options.max_depth = kMaxDepth;
   json::basic_parser<CanonicalHandler> parser(options);
@@ -317,6 +457,13 @@ Result<std::string> canonical_json(std::string_view input) {
                                     ": extra data after the JSON value");
   }
   return h.take_result();
+}
+
+}  // namespace base
+
+Result<std::string> canonical_json(std::string_view input) {
+  if (std::optional<std::string> fast = base::canonical_json_simd(input)) return std::move(*fast);
+  return base::canonical_json_boost(input);
 }
 
 EventId event_id_for_bytes(std::string_view bytes) {

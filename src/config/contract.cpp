@@ -1,15 +1,47 @@
 #define VALIJSON_USE_EXCEPTIONS 1
 #include "config/contract.h"
 
+#include <optional>
 #include <stdexcept>
 
 #include <boost/json.hpp>
+#include <simdjson.h>
 #include <valijson/adapters/boost_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
 
 namespace factory::config {
+
+namespace {
+
+// boost::json::parse's default nesting limit (parse_options::max_depth), which validate()
+// inherits; simdjson is set a little lower so that what it accepts Boost accepts too.
+constexpr size_t kBoostMaxDepth = 32;
+constexpr size_t kSimdMaxDepth = kBoostMaxDepth - 2;
+constexpr size_t kMaxKeptParserBytes = 1 << 20;
+
+simdjson::dom::parser make_parser() {
+  simdjson::dom::parser p;
+  // On failure max_depth() stays the default, and simd_reads() then always answers "ask Boost".
+  [[maybe_unused]] simdjson::error_code err = p.allocate(simdjson::SIMDJSON_PADDING, kSimdMaxDepth);
+  return p;
+}
+
+// Whether boost::json::parse(json) succeeds, when simdjson can tell: it reads the text within
+// kSimdMaxDepth. simdjson refuses some text Boost reads (integers beyond 64 bits, 1e400, which
+// Boost takes as Infinity), so false means "ask Boost", not "invalid".
+bool simd_reads(std::string_view json) {
+  thread_local simdjson::dom::parser kept = make_parser();
+  std::optional<simdjson::dom::parser> own;
+  simdjson::dom::parser* parser = &kept;
+  if (json.size() > kMaxKeptParserBytes) parser = &own.emplace(make_parser());
+  if (parser->max_depth() != kSimdMaxDepth) return false;
+  simdjson::dom::element root;
+  return parser->parse(json.data(), json.size(), true).get(root) == simdjson::SUCCESS;
+}
+
+}  // namespace
 
 struct Contract::Impl {
   bool any = false;  // empty schema: any JSON value
@@ -42,6 +74,9 @@ Result<std::unique_ptr<Contract>> Contract::compile(std::string_view schema_json
 }
 
 Status Contract::validate(std::string_view json) const {
+  // Without a schema only the JSON verdict matters: simdjson gives it without a Boost.JSON
+  // document (the stage-hop hot path). Every refusal's message is still Boost's.
+  if (impl_->any && simd_reads(json)) return Status();
   boost::system::error_code ec;
   boost::json::value doc = boost::json::parse(json, ec);
   if (ec) return Status::invalid_argument("payload is not valid JSON: " + ec.message());

@@ -32,6 +32,7 @@
 #include "http/json_input.h"
 #include "http/log_access.h"
 #include "http/log_views.h"
+#include "http/produce_body.h"
 #include "http/router.h"
 
 namespace factory::http {
@@ -121,147 +122,6 @@ Result<TopicSpec> read_topic_spec(const json::object& body, bool named, std::str
   Status valid = validate_topic_spec(spec);
   if (!valid.ok()) return Status::invalid_argument("body: " + valid.message());
   return spec;
-}
-
-std::string_view kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "integer";
-    case json::kind::double_:
-      return "number";
-    case json::kind::string:
-      return "string";
-    case json::kind::array:
-      return "array";
-    case json::kind::object:
-      return "object";
-  }
-  return "value";
-}
-
-std::optional<int64_t> as_int64(const json::value& v) {
-  if (v.is_int64()) return v.get_int64();
-  if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-    return static_cast<int64_t>(v.get_uint64());
-  }
-  return std::nullopt;
-}
-
-// A produce record's headers: {"name": "value", ...} or [{"name"|"name_b64", "value"|"value_b64"}]
-// (the array keeps order, repeated names and bytes that are not UTF-8).
-Status read_headers(const json::value& v, const std::string& where, ProducerRecord* out) {
-  if (v.is_object()) {
-    for (const auto& [k, hv] : v.get_object()) {
-      if (!hv.is_string()) {
-        return Status::invalid_argument(where + ".headers." + std::string(k) +
-                                        " must be a string, got " + std::string(kind_name(hv)));
-      }
-      out->headers.push_back({std::string(k), std::string(hv.get_string())});
-    }
-    return Status();
-  }
-  if (!v.is_array()) {
-    return Status::invalid_argument(where +
-                                    ".headers must be an object {name: value} or an array of "
-                                    "{name, value}, got " +
-                                    std::string(kind_name(v)));
-  }
-  const json::array& a = v.get_array();
-  for (size_t i = 0; i < a.size(); ++i) {
-    std::string hw = where + ".headers[" + std::to_string(i) + "]";
-    const json::object* ho = a[i].if_object();
-    if (!ho) return Status::invalid_argument(hw + " must be an object {name, value}");
-    FieldReader hr(*ho, hw, {"name", "name_b64", "value", "value_b64"});
-    FACTORY_RETURN_IF_ERROR(hr.check_unknown());
-    std::optional<std::string> name, hvalue;
-    FACTORY_RETURN_IF_ERROR(read_bytes(*ho, "name", hw, false, &name));
-    FACTORY_RETURN_IF_ERROR(read_bytes(*ho, "value", hw, false, &hvalue));
-    if (!name) return Status::invalid_argument(hw + ".name is required");
-    out->headers.push_back({std::move(*name), hvalue.value_or("")});
-  }
-  return Status();
-}
-
-// One record of a produce body, read in one pass over its members: the hot path of
-// `factory-bench http`, so nothing is allocated beyond the record's own bytes unless there is
-// an error, whose message names records[index] and the field.
-Status read_producer_record(const json::value& v, size_t index, ProducerRecord* out) {
-  auto where = [index] { return "records[" + std::to_string(index) + "]"; };
-  const json::object* o = v.if_object();
-  if (!o) {
-    return Status::invalid_argument(where() + " must be an object, got " +
-                                    std::string(kind_name(v)));
-  }
-  auto wrong = [&](std::string_view field, std::string_view want, const json::value& got) {
-    return Status::invalid_argument(where() + "." + std::string(field) + " must be " +
-                                    std::string(want) + ", got " + std::string(kind_name(got)));
-  };
-  auto both = [&](std::string_view field) {
-    return Status::invalid_argument(where() + " has both " + std::string(field) + " and " +
-                                    std::string(field) + "_b64; send one");
-  };
-  bool have_key = false;
-  bool have_value = false;
-  for (const auto& [k, val] : *o) {
-    std::string_view name = k;
-    if (name == "value") {
-      if (have_value) return both("value");
-      have_value = true;
-      // Any JSON: a string is its own text; other values are stored serialized.
-      if (val.is_string()) {
-        const json::string& s = val.get_string();
-        out->value.emplace(s.data(), s.size());
-      } else if (!val.is_null()) {
-        out->value = json::serialize(val);
-      }
-    } else if (name == "key") {
-      if (have_key) return both("key");
-      have_key = true;
-      if (val.is_string()) {
-        const json::string& s = val.get_string();
-        out->key.emplace(s.data(), s.size());
-      } else if (!val.is_null()) {
-        return wrong("key", "a string or null", val);
-      }
-    } else if (name == "value_b64" || name == "key_b64") {
-      bool is_value = name == "value_b64";
-      if (is_value ? have_value : have_key) return both(is_value ? "value" : "key");
-      (is_value ? have_value : have_key) = true;
-      std::optional<std::string> decoded;
-      if (val.is_string()) decoded = base64_decode(val.get_string());
-      if (!decoded) {
-        return Status::invalid_argument(where() + "." + std::string(name) +
-                                        " must be a padded base64 string (RFC 4648)");
-      }
-      (is_value ? out->value : out->key) = std::move(decoded);
-    } else if (name == "partition") {
-      auto p = as_int64(val);
-      if (!p) return wrong("partition", "an integer", val);
-      if (*p < 0 || *p > kMaxPartition) {
-        return Status::invalid_argument(where() + ".partition must be a partition number (>= 0)");
-      }
-      out->partition = static_cast<int32_t>(*p);
-    } else if (name == "timestamp") {
-      auto t = as_int64(val);
-      if (!t) return wrong("timestamp", "an integer", val);
-      if (*t < 0) {
-        return Status::invalid_argument(where() + ".timestamp must be ms since the epoch (>= 0)");
-      }
-      out->timestamp_ms = *t;
-    } else if (name == "headers") {
-      FACTORY_RETURN_IF_ERROR(read_headers(val, where(), out));
-    } else {
-      return Status::invalid_argument("unknown field '" + std::string(name) + "' in " + where() +
-                                      "; allowed: key, key_b64, value, value_b64, headers, "
-                                      "partition, timestamp");
-    }
-  }
-  return Status();
 }
 
 // "0:12,1:5" → positions. InvalidArgument naming `positions`.
@@ -386,20 +246,15 @@ Response produce(ApiContext* ctx, const Request& req) {
   std::string_view topic = req.param("topic");
   if (Status s = check_query(req, {}); !s.ok()) return status_response(s);
   if (is_internal_topic(topic)) return internal_topic_error(topic, "producing to");
-  auto body = parse_body(req);
-  if (!body.ok()) return status_response(body.status());
-  FieldReader top(*body, "body", {"records", "sync"});
-  top.require("records");
-  const json::array* items = top.array("records");
-  bool sync = top.boolean("sync").value_or(true);
-  if (Status s = read_status(top); !s.ok()) return status_response(s);
-  std::vector<ProducerRecord> records(items->size());
-  for (size_t i = 0; i < items->size(); ++i) {
-    Status s = read_producer_record((*items)[i], i, &records[i]);
-    if (!s.ok()) {
-      return status_response(s, details({{"field", "records[" + std::to_string(i) + "]"}}));
-    }
+  // simdjson reads the usual body; anything else, and every refusal, is Boost.JSON's.
+  ProduceBody body;
+  std::optional<size_t> failed;
+  if (Status s = read_produce_body_fast(req, &body, &failed); !s.ok()) {
+    if (!failed) return status_response(s);
+    return status_response(s, details({{"field", "records[" + std::to_string(*failed) + "]"}}));
   }
+  std::vector<ProducerRecord>& records = body.records;
+  bool sync = body.sync;
   if (records.empty()) return json_response(R"({"offsets":[]})");
   AppendOptions options;
   options.sync = sync;

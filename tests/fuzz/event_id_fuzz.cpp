@@ -2,13 +2,17 @@
 // Properties: canonical_json is idempotent (canon(canon(x)) == canon(x)) and its output is
 // JSON Boost.JSON reads to the same value (doubles within a few ULPs: see same_value);
 // event_id_for(x) == event_id_for(canon(x)), and it fails exactly when canonical_json fails.
+// And the simdjson fast path (src/base/canonical_json.h), where it answers, writes exactly the
+// Boost.JSON reference's bytes, for the input and for its canonical form.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <boost/json.hpp>
 
+#include "base/canonical_json.h"
 #include "factory/event.h"
 #include "fuzz_util.h"
 
@@ -46,18 +50,30 @@ bool same_value(const boost::json::value& a, const boost::json::value& b) {
   return a == b;
 }
 
+// The fast path answers only with the reference's own text.
+void check_fast_path(std::string_view text) {
+  std::optional<std::string> fast = factory::base::canonical_json_simd(text);
+  if (!fast) return;
+  auto ref = factory::base::canonical_json_boost(text);
+  FUZZ_CHECK(ref.ok(),
+             "fast path accepted what the reference refuses: " + ref.status().to_string());
+  FUZZ_CHECK(*fast == *ref, "fast path differs from the reference:\n" + *fast + "\n" + *ref);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text = factory::fuzz::as_view(data, size);
   auto canon = factory::canonical_json(text);
   auto id = factory::event_id_for(text);
+  check_fast_path(text);
   FUZZ_CHECK(canon.ok() == id.ok(), "canonical_json and event_id_for disagree on validity");
   if (!canon.ok()) {
     FUZZ_CHECK(canon.status().code() == factory::Status::Code::kInvalidArgument,
                canon.status().to_string());
     return 0;
   }
+  check_fast_path(*canon);
   auto again = factory::canonical_json(*canon);
   FUZZ_CHECK(again.ok(), "canonical output refused: " + again.status().to_string());
   FUZZ_CHECK(*again == *canon, "not idempotent:\n" + *canon + "\n" + *again);

@@ -3,19 +3,63 @@
 // "limit", "\n---\n", then the body.
 // Properties: parse_body accepts exactly the JSON objects within kMaxDepth that Boost.JSON
 // reads; an accepted body serializes to JSON again (no NaN or Infinity); a FieldReader's
-// getters agree with the value's kinds; query_int stays in range.
+// getters agree with the value's kinds; query_int stays in range. And the simdjson fast
+// paths (http/json_fast.h, http/produce_body.h), wherever they answer, answer as the Boost.JSON
+// path does: the produce body's records, the webhook body's verdict and event, parse_json's
+// verdict and the serialization of its value.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <boost/json.hpp>
 
 #include "fuzz_util.h"
+#include "http/json_fast.h"
 #include "http/json_input.h"
+#include "http/produce_body.h"
 
 namespace json = boost::json;
 using namespace factory::http;
 using factory::fuzz::next_part;
+
+namespace {
+
+void check_fast_paths(const Request& req, const factory::Result<json::value>& any) {
+  ProduceBody fast;
+  if (read_produce_body_simd(req.body, &fast)) {
+    ProduceBody ref;
+    std::optional<size_t> failed;
+    factory::Status s = read_produce_body(req, &ref, &failed);
+    FUZZ_CHECK(s.ok(), "fast produce read accepted what the reference refuses: " + s.to_string());
+    FUZZ_CHECK(fast.sync == ref.sync && fast.records.size() == ref.records.size(),
+               "fast produce read differs");
+    for (size_t i = 0; i < ref.records.size(); ++i) {
+      const auto &x = fast.records[i], &y = ref.records[i];
+      FUZZ_CHECK(x.key == y.key && x.value == y.value && x.headers == y.headers &&
+                     x.partition == y.partition && x.timestamp_ms == y.timestamp_ms,
+                 "fast produce read differs at record " + std::to_string(i));
+    }
+  }
+  std::optional<std::string> event;
+  if (simd_check_object_body(req.body, "webhookEvent", &event)) {
+    FUZZ_CHECK(any.ok() && any->is_object(), "fast object check accepted what parse_body refuses");
+    const json::value* v = any->get_object().if_contains("webhookEvent");
+    std::optional<std::string> ref_event;
+    if (v != nullptr && v->is_string()) ref_event = std::string(v->get_string());
+    FUZZ_CHECK(event == ref_event, "fast object check read another webhookEvent");
+  }
+  std::optional<simdjson::dom::parser> own;
+  if (auto root = simd_parse(req.body, &own); root && simd_parse_json_would_accept(*root)) {
+    FUZZ_CHECK(any.ok(), "fast verdict accepted what parse_json refuses");
+    std::string text;
+    if (append_boost_serialization(*root, 0, &text)) {
+      FUZZ_CHECK(text == json::serialize(*any), "fast serialization differs: " + text);
+    }
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view rest = factory::fuzz::as_view(data, size);
@@ -31,6 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto any = parse_json(req.body, "body");
   auto body = parse_body(req);
+  check_fast_paths(req, any);
   if (!body.ok()) {
     FUZZ_CHECK(body.status().code() == factory::Status::Code::kInvalidArgument,
                body.status().to_string());
