@@ -16,7 +16,8 @@
 //      appends nothing twice, and an offset reset or a re-created topic appends what it must.
 //      A topic that refuses a record (missing, over max.message.bytes) dead-letters that event
 //      with the reason; a letter too big for the dead-letter topic is stored by reference;
-//   6. marks the batch processed in one SQLite transaction, then commits its offsets.
+//   6. marks the batch processed in one SQLite transaction (shared with the batches other workers
+//      mark at the same moment: MetaStore::commit_processed), then commits its offsets.
 // A crash between any two steps replays the batch, and so does a failure of the log or the store
 // (nothing of the batch is acknowledged): step 2, step 3 and step 5 recognise what was done.
 // A retryable failure pauses its partition (later events of that partition wait, preserving
