@@ -85,7 +85,11 @@ class JsonGenerator {
                                    ".5",
                                    "-",
                                    "1e",
-                                   "+1"};
+                                   "+1",
+                                   "0e21973790275807",
+                                   "-0e2147483648",
+                                   "1e-2147483649",
+                                   "0.0e-2147483647"};
     switch (pick(4)) {
       case 0:
         return kFixed[pick(std::size(kFixed))];

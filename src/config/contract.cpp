@@ -28,9 +28,32 @@ simdjson::dom::parser make_parser() {
   return p;
 }
 
+// Whether `e` holds a double equal to zero. Boost refuses an exponent past 2^31, which
+// simdjson reads as 0 ("0e21973790275807"); any other double simdjson reads, Boost reads too.
+bool has_zero_double(simdjson::dom::element e) {
+  switch (e.type()) {
+    case simdjson::dom::element_type::ARRAY:
+      for (simdjson::dom::element v : simdjson::dom::array(e.get_array().value_unsafe())) {
+        if (has_zero_double(v)) return true;
+      }
+      return false;
+    case simdjson::dom::element_type::OBJECT:
+      for (simdjson::dom::key_value_pair kv :
+           simdjson::dom::object(e.get_object().value_unsafe())) {
+        if (has_zero_double(kv.value)) return true;
+      }
+      return false;
+    case simdjson::dom::element_type::DOUBLE:
+      return e.get_double().value_unsafe() == 0;
+    default:
+      return false;
+  }
+}
+
 // Whether boost::json::parse(json) succeeds, when simdjson can tell: it reads the text within
-// kSimdMaxDepth. simdjson refuses some text Boost reads (integers beyond 64 bits, 1e400, which
-// Boost takes as Infinity), so false means "ask Boost", not "invalid".
+// kSimdMaxDepth and holds no zero double. simdjson refuses some text Boost reads (integers
+// beyond 64 bits, 1e400, which Boost takes as Infinity), so false means "ask Boost", not
+// "invalid".
 bool simd_reads(std::string_view json) {
   thread_local simdjson::dom::parser kept = make_parser();
   std::optional<simdjson::dom::parser> own;
@@ -38,7 +61,8 @@ bool simd_reads(std::string_view json) {
   if (json.size() > kMaxKeptParserBytes) parser = &own.emplace(make_parser());
   if (parser->max_depth() != kSimdMaxDepth) return false;
   simdjson::dom::element root;
-  return parser->parse(json.data(), json.size(), true).get(root) == simdjson::SUCCESS;
+  if (parser->parse(json.data(), json.size(), true).get(root) != simdjson::SUCCESS) return false;
+  return !has_zero_double(root);
 }
 
 }  // namespace

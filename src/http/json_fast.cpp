@@ -16,7 +16,8 @@ namespace {
 constexpr size_t kMaxSimdDepth = kMaxDepth - 2;
 
 // A double that Boost surely reads as finite, as simdjson did: not zero (0e400 is NaN to Boost
-// 1.81) and not near either end of the range (1.7976931348623158e308 is Infinity to it).
+// 1.81, and an exponent past 2^31 is an error to it) and not near either end of the range
+// (1.7976931348623158e308 is Infinity to it).
 bool double_is_plain(double d) {
   double m = std::fabs(d);
   return m >= 1e-300 && m <= 1e300;

@@ -5,10 +5,10 @@
 // decide (false/nullopt) and the caller runs the Boost.JSON path, which stays the definition of
 // what is accepted and of every error message. The fast path leaves to Boost: any input
 // simdjson refuses, nesting near kMaxDepth, doubles that are zero (Boost 1.81 reads 0e400 as
-// NaN, which parse_json refuses) or beyond 1e300 or below 1e-300 in magnitude (Boost's own
-// reading overflows at 1.7976931348623158e308), and, where a value is written on, any double
-// (Boost's reading is not always correctly rounded, and the bytes written are Boost's) and any
-// duplicate key (Boost keeps the last one).
+// NaN, which parse_json refuses, and refuses an exponent past 2^31) or beyond 1e300 or below 1e-300
+// in magnitude (Boost's own reading overflows at 1.7976931348623158e308), and, where a value is
+// written on, any double (Boost's reading is not always correctly rounded, and the bytes written
+// are Boost's) and any duplicate key (Boost keeps the last one).
 //
 // The tests (tests/http/json_fast_test.cpp) and the json_input fuzz target compare each answer
 // with the Boost.JSON path's.
