@@ -37,12 +37,14 @@
 
 #include <boost/json.hpp>
 
+#include "base/check.h"
 #include "cli/common.h"
 #include "http/client.h"
 
 namespace factory::cli {
 
-// A value, or the exit code of the error the call already printed (never kExitOk).
+// A value, or the exit code of the error the call already printed (never kExitOk). Like
+// Result, `*r` and `r->` on a failed one are a broken invariant: FACTORY_CHECK aborts.
 template <typename T>
 class Reported {
  public:
@@ -51,8 +53,14 @@ class Reported {
 
   bool ok() const { return exit_code_ == kExitOk; }
   int exit_code() const { return exit_code_; }
-  T& operator*() { return value_; }
-  T* operator->() { return &value_; }
+  T& operator*() {
+    FACTORY_CHECK(ok());
+    return value_;
+  }
+  T* operator->() {
+    FACTORY_CHECK(ok());
+    return &value_;
+  }
 
  private:
   Reported(int exit_code, int) : exit_code_(exit_code == kExitOk ? kExitRuntime : exit_code) {}
