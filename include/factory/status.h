@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,7 +60,9 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
 
   bool is_not_found() const { return code_ == Code::kNotFound; }
+  bool is_already_exists() const { return code_ == Code::kAlreadyExists; }
   bool is_invalid_argument() const { return code_ == Code::kInvalidArgument; }
+  bool is_failed_precondition() const { return code_ == Code::kFailedPrecondition; }
   bool is_out_of_range() const { return code_ == Code::kOutOfRange; }
   bool is_busy() const { return code_ == Code::kBusy; }
   bool is_timed_out() const { return code_ == Code::kTimedOut; }
@@ -81,7 +85,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-// Either a value or the Status saying why there is none. `*r` on a non-ok Result aborts.
+// Either a value or the Status saying why there is none. `*r` and `r->` on a non-ok Result are
+// a broken invariant (check ok() first): they print "factoryd: Result accessed with an error:
+// <status>" on stderr and abort, as FACTORY_CHECK does (this header stays std-only).
 template <typename T>
 class [[nodiscard]] Result {
  public:
@@ -93,13 +99,36 @@ class [[nodiscard]] Result {
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
 
-  T& operator*() & { return *value_; }
-  const T& operator*() const& { return *value_; }
-  T&& operator*() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
+  T& operator*() & {
+    check_ok();
+    return *value_;
+  }
+  const T& operator*() const& {
+    check_ok();
+    return *value_;
+  }
+  T&& operator*() && {
+    check_ok();
+    return std::move(*value_);
+  }
+  T* operator->() {
+    check_ok();
+    return &*value_;
+  }
+  const T* operator->() const {
+    check_ok();
+    return &*value_;
+  }
 
  private:
+  void check_ok() const {
+    if (status_.ok()) [[likely]]
+      return;
+    std::fprintf(stderr, "factoryd: Result accessed with an error: %s\n",
+                 status_.to_string().c_str());
+    std::abort();
+  }
+
   Status status_;
   std::optional<T> value_;
 };

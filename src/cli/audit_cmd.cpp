@@ -1,18 +1,16 @@
 // factoryd audit list [-n N]
 //
 // The audit trail, newest first: who changed what (pause, trigger, cancel, clear, approve/
-// reject; over HTTP also every other write), with the outcome and the HTTP request id. Reads the
-// store beside whoever holds the data dir, or asks the daemon's API (remote.h) with the same
-// output.
+// reject; over HTTP also every other write), with the outcome and the HTTP request id, through
+// DagAccess (dag_access.h): the store beside whoever holds the data dir, or the daemon's API.
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
 #include "cli/common.h"
+#include "cli/dag_access.h"
 #include "cli/dag_support.h"
-#include "cli/remote.h"
-#include "http/scheduler_views.h"
 
 namespace factory::cli {
 namespace {
@@ -26,32 +24,17 @@ class AuditList : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::array rows;
-    if (client) {
-      auto answer = call_daemon(client.get(), "GET", "/api/v1/audit?limit=" + std::to_string(limit),
-                                "", &code);
-      if (!answer) return code;
-      const json::array* a = answer_array(*answer, "audit", &code);
-      if (!a) return code;
-      rows = *a;
-    } else {
-      auto store = open_store_or_report(*common_);
-      if (!store) return kExitRuntime;
-      if (*store) {
-        auto r = (*store)->list_audit(limit);
-        if (!r.ok()) return status_error("cannot list the audit trail", r.status(), "retry");
-        for (const store::AuditRow& row : *r) rows.push_back(http::audit_view(row));
-      }
-    }
+    auto access = open_dag_access(*common_, "config", &code);
+    if (!access) return code;
+    auto rows = access->list_audit(limit);
+    if (!rows.ok()) return rows.exit_code();
     if (common_->json()) {
-      write_json_line(rows);
+      write_json_line(*rows);
       return kExitOk;
     }
     Table table({"TIME", "ACTOR", "ACTION", "OBJECT", "RESULT", "REQUEST_ID", "DETAIL"});
     auto dash = [](std::string s) { return s.empty() ? std::string("-") : s; };
-    for (const json::value& v : rows) {
+    for (const json::value& v : *rows) {
       if (!v.is_object()) continue;
       const json::object& a = v.get_object();
       table.add_row({view_text(a, "at"), dash(view_text(a, "actor", "")),

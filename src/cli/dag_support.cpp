@@ -1,6 +1,5 @@
 #include "cli/dag_support.h"
 
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -65,6 +64,21 @@ int dag_not_found(std::string_view dag_id, const std::string& config_dir) {
 int run_not_found(const CommonOptions& common, std::string_view run_id) {
   return runtime_error("run '" + std::string(run_id) + "' not found in " + common.data_dir,
                        "list runs with 'factoryd runs list', or check --data-dir");
+}
+
+int trigger_conf_error(std::string_view dag_id, const Status& s) {
+  return usage_error("-c: " + s.message(),
+                     "pass a JSON object that matches the DAG's params schema "
+                     "(see 'factoryd dags show " +
+                         std::string(dag_id) + "')");
+}
+
+int trigger_error(std::string_view dag_id, const Status& s) {
+  std::string context = "cannot trigger DAG '" + std::string(dag_id) + "'";
+  if (s.is_already_exists()) {
+    return status_error(context, s, "pick another -r RUN_ID, or leave -r out for a generated one");
+  }
+  return status_error(context, s, "retry");
 }
 
 Result<std::unique_ptr<store::MetaStore>> open_store_for_reading(const CommonOptions& common) {
@@ -181,50 +195,6 @@ bool write_json_line(const boost::json::value& view) {
 
 std::string run_json(const store::RunRow& run, const std::vector<scheduler::TaskView>* tasks) {
   return http::to_json(http::run_view(run, tasks));
-}
-
-namespace {
-
-int unexpected_answer(std::string_view what, int* exit_code) {
-  *exit_code = runtime_error("unexpected answer from the daemon: " + std::string(what),
-                             "check that the CLI and the daemon are the same factoryd version");
-  return *exit_code;
-}
-
-}  // namespace
-
-const boost::json::object* answer_object(const boost::json::value& answer, int* exit_code) {
-  if (!answer.is_object()) {
-    unexpected_answer("not a JSON object", exit_code);
-    return nullptr;
-  }
-  return &answer.get_object();
-}
-
-const boost::json::array* answer_array(const boost::json::value& answer, std::string_view key,
-                                       int* exit_code) {
-  const boost::json::value* v = answer.is_object() ? answer.get_object().if_contains(key) : nullptr;
-  if (!v || !v->is_array()) {
-    unexpected_answer("no '" + std::string(key) + "' list", exit_code);
-    return nullptr;
-  }
-  return &v->get_array();
-}
-
-std::string url_escape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 0xf]);
-    }
-  }
-  return out;
 }
 
 }  // namespace factory::cli

@@ -1,17 +1,8 @@
-// Pieces shared by the DAG commands (`dags`, `runs`, `tasks`, `approvals`): loading DAG files
-// as `factoryd run` does, reading the scheduler's state from the store without taking the data
-// dir, opening a Host to change that state, and printing runs and task instances.
-//
-// Reads and writes take different paths on purpose:
-//   - listing and showing (dags list/show, runs list/show, tasks list, approvals list) read
-//     <data-dir>/store/factory.db directly. SQLite (WAL) serves readers from other processes, so
-//     these work while a `factoryd run` holds the data dir, and they create nothing;
-//   - changing (trigger, pause, cancel, clear, approve/reject) goes through the scheduler of a
-//     Host (the log's lock: Busy while another factoryd holds the data dir), so every change is
-//     one durable scheduler step with its audit row and task events;
-//   - when a daemon (`factoryd serve`) holds the data dir, or --server names one, both go
-//     through its API instead (remote.h), and print the same: the API answers with the views of
-//     http/scheduler_views.h, which the local paths build from the store themselves.
+// Pieces shared by the DAG commands (`dags`, `runs`, `tasks`, `approvals`, `audit`) and the
+// local side of their access (dag_access.h): loading DAG files as `factoryd run` does, opening
+// the store for reading beside whoever holds the data dir, opening a Host to change scheduler
+// state, the error lines that name a DAG or run, and printing the views of
+// http/scheduler_views.h.
 //
 // Not thread-safe: the CLI is single-threaded.
 #pragma once
@@ -58,6 +49,12 @@ const scheduler::Dag* find_dag(const std::vector<scheduler::Dag>& dags, std::str
 int dag_not_found(std::string_view dag_id, const std::string& config_dir);
 // "run 'x' not found in DATA_DIR; list runs with ..." Returns kExitRuntime.
 int run_not_found(const CommonOptions& common, std::string_view run_id);
+// `dags trigger`'s conf refused (not a JSON object, or not matching the DAG's params schema):
+// "-c: <message>; pass a JSON object ...". Returns kExitUsage.
+int trigger_conf_error(std::string_view dag_id, const Status& s);
+// Any other refusal of `dags trigger`: "cannot trigger DAG 'x': <message>; <hint>" (a run id
+// already taken: pick another). Returns kExitRuntime.
+int trigger_error(std::string_view dag_id, const Status& s);
 
 // The data dir's store, opened beside whoever holds the data dir. nullptr (OK) when the data
 // dir has no store yet: nothing has ever run there. Busy when a writer keeps it locked, IOError,
@@ -88,8 +85,8 @@ std::string trigger_text(const scheduler::Trigger& trigger);
 std::string clip(std::string_view text, size_t max);
 
 // --- Rendering the views (http/scheduler_views.h) ---
-// Every DAG command builds its output from the same JSON views whether it read the store itself
-// or asked a daemon (remote.h): -o json prints the view, the table is rendered from it.
+// Every DAG command builds its output from the same JSON views whether its DagAccess read the
+// store or asked a daemon: -o json prints the view, the table is rendered from it.
 
 // The member as table text: a string as is, an integer in decimal, true/false, `if_null` when
 // null or missing.
@@ -104,19 +101,5 @@ bool write_json_line(const boost::json::value& view);
 // http::run_view() as JSON text, with "tasks" when `tasks` is given.
 std::string run_json(const store::RunRow& run,
                      const std::vector<scheduler::TaskView>* tasks = nullptr);
-
-// A daemon's answer as the object a command expects, or (printing "unexpected answer from the
-// daemon" and setting *exit_code) nullptr when it is something else (another factoryd version).
-const boost::json::object* answer_object(const boost::json::value& answer, int* exit_code);
-// The answer's `key` member as an array (list endpoints answer {"<key>": [...]}); nullptr with
-// the same report when it is not one.
-const boost::json::array* answer_array(const boost::json::value& answer, std::string_view key,
-                                       int* exit_code);
-// The results point into `answer`: refuse temporaries (an object converted to a value).
-const boost::json::object* answer_object(boost::json::value&& answer, int* exit_code) = delete;
-const boost::json::array* answer_array(boost::json::value&& answer, std::string_view key,
-                                       int* exit_code) = delete;
-// Percent-encodes a path segment or query value for an API URL (RFC 3986 unreserved kept).
-std::string url_escape(std::string_view s);
 
 }  // namespace factory::cli

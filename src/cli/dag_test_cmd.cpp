@@ -156,7 +156,7 @@ class DagsTest : public Command {
     Result<scheduler::RunView> view = Status::timed_out("");
     for (;;) {
       view = sched->wait_for_run(run_id, 100);
-      if (view.ok() || view.status().code() != Status::Code::kTimedOut) break;
+      if (view.ok() || !view.status().is_timed_out()) break;
       auto pending = store->list_approvals("pending");
       if (pending.ok()) {
         for (const store::ApprovalRow& a : *pending) {
@@ -166,7 +166,7 @@ class DagsTest : public Command {
       }
       if (std::chrono::steady_clock::now() >= deadline) break;
     }
-    bool timed_out = !view.ok() && view.status().code() == Status::Code::kTimedOut;
+    bool timed_out = !view.ok() && view.status().is_timed_out();
     if (timed_out) view = sched->show_run(run_id);
     if (!view.ok()) return status_error("cannot read run '" + run_id + "'", view.status(), "");
     print(*view);

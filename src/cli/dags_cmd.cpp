@@ -1,10 +1,9 @@
 // factoryd dags list | show DAG | check [PATH] | pause DAG | unpause DAG
 //              | trigger DAG [-c JSON] [-r RUN_ID] | test DAG [-c JSON] (dag_test_cmd.cpp)
 //
-// In Airflow's words. list/show/check read the DAG files (and, for the paused flag, the store
-// read-only); pause/unpause/trigger change scheduler state through a Host (dag_support.h).
-// With a daemon holding the data dir (remote.h), list/show/pause/unpause/trigger ask its API
-// instead (its DAGs, whatever --config says) and print the same; check and test stay local.
+// In Airflow's words. list/show/pause/unpause/trigger make their DagAccess call (dag_access.h:
+// the DAG files and store here, or a daemon's API and DAGs, whatever --config says) and print
+// the same either way; check and test always read the DAG files here.
 // On trigger, `-c` is Airflow's conf flag, so the config directory is `--config` there.
 #include <cstdio>
 #include <filesystem>
@@ -16,9 +15,8 @@
 #include <boost/json.hpp>
 
 #include "cli/common.h"
+#include "cli/dag_access.h"
 #include "cli/dag_support.h"
-#include "cli/host.h"
-#include "cli/remote.h"
 #include "http/scheduler_views.h"
 #include "runtime/pipeline_config.h"
 #include "runtime/stage_registry.h"
@@ -50,13 +48,6 @@ std::string view_trigger_text(const json::object& dag) {
   return trigger_text(t);
 }
 
-// The paused flag from the store; nullopt when the store cannot be read (shown as "?").
-std::optional<bool> paused_of(const Result<std::unique_ptr<store::MetaStore>>& store,
-                              std::string_view dag_id) {
-  if (!store.ok()) return std::nullopt;
-  return http::dag_paused(store->get(), dag_id);
-}
-
 class DagsList : public Command {
  public:
   explicit DagsList(const CommonOptions* common) : common_(common) {}
@@ -64,30 +55,16 @@ class DagsList : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::array dags;
-    if (client) {
-      auto answer = call_daemon(client.get(), "GET", "/api/v1/dags", "", &code);
-      if (!answer) return code;
-      const json::array* a = answer_array(*answer, "dags", &code);
-      if (!a) return code;
-      dags = *a;
-    } else {
-      auto loaded = load_dags_or_report(config_dir);
-      if (!loaded) return kExitRuntime;
-      // The paused flag lives in the store; a store we cannot read shows "?" (the DAGs still
-      // list).
-      auto store = open_store_for_reading(*common_);
-      for (const Dag& d : *loaded)
-        dags.push_back(http::dag_summary_view(d, paused_of(store, d.dag_id)));
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto dags = access->list_dags();
+    if (!dags.ok()) return dags.exit_code();
     if (common_->json()) {
-      write_json_line(dags);
+      write_json_line(*dags);
       return kExitOk;
     }
     Table table({"DAG_ID", "TRIGGER", "TASKS", "PAUSED"});
-    for (const json::value& v : dags) {
+    for (const json::value& v : *dags) {
       if (!v.is_object()) continue;
       const json::object& d = v.get_object();
       table.add_row({view_text(d, "dag_id"), view_trigger_text(d), view_text(d, "tasks"),
@@ -116,23 +93,11 @@ class DagsShow : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::object dag;
-    if (client) {
-      auto answer =
-          call_daemon(client.get(), "GET", "/api/v1/dags/" + url_escape(dag_id), "", &code);
-      if (!answer) return code;
-      const json::object* o = answer_object(*answer, &code);
-      if (!o) return code;
-      dag = *o;
-    } else {
-      auto dags = load_dags_or_report(config_dir);
-      if (!dags) return kExitRuntime;
-      const Dag* d = find_dag(*dags, dag_id);
-      if (!d) return dag_not_found(dag_id, config_dir);
-      dag = http::dag_view(*d, paused_of(open_store_for_reading(*common_), d->dag_id));
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto shown = access->show_dag(dag_id);
+    if (!shown.ok()) return shown.exit_code();
+    const json::object& dag = *shown;
     if (common_->json()) {
       write_json_line(dag);
       return kExitOk;
@@ -245,26 +210,9 @@ class DagsPause : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    if (client) {
-      auto answer = call_daemon(
-          client.get(), "POST",
-          "/api/v1/dags/" + url_escape(dag_id) + (paused_ ? "/pause" : "/unpause"), "", &code);
-      if (!answer) return code;
-    } else {
-      auto host = open_host_for_change(*common_, config_dir);
-      if (!host) return kExitRuntime;
-      Status s = host->scheduler()->set_paused(dag_id, paused_, cli_actor());
-      Status closed = host->close(0);
-      if (s.is_not_found()) return dag_not_found(dag_id, config_dir);
-      if (!s.ok()) {
-        return status_error(
-            std::string("cannot ") + (paused_ ? "pause" : "unpause") + " DAG '" + dag_id + "'", s,
-            "retry");
-      }
-      (void)closed;  // no engine: nothing to drain
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    if (int c = access->set_paused(dag_id, paused_); c != kExitOk) return c;
     if (common_->json()) {
       write_json_line(json::object{{"dag_id", dag_id}, {"paused", paused_}});
     } else {
@@ -282,22 +230,15 @@ class DagsTrigger : public Command {
  public:
   explicit DagsTrigger(const CommonOptions* common) : common_(common) {}
   std::string config_dir = "config";
-  std::string dag_id;
-  std::string conf;
-  std::string run_id;
+  TriggerRequest request;
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::object run;
-    bool paused = false;
-    if (client) {
-      code = trigger_remote(client.get(), &run, &paused);
-    } else {
-      code = trigger_local(&run, &paused);
-    }
-    if (code != kExitOk) return code;
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto made = access->trigger(request);
+    if (!made.ok()) return made.exit_code();
+    const json::object& run = made->run;
     if (common_->json()) {
       write_json_line(run);
     } else {
@@ -307,8 +248,9 @@ class DagsTrigger : public Command {
                      clip(c ? http::to_json(*c) : "{}", 200)});
       write_stdout(table.render());
     }
-    if (paused) {
+    if (made->dag_paused) {
       flush_stdout();
+      const std::string& dag_id = request.dag_id;
       std::fprintf(stderr,
                    "note: DAG '%s' is paused; the run waits until 'factoryd dags "
                    "unpause %s'\n",
@@ -318,70 +260,6 @@ class DagsTrigger : public Command {
   }
 
  private:
-  int conf_usage_error(const Status& s) const {
-    return usage_error("-c: " + s.message(),
-                       "pass a JSON object that matches the DAG's params schema "
-                       "(see 'factoryd dags show " +
-                           dag_id + "')");
-  }
-
-  int trigger_error(const Status& s) const {
-    if (s.code() == Status::Code::kAlreadyExists) {
-      return status_error("cannot trigger DAG '" + dag_id + "'", s,
-                          "pick another -r RUN_ID, or leave -r out for a generated one");
-    }
-    return status_error("cannot trigger DAG '" + dag_id + "'", s, "retry");
-  }
-
-  int trigger_local(json::object* run, bool* paused) {
-    auto host = open_host_for_change(*common_, config_dir);
-    if (!host) return kExitRuntime;
-    const Dag* dag = find_dag(host->scheduler()->dags(), dag_id);
-    if (!dag) return dag_not_found(dag_id, config_dir);
-    // Checked here for a usage error (exit 2); the scheduler checks it again.
-    auto resolved = scheduler::resolve_run_conf(*dag, conf);
-    if (!resolved.ok()) return conf_usage_error(resolved.status());
-    auto made = host->scheduler()->trigger(dag_id, conf, run_id, "manual");
-    if (!made.ok()) return trigger_error(made.status());
-    auto row = host->store()->get_run(*made);
-    *paused = paused_text(host->store(), dag_id) == "true";
-    (void)host->close(0);
-    if (!row.ok()) return status_error("cannot read run '" + *made + "'", row.status(), "retry");
-    *run = http::run_view(*row);
-    return kExitOk;
-  }
-
-  // The daemon checks the conf against the DAG's schema; whether it is a JSON object at all is
-  // checked here, with the message the local path gives.
-  int trigger_remote(http::Client* client, json::object* run, bool* paused) {
-    scheduler::Dag shape;  // no params schema: resolve_run_conf checks the JSON only
-    shape.dag_id = dag_id;
-    auto resolved = scheduler::resolve_run_conf(shape, conf);
-    if (!resolved.ok()) return conf_usage_error(resolved.status());
-    json::object body;
-    boost::system::error_code ec;
-    json::value given = json::parse(conf, ec);
-    if (!ec && given.is_object()) body["conf"] = std::move(given);
-    if (!run_id.empty()) body["run_id"] = run_id;
-    int code = kExitOk;
-    // The daemon judges the conf against the DAG's params schema: its refusal is reported as
-    // the local path reports the same check (a usage error, exit 2).
-    auto refused = [this](std::string_view field, const Status& s) {
-      return field == "conf" ? conf_usage_error(s) : trigger_error(s);
-    };
-    auto answer = call_daemon(client, "POST", "/api/v1/dags/" + url_escape(dag_id) + "/runs",
-                              http::to_json(body), &code, refused);
-    if (!answer) return code;
-    const json::object* o = answer_object(*answer, &code);
-    if (!o) return code;
-    *run = *o;
-    // Not part of the run's view: the API adds it so the note below needs no second call.
-    if (const json::value* p = run->if_contains("dag_paused"))
-      *paused = p->is_bool() && p->get_bool();
-    run->erase("dag_paused");
-    return kExitOk;
-  }
-
   const CommonOptions* common_;
 };
 
@@ -431,9 +309,10 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
     auto cmd = std::make_unique<DagsTrigger>(common);
     CLI::App* app =
         dags->add_subcommand("trigger", "Start a run of a DAG (its tasks run in 'factoryd run')");
-    app->add_option("dag", cmd->dag_id, "DAG id")->required();
-    app->add_option("-c,--conf", cmd->conf, "The run's conf: a JSON object (Airflow's -c)");
-    app->add_option("-r,--run-id", cmd->run_id, "The run's id (default: manual__<time>_<n>)");
+    app->add_option("dag", cmd->request.dag_id, "DAG id")->required();
+    app->add_option("-c,--conf", cmd->request.conf, "The run's conf: a JSON object (Airflow's -c)");
+    app->add_option("-r,--run-id", cmd->request.run_id,
+                    "The run's id (default: manual__<time>_<n>)");
     add_config_dir_option(app, &cmd->config_dir, /*short_flag=*/false);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));

@@ -149,7 +149,7 @@ class GroupsResetOffsets : public Command {
       if (s.is_not_found() && !session->access->describe_topic(topic).ok()) {
         return topic_not_found(*common_, topic);
       }
-      if (s.code() == Status::Code::kFailedPrecondition) {
+      if (s.is_failed_precondition()) {
         return status_error("cannot reset offsets of group '" + group + "'", s,
                             "stop the group's consumers first, then retry");
       }

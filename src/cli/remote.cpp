@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "http/log_views.h"
+#include "http/router.h"
 
 namespace factory::cli {
 

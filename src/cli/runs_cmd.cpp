@@ -3,21 +3,17 @@
 // factoryd approvals list [--all] | approve|reject RUN TASK [--comment C] [--bound-to COMMIT]
 // factoryd approvals auto [status|pause|resume]
 //
-// Listing and showing read the store beside whoever holds the data dir; cancel, clear and the
-// decisions go through a Host's scheduler, durable (with an audit row) when they return
-// (dag_support.h). With a daemon holding the data dir (remote.h), all of them ask its API and
-// print the same.
-#include <optional>
+// Each command makes its DagAccess call (dag_access.h: the daemon's API, or the store and a
+// Host's scheduler) and renders the view it gets, so it prints the same either way.
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 
-#include "base/clock.h"
 #include "cli/common.h"
+#include "cli/dag_access.h"
 #include "cli/dag_support.h"
-#include "cli/remote.h"
 #include "http/scheduler_views.h"
 #include "scheduler/error_budget.h"
 
@@ -26,76 +22,23 @@ namespace {
 
 namespace json = boost::json;
 
-// One API call whose answer must be an object; nullopt (exit code in *code) otherwise.
-std::optional<json::object> call_for_object(http::Client* client, std::string_view method,
-                                            const std::string& target, std::string_view body,
-                                            int* code) {
-  auto answer = call_daemon(client, method, target, body, code);
-  if (!answer) return std::nullopt;
-  const json::object* o = answer_object(*answer, code);
-  if (!o) return std::nullopt;
-  return *o;
-}
-
-// Reads a run's view with its task instances (ordered by its DAG file when it still parses).
-int load_run(const CommonOptions& common, const std::string& config_dir, const std::string& run_id,
-             json::object* view) {
-  auto store = open_store_or_report(common);
-  if (!store) return kExitRuntime;
-  if (!*store) return run_not_found(common, run_id);
-  auto row = (*store)->get_run(run_id);
-  if (!row.ok()) {
-    if (row.status().is_not_found()) return run_not_found(common, run_id);
-    return status_error("cannot read run '" + run_id + "'", row.status(), "retry");
-  }
-  auto rows = (*store)->list_tasks(run_id);
-  if (!rows.ok()) {
-    return status_error("cannot read the tasks of run '" + run_id + "'", rows.status(), "retry");
-  }
-  std::vector<scheduler::Dag> dags = load_dags_unchecked(config_dir);
-  std::vector<scheduler::TaskView> tasks =
-      http::order_tasks(*row, std::move(*rows), find_dag(dags, row->dag_id));
-  *view = http::run_view(*row, &tasks);
-  return kExitOk;
-}
-
 class RunsList : public Command {
  public:
   explicit RunsList(const CommonOptions* common) : common_(common) {}
-  std::string dag_id;
-  int limit = 100;
-  bool unfinished = false;
+  RunFilter filter;
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::array runs;
-    if (client) {
-      std::string target = "/api/v1/runs?limit=" + std::to_string(limit);
-      if (!dag_id.empty()) target += "&dag_id=" + url_escape(dag_id);
-      if (unfinished) target += "&state=unfinished";
-      auto answer = call_daemon(client.get(), "GET", target, "", &code);
-      if (!answer) return code;
-      const json::array* a = answer_array(*answer, "runs", &code);
-      if (!a) return code;
-      runs = *a;
-    } else {
-      auto store = open_store_or_report(*common_);
-      if (!store) return kExitRuntime;
-      if (*store) {
-        auto r =
-            (*store)->list_runs({.dag_id = dag_id, .unfinished_only = unfinished, .limit = limit});
-        if (!r.ok()) return status_error("cannot list runs", r.status(), "retry");
-        for (const store::RunRow& row : *r) runs.push_back(http::run_view(row));
-      }
-    }
+    auto access = open_dag_access(*common_, "config", &code);
+    if (!access) return code;
+    auto runs = access->list_runs(filter);
+    if (!runs.ok()) return runs.exit_code();
     if (common_->json()) {
-      write_json_line(runs);
+      write_json_line(*runs);
       return kExitOk;
     }
     Table table({"RUN_ID", "DAG_ID", "STATE", "TRIGGER", "STARTED", "ENDED", "DURATION"});
-    for (const json::value& v : runs) {
+    for (const json::value& v : *runs) {
       if (!v.is_object()) continue;
       const json::object& r = v.get_object();
       table.add_row({view_text(r, "run_id"), view_text(r, "dag_id"), view_text(r, "state"),
@@ -110,6 +53,25 @@ class RunsList : public Command {
   const CommonOptions* common_;
 };
 
+// The run's header lines for `runs show`.
+std::string run_header(const json::object& run) {
+  const json::value* conf = run.if_contains("conf");
+  Table head({"run_id:", view_text(run, "run_id")});
+  head.add_row({"dag_id:", view_text(run, "dag_id")});
+  head.add_row({"state:", view_text(run, "state")});
+  head.add_row({"trigger:", view_text(run, "trigger")});
+  head.add_row({"conf:", clip(conf ? http::to_json(*conf) : "{}", 200)});
+  head.add_row({"started:", view_text(run, "started")});
+  head.add_row({"ended:", view_text(run, "ended")});
+  head.add_row({"duration:", view_duration(run)});
+  std::string deadline = view_text(run, "deadline", "");
+  if (!deadline.empty()) {
+    head.add_row(
+        {"deadline:", deadline + (view_text(run, "deadline_missed") == "true" ? " (missed)" : "")});
+  }
+  return head.render() + "\n";
+}
+
 // `runs show RUN` (with the run's header) and `tasks list RUN` (the task table alone).
 class RunTasks : public Command {
  public:
@@ -120,43 +82,17 @@ class RunTasks : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::object run;
-    if (client) {
-      auto o =
-          call_for_object(client.get(), "GET", "/api/v1/runs/" + url_escape(run_id), "", &code);
-      if (!o) return code;
-      run = std::move(*o);
-    } else if (int c = load_run(*common_, config_dir, run_id, &run); c != kExitOk) {
-      return c;
-    }
-    const json::value* t = run.if_contains("tasks");
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto run = access->show_run(run_id);
+    if (!run.ok()) return run.exit_code();
+    const json::value* t = run->if_contains("tasks");
     json::array tasks = t && t->is_array() ? t->get_array() : json::array();
     if (common_->json()) {
-      write_json_line(with_header_ ? json::value(run) : json::value(tasks));
+      write_json_line(with_header_ ? json::value(*run) : json::value(tasks));
       return kExitOk;
     }
-    std::string out;
-    if (with_header_) {
-      const json::value* conf = run.if_contains("conf");
-      Table head({"run_id:", view_text(run, "run_id")});
-      head.add_row({"dag_id:", view_text(run, "dag_id")});
-      head.add_row({"state:", view_text(run, "state")});
-      head.add_row({"trigger:", view_text(run, "trigger")});
-      head.add_row({"conf:", clip(conf ? http::to_json(*conf) : "{}", 200)});
-      head.add_row({"started:", view_text(run, "started")});
-      head.add_row({"ended:", view_text(run, "ended")});
-      head.add_row({"duration:", view_duration(run)});
-      std::string deadline = view_text(run, "deadline", "");
-      if (!deadline.empty()) {
-        head.add_row({"deadline:",
-                      deadline + (view_text(run, "deadline_missed") == "true" ? " (missed)" : "")});
-      }
-      out = head.render() + "\n";
-    }
-    out += task_table(tasks);
-    write_stdout(out);
+    write_stdout((with_header_ ? run_header(*run) : "") + task_table(tasks));
     return kExitOk;
   }
 
@@ -164,23 +100,6 @@ class RunTasks : public Command {
   const CommonOptions* common_;
   bool with_header_;
 };
-
-// Checks before a change: the run exists (NotFound → exit 1 naming it) and has not ended.
-// Returns kExitOk to go on.
-int check_run_for_change(const CommonOptions& common, Host* host, const std::string& run_id,
-                         const char* verb, store::RunRow* run) {
-  auto row = host->store()->get_run(run_id);
-  if (!row.ok()) {
-    if (row.status().is_not_found()) return run_not_found(common, run_id);
-    return status_error("cannot read run '" + run_id + "'", row.status(), "retry");
-  }
-  *run = *row;
-  if (verb && http::run_ended(row->state)) {
-    return runtime_error(
-        "run '" + run_id + "' already ended (" + row->state + "); nothing to " + verb, "");
-  }
-  return kExitOk;
-}
 
 class RunsCancel : public Command {
  public:
@@ -190,23 +109,9 @@ class RunsCancel : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    if (client) {
-      auto o = call_for_object(client.get(), "POST",
-                               "/api/v1/runs/" + url_escape(run_id) + "/cancel", "", &code);
-      if (!o) return code;
-    } else {
-      auto host = open_host_for_change(*common_, config_dir);
-      if (!host) return kExitRuntime;
-      store::RunRow run;
-      if (int c = check_run_for_change(*common_, host.get(), run_id, "cancel", &run); c) {
-        return c;
-      }
-      Status s = host->scheduler()->cancel(run_id, cli_actor());
-      (void)host->close(0);
-      if (!s.ok()) return status_error("cannot cancel run '" + run_id + "'", s, "retry");
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    if (int c = access->cancel_run(run_id); c != kExitOk) return c;
     if (common_->json()) {
       write_json_line(json::object{{"run_id", run_id}, {"state", "cancelled"}});
     } else {
@@ -229,30 +134,17 @@ class TasksClear : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    std::vector<std::string> cleared;
-    if (client) {
-      auto answer = call_daemon(
-          client.get(), "POST",
-          "/api/v1/runs/" + url_escape(run_id) + "/tasks/" + url_escape(task_id) + "/clear",
-          http::to_json(json::object{{"downstream", downstream}}), &code);
-      if (!answer) return code;
-      const json::array* ids = answer_array(*answer, "cleared", &code);
-      if (!ids) return code;
-      for (const json::value& id : *ids) {
-        if (id.is_string()) cleared.emplace_back(id.get_string());
-      }
-    } else if (int c = clear_local(&cleared); c != kExitOk) {
-      return c;
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto cleared = access->clear_task(run_id, task_id, downstream);
+    if (!cleared.ok()) return cleared.exit_code();
     if (common_->json()) {
       json::array ids;
-      for (const std::string& id : cleared) ids.emplace_back(id);
+      for (const std::string& id : *cleared) ids.emplace_back(id);
       write_json_line(json::object{{"run_id", run_id}, {"cleared", std::move(ids)}});
     } else {
       std::string list;
-      for (const std::string& id : cleared) list += (list.empty() ? "" : ", ") + id;
+      for (const std::string& id : *cleared) list += (list.empty() ? "" : ", ") + id;
       write_stdout("cleared " + list + " in run '" + run_id +
                    "'; 'factoryd run' runs them again\n");
     }
@@ -260,31 +152,6 @@ class TasksClear : public Command {
   }
 
  private:
-  int clear_local(std::vector<std::string>* cleared) {
-    auto host = open_host_for_change(*common_, config_dir);
-    if (!host) return kExitRuntime;
-    store::RunRow run;
-    if (int code = check_run_for_change(*common_, host.get(), run_id, nullptr, &run); code) {
-      return code;
-    }
-    const scheduler::Dag* dag = find_dag(host->scheduler()->dags(), run.dag_id);
-    if (!dag) return dag_not_found(run.dag_id, config_dir);
-    int t = dag->index.find(task_id);
-    if (t < 0) {
-      return runtime_error("task '" + task_id + "' not found in DAG '" + dag->dag_id + "'",
-                           "list the run's tasks with 'factoryd tasks list " + run_id + "'");
-    }
-    // What will be cleared, for the report: the task, and with --downstream all below it.
-    *cleared = http::tasks_to_clear(*dag, t, downstream);
-    Status s = host->scheduler()->clear(run_id, task_id, downstream, cli_actor());
-    (void)host->close(0);
-    if (!s.ok()) {
-      return status_error("cannot clear task '" + task_id + "' of run '" + run_id + "'", s,
-                          "retry");
-    }
-    return kExitOk;
-  }
-
   const CommonOptions* common_;
 };
 
@@ -295,35 +162,18 @@ class ApprovalsList : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::array approvals;
-    if (client) {
-      auto answer = call_daemon(client.get(), "GET",
-                                std::string("/api/v1/approvals?state=") + (all ? "all" : "pending"),
-                                "", &code);
-      if (!answer) return code;
-      const json::array* a = answer_array(*answer, "approvals", &code);
-      if (!a) return code;
-      approvals = *a;
-    } else {
-      auto store = open_store_or_report(*common_);
-      if (!store) return kExitRuntime;
-      if (*store) {
-        auto r = (*store)->list_approvals(all ? "" : "pending");
-        if (!r.ok()) return status_error("cannot list approvals", r.status(), "retry");
-        int64_t now = base::SystemClock::instance()->now_ms();
-        for (const store::ApprovalRow& a : *r) approvals.push_back(http::approval_view(a, now));
-      }
-    }
+    auto access = open_dag_access(*common_, "config", &code);
+    if (!access) return code;
+    auto approvals = access->list_approvals(all);
+    if (!approvals.ok()) return approvals.exit_code();
     if (common_->json()) {
-      write_json_line(approvals);
+      write_json_line(*approvals);
       return kExitOk;
     }
     std::vector<std::string> header = {"RUN", "TASK", "REQUESTED", "EXPIRES"};
     if (all) header.insert(header.end(), {"STATE", "DECIDED_BY", "COMMENT"});
     Table table(header);
-    for (const json::value& v : approvals) {
+    for (const json::value& v : *approvals) {
       if (!v.is_object()) continue;
       const json::object& a = v.get_object();
       std::vector<std::string> row = {view_text(a, "run_id"), view_text(a, "task_id"),
@@ -346,76 +196,33 @@ class ApprovalsList : public Command {
 
 class ApprovalsDecide : public Command {
  public:
-  ApprovalsDecide(const CommonOptions* common, bool approve) : common_(common), approve_(approve) {}
+  ApprovalsDecide(const CommonOptions* common, bool approve) : common_(common) {
+    decision.approve = approve;
+  }
   std::string config_dir = "config";
-  std::string run_id;
-  std::string task_id;
-  std::string comment;
-  std::string bound_to;
+  Decision decision;
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::object decided;
-    if (client) {
-      json::object body;
-      if (!comment.empty()) body["comment"] = comment;
-      if (!bound_to.empty()) body["bound_to"] = bound_to;
-      auto o = call_for_object(client.get(), "POST",
-                               "/api/v1/runs/" + url_escape(run_id) + "/tasks/" +
-                                   url_escape(task_id) + (approve_ ? "/approve" : "/reject"),
-                               http::to_json(body), &code);
-      if (!o) return code;
-      decided = std::move(*o);
-    } else if (int c = decide_local(&decided); c != kExitOk) {
-      return c;
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto decided = access->decide(decision);
+    if (!decided.ok()) return decided.exit_code();
     if (common_->json()) {
-      write_json_line(decided);
+      write_json_line(*decided);
     } else {
-      write_stdout(std::string(approve_ ? "approved " : "rejected ") + run_id + " " + task_id +
-                   " as " + view_text(decided, "decided_by") + "\n");
+      write_stdout(std::string(decision.approve ? "approved " : "rejected ") + decision.run_id +
+                   " " + decision.task_id + " as " + view_text(*decided, "decided_by") + "\n");
     }
     return kExitOk;
   }
 
  private:
-  int decide_local(json::object* decided) {
-    auto host = open_host_for_change(*common_, config_dir);
-    if (!host) return kExitRuntime;
-    store::RunRow run;
-    if (int code = check_run_for_change(*common_, host.get(), run_id, "decide", &run); code) {
-      return code;
-    }
-    std::string actor = cli_actor();
-    Status s = host->scheduler()->decide(run_id, task_id, approve_, actor, comment,
-                                         scheduler::AuditMode::kAudit, bound_to);
-    (void)host->close(0);
-    const char* verb = approve_ ? "approve" : "reject";
-    if (s.code() == Status::Code::kFailedPrecondition) {
-      return status_error(std::string("cannot ") + verb + " '" + task_id + "'", s,
-                          "list pending approvals with 'factoryd approvals list'");
-    }
-    if (!s.ok()) {
-      return status_error(std::string("cannot ") + verb + " '" + task_id + "'", s, "retry");
-    }
-    // The shape the API answers with (api_scheduler.cpp).
-    *decided = json::object{{"run_id", run_id},
-                            {"task_id", task_id},
-                            {"state", approve_ ? "approved" : "rejected"},
-                            {"decided_by", actor},
-                            {"comment", comment}};
-    return kExitOk;
-  }
-
   const CommonOptions* common_;
-  bool approve_;
 };
 
 // `approvals auto [status|pause|resume]`: the daemon-wide auto-approval switch and the error
-// budgets that pause it (scheduler/error_budget.h). status reads the store (the budgets'
-// windows as stored, evaluated now); pause and resume go through a Host's scheduler.
+// budgets that pause it (scheduler/error_budget.h).
 class ApprovalsAuto : public Command {
  public:
   explicit ApprovalsAuto(const CommonOptions* common) : common_(common) {}
@@ -424,57 +231,19 @@ class ApprovalsAuto : public Command {
 
   int run() override {
     int code = kExitOk;
-    auto client = daemon_client(*common_, &code);
-    if (code != kExitOk) return code;
-    json::object state;
-    if (client) {
-      auto o = call_for_object(
-          client.get(), action == "status" ? "GET" : "POST",
-          action == "status" ? "/api/v1/auto-approval" : "/api/v1/auto-approval/" + action, "",
-          &code);
-      if (!o) return code;
-      state = std::move(*o);
-    } else if (int c = action == "status" ? status_local(&state) : change_local(&state);
-               c != kExitOk) {
-      return c;
-    }
+    auto access = open_dag_access(*common_, config_dir, &code);
+    if (!access) return code;
+    auto state = access->auto_approval(action);
+    if (!state.ok()) return state.exit_code();
     if (common_->json()) {
-      write_json_line(state);
+      write_json_line(*state);
       return kExitOk;
     }
-    write_stdout(render(state));
+    write_stdout(render(*state));
     return kExitOk;
   }
 
  private:
-  int status_local(json::object* state) {
-    auto store = open_store_or_report(*common_);
-    if (!store) return kExitRuntime;
-    auto paused = http::auto_approval_paused(store->get());
-    if (!paused.ok())
-      return status_error("cannot read the auto-approval switch", paused.status(), "retry");
-    std::vector<scheduler::ErrorBudgetState> budgets;
-    if (*store) {
-      auto b = scheduler::read_error_budgets(store->get(), load_dags_unchecked(config_dir),
-                                             base::SystemClock::instance()->now_ms());
-      if (!b.ok()) return status_error("cannot read the error budgets", b.status(), "retry");
-      budgets = std::move(*b);
-    }
-    *state = http::auto_approval_view(*paused, budgets);
-    return kExitOk;
-  }
-
-  int change_local(json::object* state) {
-    auto host = open_host_for_change(*common_, config_dir);
-    if (!host) return kExitRuntime;
-    scheduler::Scheduler* sched = host->scheduler();
-    Status s = sched->set_auto_approval_paused(action == "pause", cli_actor());
-    *state = http::auto_approval_view(sched->auto_approval_paused(), sched->error_budgets());
-    (void)host->close(0);
-    if (!s.ok()) return status_error("cannot " + action + " auto-approval", s, "retry");
-    return kExitOk;
-  }
-
   static std::string render(const json::object& state) {
     const json::value* p = state.if_contains("paused");
     bool paused = p && p->is_bool() && p->get_bool();
@@ -516,11 +285,11 @@ void add_runs_command(CLI::App* root, CommandRegistry* registry) {
   {
     auto cmd = std::make_unique<RunsList>(common);
     CLI::App* app = runs->add_subcommand("list", "List runs, newest first");
-    app->add_option("dag", cmd->dag_id, "Only the runs of this DAG");
-    app->add_option("-n,--limit", cmd->limit, "At most this many runs (0: all)")
+    app->add_option("dag", cmd->filter.dag_id, "Only the runs of this DAG");
+    app->add_option("-n,--limit", cmd->filter.limit, "At most this many runs (0: all)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    app->add_flag("--unfinished", cmd->unfinished, "Only queued and running runs");
+    app->add_flag("--unfinished", cmd->filter.unfinished, "Only queued and running runs");
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -591,10 +360,11 @@ void add_approvals_command(CLI::App* root, CommandRegistry* registry) {
         approve ? "Approve a task awaiting approval: it succeeds and the run goes on"
                 : "Reject a task awaiting approval: it fails and its downstream tasks follow "
                   "their trigger rules");
-    app->add_option("run", cmd->run_id, "Run id")->required();
-    app->add_option("task", cmd->task_id, "Task id")->required();
-    app->add_option("--comment", cmd->comment, "Recorded with the decision in the audit trail");
-    app->add_option("--bound-to", cmd->bound_to,
+    app->add_option("run", cmd->decision.run_id, "Run id")->required();
+    app->add_option("task", cmd->decision.task_id, "Task id")->required();
+    app->add_option("--comment", cmd->decision.comment,
+                    "Recorded with the decision in the audit trail");
+    app->add_option("--bound-to", cmd->decision.bound_to,
                     "What you reviewed, e.g. the commit (7+ characters of it): the decision is "
                     "refused when the approval is for something else");
     add_config_dir_option(app, &cmd->config_dir);

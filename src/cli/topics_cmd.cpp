@@ -113,7 +113,7 @@ class TopicsCreate : public Command {
     auto session = open_log_session(*common_, &code);
     if (!session) return code;
     Status s = session->access->create_topic(spec);
-    if (s.code() == Status::Code::kAlreadyExists) {
+    if (s.is_already_exists()) {
       return runtime_error("topic '" + spec.name + "' already exists in " + common_->log_dir(),
                            "use 'factoryd topics apply -f FILE' to change it, or pick another "
                            "name");

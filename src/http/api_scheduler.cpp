@@ -222,8 +222,8 @@ Response trigger_dag(ApiContext* ctx, const Request& req) {
   if (!made.ok()) {
     const Status& s = made.status();
     if (s.is_not_found()) return dag_not_found(ctx, dag_id);
-    if (s.code() == Status::Code::kInvalidArgument) return invalid(s, "conf");
-    if (s.code() == Status::Code::kAlreadyExists) return invalid(s, "run_id");
+    if (s.is_invalid_argument()) return invalid(s, "conf");
+    if (s.is_already_exists()) return invalid(s, "run_id");
     return status_response(s);
   }
   store::RunRow row;

@@ -7,6 +7,7 @@
 
 #include "factory/topic.h"
 #include "http/client.h"
+#include "http/router.h"
 
 namespace factory::http {
 

@@ -3,10 +3,9 @@
 // the CLI uses (log_access.h). Each shape is written by one function and read by its inverse,
 // so the CLI renders the same values whether it read them from its own log or from a daemon.
 //
-// Bytes. Keys, values and header values are bytes. A JSON string carries them when they are
-// valid UTF-8: {"value": "text"}; otherwise base64 (RFC 4648, padded) under a "_b64" name:
-// {"value_b64": "3q2+7w=="}. A null key or value is {"key": null}. Exactly one of the two names
-// is present in every record the API writes; requests may use either.
+// Bytes. Keys, values and header values are bytes, carried as wire_bytes.h says: a string when
+// valid UTF-8, else base64 under a "_b64" name ({"value_b64": "3q2+7w=="}); a null key or value
+// is {"key": null}.
 //
 // Shapes (the API's responses):
 //   topic      {"topic","partition_count","config":{"retention.ms":604800000,...},
@@ -39,20 +38,9 @@
 
 #include "factory/log.h"
 #include "factory/status.h"
+#include "http/wire_bytes.h"
 
 namespace factory::http {
-
-// --- Bytes ---
-bool is_valid_utf8(std::string_view s);
-std::string base64_encode(std::string_view bytes);
-// nullopt when `text` is not padded standard base64.
-std::optional<std::string> base64_decode(std::string_view text);
-
-// Reads bytes written as `name` (a string; null allowed when nullable) or `name_b64`.
-// *out is nullopt for null or absent. InvalidArgument naming where.name for a wrong type,
-// bad base64, or both names present.
-Status read_bytes(const boost::json::object& obj, std::string_view name, std::string_view where,
-                  bool nullable, std::optional<std::string>* out);
 
 // --- Values shared by the API and its clients ---
 
@@ -130,9 +118,5 @@ Result<std::vector<ReplayRow>> parse_replay(const boost::json::value& v);
 // Sets one topic config entry from a JSON value (integer, or string for cleanup.policy).
 Status set_topic_config_json(TopicConfig* config, std::string_view key, const boost::json::value& v,
                              std::string_view where);
-
-// The Status an API error body stands for: the code from {"error":{"code"}} (else from the
-// HTTP status) and its message.
-Status status_from_error(int http_status, std::string_view body);
 
 }  // namespace factory::http

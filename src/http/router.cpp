@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "http/wire_bytes.h"
+
 namespace factory::http {
 
 namespace {
@@ -146,6 +148,72 @@ Response status_response(const Status& s, std::string_view details_json) {
       break;
   }
   return error_response(status, snake_code(s.code()), s.message(), details_json);
+}
+
+Status status_from_error(int http_status, std::string_view body) {
+  std::string code_word;
+  std::string message;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (!ec && v.is_object()) {
+    if (const boost::json::value* e = v.get_object().if_contains("error"); e && e->is_object()) {
+      if (const boost::json::value* c = e->get_object().if_contains("code"); c && c->is_string()) {
+        code_word = std::string(c->get_string());
+      }
+      if (const boost::json::value* m = e->get_object().if_contains("message");
+          m && m->is_string()) {
+        message = std::string(m->get_string());
+      }
+    }
+  }
+  if (message.empty()) {
+    message = "the daemon answered HTTP " + std::to_string(http_status);
+    if (!body.empty() && body.size() < 200 && is_valid_utf8(body)) {
+      message += ": " + std::string(body);
+    }
+  }
+  if (code_word == "internal_topic") return Status::failed_precondition(message);
+  if (http_status == 401 || http_status == 403) {
+    return Status::failed_precondition(
+        message + "; pass an API token with the needed role (--token or FACTORY_TOKEN)");
+  }
+  if (http_status == 429) return Status::busy(message + "; retry later");
+  static constexpr Status::Code kCodes[] = {
+      Status::Code::kNotFound,
+      Status::Code::kAlreadyExists,
+      Status::Code::kInvalidArgument,
+      Status::Code::kOutOfRange,
+      Status::Code::kCorruption,
+      Status::Code::kIOError,
+      Status::Code::kBusy,
+      Status::Code::kTimedOut,
+      Status::Code::kShuttingDown,
+      Status::Code::kFailedPrecondition,
+      Status::Code::kUnavailable,
+      Status::Code::kInternal,
+      Status::Code::kNoSpace,
+  };
+  for (Status::Code c : kCodes) {
+    if (snake_code(c) == code_word) return Status::from_code(c, message);
+  }
+  switch (http_status) {
+    case 400:
+    case 413:
+    case 431:
+      return Status::invalid_argument(message);
+    case 404:
+      return Status::not_found(message);
+    case 409:
+      return Status::failed_precondition(message);
+    case 503:
+      return Status::unavailable(message);
+    case 507:
+      return Status::no_space(message);
+    case 504:
+      return Status::timed_out(message);
+    default:
+      return Status::internal(message);
+  }
 }
 
 void Router::add(Route route) { routes_.push_back(std::move(route)); }

@@ -90,6 +90,10 @@ Response error_response(int status, std::string_view code, std::string_view mess
 // AlreadyExists/FailedPrecondition 409, Busy/Unavailable/ShuttingDown 503, TimedOut 504,
 // the rest 500. The code word is the snake_case Status code name.
 Response status_response(const Status& s, std::string_view details_json = "{}");
+// The inverse, for clients (log_access.h, the CLI's remote.h): the Status an API error body
+// stands for — the code from {"error":{"code"}} (else from the HTTP status) and its message;
+// 401/403 become FailedPrecondition with a hint about tokens, 429 Busy.
+Status status_from_error(int http_status, std::string_view body);
 
 using Handler = std::function<Response(const Request&)>;
 

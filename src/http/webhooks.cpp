@@ -45,7 +45,9 @@
 // Outcomes are counted in factory_webhook_deliveries_total{source,outcome}
 // (metrics_routes.h): accepted, duplicate, bad_signature (missing or wrong), invalid (no
 // delivery id, not JSON), rejected (disabled, no secret), failed (the append failed). Pings are
-// not counted. The routes are public (signatures, not tokens) and not audited.
+// not counted. The routes are public (signatures, not tokens) and audited: every delivery is a
+// write with an audit row (action "webhook.<source>", actor "anonymous", its outcome and request
+// id); the rows of refused deliveries are rate-limited per sender address (refusal_audit.h).
 #include <signal.h>
 #include <unistd.h>
 

@@ -1,6 +1,7 @@
 // MetaStore: factoryd's metadata database — the idempotency table and the intents that fence
 // side effects (below), and the scheduler's durable state: DAG runs, task instances, approvals,
-// the audit trail and cursors (run_rows.h, written by apply_scheduler_batch).
+// the audit trail and cursors (run_rows.h, written by apply_scheduler_batch: the scheduler's
+// steps, and the HTTP server's audit rows through http/audit_writer.h).
 //
 // Exactly-once effect per (stage, event id) rests on two tables:
 //   processed  one row per (stage, event id) whose outcome is recorded. A stage worker checks a

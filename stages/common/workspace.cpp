@@ -236,8 +236,8 @@ std::string idempotency_key(const Event& event) {
 
 StageResult stage_failure(const Status& s, std::string_view what) {
   std::string msg = std::string(what) + ": " + s.message();
-  if (s.is_invalid_argument() || s.is_not_found() ||
-      s.code() == Status::Code::kFailedPrecondition || s.code() == Status::Code::kCorruption) {
+  if (s.is_invalid_argument() || s.is_not_found() || s.is_failed_precondition() ||
+      s.code() == Status::Code::kCorruption) {
     return StageResult::permanent(msg);
   }
   return StageResult::retryable(msg);

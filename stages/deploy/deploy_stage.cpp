@@ -288,8 +288,7 @@ std::optional<StageResult> install(const Plan& p) {
                       {"installed_ms", wall_ms()}};
   auto installed = install_release(p.repo, p.commit, p.dir, p.release, json::serialize(marker));
   if (installed.ok()) return std::nullopt;
-  if (installed.status().code() == Status::Code::kNotFound ||
-      installed.status().code() == Status::Code::kFailedPrecondition) {
+  if (installed.status().is_not_found() || installed.status().is_failed_precondition()) {
     return StageResult::permanent(installed.status().message());
   }
   return StageResult::retryable("installing " + p.release +

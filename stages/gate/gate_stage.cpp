@@ -308,14 +308,14 @@ class GateStage final : public Stage {
 
     auto checkout = clean_checkout(repo, commit, ctx.scratch_dir() / "gate");
     std::vector<Check> results;
-    if (!checkout.ok() && checkout.status().code() == Status::Code::kFailedPrecondition) {
+    if (!checkout.ok() && checkout.status().is_failed_precondition()) {
       // A symlink, a submodule or a bad path in the tree: nothing of it is checked out or run,
       // and the verdict says why, so the next round of codegen can fix it.
       results.push_back(Check{.name = "tree", .report = checkout.status().message()});
       return emit_verdict(in, artifact, repo, commit, std::move(results), ctx);
     }
     if (!checkout.ok()) {
-      if (checkout.status().code() == Status::Code::kNotFound) {
+      if (checkout.status().is_not_found()) {
         return StageResult::permanent("commit " + commit + " is not in " + repo + ": " +
                                       checkout.status().message());
       }
