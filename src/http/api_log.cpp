@@ -173,7 +173,7 @@ Response create_topic(ApiContext* ctx, const Request& req) {
   if (!spec.ok()) return status_response(spec.status());
   if (is_internal_topic(spec->name)) return internal_topic_error(spec->name, "creating");
   Status s = ctx->log->create_topic(*spec);
-  if (s.code() == Status::Code::kAlreadyExists) {
+  if (s.is_already_exists()) {
     return error_response(409, "already_exists",
                           "topic '" + spec->name +
                               "' already exists; change it with PUT /api/v1/topics/" + spec->name +

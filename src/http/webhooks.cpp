@@ -234,7 +234,7 @@ Response deliver(Hook& hook, const Request& req) {
   record.idempotency_key = "factory." + hook.stage + "/payload/" + payload_id.hex();
   auto pos = hook.ctx->log->append(config.topic, {&record, 1});
   if (!pos.ok()) {
-    if (pos.status().code() == Status::Code::kNotFound) {
+    if (pos.status().is_not_found()) {
       // The sender will retry later; 404 would read as "wrong URL".
       return refuse(
           hook, WebhookOutcome::kFailed,

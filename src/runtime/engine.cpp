@@ -87,7 +87,7 @@ Status Engine::Impl::ensure_topic(const BindingRuntime& b, const std::string& to
   spec.config.max_message_bytes =
       std::max(spec.config.max_message_bytes, input->spec.config.max_message_bytes);
   Status s = log->create_topic(spec);
-  if (!s.ok() && s.code() != Status::Code::kAlreadyExists) return s;
+  if (!s.ok() && !s.is_already_exists()) return s;
   obs::info("created topic for binding", {{"binding", b.binding.name}, {"topic", topic}});
   return Status();
 }

@@ -136,7 +136,7 @@ void Scheduler::Impl::on_budget_breached(const std::string& dag_id, ErrorBudget&
     std::string run_id = "error_budget__" + dag_id + "__" + std::to_string(s.breaches);
     auto made = sm->create_run(spec.postmortem_dag, json::serialize(conf), run_id,
                                "error_budget:" + dag_id);
-    if (made.ok() || made.status().code() == Status::Code::kAlreadyExists) {
+    if (made.ok() || made.status().is_already_exists()) {
       budget.set_postmortem_run(run_id);
     } else {
       obs::error("error budget: the postmortem DAG did not start",

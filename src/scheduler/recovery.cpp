@@ -30,7 +30,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   auto ensure_topic = [&](const std::string& name) -> Status {
     if (log->describe_topic(name).ok()) return Status();
     Status s = log->create_topic({.name = name, .partitions = options.partitions});
-    return s.code() == Status::Code::kAlreadyExists ? Status() : s;
+    return s.is_already_exists() ? Status() : s;
   };
   FACTORY_RETURN_IF_ERROR(ensure_topic(options.results_topic));
   FACTORY_RETURN_IF_ERROR(ensure_topic(options.results_topic + kDeadLetterSuffix));

@@ -102,7 +102,7 @@ void Scheduler::Impl::poll_triggers() {
       auto made = sm->create_run(id, conf, run_id,
                                  "topic:" + cr.topic + "/" + std::to_string(cr.record.partition) +
                                      "/" + std::to_string(cr.record.offset.value()));
-      if (!made.ok() && made.status().code() != Status::Code::kAlreadyExists) {
+      if (!made.ok() && !made.status().is_already_exists()) {
         obs::warn("trigger record did not start a run",
                   {{"dag_id", id}, {"run_id", run_id}, {"error", made.status().to_string()}});
       }
