@@ -11,11 +11,11 @@
 
 #include "base/canonical_json.h"
 #include "bench/bench_util.h"
+#include "config/contract.h"
 #include "factory/event.h"
 #include "http/json_fast.h"
 #include "http/json_input.h"
 #include "http/produce_body.h"
-#include "runtime/contract.h"
 
 namespace factory::bench {
 
@@ -93,12 +93,12 @@ int run_json_bench(const JsonBenchOptions& options) {
     o.seconds = 0.1;
     o.rounds = 1;
   }
-  auto any = runtime::Contract::compile("", "bench");
+  auto any = config::Contract::compile("", "bench");
   if (!any.ok()) {
     std::fprintf(stderr, "factory-bench json: %s\n", any.status().to_string().c_str());
     return 1;
   }
-  const runtime::Contract& contract = **any;
+  const config::Contract& contract = **any;
 
   struct Size {
     const char* name;

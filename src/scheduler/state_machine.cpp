@@ -1,3 +1,7 @@
+// One file past ~800 lines on purpose: every transition of a run and its task instances
+// (trigger rules, branching, pools, results, retries, timers, cancel, clear, restore) is here
+// and nowhere else, so a reader checks an invariant against one file. Approvals, whose
+// transitions need no other state, are in approvals.cpp.
 #include "scheduler/state_machine.h"
 
 #include <algorithm>
