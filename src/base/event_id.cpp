@@ -30,6 +30,7 @@
 
 #include "base/canonical_json.h"
 #include "base/check.h"
+#include "base/escape.h"
 
 namespace factory {
 namespace {
@@ -41,47 +42,6 @@ namespace json = boost::json;
 constexpr size_t kMaxDepth = 64;
 
 constexpr char kHexDigits[] = "0123456789abcdef";
-
-// The string rule of the canonical form (see event.h). The parser has already validated UTF-8
-// and decoded escapes, so only the bytes that JSON requires escaping are escaped.
-void append_canonical_string(std::string* out, std::string_view s) {
-  out->push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHexDigits[c >> 4]);
-          out->push_back(kHexDigits[c & 0xf]);
-        } else {
-          out->push_back(ch);
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 // Boost.JSON's double format (see event.h): json::serialize writes a double with exactly this
 // call (boost/json/impl/serializer.ipp), here without a string per number. Pinned by the tests,
@@ -144,7 +104,7 @@ class CanonicalHandler {
     std::string text = "{";
     for (size_t i = 0; i < members.size(); ++i) {
       if (i > 0) text.push_back(',');
-      append_canonical_string(&text, members[i].first);
+      base::append_json_string(&text, members[i].first);
       text.push_back(':');
       text += members[i].second;
     }
@@ -171,7 +131,7 @@ class CanonicalHandler {
   bool on_string(json::string_view s, size_t, json::error_code&) {
     part_.append(s.data(), s.size());
     std::string text;
-    append_canonical_string(&text, part_);
+    base::append_json_string(&text, part_);
     part_.clear();
     emit(std::move(text));
     return true;
@@ -277,7 +237,7 @@ class SimdCanonicalWriter {
       case simdjson::dom::element_type::DOUBLE:
         return write_double(e.get_double().value_unsafe());
       case simdjson::dom::element_type::STRING:
-        append_canonical_string(out_, e.get_string().value_unsafe());
+        base::append_json_string(out_, e.get_string().value_unsafe());
         return true;
       case simdjson::dom::element_type::BOOL:
         out_->append(e.get_bool().value_unsafe() ? "true" : "false");
@@ -324,7 +284,7 @@ class SimdCanonicalWriter {
     for (size_t i = 0; i < members_[depth - 1].size(); ++i) {
       auto [key, value] = members_[depth - 1][i];
       if (i > 0) out_->push_back(',');
-      append_canonical_string(out_, key);
+      base::append_json_string(out_, key);
       out_->push_back(':');
       if (!write(value, depth)) return false;
     }
@@ -361,7 +321,7 @@ constexpr size_t kMaxKeptParserBytes = 1 << 20;
 
 std::string quoted_for_message(std::string_view s) {
   std::string q;
-  append_canonical_string(&q, s.size() > 64 ? s.substr(0, 64) : s);
+  base::append_json_string(&q, s.size() > 64 ? s.substr(0, 64) : s);
   return s.size() > 64 ? q + "..." : q;
 }
 

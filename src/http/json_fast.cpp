@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/escape.h"
 #include "http/json_input.h"
 
 namespace factory::http {
@@ -43,48 +44,6 @@ bool accept(simdjson::dom::element e, size_t depth) {
     default:
       return true;
   }
-}
-
-// boost::json's serializer escapes exactly these (boost/json/impl/serializer.ipp, `esc`).
-void append_boost_string(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  size_t run = 0;  // start of the bytes not yet copied
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out->append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        out->append("\\u00");
-        out->push_back(kHex[c >> 4]);
-        out->push_back(kHex[c & 0xf]);
-    }
-  }
-  out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
 }
 
 }  // namespace
@@ -159,7 +118,7 @@ bool append_boost_serialization(simdjson::dom::element e, size_t depth, std::str
       for (simdjson::dom::key_value_pair kv : o) {
         if (!first) out->push_back(',');
         first = false;
-        append_boost_string(out, kv.key);
+        base::append_json_string(out, kv.key);
         out->push_back(':');
         if (!append_boost_serialization(kv.value, depth + 1, out)) return false;
       }
@@ -175,7 +134,7 @@ bool append_boost_serialization(simdjson::dom::element e, size_t depth, std::str
     case simdjson::dom::element_type::DOUBLE:
       return false;
     case simdjson::dom::element_type::STRING:
-      append_boost_string(out, e.get_string().value_unsafe());
+      base::append_json_string(out, e.get_string().value_unsafe());
       return true;
     case simdjson::dom::element_type::BOOL:
       out->append(e.get_bool().value_unsafe() ? "true" : "false");
