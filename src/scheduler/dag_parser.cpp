@@ -44,26 +44,6 @@ constexpr int kMaxWalkNodes = 100'000;
 const YamlKeys kRootKeys = {"dag_id",          "description",      "schedule",     "catchup",
                             "max_active_runs", "max_active_tasks", "pools",        "params",
                             "default_args",    "deadline",         "error_budget", "tasks"};
-const YamlKeys kGroupTaskKeys = {"stage",
-                                 "description",
-                                 "upstream",
-                                 "trigger_rule",
-                                 "retries",
-                                 "retry_delay",
-                                 "retry_exponential_backoff",
-                                 "max_retry_delay",
-                                 "execution_timeout",
-                                 "pool",
-                                 "pool_slots",
-                                 "priority_weight",
-                                 "weight_rule",
-                                 "output_topic",
-                                 "params",
-                                 "approval",
-                                 "approval_timeout",
-                                 "deadline",
-                                 "first_round",
-                                 "last_round"};
 const YamlKeys kTaskKeys = {"stage",
                             "description",
                             "upstream",
@@ -82,6 +62,12 @@ const YamlKeys kTaskKeys = {"stage",
                             "approval",
                             "approval_timeout",
                             "deadline"};
+// A task inside a group: the task keys, plus what replaces them in the first and last round.
+const YamlKeys kGroupTaskKeys = [] {
+  YamlKeys keys = kTaskKeys;
+  keys.insert(keys.end(), {"first_round", "last_round"});
+  return keys;
+}();
 
 // Names people bring from Airflow, Kubernetes or CI files, spelled differently here.
 // clang-format off
