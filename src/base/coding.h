@@ -32,4 +32,11 @@ bool parse_int64(std::string_view text, int64_t* out);
 // JSON string escaping (RFC 8259) of possibly binary bytes: invalid UTF-8 becomes U+FFFD.
 void append_json_string(std::string* dst, std::string_view s);
 
+// JSON string escaping exactly as Boost.JSON's serializer writes it
+// (boost/json/impl/serializer.ipp), for text a JSON parser has already validated as UTF-8:
+// `"` and `\` backslashed; \b \f \n \r \t by name; the other bytes below 0x20 as \u00xx in
+// lower-case hex; every other byte as it is. The canonical form of event ids (event.h) and the
+// produce fast path (http/json_fast.h) write strings this way, so their bytes stay Boost's.
+void append_boost_json_string(std::string* out, std::string_view s);
+
 }  // namespace factory::base

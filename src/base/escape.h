@@ -12,11 +12,4 @@ namespace factory::base {
 // lines or drive the terminal.
 std::string escape_controls(std::string_view s, std::string_view prefix);
 
-// Appends `s` to *out as a JSON string in quotes, escaped exactly as Boost.JSON's serializer
-// does (boost/json/impl/serializer.ipp): `"` and `\` backslashed; \b \f \n \r \t by name; the
-// other bytes below 0x20 as \u00xx in lower-case hex; every other byte (UTF-8 included) as it
-// is. The canonical form of event ids (event.h) and the produce fast path both write strings
-// this way, so their bytes stay Boost's.
-void append_json_string(std::string* out, std::string_view s);
-
 }  // namespace factory::base

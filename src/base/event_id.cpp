@@ -30,7 +30,7 @@
 
 #include "base/canonical_json.h"
 #include "base/check.h"
-#include "base/escape.h"
+#include "base/coding.h"
 
 namespace factory {
 namespace {
@@ -104,7 +104,7 @@ class CanonicalHandler {
     std::string text = "{";
     for (size_t i = 0; i < members.size(); ++i) {
       if (i > 0) text.push_back(',');
-      base::append_json_string(&text, members[i].first);
+      base::append_boost_json_string(&text, members[i].first);
       text.push_back(':');
       text += members[i].second;
     }
@@ -131,7 +131,7 @@ class CanonicalHandler {
   bool on_string(json::string_view s, size_t, json::error_code&) {
     part_.append(s.data(), s.size());
     std::string text;
-    base::append_json_string(&text, part_);
+    base::append_boost_json_string(&text, part_);
     part_.clear();
     emit(std::move(text));
     return true;
@@ -237,7 +237,7 @@ class SimdCanonicalWriter {
       case simdjson::dom::element_type::DOUBLE:
         return write_double(e.get_double().value_unsafe());
       case simdjson::dom::element_type::STRING:
-        base::append_json_string(out_, e.get_string().value_unsafe());
+        base::append_boost_json_string(out_, e.get_string().value_unsafe());
         return true;
       case simdjson::dom::element_type::BOOL:
         out_->append(e.get_bool().value_unsafe() ? "true" : "false");
@@ -284,7 +284,7 @@ class SimdCanonicalWriter {
     for (size_t i = 0; i < members_[depth - 1].size(); ++i) {
       auto [key, value] = members_[depth - 1][i];
       if (i > 0) out_->push_back(',');
-      base::append_json_string(out_, key);
+      base::append_boost_json_string(out_, key);
       out_->push_back(':');
       if (!write(value, depth)) return false;
     }
@@ -321,7 +321,7 @@ constexpr size_t kMaxKeptParserBytes = 1 << 20;
 
 std::string quoted_for_message(std::string_view s) {
   std::string q;
-  base::append_json_string(&q, s.size() > 64 ? s.substr(0, 64) : s);
+  base::append_boost_json_string(&q, s.size() > 64 ? s.substr(0, 64) : s);
   return s.size() > 64 ? q + "..." : q;
 }
 

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "base/escape.h"
+#include "base/coding.h"
 #include "http/json_input.h"
 
 namespace factory::http {
@@ -118,7 +118,7 @@ bool append_boost_serialization(simdjson::dom::element e, size_t depth, std::str
       for (simdjson::dom::key_value_pair kv : o) {
         if (!first) out->push_back(',');
         first = false;
-        base::append_json_string(out, kv.key);
+        base::append_boost_json_string(out, kv.key);
         out->push_back(':');
         if (!append_boost_serialization(kv.value, depth + 1, out)) return false;
       }
@@ -134,7 +134,7 @@ bool append_boost_serialization(simdjson::dom::element e, size_t depth, std::str
     case simdjson::dom::element_type::DOUBLE:
       return false;
     case simdjson::dom::element_type::STRING:
-      base::append_json_string(out, e.get_string().value_unsafe());
+      base::append_boost_json_string(out, e.get_string().value_unsafe());
       return true;
     case simdjson::dom::element_type::BOOL:
       out->append(e.get_bool().value_unsafe() ? "true" : "false");
