@@ -9,9 +9,7 @@
 
 namespace factory::http {
 
-namespace {
-
-std::string_view kind_name(const boost::json::value& v) {
+std::string_view json_kind_name(const boost::json::value& v) {
   switch (v.kind()) {
     case boost::json::kind::null:
       return "null";
@@ -31,6 +29,8 @@ std::string_view kind_name(const boost::json::value& v) {
   }
   return "value";
 }
+
+namespace {
 
 // The JSON pointer of the first double in `v` that is not finite, or nullopt. Boost.JSON 1.81
 // reads 1e400 as Infinity and 0e400 as NaN, and serializes them as the words Infinity and NaN:
@@ -97,7 +97,7 @@ Result<boost::json::object> parse_body(const Request& req) {
   if (!v.ok()) return v.status();
   if (!v->is_object()) {
     return Status::invalid_argument(
-        fmt::format("request body must be a JSON object, got {}", kind_name(*v)));
+        fmt::format("request body must be a JSON object, got {}", json_kind_name(*v)));
   }
   return std::move(v->as_object());
 }
@@ -126,7 +126,7 @@ void FieldReader::type_error(std::string_view name, std::string_view want,
                              const boost::json::value& got) {
   if (!status_.ok()) return;
   status_ = Status::invalid_argument(
-      fmt::format("{}.{} must be {}, got {}", where_, name, want, kind_name(got)));
+      fmt::format("{}.{} must be {}, got {}", where_, name, want, json_kind_name(got)));
 }
 
 void FieldReader::require(std::string_view name) {

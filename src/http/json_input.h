@@ -29,6 +29,10 @@ inline constexpr int kMaxDepth = 32;
 // The body as a JSON object. InvalidArgument (message names the problem and the byte offset)
 // for anything else.
 Result<boost::json::object> parse_body(const Request& req);
+
+// The JSON Schema name of v's type, for error messages: "null", "boolean", "integer", "number",
+// "string", "array", "object".
+std::string_view json_kind_name(const boost::json::value& v);
 // Any JSON value (for a produce batch whose `value` fields may be anything).
 Result<boost::json::value> parse_json(std::string_view text, std::string_view what);
 

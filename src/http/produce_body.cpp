@@ -21,27 +21,6 @@ constexpr int32_t kMaxPartition = std::numeric_limits<int32_t>::max();
 
 // --- The reference: Boost.JSON ---
 
-std::string_view kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "integer";
-    case json::kind::double_:
-      return "number";
-    case json::kind::string:
-      return "string";
-    case json::kind::array:
-      return "array";
-    case json::kind::object:
-      return "object";
-  }
-  return "value";
-}
-
 std::optional<int64_t> as_int64(const json::value& v) {
   if (v.is_int64()) return v.get_int64();
   if (v.is_uint64() && v.get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
@@ -57,7 +36,8 @@ Status read_headers(const json::value& v, const std::string& where, ProducerReco
     for (const auto& [k, hv] : v.get_object()) {
       if (!hv.is_string()) {
         return Status::invalid_argument(where + ".headers." + std::string(k) +
-                                        " must be a string, got " + std::string(kind_name(hv)));
+                                        " must be a string, got " +
+                                        std::string(json_kind_name(hv)));
       }
       out->headers.push_back({std::string(k), std::string(hv.get_string())});
     }
@@ -67,7 +47,7 @@ Status read_headers(const json::value& v, const std::string& where, ProducerReco
     return Status::invalid_argument(where +
                                     ".headers must be an object {name: value} or an array of "
                                     "{name, value}, got " +
-                                    std::string(kind_name(v)));
+                                    std::string(json_kind_name(v)));
   }
   const json::array& a = v.get_array();
   for (size_t i = 0; i < a.size(); ++i) {
@@ -93,11 +73,12 @@ Status read_producer_record(const json::value& v, size_t index, ProducerRecord* 
   const json::object* o = v.if_object();
   if (!o) {
     return Status::invalid_argument(where() + " must be an object, got " +
-                                    std::string(kind_name(v)));
+                                    std::string(json_kind_name(v)));
   }
   auto wrong = [&](std::string_view field, std::string_view want, const json::value& got) {
     return Status::invalid_argument(where() + "." + std::string(field) + " must be " +
-                                    std::string(want) + ", got " + std::string(kind_name(got)));
+                                    std::string(want) + ", got " +
+                                    std::string(json_kind_name(got)));
   };
   auto both = [&](std::string_view field) {
     return Status::invalid_argument(where() + " has both " + std::string(field) + " and " +
