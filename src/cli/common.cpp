@@ -13,6 +13,7 @@
 
 #include "base/coding.h"
 #include "base/escape.h"
+#include "cli/factory_config_keys.h"
 
 namespace factory::cli {
 
@@ -40,6 +41,147 @@ Command* CommandRegistry::parsed() const {
   return nullptr;
 }
 
+void CommandRegistry::add_check(CLI::App* app, std::function<int()> check) {
+  checks_.emplace_back(app, std::move(check));
+}
+
+int CommandRegistry::run_checks() const {
+  for (const auto& [app, check] : checks_) {
+    if (!app->parsed()) continue;
+    if (int code = check(); code != kExitOk) return code;
+  }
+  return kExitOk;
+}
+
+std::string command_name(const CLI::App* app) {
+  std::string name;
+  for (; app != nullptr && app->get_parent() != nullptr; app = app->get_parent()) {
+    name = name.empty() ? app->get_name() : app->get_name() + " " + name;
+  }
+  return name;
+}
+
+namespace {
+
+// The hidden option behind every add_deprecated_option(): warns on each use, then `store`s.
+template <typename T>
+CLI::Option* add_deprecated(CLI::App* cmd, const std::string& names, std::string old_usage,
+                            std::string new_usage, std::function<void(const T&)> store) {
+  std::string command = command_name(cmd);
+  return cmd
+      ->add_option_function<T>(
+          names,
+          [store = std::move(store), old_usage = std::move(old_usage),
+           new_usage = std::move(new_usage), command](const T& value) {
+            warn_deprecated(old_usage, command, new_usage);
+            store(value);
+          },
+          "")
+      ->group("");  // hidden from --help: docs/cli.md lists the old spellings
+}
+
+}  // namespace
+
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names, std::string* target,
+                                   std::string old_usage, std::string new_usage) {
+  return add_deprecated<std::string>(cmd, names, std::move(old_usage), std::move(new_usage),
+                                     [target](const std::string& v) { *target = v; });
+}
+
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names,
+                                   std::optional<int64_t>* target, std::string old_usage,
+                                   std::string new_usage) {
+  return add_deprecated<int64_t>(cmd, names, std::move(old_usage), std::move(new_usage),
+                                 [target](const int64_t& v) { *target = v; });
+}
+
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names,
+                                   std::vector<std::string>* target, std::string old_usage,
+                                   std::string new_usage) {
+  return add_deprecated<std::vector<std::string>>(
+      cmd, names, std::move(old_usage), std::move(new_usage),
+      [target](const std::vector<std::string>& v) {
+        target->insert(target->end(), v.begin(), v.end());
+      });
+}
+
+namespace {
+
+// What add_config_dir_option() learnt from the command line, for the command's check.
+struct ConfigDirState {
+  std::string* dir;           // the command's config dir
+  std::string* factory_yaml;  // run's factory.yaml, or null: a file is refused
+  std::string command;        // "dags list"
+  std::string refused_file;   // a file given where only a directory is taken
+  std::string refused_flag;   // the spelling it came with
+};
+
+// `--config X` / `-c X` (flag): X a directory is the config dir (deprecated spelling); X a
+// file is a factory.yaml where the command reads one.
+void take_config_arg(ConfigDirState* st, const std::string& flag, const std::string& value) {
+  std::error_code ec;
+  bool is_file = std::filesystem::exists(value, ec) && !std::filesystem::is_directory(value, ec);
+  if (is_file && st->factory_yaml != nullptr) {
+    if (flag == "-c") warn_deprecated("-c FILE", st->command, "--config FILE");
+    *st->factory_yaml = value;
+    return;
+  }
+  if (is_file) {
+    st->refused_file = value;
+    st->refused_flag = flag;
+    return;
+  }
+  warn_deprecated(flag + " DIR", st->command, "--config-dir DIR");
+  *st->dir = value;
+}
+
+}  // namespace
+
+void add_config_dir_option(CLI::App* cmd, CommandRegistry* registry, std::string* dir, bool dash_c,
+                           std::string* factory_yaml) {
+  auto st = std::make_shared<ConfigDirState>(
+      ConfigDirState{.dir = dir, .factory_yaml = factory_yaml, .command = command_name(cmd)});
+  cmd->add_option("--config-dir", *dir, "Config directory (topics.yaml, pipelines/, dags/)")
+      ->capture_default_str();
+  CLI::Option* config = cmd->add_option_function<std::string>(
+      "--config", [st](const std::string& v) { take_config_arg(st.get(), "--config", v); },
+      "The daemon's config file (factory.yaml): its data_dir and config_dir");
+  if (factory_yaml == nullptr) config->group("");  // only the deprecated directory spelling
+  if (dash_c) {
+    cmd->add_option_function<std::string>(
+           "-c", [st](const std::string& v) { take_config_arg(st.get(), "-c", v); }, "")
+        ->group("");
+  }
+  registry->add_check(cmd, [st]() {
+    if (st->refused_file.empty()) return kExitOk;
+    return usage_error("'" + st->command + "' takes a config directory, and '" + st->refused_file +
+                           "' (given with " + st->refused_flag + ") is a file",
+                       "pass the directory that holds dags/ and pipelines/ with --config-dir DIR "
+                       "(--config FILE, a factory.yaml, is for serve, run, demo and config)");
+  });
+}
+
+int config_dir_missing(const std::string& dir, std::string_view reads) {
+  std::error_code ec;
+  std::string cwd = std::filesystem::current_path(ec).string();
+  std::string what = "config dir '" + dir + "' ";
+  what += std::filesystem::exists(dir, ec) ? "is not a directory" : "not found";
+  if (std::filesystem::path(dir).is_relative()) what += " (relative to " + cwd + ")";
+  what += "; it should hold ";
+  what += reads;
+  return runtime_error(what, "pass --config-dir DIR, or run from the folder that holds config/");
+}
+
+size_t count_yaml_files(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string ext = it->path().extension().string();
+    if (ext == ".yaml" || ext == ".yml") ++n;
+  }
+  return n;
+}
+
 namespace {
 
 int report(int code, std::string_view what, std::string_view how) {
@@ -57,6 +199,37 @@ int report(int code, std::string_view what, std::string_view how) {
 }
 
 }  // namespace
+
+void warn(std::string_view what) {
+  std::string line = "factoryd: warning: ";
+  line += what;
+  line += "\n";
+  std::fflush(stdout);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void warn_deprecated(std::string_view old_usage, std::string_view command,
+                     std::string_view new_usage) {
+  std::string what = "'";
+  what += old_usage;
+  what += "' is deprecated for '";
+  what += command;
+  what += "'; use '";
+  what += new_usage;
+  what += "'";
+  warn(what);
+}
+
+std::optional<obs::Level> log_level_from_env_or_report(obs::Level fallback) {
+  const char* env = std::getenv("FACTORY_LOG_LEVEL");
+  if (env == nullptr || *env == '\0') return fallback;
+  std::optional<obs::Level> level = config_keys::parse_level(env);
+  if (!level) {
+    usage_error("FACTORY_LOG_LEVEL='" + escape_controls(env) + "' is not a log level",
+                "set it to debug, info, warn or error, or unset it");
+  }
+  return level;
+}
 
 int runtime_error(std::string_view what, std::string_view how) {
   return report(kExitRuntime, what, how);

@@ -2,10 +2,12 @@
 // a command is registered and run, error reporting with exit codes, and the
 // table/JSON output helpers.
 //
-// Every command takes --data-dir (default $FACTORY_DATA_DIR, else ./data) and
-// an output format, table or json: `-o/--output` everywhere except `consume`,
-// where `-o` is kcat's offset and the format is `--output` only. The log lives
-// in <data-dir>/log.
+// The flag table (one meaning per flag, and the old spellings that still work with a
+// deprecation warning) is docs/cli.md. Every command takes --data-dir (default
+// $FACTORY_DATA_DIR, else ./data) and every command that prints results an output format,
+// table or json: `-o/--output` everywhere except `consume`, where `-o` is kcat's offset and
+// the format is `--output` only. Both are also accepted before the command. The log lives in
+// <data-dir>/log.
 //
 // Exit codes: 0 ok, 1 runtime error (the log said no), 2 usage error (the
 // command line is wrong, found by CLI11 or by checking an argument before the
@@ -17,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,9 +29,11 @@
 
 #include "factory/log.h"
 #include "factory/status.h"
+#include "obs/logger.h"
 
 namespace CLI {
 class App;
+class Option;
 }  // namespace CLI
 
 namespace factory::cli {
@@ -74,11 +79,52 @@ class CommandRegistry {
   void add(CLI::App* app, std::unique_ptr<Command> command);
   // The Command whose subcommand was parsed, or nullptr when none was.
   Command* parsed() const;
+  // Registers an argument check for `app`, run after parsing and before the command: returns
+  // kExitOk, or the exit code after printing the error (e.g. a config dir that does not
+  // exist). Checks may also resolve options (a factory.yaml given for a config dir).
+  void add_check(CLI::App* app, std::function<int()> check);
+  // Runs the checks of the parsed subcommand in the order added; the first failure's code.
+  int run_checks() const;
 
  private:
   CommonOptions* common_;  // borrowed; outlives the registry
   std::vector<std::pair<CLI::App*, std::unique_ptr<Command>>> commands_;
+  std::vector<std::pair<CLI::App*, std::function<int()>>> checks_;
 };
+
+// "dags list" for the `dags list` subcommand (the path below the root, without "factoryd").
+std::string command_name(const CLI::App* app);
+
+// Adds a hidden old spelling of an option (e.g. consume's `-c` for `-n`): each use prints
+// warn_deprecated(`old_usage`, command, `new_usage`) and stores the value in *target.
+// `old_usage`/`new_usage` are as the warning shows them: "-c N", "-n N". Returns the option
+// for the caller's checks.
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names, std::string* target,
+                                   std::string old_usage, std::string new_usage);
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names,
+                                   std::optional<int64_t>* target, std::string old_usage,
+                                   std::string new_usage);
+CLI::Option* add_deprecated_option(CLI::App* cmd, const std::string& names,
+                                   std::vector<std::string>* target, std::string old_usage,
+                                   std::string new_usage);
+
+// The config directory (topics.yaml, pipelines/, dags/) of run, serve, demo and the DAG
+// commands: `--config-dir DIR` (default "config"). The old spellings keep working with a
+// deprecation warning: `--config DIR`, and `-c DIR` where `dash_c` (commands whose -c is not
+// the run's conf). A *file* given to them is the daemon's factory.yaml: with `factory_yaml`
+// non-null (run) it is stored there (`--config FILE` is then the documented spelling and
+// `-c FILE` the deprecated one); otherwise the command's check refuses it (exit 2) naming
+// --config-dir. Whether the directory exists is checked where it is read (local DAG access,
+// run), not here: through a daemon the config dir is the daemon's.
+void add_config_dir_option(CLI::App* cmd, CommandRegistry* registry, std::string* dir,
+                           bool dash_c = true, std::string* factory_yaml = nullptr);
+// Prints the error for a config dir that is not a directory and returns kExitRuntime (as for
+// any file the command needs and cannot find):
+// "config dir 'config' not found (looked in /cwd); pass --config-dir DIR ...". `reads` says
+// what the command wanted from it ("dags/*.yaml").
+int config_dir_missing(const std::string& dir, std::string_view reads);
+// The *.yaml/*.yml files in DIR (none when DIR is missing), for "nothing found" warnings.
+size_t count_yaml_files(const std::string& dir);
 
 // Each *_cmd.cpp adds its subcommand tree under `root`.
 void add_topics_command(CLI::App* root, CommandRegistry* registry);
@@ -97,7 +143,16 @@ void add_demo_command(CLI::App* root, CommandRegistry* registry);    // demo_cmd
 void add_audit_command(CLI::App* root, CommandRegistry* registry);   // audit_cmd.cpp
 void add_config_command(CLI::App* root, CommandRegistry* registry);  // config, token hash
 
-// --- Errors ---
+// --- Errors and warnings ---
+// "factoryd: warning: <what>" on stderr (after flushing stdout, as errors do).
+void warn(std::string_view what);
+// "factoryd: warning: '-c DIR' is deprecated for 'run'; use '--config-dir DIR'".
+void warn_deprecated(std::string_view old_usage, std::string_view command,
+                     std::string_view new_usage);
+// The log threshold from FACTORY_LOG_LEVEL (debug|info|warn|error, parsed by
+// config_keys::parse_level as serve's logging.level is), or `fallback` when it is unset or
+// empty. A value that is not a level prints the usage error and returns nullopt.
+std::optional<obs::Level> log_level_from_env_or_report(obs::Level fallback);
 // Print "factoryd: error: <what>; <how>" (just <what> when `how` is empty) and
 // return the code.
 int runtime_error(std::string_view what, std::string_view how);

@@ -1,5 +1,5 @@
-// factoryd config validate [-c FILE] [--set KEY=VALUE]...
-// factoryd config show     [-c FILE] [--set KEY=VALUE]... [--show-origin]
+// factoryd config validate [--config FILE] [--set KEY=VALUE]...
+// factoryd config show     [--config FILE] [--set KEY=VALUE]... [--show-origin]
 // factoryd token hash      [--name NAME] [--role viewer|operator|admin]   (token on stdin)
 //
 // `config` loads the daemon's config the way serve does (factory_config.h: flags > environment
@@ -25,13 +25,6 @@
 
 namespace factory::cli {
 namespace {
-
-void warn(std::string_view what) {
-  std::string line = "factoryd: warning: ";
-  line += what;
-  line += "\n";
-  std::fputs(line.c_str(), stderr);
-}
 
 class ConfigCommand : public Command {
  public:
@@ -184,7 +177,8 @@ void add_config_command(CLI::App* root, CommandRegistry* registry) {
              : config->add_subcommand("validate",
                                       "Check the config: prints ok, or the error with "
                                       "its file:line");
-    app->add_option("-c,--config", cmd->file,
+    add_deprecated_option(app, "-c", &cmd->file, "-c FILE", "--config FILE");
+    app->add_option("--config", cmd->file,
                     "The config file (default $FACTORY_CONFIG, else config/factory.yaml when it "
                     "exists)");
     app->add_option("--set", cmd->sets,

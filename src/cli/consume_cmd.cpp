@@ -1,4 +1,4 @@
-// factoryd consume TOPIC [-g GROUP] [-p P] [-o OFFSET] [-c COUNT] [-e] [-f
+// factoryd consume TOPIC [-g GROUP] [-p P] [-o OFFSET] [-n N] [-e] [-f
 // FORMAT] [--output F]
 //
 // Without -g the partitions (all, or -p) are read directly from -o on; with -g
@@ -469,7 +469,9 @@ void add_consume_command(CLI::App* root, CommandRegistry* registry) {
   app->add_option("-o,--offset", cmd->offset_arg,
                   "Start: beginning (default), end, stored, N, -N (N before the end), "
                   "@TIMESTAMP_MS");
-  app->add_option("-c,--count", cmd->count, "Stop after COUNT records")
+  app->add_option("-n,--limit", cmd->count, "Stop after N records")->check(CLI::NonNegativeNumber);
+  add_deprecated_option(app, "-c", &cmd->count, "-c N", "-n N")->check(CLI::NonNegativeNumber);
+  add_deprecated_option(app, "--count", &cmd->count, "--count N", "--limit N")
       ->check(CLI::NonNegativeNumber);
   app->add_flag("-e,--exit", cmd->exit_at_end, "Exit once caught up with the end of the log");
   app->add_option("-f,--format", cmd->format_arg,

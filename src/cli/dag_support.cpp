@@ -13,13 +13,11 @@
 
 namespace factory::cli {
 
-void add_config_dir_option(CLI::App* cmd, std::string* dir, bool short_flag) {
-  cmd->add_option(short_flag ? "-c,--config" : "--config", *dir,
-                  "Config directory (dags/*.yaml, pipelines/*.yaml)")
-      ->capture_default_str();
-}
-
 std::optional<std::vector<scheduler::Dag>> load_dags_or_report(const std::string& config_dir) {
+  if (!std::filesystem::is_directory(config_dir)) {
+    config_dir_missing(config_dir, "dags/*.yaml and pipelines/*.yaml");
+    return std::nullopt;
+  }
   auto pipelines = runtime::load_pipelines(config_dir);
   if (!pipelines.ok()) {
     status_error("invalid pipeline config", pipelines.status(), "");
@@ -36,6 +34,10 @@ std::optional<std::vector<scheduler::Dag>> load_dags_or_report(const std::string
   if (!dags.ok()) {
     status_error("invalid DAG", dags.status(), "check it with `factoryd dags check`");
     return std::nullopt;
+  }
+  if (dags->empty()) {
+    warn("no DAGs in config dir '" + config_dir + "' (looked for " + config_dir +
+         "/dags/*.yaml); pass --config-dir DIR if they are elsewhere");
   }
   return std::move(*dags);
 }
@@ -56,9 +58,9 @@ const scheduler::Dag* find_dag(const std::vector<scheduler::Dag>& dags, std::str
 }
 
 int dag_not_found(std::string_view dag_id, const std::string& config_dir) {
-  return runtime_error(
-      "DAG '" + std::string(dag_id) + "' not found in " + config_dir + "/dags",
-      "list the DAGs with 'factoryd dags list --config " + config_dir + "', or check --config");
+  return runtime_error("DAG '" + std::string(dag_id) + "' not found in " + config_dir + "/dags",
+                       "list the DAGs with 'factoryd dags list --config-dir " + config_dir +
+                           "', or check --config-dir");
 }
 
 int run_not_found(const CommonOptions& common, std::string_view run_id) {
@@ -111,6 +113,10 @@ std::string paused_text(store::MetaStore* store, std::string_view dag_id) {
 
 std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
                                            const std::string& config_dir) {
+  if (!std::filesystem::is_directory(config_dir)) {
+    config_dir_missing(config_dir, "dags/*.yaml and pipelines/*.yaml");
+    return nullptr;
+  }
   return Host::open(common, {.config_dir = config_dir,
                              .background_retention = false,
                              .start_workers = false,

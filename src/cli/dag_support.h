@@ -32,13 +32,11 @@ void add_dags_test_command(CLI::App* dags, CommandRegistry* registry);     // da
 void add_tasks_test_command(CLI::App* tasks, CommandRegistry* registry);   // dag_test_cmd.cpp
 void add_tasks_list_commands(CLI::App* tasks, CommandRegistry* registry);  // runs_cmd.cpp
 
-// Adds `-c,--config DIR` (or just `--config` when -c means something else) bound to *dir.
-void add_config_dir_option(CLI::App* cmd, std::string* dir, bool short_flag = true);
-
 // Loads the plugins the pipeline files name (so their stages count as known), then
 // <config_dir>/dags/*.yaml with every check `factoryd run` makes. Prints the error (with
-// file:line) and returns nullopt on failure. Loads plugins: call at most once per process, and
-// never together with Host::open.
+// file:line; a config dir that is not a directory is a usage error) and returns nullopt on
+// failure; warns when the config dir has no DAG files. Loads plugins: call at most once per
+// process, and never together with Host::open.
 std::optional<std::vector<scheduler::Dag>> load_dags_or_report(const std::string& config_dir);
 // The DAG files parsed without checking stages, cron or time zones (enough to order and name
 // the tasks of a stored run); empty when they do not parse.
@@ -68,7 +66,8 @@ std::optional<std::unique_ptr<store::MetaStore>> open_store_or_report(const Comm
 std::string paused_text(store::MetaStore* store, std::string_view dag_id);
 
 // A Host that can change scheduler state: the scheduler loop runs, the stages do not. Prints
-// the error and returns nullptr on failure (Busy: another factoryd holds the data dir).
+// the error and returns nullptr on failure (Busy: another factoryd holds the data dir; a
+// config dir that is not a directory).
 std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
                                            const std::string& config_dir);
 

@@ -1,5 +1,5 @@
-// factoryd dags test DAG [-c JSON] [--config DIR] [--timeout 1h] [--reject-approvals]
-// factoryd tasks test DAG TASK [-c JSON] [-t JSON] [--config DIR]
+// factoryd dags test DAG [-c JSON] [--config-dir DIR] [--timeout 1h] [--reject-approvals]
+// factoryd tasks test DAG TASK [-c JSON] [-t JSON] [--config-dir DIR]
 //
 // Airflow's `dags test` and `tasks test`: run DAG code for real, without touching the data dir.
 //   - dags test runs the whole DAG in this process — a scheduler, the task workers and their
@@ -458,7 +458,7 @@ void add_dags_test_command(CLI::App* dags, CommandRegistry* registry) {
       ->capture_default_str();
   app->add_flag("--reject-approvals", cmd->reject_approvals,
                 "Reject approval tasks instead of approving them");
-  add_config_dir_option(app, &cmd->config_dir, /*short_flag=*/false);
+  add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
   add_common_options(app, common);
   registry->add(app, std::move(cmd));
 }
@@ -473,7 +473,7 @@ void add_tasks_test_command(CLI::App* tasks, CommandRegistry* registry) {
   app->add_option("-c,--conf", cmd->conf, "The run's conf: a JSON object (Airflow's -c)");
   app->add_option("-t,--task-params", cmd->task_params,
                   "A JSON object whose keys replace the task's params before templates render");
-  add_config_dir_option(app, &cmd->config_dir, /*short_flag=*/false);
+  add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
   add_common_options(app, common);
   registry->add(app, std::move(cmd));
 }

@@ -2,9 +2,9 @@
 //              | trigger DAG [-c JSON] [-r RUN_ID] | test DAG [-c JSON] (dag_test_cmd.cpp)
 //
 // In Airflow's words. list/show/pause/unpause/trigger make their DagAccess call (dag_access.h:
-// the DAG files and store here, or a daemon's API and DAGs, whatever --config says) and print
-// the same either way; check and test always read the DAG files here.
-// On trigger, `-c` is Airflow's conf flag, so the config directory is `--config` there.
+// the DAG files and store here, or a daemon's API and DAGs, whatever --config-dir says) and
+// print the same either way; check and test always read the DAG files here.
+// `-c` is Airflow's conf flag (trigger, test); the config directory is `--config-dir`.
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -146,7 +146,7 @@ class DagsCheck : public Command {
     std::error_code ec;
     if (!std::filesystem::exists(target, ec)) {
       return runtime_error("'" + target + "' does not exist",
-                           "pass a DAG file or a directory of them, or --config DIR");
+                           "pass a DAG file or a directory of them, or --config-dir DIR");
     }
     // Plugins first, so the stages they register count as known (as `factoryd run` does).
     auto pipelines = runtime::load_pipelines(config_dir);
@@ -273,7 +273,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
   {
     auto cmd = std::make_unique<DagsList>(common);
     CLI::App* app = dags->add_subcommand("list", "List the DAGs with their trigger and state");
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -281,7 +281,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
     auto cmd = std::make_unique<DagsShow>(common);
     CLI::App* app = dags->add_subcommand("show", "Show a DAG's settings and tasks");
     app->add_option("dag", cmd->dag_id, "DAG id")->required();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -290,7 +290,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
     CLI::App* app = dags->add_subcommand(
         "check", "Validate DAG files without running anything (errors name file:line)");
     app->add_option("path", cmd->path, "A DAG file or a directory (default <config>/dags)");
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -301,7 +301,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
         paused ? "Pause a DAG: no new runs start and no more of its tasks are dispatched"
                : "Unpause a DAG: its queued runs and tasks go on");
     app->add_option("dag", cmd->dag_id, "DAG id")->required();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -313,7 +313,7 @@ void add_dags_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("-c,--conf", cmd->request.conf, "The run's conf: a JSON object (Airflow's -c)");
     app->add_option("-r,--run-id", cmd->request.run_id,
                     "The run's id (default: manual__<time>_<n>)");
-    add_config_dir_option(app, &cmd->config_dir, /*short_flag=*/false);
+    add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }

@@ -1,6 +1,7 @@
-// factoryd run -c CONFIG_DIR [--drain-timeout-ms MS] [--exit-when-idle MS]
+// factoryd run [--config-dir DIR | --config FILE] [--drain-timeout-ms MS] [--exit-when-idle MS]
 //
-// Runs the pipelines of CONFIG_DIR in the foreground until SIGTERM/SIGINT: applies
+// Runs the pipelines of the config dir (default ./config; with --config FILE, a factory.yaml,
+// its config_dir and data_dir) in the foreground until SIGTERM/SIGINT: applies
 // CONFIG_DIR/topics.yaml when present, loads plugins, starts the engine. The first signal
 // drains (in-flight batches finish and commit, then exit 0; exit 1 if the drain deadline
 // passes); a second signal exits at once (143) — still losing nothing acknowledged.
@@ -8,11 +9,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "cli/factory_config.h"
 #include "cli/host.h"
 #include "obs/logger.h"
 
@@ -92,6 +96,46 @@ class Run : public Command {
   const CommonOptions* common_;
 };
 
+// run's argument check. A factory.yaml given with --config FILE is read as serve reads it
+// (flags > environment > file > defaults): its config_dir and data_dir, and logging.level.
+// Then the config dir must exist (a usage error otherwise: `run` without one used to run
+// nothing and exit 0), and a config dir with neither pipelines nor DAGs gets a warning.
+int check_run_config(const CLI::App* app, CommonOptions* common, const std::string& factory_yaml,
+                     std::string* config_dir) {
+  if (!factory_yaml.empty()) {
+    FlagOverrides flags;
+    const CLI::Option* data_dir_flag = app->get_option_no_throw("--data-dir");
+    if (data_dir_flag != nullptr && data_dir_flag->count() > 0) {
+      flags.emplace_back("data_dir", common->data_dir);
+    }
+    const CLI::Option* config_dir_flag = app->get_option_no_throw("--config-dir");
+    if (config_dir_flag != nullptr && config_dir_flag->count() > 0) {
+      flags.emplace_back("config_dir", *config_dir);
+    }
+    auto config = load_factory_config(factory_yaml, flags, process_environment());
+    if (!config.ok()) {
+      return status_error("invalid config", config.status(),
+                          "check it with `factoryd config validate --config " + factory_yaml + "`");
+    }
+    common->data_dir = config->data_dir;
+    *config_dir = config->config_dir;
+    for (const ConfigSetting& s : config->settings) {
+      if (s.key != "logging.level" || s.origin == "default") continue;
+      obs::set_min_level(config->log_level);
+      ::setenv("FACTORY_LOG_LEVEL", s.value.c_str(), 1);  // Run::run keeps what is set
+    }
+  }
+  if (!std::filesystem::is_directory(*config_dir)) {
+    return config_dir_missing(*config_dir, "topics.yaml, pipelines/*.yaml and dags/*.yaml");
+  }
+  if (count_yaml_files(*config_dir + "/pipelines") == 0 &&
+      count_yaml_files(*config_dir + "/dags") == 0) {
+    warn("nothing to run in config dir '" + *config_dir + "': no pipelines (looked for " +
+         *config_dir + "/pipelines/*.yaml) and no DAGs (" + *config_dir + "/dags/*.yaml)");
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_run_command(CLI::App* root, CommandRegistry* registry) {
@@ -99,9 +143,11 @@ void add_run_command(CLI::App* root, CommandRegistry* registry) {
   auto cmd = std::make_unique<Run>(common);
   CLI::App* app = root->add_subcommand(
       "run", "Run the pipelines of a config directory in the foreground until SIGTERM");
-  app->add_option("-c,--config", cmd->config_dir,
-                  "Config directory (topics.yaml, pipelines/*.yaml)")
-      ->capture_default_str();
+  auto factory_yaml = std::make_shared<std::string>();
+  add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/true, factory_yaml.get());
+  registry->add_check(app, [app, common, factory_yaml, dir = &cmd->config_dir]() {
+    return check_run_config(app, common, *factory_yaml, dir);
+  });
   app->add_option("--drain-timeout-ms", cmd->drain_timeout_ms,
                   "How long SIGTERM waits for in-flight events")
       ->capture_default_str();

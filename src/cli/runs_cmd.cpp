@@ -297,7 +297,7 @@ void add_runs_command(CLI::App* root, CommandRegistry* registry) {
     auto cmd = std::make_unique<RunTasks>(common, /*with_header=*/true);
     CLI::App* app = runs->add_subcommand("show", "Show a run and each of its task instances");
     app->add_option("run", cmd->run_id, "Run id")->required();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -306,7 +306,7 @@ void add_runs_command(CLI::App* root, CommandRegistry* registry) {
     CLI::App* app =
         runs->add_subcommand("cancel", "Cancel a run: running tasks fail, the others are skipped");
     app->add_option("run", cmd->run_id, "Run id")->required();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -318,7 +318,7 @@ void add_tasks_list_commands(CLI::App* tasks, CommandRegistry* registry) {
     auto cmd = std::make_unique<RunTasks>(common, /*with_header=*/false);
     CLI::App* app = tasks->add_subcommand("list", "List a run's task instances");
     app->add_option("run", cmd->run_id, "Run id")->required();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -329,7 +329,7 @@ void add_tasks_list_commands(CLI::App* tasks, CommandRegistry* registry) {
     app->add_option("run", cmd->run_id, "Run id")->required();
     app->add_option("task", cmd->task_id, "Task id")->required();
     app->add_flag("--downstream", cmd->downstream, "Also clear every task downstream of it");
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -367,7 +367,7 @@ void add_approvals_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("--bound-to", cmd->decision.bound_to,
                     "What you reviewed, e.g. the commit (7+ characters of it): the decision is "
                     "refused when the approval is for something else");
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
@@ -381,7 +381,7 @@ void add_approvals_command(CLI::App* root, CommandRegistry* registry) {
                     "status (the default): the switch and each DAG's error budget; pause; resume")
         ->check(CLI::IsMember({"status", "pause", "resume"}))
         ->capture_default_str();
-    add_config_dir_option(app, &cmd->config_dir);
+    add_config_dir_option(app, registry, &cmd->config_dir);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }

@@ -100,11 +100,11 @@ class TopicsCreate : public Command {
     for (const std::string& c : configs) {
       auto kv = split_assignment(c);
       if (!kv) {
-        return usage_error("--config '" + c + "' is not key=value",
-                           "write it as --config retention.ms=604800000");
+        return usage_error("--topic-config '" + c + "' is not key=value",
+                           "write it as --topic-config retention.ms=604800000");
       }
       Status s = set_topic_config(&spec.config, kv->first, kv->second);
-      if (!s.ok()) return usage_error("--config '" + c + "': " + s.message(), "");
+      if (!s.ok()) return usage_error("--topic-config '" + c + "': " + s.message(), "");
     }
     Status valid = validate_topic_spec(spec);
     if (!valid.ok()) return usage_error("topic '" + spec.name + "': " + valid.message(), "");
@@ -268,7 +268,11 @@ void add_topics_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("--partitions", cmd->spec.partitions, "Partition count")
         ->check(CLI::Range(1, 10000))
         ->capture_default_str();
-    app->add_option("--config", cmd->configs, "Config entry key=value (Kafka names), repeatable")
+    app->add_option("--topic-config", cmd->configs,
+                    "A topic setting key=value (Kafka names, as rpk's --topic-config), repeatable")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    add_deprecated_option(app, "--config", &cmd->configs, "--config k=v", "--topic-config k=v")
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     add_common_options(app, common);
