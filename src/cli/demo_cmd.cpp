@@ -13,7 +13,10 @@
 // default is set to true) unless --interactive, which asks on the terminal for each one.
 // --serve then keeps the daemon and its HTTP API running (until SIGTERM/SIGINT) to explore.
 //
-// Exit 0 when every ticket reached an outcome within --timeout-ms, 1 otherwise.
+// Exit 0 when every ticket reached its expected outcome (deployed or human-review, as
+// config/samples/tickets/README.md lists them) within --timeout-ms, 1 otherwise (a ticket
+// failed, rolled back, or reached no outcome). --interactive without a terminal on stdin is a
+// usage error (2): nobody could answer, and every deployment would be rejected.
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -403,6 +406,17 @@ class Demo : public Command {
                                        samples.size() - finished, samples.size(), timeout_ms),
                            interrupted ? "the demo was interrupted" : "raise --timeout-ms");
     }
+    size_t unexpected =
+        static_cast<size_t>(std::count_if(tickets.begin(), tickets.end(), [](const Ticket& t) {
+          return t.outcome != "deployed" && t.outcome != "human-review";
+        }));
+    if (unexpected > 0) {
+      return runtime_error(
+          fmt::format("{} of {} tickets did not reach their expected outcome (deployed or "
+                      "human-review)",
+                      unexpected, samples.size()),
+          "see the OUTCOME and DETAIL columns above");
+    }
     return kExitOk;
   }
 
@@ -564,7 +578,14 @@ void add_demo_command(CLI::App* root, CommandRegistry* registry) {
       ->capture_default_str();
   app->add_option("--samples", cmd->samples_dir, "Directory of sample tickets (*.json)")
       ->capture_default_str();
-  app->add_flag("--interactive", cmd->interactive, "Ask on the terminal before each deployment");
+  app->add_flag("--interactive", cmd->interactive,
+                "Ask on the terminal before each deployment (stdin must be a terminal)");
+  registry->add_check(app, [interactive = &cmd->interactive]() {
+    if (!*interactive || ::isatty(0) == 1) return kExitOk;
+    return usage_error("--interactive asks on the terminal, and stdin is not a terminal",
+                       "run it from a terminal, or leave --interactive out (deployments are then "
+                       "approved automatically)");
+  });
   app->add_flag("--serve", cmd->serve, "Keep the daemon and its HTTP API running afterwards");
   app->add_option("--listen", cmd->listen, "With --serve: IP:PORT for the API")
       ->capture_default_str();

@@ -138,8 +138,8 @@ TEST_CASE("topics apply reports each topic with its notes and as JSON", "[cli]")
 
 TEST_CASE("topics create then describe then delete", "[cli]") {
   Factoryd f;
-  f.ok({"topics", "create", "events", "--partitions", "3", "--config", "retention.ms=1000",
-        "--config", "max.message.bytes=2048"});
+  f.ok({"topics", "create", "events", "--partitions", "3", "--topic-config", "retention.ms=1000",
+        "--topic-config", "max.message.bytes=2048"});
   json::value d = f.ok_json({"topics", "describe", "events"});
   CHECK(d.at("topic").as_string() == "events");
   CHECK(d.at("partition_count").as_int64() == 3);
@@ -259,7 +259,7 @@ TEST_CASE("consume -e prints kcat formats and JSON", "[cli]") {
         "t|1|0|K1|v0|trace=abc,type=spec\t%\nt|1|1|K1|v1|trace=abc,type=spec\t%"
         "\n");
 
-  ProcessResult ts = f.ok({"consume", "t", "-e", "-p", "1", "-c", "1", "-f", "%T"});
+  ProcessResult ts = f.ok({"consume", "t", "-e", "-p", "1", "-n", "1", "-f", "%T"});
   CHECK(std::stoll(ts.out) > 1'600'000'000'000LL);
 
   ProcessResult j = f.ok({"consume", "t", "-e", "--output", "json"});
@@ -276,7 +276,7 @@ TEST_CASE("consume -e prints kcat formats and JSON", "[cli]") {
   CHECK(rec.at("headers").at(1).at("value").as_string() == "spec");
 }
 
-TEST_CASE("consume -o picks where to start and -c how many", "[cli]") {
+TEST_CASE("consume -o picks where to start and -n how many", "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "t", "--partitions", "1"});
   f.ok({"produce", "t"}, "a\nb\nc\nd\ne\n");
@@ -285,8 +285,8 @@ TEST_CASE("consume -o picks where to start and -c how many", "[cli]") {
   CHECK(f.ok({"consume", "t", "-e", "-o", "3"}).out == "d\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "-2"}).out == "d\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "-100"}).out == "a\nb\nc\nd\ne\n");
-  CHECK(f.ok({"consume", "t", "-e", "-c", "2"}).out == "a\nb\n");
-  CHECK(f.ok({"consume", "t", "-o", "1", "-c", "2"}).out == "b\nc\n");  // -c ends a follow
+  CHECK(f.ok({"consume", "t", "-e", "-n", "2"}).out == "a\nb\n");
+  CHECK(f.ok({"consume", "t", "-o", "1", "-n", "2"}).out == "b\nc\n");  // -n ends a follow
   CHECK(f.ok({"consume", "t", "-e", "-o", "@0"}).out == "a\nb\nc\nd\ne\n");
   CHECK(f.ok({"consume", "t", "-e", "-o", "@99999999999999"}).out.empty());
 
@@ -332,9 +332,9 @@ TEST_CASE("consume -g commits, groups describe shows the lag", "[cli]") {
   CHECK(values == std::multiset<std::string>{"n1", "n2", "n3"});
   CHECK(total_lag(f.ok_json({"groups", "describe", "g1"})) == 0);
 
-  SECTION("-c commits only what it printed") {
+  SECTION("-n commits only what it printed") {
     f.ok({"produce", "t", "-p", "0"}, "x\ny\nz\n");
-    CHECK(f.ok({"consume", "t", "-g", "g1", "-c", "1"}).out == "x\n");
+    CHECK(f.ok({"consume", "t", "-g", "g1", "-n", "1"}).out == "x\n");
     CHECK(total_lag(f.ok_json({"groups", "describe", "g1"})) == 2);
   }
   SECTION("-o with -g seeks the assigned partitions") {
@@ -401,8 +401,8 @@ TEST_CASE("usage errors exit 2", "[cli]") {
   require_usage_error(f.run({"topics"}));
   require_usage_error(f.run({"topics", "create"}));
   require_usage_error(f.run({"topics", "create", "t", "--partitions", "0"}));
-  require_usage_error(f.run({"topics", "create", "t", "--config", "retention.ms"}));
-  require_usage_error(f.run({"topics", "create", "t", "--config", "no.such.key=1"}));
+  require_usage_error(f.run({"topics", "create", "t", "--topic-config", "retention.ms"}));
+  require_usage_error(f.run({"topics", "create", "t", "--topic-config", "no.such.key=1"}));
   require_usage_error(f.run({"topics", "create", "bad/name"}));
   require_usage_error(f.run({"topics", "list", "-o", "xml"}));
   require_usage_error(f.run({"topics", "apply"}));
@@ -410,7 +410,7 @@ TEST_CASE("usage errors exit 2", "[cli]") {
   require_usage_error(f.run({"produce", "t", "-k", "a", "-K", ":"}));
   require_usage_error(f.run({"consume", "t", "-o", "yesterday"}));
   require_usage_error(f.run({"consume", "t", "-f", "%x"}));
-  require_usage_error(f.run({"consume", "t", "-c", "-1"}));
+  require_usage_error(f.run({"consume", "t", "-n", "-1"}));
   require_usage_error(f.run({"consume", "t", "-g", "g", "-p", "0"}));
   require_usage_error(f.run({"groups", "reset-offsets", "g", "--topic", "t"}));
   require_usage_error(

@@ -56,12 +56,12 @@ class DagEnv {
   std::string data() const { return (dir_.path() / "data").string(); }
   std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
 
-  // factoryd ARGS --data-dir DATA, plus the config dir: `-c DIR` unless `long_config` (the
-  // commands where -c is the conf).
+  // factoryd ARGS --data-dir DATA, plus `--config-dir DIR`. The third argument is unused: it
+  // chose `--config` over `-c` when -c still named the config dir on some commands.
   ProcessResult run(std::vector<std::string> args, bool with_config = true,
-                    bool long_config = false) {
+                    bool /*long_config*/ = false) {
     if (with_config) {
-      args.push_back(long_config ? "--config" : "-c");
+      args.push_back("--config-dir");
       args.push_back(config());
     }
     args.push_back("--data-dir");
@@ -88,7 +88,7 @@ class DagEnv {
   // `factoryd run` until nothing is left to do (runs done, or parked on an approval).
   void run_until_idle() {
     ProcessResult r = run_factoryd(
-        {"run", "--config", config(), "--data-dir", data(), "--exit-when-idle", "300"});
+        {"run", "--config-dir", config(), "--data-dir", data(), "--exit-when-idle", "300"});
     INFO("stderr: " << r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0));
     REQUIRE(r.exit_code == 0);
   }
@@ -283,8 +283,8 @@ TEST_CASE("dags test runs the whole DAG in-process and prints each task's result
 
 TEST_CASE("dags test runs the article's DAG", "[cli]") {
   std::string config = std::string(FACTORY_SOURCE_DIR) + "/config";
-  ProcessResult r = run_factoryd({"dags", "test", "software_factory_pipeline", "--config", config,
-                                  "-c", R"({"key": "PROJ-1"})"});
+  ProcessResult r = run_factoryd({"dags", "test", "software_factory_pipeline", "--config-dir",
+                                  config, "-c", R"({"key": "PROJ-1"})"});
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   REQUIRE(r.exit_code == 0);
   for (const char* task : {"ingest_spec", "generate_code", "quality_gate", "deploy"}) {
@@ -377,7 +377,8 @@ TEST_CASE("approvals: list pending, approve and reject with a comment", "[cli]")
 TEST_CASE("while factoryd run holds the data dir, reads work and changes say Busy", "[cli]") {
   DagEnv env;
   env.ok({"dags", "trigger", "chain", "-r", "b1"}, true, true);
-  ChildProcess daemon = spawn_factoryd({"run", "--config", env.config(), "--data-dir", env.data()});
+  ChildProcess daemon =
+      spawn_factoryd({"run", "--config-dir", env.config(), "--data-dir", env.data()});
   // Once b1 succeeded, `run` certainly holds the data dir.
   CHECK(eventually([&] { return env.run_state("b1") == "success"; }));
   require_error(env.run({"dags", "trigger", "chain"}, true, true), 1, "in use by another");

@@ -114,7 +114,7 @@ TEST_CASE("DAG commands through a running daemon print what they print locally",
   CHECK(!g1.as_object().contains("dag_paused"));  // the API's extra field is not printed
   // Refused writes: the same exit code as locally, and the same message but for the unknown
   // DAG, which the daemon says it has not loaded (compared at the end).
-  const std::string config_flag = "--config=" + env.config();
+  const std::string config_flag = "--config-dir=" + env.config();
   const std::vector<std::vector<std::string>> refused = {
       {"dags", "trigger", "chain", "-c", "nope", config_flag},
       {"dags", "trigger", "chain", "-c", R"({"x": "seven"})", config_flag},

@@ -404,11 +404,11 @@ TEST_CASE("config validate and show, token hash", "[config][cli]") {
                                 "server:\n  listen: 127.0.0.1:7100\n"
                                 "webhooks:\n  github:\n    enabled: true\n"
                                 "    secret_env: GH_SECRET\n");
-  auto ok = factoryd({"config", "validate", "-c", path}, {"GH_SECRET=hunter2hunter2"});
+  auto ok = factoryd({"config", "validate", "--config", path}, {"GH_SECRET=hunter2hunter2"});
   CHECK(ok.exit_code == 0);
   CHECK(ok.out == "ok\n");
 
-  auto bad = factoryd({"config", "validate", "-c", path});  // GH_SECRET unset
+  auto bad = factoryd({"config", "validate", "--config", path});  // GH_SECRET unset
   CHECK(bad.exit_code == 1);
   CHECK(bad.err.find("factoryd: error: " + path + ":6:") == 0);
 

@@ -70,7 +70,8 @@ void produce_events(const test::TempDir& dir, int from, int to) {
 
 // Runs `factoryd run` to completion (--exit-when-idle) and expects a clean exit.
 void run_to_completion(const std::string& data, const std::string& cfg) {
-  auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data, "--exit-when-idle", "300"});
+  auto p = test::spawn_factoryd(
+      {"run", "--config-dir", cfg, "--data-dir", data, "--exit-when-idle", "300"});
   auto r = p.wait();
   INFO(r.err.substr(r.err.size() > 4000 ? r.err.size() - 4000 : 0));
   REQUIRE(r.exit_code == 0);
@@ -116,8 +117,8 @@ TEST_CASE("kill -9 during a fenced three-stage pipeline: every event exactly onc
 
   constexpr int kRounds = 20;
   int killed_mid_way = test::kill_at_random_progress(
-      {"run", "-c", cfg, "--data-dir", data}, [&] { return test::count_lines(fx.string()); },
-      kEvents, 900, kRounds, rng);
+      {"run", "--config-dir", cfg, "--data-dir", data},
+      [&] { return test::count_lines(fx.string()); }, kEvents, 900, kRounds, rng);
   CHECK(killed_mid_way >= kRounds / 2);  // the kills really interrupted the flow
   run_to_completion(data, cfg);
   check_exactly_once(dir, kEvents);
@@ -130,7 +131,7 @@ TEST_CASE("SIGTERM drains in-flight events and exits 0, the rest resumes after r
   const std::string cfg = write_config(dir);
   produce_events(dir, 0, 3000);
   const auto fx = dir.path() / "scratch" / "effect" / "effects.log";
-  auto p = test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data});
+  auto p = test::spawn_factoryd({"run", "--config-dir", cfg, "--data-dir", data});
   REQUIRE(test::eventually([&] { return test::count_lines(fx.string()) >= 100; }, 30'000));
   p.kill(SIGTERM);
   auto r = p.wait();
@@ -165,7 +166,7 @@ TEST_CASE("a second SIGTERM exits at once and still loses nothing", "[runtime][c
     REQUIRE_OK(log->create_topic({.name = "slow-in", .partitions = 1}));
     test::append_ok(log.get(), "slow-in", {test::rec(R"({"ticket":"PROJ-9"})")});
   }
-  auto p = test::spawn_factoryd({"run", "-c", cfg.string(), "--data-dir", data});
+  auto p = test::spawn_factoryd({"run", "--config-dir", cfg.string(), "--data-dir", data});
   REQUIRE(test::eventually([&] { return std::filesystem::exists(marker); }, 30'000));
   p.kill(SIGTERM);  // drains: waits for the stage call, which sleeps
   // Wait until the drain has begun (it logs it), then ask again.
@@ -185,7 +186,7 @@ TEST_CASE("a second SIGTERM exits at once and still loses nothing", "[runtime][c
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));  // not the sleep's 60
   // Nothing was acknowledged for the event, so the next run processes it.
   auto again = test::spawn_factoryd(
-      {"run", "-c", cfg.string(), "--data-dir", data, "--exit-when-idle", "300"});
+      {"run", "--config-dir", cfg.string(), "--data-dir", data, "--exit-when-idle", "300"});
   auto r2 = again.wait();
   INFO(r2.err.substr(r2.err.size() > 2000 ? r2.err.size() - 2000 : 0));
   REQUIRE(r2.exit_code == 0);
@@ -271,7 +272,7 @@ TEST_CASE(
     produce_mixed(log.get(), kHalf / 2, kHalf, 1);
   }
   const auto fx = dir.path() / "scratch" / "effect" / "effects.log";
-  const std::vector<std::string> args = {"run", "-c", cfg, "--data-dir", data};
+  const std::vector<std::string> args = {"run", "--config-dir", cfg, "--data-dir", data};
   int killed = test::kill_at_random_progress(
       args, [&] { return test::count_lines(fx.string()); }, kHalf, 120, 6, rng);
   {

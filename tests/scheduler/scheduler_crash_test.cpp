@@ -75,12 +75,12 @@ TEST_CASE("kill -9 during 51 DAG runs: every run completes, every task exactly o
   const auto fx = dir.path() / "scratch" / "task.count-fx" / "executions.log";
   constexpr int kRounds = 20;
   int killed_mid_way = test::kill_at_random_progress(
-      {"run", "-c", cfg, "--data-dir", data}, [&] { return test::count_lines(fx.string()); },
-      kExpected, 80, kRounds, rng);
+      {"run", "--config-dir", cfg, "--data-dir", data},
+      [&] { return test::count_lines(fx.string()); }, kExpected, 80, kRounds, rng);
   CHECK(killed_mid_way >= kRounds / 2);
   {
-    auto p =
-        test::spawn_factoryd({"run", "-c", cfg, "--data-dir", data, "--exit-when-idle", "500"});
+    auto p = test::spawn_factoryd(
+        {"run", "--config-dir", cfg, "--data-dir", data, "--exit-when-idle", "500"});
     auto r = p.wait();
     INFO(r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0));
     REQUIRE(r.exit_code == 0);
