@@ -28,6 +28,6 @@ step "$factoryd" consume jira-events -p 1 -o -2 -e -f '%p/%o %T %k %s\n'
 echo
 echo "The article's DAG (ingest -> codegen -> gate -> deploy; noop stands in for the agents"
 echo "until they land), run in-process by the scheduler:"
-step "$factoryd" dags test software_factory_pipeline --config config -c '{"issue":"PROJ-101","title":"CSV export"}'
+step "$factoryd" dags test software_factory_pipeline --config-dir config -c '{"issue":"PROJ-101","title":"CSV export"}'
 echo
 echo "Data is in $data (remove it with: rm -rf $data)"

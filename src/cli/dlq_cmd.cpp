@@ -1,5 +1,5 @@
 // factoryd dlq list [TOPIC.dlq] [-n N]
-// factoryd dlq replay TOPIC.dlq (--offset P:O | --all) [--execute]
+// factoryd dlq replay TOPIC.dlq (--offset P:O | --all) [--dry-run|--execute]
 //
 // Dead letters are records on "<topic>.dlq" topics whose headers carry why and where from
 // (factory.dlq.reason, factory.source.topic/partition/offset, factory.stage, factory.attempts).
@@ -155,7 +155,10 @@ void add_dlq_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("topic", cmd->topic, "The dead-letter topic")->required();
     app->add_option("--offset", cmd->at, "One dead letter, as PARTITION:OFFSET");
     app->add_flag("--all", cmd->all, "Every dead letter on the topic");
-    app->add_flag("--execute", cmd->execute, "Really append (otherwise print the plan)");
+    CLI::Option* execute =
+        app->add_flag("--execute", cmd->execute, "Really append (otherwise print the plan)");
+    // The default; spelled out as on groups reset-offsets (docs/cli.md).
+    app->add_flag("--dry-run", "Only print the plan (the default)")->excludes(execute);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }
