@@ -82,12 +82,13 @@ bool is_help(const std::string& arg) {
 }
 
 // A global option as written before the command: `--data-dir DIR`, `--data-dir=DIR`,
-// `-o json`, `-ojson`, `--output json`, `--output=json`. Sets *long_name and *value and
+// `-o json`, `-ojson`, `--output json`, `--output=json`, and `--server`/`--token` like
+// `--data-dir`. Sets *long_name and *value and
 // returns how many arguments it took (0: not a global option, or its value is missing).
 size_t take_global(const std::vector<std::string>& args, size_t i, std::string* long_name,
                    std::string* value) {
   const std::string& a = args[i];
-  for (const char* name : {"--data-dir", "--output"}) {
+  for (const char* name : {"--data-dir", "--output", "--server", "--token"}) {
     std::string n = name;
     if (a == n) {
       if (i + 1 >= args.size()) return 0;
@@ -119,11 +120,13 @@ size_t take_global(const std::vector<std::string>& args, size_t i, std::string* 
 //   - a word that is no command is named, with a did-you-mean: `topics lst`, and also
 //     `trace --help` (CLI11 would print the top-level help and exit 0);
 //   - a command group without its subcommand (`factoryd topics`) lists the subcommands;
-//   - the global options given before the command (--data-dir, -o/--output) are handed to
-//     the command itself as `--data-dir DIR` / `--output FMT`, so every command reads them
-//     the one way it reads its own (serve and demo keep their own data dir; consume's -o is
-//     the offset, so the format always travels as --output), and a command that has no
-//     such option (serve has no output format) refuses it instead of ignoring it;
+//   - the global options given before the command (--data-dir, -o/--output, --server,
+//     --token) are handed to the command itself as `--data-dir DIR`, `--output FMT`, ..., so
+//     every command reads them the one way it reads its own (serve and demo keep their own
+//     data dir; consume's -o is the offset, so the format always travels as --output), and a
+//     command that has no such option (serve has no output format) refuses it instead of
+//     ignoring it;
+//   - an option that is no global one, met before the command, is left to CLI11 to name;
 //   - a bare `factoryd --data-dir DIR` is `factoryd serve --data-dir DIR`.
 // Returns kExitOk with *args rewritten, or the exit code of the error it printed.
 int resolve_command_words(CLI::App* root, std::vector<std::string>* args) {
@@ -144,7 +147,8 @@ int resolve_command_words(CLI::App* root, std::vector<std::string>* args) {
         i += n - 1;
         continue;
       }
-      help = help || is_help(a);
+      if (!is_help(a)) break;  // an option of no command: CLI11 names it
+      help = true;
       kept.push_back(a);
       continue;
     }
@@ -155,6 +159,8 @@ int resolve_command_words(CLI::App* root, std::vector<std::string>* args) {
     leaf_at = kept.size() - 1;
   }
   if (help) return kExitOk;  // CLI11 prints the help of the command named so far
+  bool stopped_in_group = i < args->size() && (cur == root || !children(cur).empty());
+  if (stopped_in_group) return kExitOk;  // at an unknown option or "--": CLI11 reports it
   if (cur != root && !children(cur).empty()) {
     std::string path = "factoryd " + command_name(cur);
     return usage_error("'" + path + "' needs a command: " + child_names(cur),
@@ -246,6 +252,8 @@ int run(int argc, char** argv) {
   app.add_option("--data-dir", common.data_dir, "Data directory (env FACTORY_DATA_DIR)");
   app.add_option("-o,--output", common.output, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}));
+  app.add_option("--server", common.server, "URL of a running factoryd (env FACTORY_SERVER)");
+  app.add_option("--token", common.token, "API token for --server (env FACTORY_TOKEN)");
 
   CommandRegistry registry(&common);
   Command* serve = add_serve_command(&app, &registry);

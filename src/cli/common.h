@@ -54,10 +54,13 @@ struct CommonOptions {
   std::string log_dir() const { return data_dir + "/log"; }
 };
 
-// Adds --data-dir and the output format option to `cmd`. `output_names` is
-// "-o,--output" for all commands but consume ("--output").
+// Adds --data-dir, the output format option and --server/--token to `cmd`. `output_names` is
+// "-o,--output" for all commands but consume ("--output"), and "" for a command that prints
+// no results (run); `server` false for a command that never talks to a daemon (run). A
+// command must not take an option it would ignore: the help footer and the global options
+// before the command (app.cpp) go by what each command takes.
 void add_common_options(CLI::App* cmd, CommonOptions* common,
-                        const std::string& output_names = "-o,--output");
+                        const std::string& output_names = "-o,--output", bool server = true);
 
 // One leaf command (e.g. `topics create`): its options are members bound into
 // CLI11; run() executes it once parsing succeeded and returns the exit code.

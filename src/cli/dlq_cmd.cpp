@@ -158,7 +158,9 @@ void add_dlq_command(CLI::App* root, CommandRegistry* registry) {
     CLI::Option* execute =
         app->add_flag("--execute", cmd->execute, "Really append (otherwise print the plan)");
     // The default; spelled out as on groups reset-offsets (docs/cli.md).
-    app->add_flag("--dry-run", "Only print the plan (the default)")->excludes(execute);
+    app->add_flag_callback(
+           "--dry-run", [] {}, "Only print the plan (the default)")
+        ->excludes(execute);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }

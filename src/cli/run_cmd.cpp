@@ -153,7 +153,7 @@ void add_run_command(CLI::App* root, CommandRegistry* registry) {
       ->capture_default_str();
   app->add_option("--exit-when-idle", cmd->exit_when_idle_ms,
                   "Exit 0 once every binding has caught up and stayed idle this many ms (CI)");
-  add_common_options(app, common);
+  add_common_options(app, common, /*output_names=*/"", /*server=*/false);  // prints no results
   registry->add(app, std::move(cmd));
 }
 

@@ -258,10 +258,29 @@ TEST_CASE("global options before the command", "[cli][flags]") {
           "factoryd: error: 'factoryd serve' takes no -o/--output; leave it out (see docs/cli.md "
           "for the commands that take it)\n");
   }
+  SECTION("--server before the command goes to the command; an unknown option is named") {
+    ProcessResult r = env.run({"--server", "http://127.0.0.1:1", "runs", "list"});
+    REQUIRE_EXIT(r, 1);  // the command tried that daemon
+    CHECK(r.err.find("127.0.0.1:1") != std::string::npos);
+    ProcessResult u = env.run({"--bogus", "topics", "list", "--data-dir", env.data()});
+    REQUIRE_EXIT(u, 2);
+    CHECK(u.err.find("--bogus") != std::string::npos);
+  }
+  SECTION("dlq replay takes --dry-run (the default), not together with --execute") {
+    REQUIRE_EXIT(env.run({"topics", "create", "t.dlq", "--data-dir", env.data()}), 0);
+    ProcessResult dry =
+        env.run({"dlq", "replay", "t.dlq", "--all", "--dry-run", "--data-dir", env.data()});
+    REQUIRE_EXIT(dry, 1);  // parsed; the topic just has no dead letter
+    CHECK(dry.err.find("no dead letter in t.dlq") != std::string::npos);
+    REQUIRE_EXIT(env.run({"dlq", "replay", "t.dlq", "--all", "--dry-run", "--execute", "--data-dir",
+                          env.data()}),
+                 2);
+  }
   SECTION("the help footer says which commands take -o") {
     ProcessResult r = env.run({"--help"});
     REQUIRE_EXIT(r, 0);
-    CHECK(r.out.find("-o/--output table|json by every command but serve;") != std::string::npos);
+    CHECK(r.out.find("-o/--output table|json by every command but serve, run;") !=
+          std::string::npos);
     CHECK(r.out.find("`consume` uses -o for the offset") != std::string::npos);
     CHECK(r.out.find("docs/cli.md") != std::string::npos);
   }
@@ -276,6 +295,23 @@ TEST_CASE("demo --interactive without a terminal is a usage error", "[cli][flags
         "from a terminal, or leave --interactive out (deployments are then approved "
         "automatically)\n");
   CHECK(!fs::exists(env.data()));
+}
+
+TEST_CASE("demo exits 1 when a ticket does not reach its expected outcome", "[cli][flags]") {
+  Env env;
+  // A ticket for a project the config does not know: codegen fails it.
+  fs::create_directories(env.path("samples"));
+  std::ofstream(env.path("samples/01-nope.json"))
+      << R"({"id": "NOPE-1", "title": "Format amounts", "project": "NOPE",)"
+      << R"( "description": "AC: format_amount(5, \"USD\") returns \"0.05 USD\"\n"})";
+  std::string config = std::string(FACTORY_SOURCE_DIR) + "/config";
+  ProcessResult r = env.run({"demo", "--samples", "samples", "--config-dir", config,
+                             "--interval-ms", "0", "--data-dir", env.data()});
+  REQUIRE_EXIT(r, 1);
+  CHECK(r.out.find("outcomes: 1 failed") != std::string::npos);
+  CHECK(r.err.find("factoryd: error: 1 of 1 tickets did not reach their expected outcome "
+                   "(deployed or human-review); see the OUTCOME and DETAIL columns above\n") !=
+        std::string::npos);
 }
 
 }  // namespace
