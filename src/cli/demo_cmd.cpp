@@ -1,4 +1,5 @@
-// factoryd demo [--data-dir DIR] [--config-dir DIR] [--samples DIR] [--interactive] [--serve]
+// factoryd demo [--data-dir DIR] [--config-dir DIR | --config FILE] [--samples DIR] [--interactive]
+//               [--serve]
 //               [--interval-ms MS] [--timeout-ms MS] [-o table|json]
 //
 // The software factory end to end, offline: opens a fresh data dir (a temporary one unless
@@ -28,6 +29,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -35,6 +37,7 @@
 
 #include "base/file.h"
 #include "cli/common.h"
+#include "cli/factory_config.h"
 #include "cli/host.h"
 #include "cli/serve_api.h"
 #include "obs/logger.h"
@@ -565,6 +568,32 @@ void Demo::print_summary(Host* host, const std::vector<Ticket>& tickets, int64_t
   write_stdout(out);
 }
 
+// demo's --config FILE: a factory.yaml read as serve reads it (flags > environment > file >
+// defaults) for what the demo uses: config_dir, server.listen (for --serve), and data_dir when
+// the file or the environment sets it (the demo's own default is a new temporary dir).
+int read_demo_config(const CLI::App* app, const std::string& file, std::string* config_dir,
+                     std::string* listen, std::string* data_dir) {
+  auto given = [app](const char* name) {
+    const CLI::Option* o = app->get_option_no_throw(name);
+    return o != nullptr && o->count() > 0;
+  };
+  FlagOverrides flags;
+  if (given("--config-dir")) flags.emplace_back("config_dir", *config_dir);
+  if (given("--listen")) flags.emplace_back("server.listen", *listen);
+  if (given("--data-dir")) flags.emplace_back("data_dir", *data_dir);
+  auto config = load_factory_config(file, flags, process_environment());
+  if (!config.ok()) {
+    return status_error("invalid config", config.status(),
+                        "check it with `factoryd config validate --config " + file + "`");
+  }
+  *config_dir = config->config_dir;
+  *listen = config->listen;
+  for (const ConfigSetting& s : config->settings) {
+    if (s.key == "data_dir" && s.origin != "default") *data_dir = config->data_dir;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_demo_command(CLI::App* root, CommandRegistry* registry) {
@@ -576,6 +605,14 @@ void add_demo_command(CLI::App* root, CommandRegistry* registry) {
                   "Data directory (default: a new temporary one; reuse one to resume a demo)");
   app->add_option("--config-dir", cmd->config_dir, "Config directory (topics, DAGs)")
       ->capture_default_str();
+  auto factory_yaml = std::make_shared<std::string>();
+  app->add_option("--config", *factory_yaml,
+                  "The daemon's config file (factory.yaml): its config_dir, data_dir and "
+                  "server.listen");
+  registry->add_check(app, [app, factory_yaml, d = cmd.get()]() {
+    if (factory_yaml->empty()) return kExitOk;
+    return read_demo_config(app, *factory_yaml, &d->config_dir, &d->listen, &d->data_dir);
+  });
   app->add_option("--samples", cmd->samples_dir, "Directory of sample tickets (*.json)")
       ->capture_default_str();
   app->add_flag("--interactive", cmd->interactive,

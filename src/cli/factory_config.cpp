@@ -68,6 +68,13 @@ class Loader {
 
   Status load_file() {
     if (path_.empty()) return Status::ok_status();
+    std::error_code ec;
+    if (fs::is_directory(path_, ec)) {  // the config *dir* given where the file is taken
+      return Status::invalid_argument(
+          "config file '" + path_ + "' is a directory; --config takes the factory.yaml file (" +
+          (fs::path(path_) / "factory.yaml").string() +
+          "?), and the directory of topics.yaml, pipelines/ and dags/ is --config-dir");
+    }
     std::string text;
     FACTORY_RETURN_IF_ERROR(base::read_file(path_, "config file", &text));
     YamlReader reader(path_, &kAliases);

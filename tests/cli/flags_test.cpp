@@ -110,6 +110,19 @@ TEST_CASE("run --config FILE reads factory.yaml; -c FILE too, with a warning", "
   }
 }
 
+TEST_CASE("a config dir where the factory.yaml is taken names --config-dir", "[cli][flags]") {
+  Env env;
+  for (std::string cmd : {"serve", "config"}) {
+    std::vector<std::string> args = {cmd, "--config", "cfg"};
+    if (cmd == "config") args.insert(args.begin() + 1, "validate");
+    ProcessResult r = env.run(args);
+    REQUIRE_EXIT(r, 1);
+    CHECK(r.err.find("config file 'cfg' is a directory; --config takes the factory.yaml file "
+                     "(cfg/factory.yaml?), and the directory of topics.yaml, pipelines/ and "
+                     "dags/ is --config-dir") != std::string::npos);
+  }
+}
+
 TEST_CASE("a factory.yaml where a config dir is taken is a usage error", "[cli][flags]") {
   Env env;
   ProcessResult r = env.run({"dags", "list", "--config", "factory.yaml", "--data-dir", env.data()});
@@ -304,10 +317,13 @@ TEST_CASE("demo exits 1 when a ticket does not reach its expected outcome", "[cl
   std::ofstream(env.path("samples/01-nope.json"))
       << R"({"id": "NOPE-1", "title": "Format amounts", "project": "NOPE",)"
       << R"( "description": "AC: format_amount(5, \"USD\") returns \"0.05 USD\"\n"})";
-  std::string config = std::string(FACTORY_SOURCE_DIR) + "/config";
-  ProcessResult r = env.run({"demo", "--samples", "samples", "--config-dir", config,
-                             "--interval-ms", "0", "--data-dir", env.data()});
+  // --config FILE: the demo takes config_dir and data_dir from the factory.yaml.
+  std::ofstream(env.path("demo.yaml")) << "config_dir: " FACTORY_SOURCE_DIR "/config\n"
+                                       << "data_dir: demo-data\n";
+  ProcessResult r =
+      env.run({"demo", "--samples", "samples", "--config", "demo.yaml", "--interval-ms", "0"});
   REQUIRE_EXIT(r, 1);
+  CHECK(fs::is_directory(env.path("demo-data/log")));
   CHECK(r.out.find("outcomes: 1 failed") != std::string::npos);
   CHECK(r.err.find("factoryd: error: 1 of 1 tickets did not reach their expected outcome "
                    "(deployed or human-review); see the OUTCOME and DETAIL columns above\n") !=
