@@ -118,6 +118,7 @@ struct ConfigDirState {
   std::string command;        // "dags list"
   std::string refused_file;   // a file given where only a directory is taken
   std::string refused_flag;   // the spelling it came with
+  CommonOptions* common;      // config_dir_given
 };
 
 // `--config X` / `-c X` (flag): X a directory is the config dir (deprecated spelling); X a
@@ -137,16 +138,21 @@ void take_config_arg(ConfigDirState* st, const std::string& flag, const std::str
   }
   warn_deprecated(flag + " DIR", st->command, "--config-dir DIR");
   *st->dir = value;
+  st->common->config_dir_given = true;
 }
 
 }  // namespace
 
 void add_config_dir_option(CLI::App* cmd, CommandRegistry* registry, std::string* dir, bool dash_c,
                            std::string* factory_yaml) {
-  auto st = std::make_shared<ConfigDirState>(
-      ConfigDirState{.dir = dir, .factory_yaml = factory_yaml, .command = command_name(cmd)});
+  auto st = std::make_shared<ConfigDirState>(ConfigDirState{.dir = dir,
+                                                            .factory_yaml = factory_yaml,
+                                                            .command = command_name(cmd),
+                                                            .common = registry->common()});
   cmd->add_option("--config-dir", *dir, "Config directory (topics.yaml, pipelines/, dags/)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each(
+          [common = registry->common()](const std::string&) { common->config_dir_given = true; });
   CLI::Option* config = cmd->add_option_function<std::string>(
       "--config", [st](const std::string& v) { take_config_arg(st.get(), "--config", v); },
       "The daemon's config file (factory.yaml): its data_dir and config_dir");

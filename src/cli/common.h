@@ -46,10 +46,11 @@ inline constexpr int kExitUsage = 2;
 // command binds its
 // --data-dir/--output to it (CLI11 parses exactly one leaf).
 struct CommonOptions {
-  std::string data_dir;          // initialised from $FACTORY_DATA_DIR, else "./data"
-  std::string output = "table";  // "table" or "json"
-  std::string server;            // --server / $FACTORY_SERVER: a daemon's URL (remote.h)
-  std::string token;             // --token / $FACTORY_TOKEN: bearer token for the daemon
+  std::string data_dir;           // initialised from $FACTORY_DATA_DIR, else "./data"
+  std::string output = "table";   // "table" or "json"
+  std::string server;             // --server / $FACTORY_SERVER: a daemon's URL (remote.h)
+  std::string token;              // --token / $FACTORY_TOKEN: bearer token for the daemon
+  bool config_dir_given = false;  // --config-dir (or an old spelling) was on the command line
   bool json() const { return output == "json"; }
   std::string log_dir() const { return data_dir + "/log"; }
 };

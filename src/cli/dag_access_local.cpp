@@ -299,7 +299,13 @@ std::unique_ptr<DagAccess> open_dag_access(const CommonOptions& common,
     *exit_code = code;
     return nullptr;
   }
-  if (client) return remote_dag_access(std::move(client));
+  if (client) {
+    if (common.config_dir_given) {
+      warn("the config dir '" + config_dir +
+           "' is not read through a daemon: the DAGs are the daemon's (leave --config-dir out)");
+    }
+    return remote_dag_access(std::move(client));
+  }
   return local_dag_access(common, config_dir);
 }
 
