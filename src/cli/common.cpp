@@ -176,9 +176,10 @@ int config_dir_missing(const std::string& dir, std::string_view reads) {
   std::string cwd = std::filesystem::current_path(ec).string();
   std::string what = "config dir '" + dir + "' ";
   what += std::filesystem::exists(dir, ec) ? "is not a directory" : "not found";
-  if (std::filesystem::path(dir).is_relative()) what += " (relative to " + cwd + ")";
-  what += "; it should hold ";
+  if (std::filesystem::path(dir).is_relative()) what += " in " + cwd;
+  what += " (it should hold ";
   what += reads;
+  what += ")";
   return runtime_error(what, "pass --config-dir DIR, or run from the folder that holds config/");
 }
 

@@ -124,8 +124,8 @@ void add_config_dir_option(CLI::App* cmd, CommandRegistry* registry, std::string
                            bool dash_c = true, std::string* factory_yaml = nullptr);
 // Prints the error for a config dir that is not a directory and returns kExitRuntime (as for
 // any file the command needs and cannot find):
-// "config dir 'config' not found (looked in /cwd); pass --config-dir DIR ...". `reads` says
-// what the command wanted from it ("dags/*.yaml").
+// "config dir 'config' not found in /cwd (it should hold ...); pass --config-dir DIR ...". `reads`
+// says what the command wanted from it ("dags/*.yaml").
 int config_dir_missing(const std::string& dir, std::string_view reads);
 // The *.yaml/*.yml files in DIR (none when DIR is missing), for "nothing found" warnings.
 size_t count_yaml_files(const std::string& dir);

@@ -177,7 +177,9 @@ TEST_CASE("nothing silently ignored: missing or empty config dirs, a bad FACTORY
     ProcessResult r = env.run({"dags", "list", "--data-dir", env.data()});
     REQUIRE_EXIT(r, 1);
     CHECK(r.out.empty());
-    CHECK(r.err.find("factoryd: error: config dir 'config' not found (relative to ") == 0);
+    CHECK(r.err.find("factoryd: error: config dir 'config' not found in ") == 0);
+    CHECK(r.err.find(" (it should hold dags/*.yaml and pipelines/*.yaml); pass --config-dir DIR, "
+                     "or run from the folder that holds config/\n") != std::string::npos);
     CHECK(r.err.find("pass --config-dir DIR") != std::string::npos);
   }
   SECTION("run without a config dir") {
