@@ -160,6 +160,12 @@ int resolve_command_words(CLI::App* root, std::vector<std::string>* args) {
   }
   if (help) return kExitOk;  // CLI11 prints the help of the command named so far
   bool stopped_in_group = i < args->size() && (cur == root || !children(cur).empty());
+  if (stopped_in_group && cur != root && (*args)[i] != "--") {
+    std::string path = "factoryd " + command_name(cur);
+    return usage_error("unknown option '" + (*args)[i] + "' for '" + command_name(cur) +
+                           "': it needs a command first: " + child_names(cur),
+                       "run '" + path + " --help' for usage");
+  }
   if (stopped_in_group) return kExitOk;  // at an unknown option or "--": CLI11 reports it
   if (cur != root && !children(cur).empty()) {
     std::string path = "factoryd " + command_name(cur);

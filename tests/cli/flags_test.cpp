@@ -240,6 +240,9 @@ TEST_CASE("unknown words are named, with a did-you-mean, exit 2", "[cli][flags]"
   check({"--data-dir", env.data(), "dlq"},
         "factoryd: error: 'factoryd dlq' needs a command: list, replay; run 'factoryd dlq --help' "
         "for usage\n");
+  check({"topics", "--bogus"},
+        "factoryd: error: unknown option '--bogus' for 'topics': it needs a command first: "
+        "apply, create, list, describe, delete; run 'factoryd topics --help' for usage\n");
   // A known group's help still works.
   ProcessResult help = env.run({"topics", "--help"});
   REQUIRE_EXIT(help, 0);
