@@ -423,7 +423,8 @@ TEST_CASE("approvals list shows BOUND_TO; a cancelled run's approval is closed, 
   require_error(env.run({"approvals", "reject", "b1", "approve"}), 1, "nothing to reject");
   // The closing is audited.
   bool audited = false;
-  for (const json::value& row : env.ok_json({"audit", "list"}, false).as_array()) {
+  json::value audit = env.ok_json({"audit", "list"}, false);
+  for (const json::value& row : audit.as_array()) {
     if (row.at("action") == "approval.cancelled" && row.at("object") == "run/b1/task/approve") {
       audited = row.at("actor") == by.c_str();
     }
@@ -447,20 +448,25 @@ TEST_CASE("a command refused by its checks creates no data dir", "[cli]") {
 
 TEST_CASE("dags test and tasks test run the repository's software_factory DAG", "[cli]") {
   // Its error budget names the postmortem DAG, which dags test loads from the same config dir.
+  // Run from the repository, as the docs do: the stages find config/projects/ from there.
   TempDir dir;
   const std::string src = FACTORY_SOURCE_DIR;
   std::ifstream in(src + "/config/samples/tickets/04-inv-104-ticket.json");
   std::string ticket((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   REQUIRE(!ticket.empty());
-  ProcessResult r = run_process({FACTORYD_BIN, "dags", "test", "software_factory", "-c", ticket,
-                                 "--config", src + "/config", "--data-dir", dir.str() + "/data"},
-                                "", {"TMPDIR=" + dir.str()});
+  auto in_repo = [&](const std::string& command) {
+    return run_process({"/bin/sh", "-c", "cd \"$SRC\" && exec \"$BIN\" " + command}, "",
+                       {"SRC=" + src, "BIN=" + std::string(FACTORYD_BIN), "TICKET=" + ticket,
+                        "DATA=" + dir.str() + "/data", "TMPDIR=" + dir.str()});
+  };
+  ProcessResult r =
+      in_repo("dags test software_factory -c \"$TICKET\" --config config --data-dir \"$DATA\"");
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   CHECK(r.err.find("is not loaded") == std::string::npos);
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, ": success in "));
-  ProcessResult t = run_factoryd({"tasks", "test", "software_factory", "ingest", "-c", ticket,
-                                  "--config", src + "/config", "--data-dir", dir.str() + "/data"});
+  ProcessResult t = in_repo(
+      "tasks test software_factory ingest -c \"$TICKET\" --config config --data-dir \"$DATA\"");
   INFO("stdout: " << t.out << "\nstderr: " << t.err);
   CHECK(t.exit_code == 0);
   CHECK_FALSE(std::filesystem::exists(dir.str() + "/data"));
