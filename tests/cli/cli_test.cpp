@@ -140,7 +140,7 @@ TEST_CASE("topics apply reports each topic with its notes and as JSON", "[cli]")
   CHECK(f.ok({"topics", "apply", "-f", file}).out == "one: created (1 partition)\n");
 }
 
-TEST_CASE("dlq list names the binding that dead-lettered; replay's dry run tells replayed ones",
+TEST_CASE("dlq list names the binding that dead-lettered, replay dry run tells replayed ones",
           "[cli]") {
   Factoryd f;
   f.ok({"topics", "create", "src", "--partitions", "1"});

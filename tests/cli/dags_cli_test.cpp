@@ -58,7 +58,6 @@ class DagEnv {
     write("chain.yaml", kChain);
     write("failing.yaml", kFailing);
     write("gated.yaml", kGated);
-    write("bound.yaml", kBound);
   }
   void write(const std::string& name, const std::string& text) const {
     std::ofstream(config() + "/dags/" + name) << text;
@@ -392,9 +391,10 @@ TEST_CASE("approvals: list pending, approve and reject with a comment", "[cli]")
                                                        {"g2", "rejected: not today"}});
 }
 
-TEST_CASE("approvals list shows BOUND_TO; a cancelled run's approval is closed, not pending",
+TEST_CASE("approvals list shows BOUND_TO, a cancelled run has its approval closed, not pending",
           "[cli]") {
   DagEnv env;
+  env.write("bound.yaml", kBound);
   const std::string commit = "3f9c2a1d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
   env.ok({"dags", "trigger", "bound", "-r", "b1"}, true, true);
   env.run_until_idle();

@@ -414,7 +414,7 @@ tasks:
   CHECK(v->run.state == "success");
 }
 
-TEST_CASE("cancelling a run closes its waiting approvals; deciding one then names its state",
+TEST_CASE("cancelling a run closes its waiting approvals, deciding one then names its state",
           "[scheduler][approval]") {
   Harness h({parse(kBoundDag)});
   auto run = h.sched->trigger("bound", "{}");
