@@ -234,8 +234,10 @@ class LocalDagAccess : public DagAccess {
   }
 
  private:
-  // Checks made before a change opens the data dir (opening it creates it): a change that
-  // fails them leaves no data dir behind. kExitOk to go on, else the reported error.
+  // check_dag and check_run_exists run before a change opens the data dir (opening it creates
+  // it), so a change that fails them leaves no data dir behind. kExitOk to go on, else the
+  // reported error's exit code.
+
   // The DAG is in the config dir and, when given, *conf suits it. The files are parsed
   // without plugins (load_dags_or_report loads them, and must not run beside Host::open); files
   // that do not parse pass here, as Host::open reports them before it opens the data dir.

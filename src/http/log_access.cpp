@@ -324,7 +324,6 @@ class LocalLogAccess final : public LogAccess {
     return out;
   }
 
-  // Every record of `topic` from its log start; stops once *out holds `limit` (0: no limit).
   // The dead letters already replayed into `source`: the factory.replayed_from headers of its
   // records ("<dlq>/<p>/<o>"). A dry run's answer to what --execute would skip (the log's
   // producer memory, which decides it, cannot be asked without appending): one read of the
@@ -354,6 +353,7 @@ class LocalLogAccess final : public LogAccess {
     return out;
   }
 
+  // Every record of `topic` from its log start; stops once *out holds `limit` (0: no limit).
   Status read_all(const std::string& topic, int64_t limit, std::vector<DeadLetter>* out) {
     auto info = log_->describe_topic(topic);
     if (!info.ok()) return info.status();
