@@ -12,8 +12,9 @@
 #    bash/shell/console blocks must be written as ```sh. An sh block runs unless the last
 #    non-blank line before it is `<!-- illustrative: REASON -->` (a non-empty reason).
 # 2. Run: every runnable sh block, in page order, in ONE bash shell with `set -euo pipefail`,
-#    from SOURCE_DIR, with FACTORYD_DIR first on PATH, FACTORY_DATA_DIR a fresh empty temp dir
-#    and PORT a free TCP port. FACTORY_CONFIG/SERVER/TOKEN/LOG_LEVEL are unset. A block that
+#    from SOURCE_DIR, with FACTORYD_DIR first on PATH, FACTORY_DATA_DIR a fresh empty temp dir,
+#    TMPDIR a temp dir removed afterwards (with what a page makes by mktemp) and PORT a free
+#    TCP port. FACTORY_CONFIG/SERVER/TOKEN/LOG_LEVEL are unset. A block that
 #    starts a daemon in the background stores its pid in FACTORYD_PID: it is killed at the end.
 # 3. Compare: a ```text block that directly follows a runnable sh block (only blank lines
 #    between) is that block's stdout, compared with what the block printed (stderr is not
@@ -87,11 +88,11 @@ for p in $(shuf -i 20000-60000 -n 50); do
   if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; break; fi
 done
 [ -n "$PORT" ] || { echo "run_doc: no free port" >&2; exit 1; }
-mkdir "$work/data"
+mkdir "$work/data" "$work/tmp"
 
 {
   echo 'set -euo pipefail'
-  printf 'export PATH=%q:"$PATH" PORT=%q FACTORY_DATA_DIR=%q\n' "$bindir" "$PORT" "$work/data"
+  printf 'export PATH=%q:"$PATH" PORT=%q FACTORY_DATA_DIR=%q TMPDIR=%q\n' "$bindir" "$PORT" "$work/data" "$work/tmp"
   echo 'unset FACTORY_CONFIG FACTORY_SERVER FACTORY_TOKEN FACTORY_LOG_LEVEL'
   printf 'doc_work=%q doc_page=%q\n' "$work" "$page"
   cat <<'PRELUDE'
@@ -152,9 +153,6 @@ doc_cleanup() {
     kill -9 "$FACTORYD_PID" 2>/dev/null || true
     wait "$FACTORYD_PID" 2>/dev/null || true
   fi
-  case "${FACTORY_DATA_DIR:-}" in
-    /tmp/tmp.*) rm -rf "$FACTORY_DATA_DIR" "$FACTORY_DATA_DIR.out" ;;   # a page's own mktemp -d
-  esac
 }
 exec 3>&1 4>&2
 trap doc_cleanup EXIT
