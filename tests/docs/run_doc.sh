@@ -148,6 +148,8 @@ doc_cleanup() {
     echo "FAIL $doc_page block $doc_block (page line $doc_line): exited with $rc"
     echo "  stdout:"; sed 's/^/    | /' "$doc_work/$doc_block.out"
     echo "  stderr:"; sed 's/^/    | /' "$doc_work/$doc_block.err"
+    # A page's daemon writes its output to a *.out file under TMPDIR (the walkthrough's way).
+    find "$TMPDIR" -maxdepth 2 -name '*.out' -exec tail -n 20 {} + 2> /dev/null | sed 's/^/  daemon | /'
   fi
   if [ -n "${FACTORYD_PID:-}" ]; then
     kill -9 "$FACTORYD_PID" 2>/dev/null || true
@@ -165,6 +167,7 @@ PRELUDE
       print "echo \"--- block " n " (line " line ") ---\""
       print "exec >\"$doc_work/" n ".out\" 2>\"$doc_work/" n ".err\""; next }
     /^end_block / { print "exec 1>&3 2>&4"; print "cat \"$doc_work/" $2 ".out\""
+      print "[ -z \"$(tail -c 1 \"$doc_work/" $2 ".out\")\" ] || echo"   # a last line without newline
       print "doc_compare " n " " line; print "doc_block="; next }
     { print }
   ' "$work/body"
