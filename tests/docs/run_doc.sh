@@ -14,16 +14,17 @@
 # 2. Run: every runnable sh block, in page order, in ONE bash shell with `set -euo pipefail`,
 #    from SOURCE_DIR, with FACTORYD_DIR first on PATH, FACTORY_DATA_DIR a fresh empty temp dir,
 #    TMPDIR a temp dir removed afterwards (with what a page makes by mktemp) and PORT a free
-#    TCP port. FACTORY_CONFIG/SERVER/TOKEN/LOG_LEVEL are unset. A block that
-#    starts a daemon in the background stores its pid in FACTORYD_PID: it is killed at the end.
+#    TCP port. FACTORY_CONFIG/SERVER/TOKEN/LOG_LEVEL are unset; stdin is /dev/null. A block
+#    that starts a daemon in the background stores its pid in FACTORYD_PID: it is killed at the
+#    end, and its output (a *.out file under TMPDIR) is shown when a block fails.
 # 3. Compare: a ```text block that directly follows a runnable sh block (only blank lines
 #    between) is that block's stdout, compared with what the block printed (stderr is not
 #    compared, only shown when a block fails). Both sides are normalised first: ISO-8601 times
 #    become <TIME>, hex strings of 6+ digits (with a "..." that abbreviates one) become <HEX>,
 #    durations (a number and "ms" or "s": "9ms", "1.5 s") become <DURATION>, runs of spaces
-#    become one, trailing spaces go. Then the lines must be equal, in order,
-#    except that an expected line that is exactly "..." stands for any number of lines (also
-#    none), and "..." inside an expected line stands for any text within that line.
+#    become one, trailing spaces go. Then the lines must be equal, in order, none missing and
+#    none extra, except that an expected line that is exactly "..." stands for any number of
+#    lines (also none), and "..." inside an expected line for any text within that line.
 # DOC_LINT_ONLY=1 stops after step 1.
 # A failure names the page, the block number and its line in the page, the output line, and
 # what was expected against what came out.
@@ -37,7 +38,9 @@ trap 'rm -rf "$work"' EXIT
 # 1 + script generation: one awk pass. Errors go to $work/lint.
 awk -v work="$work" -v page="$page" '
   function flush_text() { if (text_for) { close(work "/" text_for ".expected") } text_for = "" }
-  BEGIN { n = 0; on = ""; last = ""; prev_block = ""; prev_run = 0; gap = 1 }
+  # n: sh blocks so far; on: the block being read (sh, text, skip, other); last: the last prose
+  # line (the illustrative marker); prev_block: the block just closed, if only blanks followed.
+  BEGIN { n = 0; on = ""; last = ""; prev_block = "" }
   on == "" && /^[ \t]*```/ {
     label = $0; sub(/^[ \t]*```+/, "", label); gsub(/[ \t]+$/, "", label); sub(/[ \t{].*$/, "", label)
     if (label == "") {
@@ -54,10 +57,10 @@ awk -v work="$work" -v page="$page" '
       if (last ~ /^<!-- illustrative/) {
         printf "%s:%d: illustrative marker without a reason; write <!-- illustrative: REASON -->\n", page, NR > (work "/lint")
       }
-      on = "sh"; prev_block = "sh"; printf "%d %d\n", n, NR > (work "/blocks")
+      on = "sh"; prev_block = "sh"
       print "begin_block " n " " NR > (work "/body"); next
     }
-    if (label == "text" && prev_block == "sh" && gap) {
+    if (label == "text" && prev_block == "sh") {
       on = "text"; text_for = n; printf "" > (work "/" n ".expected"); prev_block = "text"; next
     }
     on = "other"; prev_block = label; next
@@ -65,13 +68,13 @@ awk -v work="$work" -v page="$page" '
   on != "" && /^[ \t]*```+[ \t]*$/ {
     if (on == "sh") { print "end_block " n > (work "/body") }
     if (on == "text") { flush_text() }
-    on = ""; last = ""; gap = 1; next
+    on = ""; last = ""; next
   }
   on == "sh" { print > (work "/body"); next }
   on == "text" { print > (work "/" text_for ".expected"); next }
   on != "" { next }
   /^[ \t]*$/ { next }
-  { last = $0; gap = 0; prev_block = "" }
+  { last = $0; prev_block = "" }
   END { if (on != "") printf "%s: a code block is not closed\n", page > (work "/lint") }
 ' "$page"
 if [ -s "$work/lint" ]; then
@@ -79,7 +82,7 @@ if [ -s "$work/lint" ]; then
   echo "run_doc: $page: fix the blocks above (tests/docs/README.md)"
   exit 1
 fi
-touch "$work/body" "$work/blocks"
+touch "$work/body"
 if [ -n "${DOC_LINT_ONLY:-}" ]; then echo "$page: blocks ok"; exit 0; fi
 
 # A free port: one nothing answers on.
