@@ -154,7 +154,9 @@ doc_cleanup() {
     # A page's daemon writes its output to a *.out file under TMPDIR (the walkthrough's way).
     find "$TMPDIR" -maxdepth 2 -name '*.out' -exec tail -n 20 {} + 2> /dev/null | sed 's/^/  daemon | /'
   fi
-  if [ -n "${FACTORYD_PID:-}" ]; then
+  # Only a daemon this shell started and has not reaped: a pid the page already waited for may
+  # belong to someone else's process by now.
+  if [ -n "${FACTORYD_PID:-}" ] && jobs -p | grep -qx "$FACTORYD_PID"; then
     kill -9 "$FACTORYD_PID" 2>/dev/null || true
     wait "$FACTORYD_PID" 2>/dev/null || true
   fi

@@ -79,5 +79,14 @@ expect FAIL noreason 'noreason.md:2: illustrative marker without a reason'
 printf '%ssh\necho one\n%s\n\n%ssh\necho two; false\necho never\n%s\n' "$fence" "$fence" "$fence" "$fence" > "$dir/failing.md"
 expect FAIL failing 'failing.md block 2 \(page line 5\): exited with 1'
 
+# A daemon the page leaves running is killed at the end.
+printf '%ssh\nsleep 300 &\nFACTORYD_PID=$!\necho "$FACTORYD_PID" > "$PWD/daemon.pid"\n%s\n' "$fence" "$fence" > "$dir/daemon.md"
+expect PASS daemon
+if kill -0 "$(cat "$dir/daemon.pid")" 2>/dev/null; then
+  echo "not ok: the page's daemon still runs"; kill "$(cat "$dir/daemon.pid")"; failures=$((failures + 1))
+else
+  echo "ok: daemon killed"
+fi
+
 [ $failures -eq 0 ] || { echo "$failures run_doc test(s) failed"; exit 1; }
 echo "run_doc tests ok"
