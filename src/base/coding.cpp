@@ -80,9 +80,6 @@ bool parse_int64(std::string_view text, int64_t* out) {
   return ec == std::errc() && p == end;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid.
 size_t utf8_sequence_length(std::string_view s, size_t i) {
   auto c = static_cast<unsigned char>(s[i]);
   size_t n;
@@ -106,8 +103,6 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return n;
 }
-
-}  // namespace
 
 void append_json_string(std::string* dst, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

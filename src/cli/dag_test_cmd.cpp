@@ -1,16 +1,19 @@
 // factoryd dags test DAG [-c JSON] [--config DIR] [--timeout 1h] [--reject-approvals]
+//                   [--junit FILE]
 // factoryd tasks test DAG TASK [-c JSON] [-t JSON] [--config DIR]
 //
 // Airflow's `dags test` and `tasks test`: run DAG code for real, without touching the data dir.
 //   - dags test runs the whole DAG in this process — a scheduler, the task workers and their
 //     stages — on a fresh temporary data dir that is deleted afterwards, and prints each task's
 //     result. Approval tasks are decided at once (approved, or rejected with
-//     --reject-approvals) by "dags-test". Retries and retry delays are the DAG's.
+//     --reject-approvals) by "dags-test". Retries and retry delays are the DAG's. --junit
+//     also writes the result as JUnit XML, a test case per task (junit.h), for CI.
 //   - tasks test renders one task's params (the run conf from -c; values its templates read
 //     from upstream outputs come from -t, as nothing upstream runs) and calls its stage once,
 //     through the same adapter the task workers use, in this thread. Nothing is saved: the
 //     records the task would append are only counted.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,6 +28,7 @@
 #include "base/clock.h"
 #include "cli/common.h"
 #include "cli/dag_support.h"
+#include "cli/junit.h"
 #include "factory/event.h"
 #include "obs/logger.h"
 #include "runtime/engine.h"
@@ -90,6 +94,7 @@ class DagsTest : public Command {
   std::string conf;
   std::string timeout = "1h";
   bool reject_approvals = false;
+  std::string junit_path;  // --junit FILE; "" = none
 
   int run() override {
     auto timeout_ms = scheduler::parse_duration_ms(timeout);
@@ -190,6 +195,15 @@ class DagsTest : public Command {
     if (timed_out) view = sched->show_run(run_id);
     if (!view.ok()) return status_error("cannot read run '" + run_id + "'", view.status(), "");
     print(*view);
+    if (!junit_path.empty()) {
+      char host[256] = {};
+      if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+      Status written = write_file_atomically(junit_path, junit_report(*view, dag_id, conf, host));
+      if (!written.ok()) {
+        return status_error("cannot write the JUnit report", written,
+                            "pass --junit a path in a writable directory");
+      }
+    }
     if (timed_out) {
       return runtime_error("DAG '" + dag_id + "' did not finish within " + timeout,
                            "raise --timeout, or look at the tasks still running above");
@@ -478,6 +492,8 @@ void add_dags_test_command(CLI::App* dags, CommandRegistry* registry) {
       ->capture_default_str();
   app->add_flag("--reject-approvals", cmd->reject_approvals,
                 "Reject approval tasks instead of approving them");
+  app->add_option("--junit", cmd->junit_path,
+                  "Also write the result as JUnit XML to FILE, a test case per task (for CI)");
   add_config_dir_option(app, &cmd->config_dir, /*short_flag=*/false);
   add_common_options(app, common);
   registry->add(app, std::move(cmd));
