@@ -15,14 +15,16 @@
 # fixtures, `run --exit-when-idle --fail-on dlq,failed-run` (exits 1 on a dead letter or a
 # failed DAG run), compare each expected topic (`consume --output json`), and require every DAG
 # run to have succeeded (`runs list -o json`). A failing step does not stop the later ones, so
-# one job shows every problem; the script exits 1 if any step failed, else 0.
+# one job shows every problem; the script exits 1 if any step failed, else 0. Besides the DAG
+# tests' reports, $REPORT_DIR/factory-ci.xml has one JUnit test case per step (a failed step's
+# stderr is its failure text), so a CI system shows a pipeline failure as a failed test too.
 #
 # Environment:
 #   FACTORYD          the factoryd binary (default: factoryd on PATH)
-#   REPORT_DIR        where the JUnit reports go (default: factory-reports)
+#   REPORT_DIR        where the reports go (default: factory-reports)
 #   IDLE_MS           run --exit-when-idle (default: 1000)
 #   FACTORY_DATA_DIR  the data dir; default: a fresh temporary one, removed at exit
-# Needs bash and python3 (for the JSON checks).
+# Needs bash 5 and python3 (the JSON checks and the step report).
 set -uo pipefail
 
 project=${1:?usage: factory-ci.sh PROJECT_DIR}
@@ -32,64 +34,53 @@ idle_ms=${IDLE_MS:-1000}
 config=(--config "$project/config")  # the config directory; factoryd >= issue 14: --config-dir
 export FACTORY_LOG_LEVEL=${FACTORY_LOG_LEVEL:-warn}
 
+work=$(mktemp -d "${TMPDIR:-/tmp}/factory-ci.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 if [ -z "${FACTORY_DATA_DIR:-}" ]; then
-  FACTORY_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/factory-ci.XXXXXX")
-  trap 'rm -rf "$FACTORY_DATA_DIR"' EXIT
+  FACTORY_DATA_DIR=$work/data
 fi
 export FACTORY_DATA_DIR
 mkdir -p "$report_dir"
 
 failed=0
-step() { echo "factory-ci: $*" >&2; }
-fail() { echo "factory-ci: FAILED: $*" >&2; failed=1; }
+say() { echo "factory-ci: $*" >&2; }
 
-# 1. The DAG files and pipelines load (plugins, stages, templates, cron).
-if [ -d "$project/config/dags" ]; then
-  step "dags check"
-  "$factoryd" dags check "${config[@]}" || fail "dags check"
-fi
+# check NAME COMMAND...: runs one step, shows its stderr, and records the outcome for the step
+# report. A failed step marks the job failed; the next steps still run.
+check() {
+  local name=$1 n start status=passed
+  shift
+  n=$(wc -l < "$work/steps" 2> /dev/null || echo 0)
+  start=$EPOCHREALTIME
+  say "$name"
+  "$@" 2> "$work/step$n.err" || status=failed
+  cat "$work/step$n.err" >&2
+  if [ "$status" = failed ]; then
+    say "FAILED: $name"
+    failed=1
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$start" "$EPOCHREALTIME" \
+    "$work/step$n.err" >> "$work/steps"
+}
 
-# 2. Each DAG test: the whole DAG in-process on a scratch data dir, one JUnit test case per task.
-for conf in "$project"/dag-tests/*.json; do
-  [ -e "$conf" ] || continue
-  dag=$(basename "$conf" .json)
-  step "dags test $dag"
-  "$factoryd" dags test "$dag" -c "$(cat "$conf")" "${config[@]}" \
-    --junit "$report_dir/dags-test-$dag.xml" || fail "dags test $dag"
-done
+produce_fixture() { "$factoryd" produce "$1" < "$2"; }
 
-# 3. The pipelines on the fixtures, until every binding and DAG run is idle.
-if [ -f "$project/config/topics.yaml" ]; then
-  step "topics apply"
-  "$factoryd" topics apply -f "$project/config/topics.yaml" || fail "topics apply"
-fi
-for fixture in "$project"/fixtures/*.jsonl; do
-  [ -e "$fixture" ] || continue
-  topic=$(basename "$fixture" .jsonl)
-  step "produce $topic < $fixture"
-  "$factoryd" produce "$topic" < "$fixture" || fail "produce $topic"
-done
-step "run --exit-when-idle $idle_ms --fail-on dlq,failed-run"
-"$factoryd" run "${config[@]}" --exit-when-idle "$idle_ms" --fail-on dlq,failed-run ||
-  fail "run (dead letters or failed runs: see the errors above)"
-
-# 4. What the output topics hold.
-for expected in "$project"/expected/*.jsonl; do
-  [ -e "$expected" ] || continue
-  topic=$(basename "$expected" .jsonl)
-  step "consume $topic --output json (against $expected)"
-  "$factoryd" consume "$topic" -e --output json > "$report_dir/$topic.jsonl" &&
-    python3 - "$expected" "$report_dir/$topic.jsonl" <<'EOF' || fail "topic $topic"
+# expect_topic TOPIC FILE: TOPIC holds exactly the JSON values of FILE, in any order.
+expect_topic() {
+  "$factoryd" consume "$1" -e --output json > "$report_dir/$1.jsonl" || return 1
+  python3 - "$2" "$report_dir/$1.jsonl" <<'PY'
 import json, sys
 canon = lambda v: json.dumps(v, sort_keys=True)
 expected = sorted(canon(json.loads(l)) for l in open(sys.argv[1]) if l.strip())
-records = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 got = []
-for r in records:
+for line in open(sys.argv[2]):
+    if not line.strip():
+        continue
+    value = json.loads(line)["value"]
     try:
-        got.append(canon(json.loads(r["value"])))
+        got.append(canon(json.loads(value)))
     except (TypeError, ValueError):
-        got.append(json.dumps(r["value"]))  # not JSON: compared as the raw string
+        got.append(json.dumps(value))  # not JSON: compared as the raw string
 got.sort()
 if got != expected:
     missing = [v for v in expected if v not in got]
@@ -98,13 +89,13 @@ if got != expected:
           file=sys.stderr)
     sys.exit(1)
 print(f"factory-ci: {len(got)} records as expected", file=sys.stderr)
-EOF
-done
+PY
+}
 
-# 5. Every DAG run the fixtures started succeeded.
-step "runs list -o json"
-"$factoryd" runs list -o json > "$report_dir/runs.json" &&
-  python3 - "$report_dir/runs.json" <<'EOF' || fail "DAG runs"
+# expect_runs_succeeded: every DAG run in the data dir ended `success`.
+expect_runs_succeeded() {
+  "$factoryd" runs list -o json > "$report_dir/runs.json" || return 1
+  python3 - "$report_dir/runs.json" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))
 bad = [f'{r["dag_id"]}/{r["run_id"]}: {r["state"]}' for r in runs if r["state"] != "success"]
@@ -112,10 +103,79 @@ if bad:
     print("runs not successful: " + ", ".join(bad), file=sys.stderr)
     sys.exit(1)
 print(f"factory-ci: {len(runs)} DAG runs, all success", file=sys.stderr)
-EOF
+PY
+}
+
+# 1. The DAG files and pipelines load (plugins, stages, templates, cron).
+if [ -d "$project/config/dags" ]; then
+  check "dags check" "$factoryd" dags check "${config[@]}"
+fi
+
+# 2. Each DAG test: the whole DAG in-process on a scratch data dir, with its own JUnit report.
+for conf in "$project"/dag-tests/*.json; do
+  [ -e "$conf" ] || continue
+  dag=$(basename "$conf" .json)
+  check "dags test $dag" "$factoryd" dags test "$dag" -c "$(cat "$conf")" "${config[@]}" \
+    --junit "$report_dir/dags-test-$dag.xml"
+done
+
+# 3. The pipelines on the fixtures, until every binding and DAG run is idle.
+if [ -f "$project/config/topics.yaml" ]; then
+  check "topics apply" "$factoryd" topics apply -f "$project/config/topics.yaml"
+fi
+for fixture in "$project"/fixtures/*.jsonl; do
+  [ -e "$fixture" ] || continue
+  topic=$(basename "$fixture" .jsonl)
+  check "produce $topic" produce_fixture "$topic" "$fixture"
+done
+check "run --fail-on dlq,failed-run" \
+  "$factoryd" run "${config[@]}" --exit-when-idle "$idle_ms" --fail-on dlq,failed-run
+
+# 4. What the output topics hold, and how the DAG runs ended.
+for expected in "$project"/expected/*.jsonl; do
+  [ -e "$expected" ] || continue
+  topic=$(basename "$expected" .jsonl)
+  check "topic $topic" expect_topic "$topic" "$expected"
+done
+check "runs succeeded" expect_runs_succeeded
+
+# 5. The steps as a JUnit report beside the DAG tests' reports.
+python3 - "$work/steps" "$report_dir/factory-ci.xml" <<'PY' || failed=1
+import os, re, sys, xml.etree.ElementTree as ET
+# Characters XML 1.0 forbids (a step's stderr may hold terminal escapes); ElementTree escapes
+# the markup characters itself.
+forbidden = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+clean = lambda s: forbidden.sub("", s)
+suite = ET.Element("testsuite", name="factory-ci")
+failures, total = 0, 0.0
+for line in open(sys.argv[1]):
+    name, status, start, end, err = line.rstrip("\n").split("\t")
+    secs = float(end) - float(start)
+    total += secs
+    case = ET.SubElement(suite, "testcase", classname="factory-ci", name=clean(name),
+                         time=f"{secs:.3f}")
+    text = clean(open(err, errors="replace").read())
+    if status == "failed":
+        failures += 1
+        lines = [l for l in text.splitlines() if l.strip()]
+        ET.SubElement(case, "failure", message=lines[-1] if lines else "failed").text = text
+    elif text:
+        ET.SubElement(case, "system-err").text = text
+root = ET.Element("testsuites", name="factory-ci")
+root.append(suite)
+for el in (root, suite):
+    el.set("tests", str(len(suite)))
+    el.set("failures", str(failures))
+    el.set("errors", "0")
+    el.set("skipped", "0")
+    el.set("time", f"{total:.3f}")
+tmp = sys.argv[2] + ".tmp"
+ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=True)
+os.replace(tmp, sys.argv[2])
+PY
 
 if [ "$failed" -ne 0 ]; then
-  step "FAILED (reports in $report_dir)"
+  say "FAILED (reports in $report_dir)"
   exit 1
 fi
-step "passed (reports in $report_dir)"
+say "passed (reports in $report_dir)"

@@ -2,7 +2,8 @@
 # Runs docs/ci/factory-ci.sh — the script docs/ci.md's CI jobs run — on its example project
 # (docs/ci/example) against the built factoryd and plugin, as a team's CI would, and checks its
 # outcome:
-#   1. the example as shipped: exit 0, and the JUnit report parses with one test case per task;
+#   1. the example as shipped: exit 0, and the JUnit reports parse: the DAG test's with one test
+#      case per task, the script's own (factory-ci.xml) with one per step;
 #   2. a broken fixture (a ticket that is not JSON, which the plugin dead-letters): exit 1, and
 #      `run --fail-on dlq` named the dead-letter topic;
 #   3. a wrong expectation: exit 1, naming the topic;
@@ -60,6 +61,9 @@ report=$work/ok.reports/dags-test-announce.xml
 [ "$(junit "$report")" = "2 0 0 0 2" ] || fail "report counts: $(junit "$report")"
 grep -q "3 records as expected" "$work/ok.err" || fail "the output topic was not checked"
 grep -q "3 DAG runs, all success" "$work/ok.err" || fail "the DAG runs were not checked"
+# The steps' report: dags check, dags test, topics apply, produce, run, topic, runs.
+[ "$(junit "$work/ok.reports/factory-ci.xml")" = "7 0 0 0 7" ] ||
+  fail "step report counts: $(junit "$work/ok.reports/factory-ci.xml")"
 
 # 2. A fixture the plugin cannot read.
 broken=$(project broken)
@@ -70,6 +74,16 @@ grep -q "factoryd: error: --fail-on dlq: 1 dead letter on 'tickets.dlq' (binding
   "$work/broken.err" || fail "run did not name the dead letter"
 [ "$(junit "$work/broken.reports/dags-test-announce.xml")" = "2 0 0 0 2" ] ||
   fail "the DAG test should still pass"
+[ "$(junit "$work/broken.reports/factory-ci.xml")" = "7 1 0 0 7" ] ||
+  fail "broken step report counts: $(junit "$work/broken.reports/factory-ci.xml")"
+python3 - "$work/broken.reports/factory-ci.xml" <<'EOF' || fail "broken step report content"
+import sys, xml.etree.ElementTree as ET
+failed = [(c.get("name"), c.find("failure").get("message"))
+          for c in ET.parse(sys.argv[1]).getroot().iter("testcase") if c.find("failure") is not None]
+assert failed == [("run --fail-on dlq,failed-run",
+                   "factoryd: error: --fail-on dlq: 1 dead letter on 'tickets.dlq' (binding "
+                   "'shout'); see them with 'factoryd dlq list tickets.dlq'")], failed
+EOF
 
 # 3. An expectation the pipeline does not meet.
 wrong=$(project wrong)
@@ -96,6 +110,8 @@ run_script hostile "$hostile"
 [ "$rc" -ne 0 ] || fail "a failing DAG test: exit 0, expected non-zero"
 report=$work/hostile.reports/dags-test-hostile.xml
 [ "$(junit "$report")" = "3 1 0 1 3" ] || fail "hostile report counts: $(junit "$report")"
+[ "$(junit "$work/hostile.reports/factory-ci.xml")" = "8 1 0 0 8" ] ||
+  fail "hostile step report counts: $(junit "$work/hostile.reports/factory-ci.xml")"
 python3 - "$report" <<'EOF' || fail "hostile report content"
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
