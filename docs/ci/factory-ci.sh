@@ -23,6 +23,7 @@
 #   FACTORYD          the factoryd binary (default: factoryd on PATH)
 #   REPORT_DIR        where the reports go (default: factory-reports)
 #   IDLE_MS           run --exit-when-idle (default: 1000)
+#   DAG_TEST_TIMEOUT  dags test --timeout (default: 10m; a hung DAG test should not use up the job)
 #   FACTORY_DATA_DIR  the data dir; default: a fresh temporary one, removed at exit
 # Needs bash 5 and python3 (the JSON checks and the step report).
 set -uo pipefail
@@ -31,6 +32,7 @@ project=${1:?usage: factory-ci.sh PROJECT_DIR}
 factoryd=${FACTORYD:-factoryd}
 report_dir=${REPORT_DIR:-factory-reports}
 idle_ms=${IDLE_MS:-1000}
+dag_test_timeout=${DAG_TEST_TIMEOUT:-10m}
 config=(--config "$project/config")  # the config directory; factoryd >= issue 14: --config-dir
 export FACTORY_LOG_LEVEL=${FACTORY_LOG_LEVEL:-warn}
 
@@ -116,7 +118,7 @@ for conf in "$project"/dag-tests/*.json; do
   [ -e "$conf" ] || continue
   dag=$(basename "$conf" .json)
   check "dags test $dag" "$factoryd" dags test "$dag" -c "$(cat "$conf")" "${config[@]}" \
-    --junit "$report_dir/dags-test-$dag.xml"
+    --timeout "$dag_test_timeout" --junit "$report_dir/dags-test-$dag.xml"
 done
 
 # 3. The pipelines on the fixtures, until every binding and DAG run is idle.

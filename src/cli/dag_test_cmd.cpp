@@ -198,7 +198,8 @@ class DagsTest : public Command {
     if (!junit_path.empty()) {
       char host[256] = {};
       if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-      Status written = write_file_atomically(junit_path, junit_report(*view, dag_id, conf, host));
+      Status written =
+          write_file_atomically(junit_path, junit_report(*view, dag_id, conf, host, now_ms()));
       if (!written.ok()) {
         return status_error("cannot write the JUnit report", written,
                             "pass --junit a path in a writable directory");

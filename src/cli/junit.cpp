@@ -38,28 +38,28 @@ std::string seconds(int64_t ms) {
   return buf;
 }
 
-int64_t task_ms(const store::TaskRow& t) {
-  return t.started_ms > 0 && t.ended_ms >= t.started_ms ? t.ended_ms - t.started_ms : 0;
+// Start to end; to now_ms when started but not ended; 0 when never started.
+int64_t span_ms(int64_t start, int64_t end, int64_t now_ms) {
+  if (start <= 0) return 0;
+  if (end <= 0) end = now_ms;
+  return end >= start ? end - start : 0;
 }
 
-// The run's wall time: start to end, or to the last task end when the run has not ended.
-int64_t run_ms(const scheduler::RunView& v) {
-  int64_t start = v.run.started_ms > 0 ? v.run.started_ms : v.run.created_ms;
-  int64_t end = v.run.ended_ms;
-  for (const scheduler::TaskView& t : v.tasks) end = std::max(end, t.row.ended_ms);
-  return start > 0 && end >= start ? end - start : 0;
+int64_t run_start_ms(const scheduler::RunView& v) {
+  return v.run.started_ms > 0 ? v.run.started_ms : v.run.created_ms;
 }
 
 void attr(std::string* out, std::string_view name, std::string_view value) {
   out->append(" ").append(name).append("=\"").append(xml_escape(value)).append("\"");
 }
 
-void testcase(std::string* out, std::string_view dag_id, const scheduler::TaskView& t) {
+void testcase(std::string* out, std::string_view dag_id, const scheduler::TaskView& t,
+              int64_t now_ms) {
   const store::TaskRow& r = t.row;
   out->append("    <testcase");
   attr(out, "classname", dag_id);
   attr(out, "name", r.task_id);
-  attr(out, "time", seconds(task_ms(r)));
+  attr(out, "time", seconds(span_ms(r.started_ms, r.ended_ms, now_ms)));
   std::string body;
   switch (verdict_of(r.state)) {
     case Verdict::kPassed:
@@ -151,7 +151,7 @@ std::string xml_escape(std::string_view s) {
 }
 
 std::string junit_report(const scheduler::RunView& v, std::string_view dag_id,
-                         std::string_view conf, std::string_view hostname) {
+                         std::string_view conf, std::string_view hostname, int64_t now_ms) {
   int failures = 0, errors = 0, skipped = 0;
   for (const scheduler::TaskView& t : v.tasks) {
     switch (verdict_of(t.row.state)) {
@@ -173,7 +173,7 @@ std::string junit_report(const scheduler::RunView& v, std::string_view dag_id,
     attr(out, "failures", std::to_string(failures));
     attr(out, "errors", std::to_string(errors));
     attr(out, "skipped", std::to_string(skipped));
-    attr(out, "time", seconds(run_ms(v)));
+    attr(out, "time", seconds(span_ms(run_start_ms(v), v.run.ended_ms, now_ms)));
   };
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites";
   attr(&out, "name", "factoryd dags test");
@@ -181,7 +181,7 @@ std::string junit_report(const scheduler::RunView& v, std::string_view dag_id,
   out += ">\n  <testsuite";
   attr(&out, "name", dag_id);
   counts(&out);
-  int64_t start = v.run.started_ms > 0 ? v.run.started_ms : v.run.created_ms;
+  int64_t start = run_start_ms(v);
   // JUnit's timestamp has no zone (ISO 8601 local form); ours is UTC.
   attr(&out, "timestamp", base::format_iso8601_utc(start).substr(0, 19));
   if (!hostname.empty()) attr(&out, "hostname", hostname);
@@ -196,7 +196,7 @@ std::string junit_report(const scheduler::RunView& v, std::string_view dag_id,
   property("run_state", v.run.state);
   property("conf", conf.empty() ? "{}" : conf);
   out += "    </properties>\n";
-  for (const scheduler::TaskView& t : v.tasks) testcase(&out, dag_id, t);
+  for (const scheduler::TaskView& t : v.tasks) testcase(&out, dag_id, t, now_ms);
   out += "  </testsuite>\n</testsuites>\n";
   return out;
 }

@@ -44,9 +44,10 @@ namespace factory::cli {
 std::string xml_escape(std::string_view s);
 
 // The JUnit document for a finished (or timed out) run of `dag_id`. `conf` is the run's conf
-// as given; `hostname` goes on the testsuite ("" leaves the attribute out).
+// as given; `hostname` goes on the testsuite ("" leaves the attribute out); `now_ms` ends the
+// times of a run or task that has not ended (a timed-out test).
 std::string junit_report(const scheduler::RunView& run, std::string_view dag_id,
-                         std::string_view conf, std::string_view hostname);
+                         std::string_view conf, std::string_view hostname, int64_t now_ms);
 
 // Writes `content` to `path` through a temporary file in the same directory (fsynced, then
 // renamed over `path`), so a reader never sees a partial report. IOError naming the file.

@@ -172,7 +172,8 @@ TEST_CASE("junit_report: a test case per task with failures, skips and errors co
              task("after", "upstream_failed"), task("skip", "skipped"),
              task("wait", "awaiting_approval")};
   v.tasks[0].row.output_json = "{\"x\":\"<y>\"}";
-  std::string xml = junit_report(v, "my<dag>", "{\"evil\":\"\\\"/><x>&\"}", "host");
+  v.tasks[4].row.ended_ms = 0;  // still waiting: its time runs to now
+  std::string xml = junit_report(v, "my<dag>", "{\"evil\":\"\\\"/><x>&\"}", "host", 9'000);
 
   std::vector<Element> els;
   INFO(xml);
@@ -208,6 +209,7 @@ TEST_CASE("junit_report: a test case per task with failures, skips and errors co
   CHECK(cases[0]->attr("name") == "ok");
   CHECK(cases[0]->attr("time") == "0.250");
   CHECK(cases[1]->attr("name") == "boom");
+  CHECK(cases[4]->attr("time") == "8.000");
   REQUIRE(failure != nullptr);
   // Forbidden characters are gone, the invalid byte is U+FFFD, the rest is exactly the error.
   const std::string cleaned = "boom </failure><injected a=\"1\"/> & '  \xEF\xBF\xBD ]]> \n line 2";
@@ -216,6 +218,13 @@ TEST_CASE("junit_report: a test case per task with failures, skips and errors co
   CHECK(skipped == 2);
   CHECK(errors == 1);
   CHECK(conf == "{\"evil\":\"\\\"/><x>&\"}");
+
+  // A timed-out run has no end: its time runs to now too.
+  v.run.ended_ms = 0;
+  els.clear();
+  REQUIRE(check_xml(junit_report(v, "d", "", "", 9'000), &els) == "");
+  CHECK(els[0].attr("time") == "8.000");
+  CHECK(els[1].attr("hostname") == "<missing>");
 }
 
 TEST_CASE("write_file_atomically replaces the file whole, or reports the path", "[cli][junit]") {
