@@ -1,22 +1,20 @@
 // JUnit XML for `factoryd dags test --junit FILE`: the report CI systems read (GitHub Actions
 // report steps, GitLab's artifacts:reports:junit, Jenkins' junit step).
 //
-// One <testsuite> per DAG run inside <testsuites>, one <testcase> per task:
-//
-//   <testsuites name="factoryd dags test" tests="3" failures="1" errors="0" skipped="1"
-//   time="0.412">
-//     <testsuite name="DAG" tests="3" failures="1" errors="0" skipped="1" time="0.412"
-//                timestamp="2026-12-08T01:53:19" hostname="...">
-//       <properties><property name="run_id" value="test__..."/>
-//                   <property name="conf" value="{...}"/></properties>
-//       <testcase classname="DAG" name="TASK" time="0.101"/>                       success
-//       <testcase ...><failure message="ERROR" type="failed">ERROR
-// try 2</failure></testcase>                                                   failed
-//       <testcase ...><skipped message="upstream_failed"/></testcase>            skipped,
-//       upstream_failed <testcase ...><error message="did not finish: running"
-//       type="running"/></testcase>
+// One <testsuite> per DAG run inside <testsuites>, one <testcase> per task, by task state:
+// clang-format off
+//   <testsuites name="factoryd dags test" tests="4" failures="1" errors="1" skipped="1" time="2.500">
+//     <testsuite name="DAG" tests="4" ... timestamp="2026-12-08T01:53:19" hostname="...">
+//       <properties> run_id, run_state, conf </properties>
+//       <testcase classname="DAG" name="TASK" time="0.101"/>                  success
+//       <testcase ...><failure message="ERROR" type="failed">ERROR&#10;stage S, try N</failure>
+//                                                                             failed
+//       <testcase ...><skipped message="upstream_failed"/></testcase>         skipped, upstream_failed
+//       <testcase ...><error message="did not finish: running" type="running"/></testcase>
+//                                                                             any other state
 //     </testsuite>
 //   </testsuites>
+// clang-format on
 //
 // A task still unfinished when the run ended or timed out (running, queued, awaiting_approval,
 // ...) is an <error>: the test did not reach a verdict. A task's output (XCom) is its
