@@ -104,6 +104,22 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      out.append("\xef\xbf\xbd");  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
 void append_json_string(std::string* dst, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   dst->push_back('"');
