@@ -80,9 +80,6 @@ bool parse_int64(std::string_view text, int64_t* out) {
   return ec == std::errc() && p == end;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not valid.
 size_t utf8_sequence_length(std::string_view s, size_t i) {
   auto c = static_cast<unsigned char>(s[i]);
   size_t n;
@@ -107,7 +104,21 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
-}  // namespace
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      out.append("\xef\xbf\xbd");  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
 
 void append_json_string(std::string* dst, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -29,6 +29,14 @@ bool get_length_prefixed(std::string_view* in, std::string_view* s);
 // otherwise (*out unspecified).
 bool parse_int64(std::string_view text, int64_t* out);
 
+// Length of the valid UTF-8 sequence at s[i] (1..4), or 0 when none starts there (a bad lead
+// or continuation byte, a truncated, overlong or surrogate sequence, or past U+10FFFF).
+size_t utf8_sequence_length(std::string_view s, size_t i);
+
+// s with every byte that starts no valid UTF-8 sequence replaced by U+FFFD: text from outside
+// (a stage's error, a command's stderr) made safe for a JSON document a parser will validate.
+std::string valid_utf8(std::string_view s);
+
 // JSON string escaping (RFC 8259) of possibly binary bytes: invalid UTF-8 becomes U+FFFD.
 void append_json_string(std::string* dst, std::string_view s);
 

@@ -1,16 +1,19 @@
 // factoryd dags test DAG [-c JSON] [--config-dir DIR] [--timeout 1h] [--reject-approvals]
+//                   [--junit FILE]
 // factoryd tasks test DAG TASK [-c JSON] [-t JSON] [--config-dir DIR]
 //
 // Airflow's `dags test` and `tasks test`: run DAG code for real, without touching the data dir.
 //   - dags test runs the whole DAG in this process — a scheduler, the task workers and their
 //     stages — on a fresh temporary data dir that is deleted afterwards, and prints each task's
 //     result. Approval tasks are decided at once (approved, or rejected with
-//     --reject-approvals) by "dags-test". Retries and retry delays are the DAG's.
+//     --reject-approvals) by "dags-test". Retries and retry delays are the DAG's. --junit
+//     also writes the result as JUnit XML, a test case per task (junit.h), for CI.
 //   - tasks test renders one task's params (the run conf from -c; values its templates read
 //     from upstream outputs come from -t, as nothing upstream runs) and calls its stage once,
 //     through the same adapter the task workers use, in this thread. Nothing is saved: the
 //     records the task would append are only counted.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,6 +28,7 @@
 #include "base/clock.h"
 #include "cli/common.h"
 #include "cli/dag_support.h"
+#include "cli/junit.h"
 #include "factory/event.h"
 #include "obs/logger.h"
 #include "runtime/engine.h"
@@ -90,6 +94,7 @@ class DagsTest : public Command {
   std::string conf;
   std::string timeout = "1h";
   bool reject_approvals = false;
+  std::string junit_path;  // --junit FILE; "" = none
 
   int run() override {
     auto timeout_ms = scheduler::parse_duration_ms(timeout);
@@ -107,28 +112,48 @@ class DagsTest : public Command {
       return usage_error("-c: " + resolved.status().message(),
                          "pass a JSON object that matches the DAG's params schema");
     }
-    // Only this DAG, started by hand: no topic consumer, no cron, no deadline-triggered DAG.
-    Dag dag = *found;
-    dag.trigger = scheduler::Trigger();
-    dag.deadline_trigger_dag.clear();
+    auto with_refs = dags_for_test(*dags, *found);
+    if (!with_refs) return kExitRuntime;
 
     auto dir = ScratchDir::make("factoryd-dags-test");
     if (!dir) return no_scratch_dir();
     CommonOptions tmp = *common_;
     tmp.data_dir = dir->str();
-    return run_in(tmp, std::move(dag));
+    return run_in(tmp, std::move(*with_refs));
   }
 
  private:
-  int run_in(const CommonOptions& tmp, Dag dag) {
+  // This DAG, started by hand: no topic consumer, no cron, no deadline-triggered DAG. Then the
+  // DAGs its error budget names (its postmortem_dag, and theirs), from the same config dir: the
+  // scheduler refuses a budget whose postmortem DAG is not loaded. They too are manual, and
+  // run only if a breach in this test triggers them. nullopt (reported) when one is missing.
+  std::optional<std::vector<Dag>> dags_for_test(const std::vector<Dag>& loaded, const Dag& found) {
+    std::vector<Dag> out = {found};
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i].trigger = scheduler::Trigger();
+      out[i].deadline_trigger_dag.clear();
+      if (!out[i].error_budget || out[i].error_budget->postmortem_dag.empty()) continue;
+      const std::string pm = out[i].error_budget->postmortem_dag;
+      if (find_dag(out, pm)) continue;
+      const Dag* ref = find_dag(loaded, pm);
+      if (!ref) {
+        runtime_error("DAG '" + out[i].dag_id + "': error_budget.postmortem_dag '" + pm +
+                          "' is not in " + config_dir + "/dags",
+                      "add that DAG or fix the name (factoryd dags check)");
+        return std::nullopt;
+      }
+      out.push_back(*ref);
+    }
+    return out;
+  }
+
+  int run_in(const CommonOptions& tmp, std::vector<Dag> dags) {
     auto log = open_log_or_report(tmp);
     if (!log) return kExitRuntime;
     auto store = store::open_sqlite_store({.dir = tmp.data_dir + "/store", .sync = false});
     if (!store.ok()) return status_error("cannot open a scratch store", store.status(), "");
-    std::vector<Dag> one;
-    one.push_back(std::move(dag));
     auto sched =
-        scheduler::Scheduler::create(log.get(), store->get(), std::move(one), {.partitions = 1});
+        scheduler::Scheduler::create(log.get(), store->get(), std::move(dags), {.partitions = 1});
     if (!sched.ok()) return status_error("cannot start the scheduler", sched.status(), "");
     runtime::PipelineConfig tasks;
     tasks.bindings = (*sched)->task_bindings();
@@ -170,6 +195,16 @@ class DagsTest : public Command {
     if (timed_out) view = sched->show_run(run_id);
     if (!view.ok()) return status_error("cannot read run '" + run_id + "'", view.status(), "");
     print(*view);
+    if (!junit_path.empty()) {
+      char host[256] = {};
+      if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+      Status written =
+          write_file_atomically(junit_path, junit_report(*view, dag_id, conf, host, now_ms()));
+      if (!written.ok()) {
+        return status_error("cannot write the JUnit report", written,
+                            "pass --junit a path in a writable directory");
+      }
+    }
     if (timed_out) {
       return runtime_error("DAG '" + dag_id + "' did not finish within " + timeout,
                            "raise --timeout, or look at the tasks still running above");
@@ -458,6 +493,8 @@ void add_dags_test_command(CLI::App* dags, CommandRegistry* registry) {
       ->capture_default_str();
   app->add_flag("--reject-approvals", cmd->reject_approvals,
                 "Reject approval tasks instead of approving them");
+  app->add_option("--junit", cmd->junit_path,
+                  "Also write the result as JUnit XML to FILE, a test case per task (for CI)");
   add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
   add_common_options(app, common);
   registry->add(app, std::move(cmd));

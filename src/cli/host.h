@@ -44,6 +44,9 @@ class Host {
   scheduler::Scheduler* scheduler() { return scheduler_.get(); }
   runtime::Engine* engine() { return engine_.get(); }
   const runtime::PipelineConfig& pipelines() const { return pipelines_; }
+  // Every binding the engine runs: the pipelines' plus the scheduler's task bindings (empty
+  // without start_workers).
+  const std::vector<runtime::Binding>& bindings() const { return running_; }
   // True when every running binding's group has consumed its input and every unfinished DAG
   // run is parked on an approval: running, with a task awaiting_approval and none scheduled,
   // queued, running or up_for_retry (for `run --exit-when-idle`; a person decides the rest).

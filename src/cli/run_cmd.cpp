@@ -1,10 +1,13 @@
 // factoryd run [--config-dir DIR | --config FILE] [--drain-timeout-ms MS] [--exit-when-idle MS]
+//              [--fail-on dlq,failed-run]
 //
 // Runs the pipelines of the config dir (default ./config; with --config FILE, a factory.yaml,
 // its config_dir and data_dir) in the foreground until SIGTERM/SIGINT: applies
 // CONFIG_DIR/topics.yaml when present, loads plugins, starts the engine. The first signal
 // drains (in-flight batches finish and commit, then exit 0; exit 1 if the drain deadline
 // passes); a second signal exits at once (143) — still losing nothing acknowledged.
+// --fail-on (run_checks.h) makes a clean stop exit 1 when, while this process ran, an event
+// was dead-lettered or a DAG run failed: CI's `run --exit-when-idle MS --fail-on ...`.
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,9 +18,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "base/clock.h"
 #include "cli/common.h"
 #include "cli/factory_config.h"
 #include "cli/host.h"
+#include "cli/run_checks.h"
 #include "obs/logger.h"
 
 namespace factory::cli {
@@ -31,8 +36,13 @@ class Run : public Command {
   std::string config_dir = "config";
   int64_t drain_timeout_ms = 25'000;
   int64_t exit_when_idle_ms = 0;
+  std::vector<std::string> fail_on_items;  // --fail-on
 
   int run() override {
+    auto fail_on = parse_fail_on(fail_on_items);
+    if (!fail_on.ok()) return usage_error(fail_on.status().message(), "");
+    // Runs that fail from here on count for --fail-on failed-run.
+    const int64_t started_ms = base::SystemClock::instance()->now_ms();
     if (!std::getenv("FACTORY_LOG_LEVEL")) obs::set_min_level(obs::Level::kInfo);
     // Block the stop signals before any thread starts, so they reach only sigtimedwait below.
     sigset_t stop_signals;
@@ -76,6 +86,9 @@ class Run : public Command {
         }
       }
     }
+    // Dead letters as counted by the engine, which close() discards. With --exit-when-idle
+    // nothing is in flight; after a signal, letters written during the drain are not counted.
+    std::vector<DeadLetters> letters = dead_letters_since_start(host.get());
     // A second signal during the drain exits at once.
     struct sigaction sa {};
     sa.sa_handler = exit_now;
@@ -87,9 +100,17 @@ class Run : public Command {
       obs::error("drain deadline passed", {{"error", s.to_string()}});
       _exit(kExitRuntime);  // workers still inside a stage: do not wait for them
     }
+    std::vector<FailedRun> failed;
+    if (fail_on->failed_run) {
+      auto runs = failed_runs_since(host.get(), started_ms);
+      if (!runs.ok()) return status_error("--fail-on: cannot read the DAG runs", runs.status(), "");
+      failed = std::move(*runs);
+    }
     host.reset();
     obs::info("stopped cleanly");
-    return kExitOk;
+    std::vector<std::string> errors = fail_on_errors(*fail_on, letters, failed);
+    for (const std::string& e : errors) runtime_error(e, "");
+    return errors.empty() ? kExitOk : kExitRuntime;
   }
 
  private:
@@ -152,7 +173,11 @@ void add_run_command(CLI::App* root, CommandRegistry* registry) {
                   "How long SIGTERM waits for in-flight events")
       ->capture_default_str();
   app->add_option("--exit-when-idle", cmd->exit_when_idle_ms,
-                  "Exit 0 once every binding has caught up and stayed idle this many ms (CI)");
+                  "Exit once every binding has caught up and stayed idle this many ms (CI)");
+  app->add_option("--fail-on", cmd->fail_on_items,
+                  "Exit 1 when, during this run, an event was dead-lettered (dlq) or a DAG run "
+                  "failed (failed-run); e.g. --fail-on dlq,failed-run")
+      ->type_name("CHECKS");
   add_common_options(app, common, /*output_names=*/"", /*server=*/false);  // prints no results
   registry->add(app, std::move(cmd));
 }

@@ -5,14 +5,15 @@
 
 #include <boost/json.hpp>
 
+#include "base/coding.h"
+
 namespace factory::scheduler {
 namespace json = boost::json;
 namespace {
 
-// A JSON string literal for s (quoted and escaped).
-void append_quoted(std::string* out, std::string_view s) {
-  out->append(json::serialize(json::string_view(s.data(), s.size())));
-}
+// A JSON string literal for s (quoted and escaped; invalid UTF-8 becomes U+FFFD, so the record
+// is always JSON a parser accepts).
+void append_quoted(std::string* out, std::string_view s) { base::append_json_string(out, s); }
 
 void member(std::string* out, std::string_view name, std::string_view value, bool first = false) {
   if (!first) out->push_back(',');
@@ -114,11 +115,13 @@ std::string encode_result(const ResultRecord& r) {
   if (!r.output.empty()) {
     boost::system::error_code ec;
     json::value v = json::parse(r.output, ec);
-    o["output"] = ec ? json::value(r.output) : std::move(v);
+    o["output"] = ec ? json::value(base::valid_utf8(r.output)) : std::move(v);
   } else {
     o["output"] = nullptr;
   }
-  if (!r.error.empty()) o["error"] = r.error;
+  // A stage's error is outside text (a command's stderr): Boost.JSON would write its bytes as they
+  // are, and a record that is not UTF-8 is refused where it goes, leaving the try running.
+  if (!r.error.empty()) o["error"] = base::valid_utf8(r.error);
   o["retryable"] = r.retryable;
   return json::serialize(o);
 }

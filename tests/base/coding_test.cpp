@@ -44,3 +44,14 @@ TEST_CASE("JSON strings escape controls and replace invalid UTF-8", "[base]") {
   append_json_string(&out, "\xed\xa0\x80");  // a UTF-16 surrogate encoded as UTF-8: invalid
   CHECK(out == "\"\\ufffd\\ufffd\\ufffd\"");
 }
+
+TEST_CASE("valid_utf8 keeps valid text and replaces each bad byte with U+FFFD", "[base]") {
+  CHECK(valid_utf8("plain é ✓ 😀") == "plain é ✓ 😀");
+  CHECK(valid_utf8("a\xff"
+                   "b") ==
+        "a\xef\xbf\xbd"
+        "b");
+  CHECK(valid_utf8("\xed\xa0\x80") == "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+  CHECK(valid_utf8("cut \xe2\x9c") == "cut \xef\xbf\xbd\xef\xbf\xbd");          // truncated
+  CHECK(valid_utf8("") == "");
+}

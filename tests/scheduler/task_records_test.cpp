@@ -115,6 +115,20 @@ TEST_CASE("results round-trip", "[scheduler][records]") {
     REQUIRE_OK(back);
     CHECK(back->output == "\"plain text\"");
   }
+  SECTION("an error or output that is not UTF-8 (a command's stderr) still makes JSON") {
+    // Before, Boost.JSON wrote the bytes as they were; the record was refused where it went
+    // and the try never finished.
+    ResultRecord r{.run_id = "r",
+                   .task_id = "t",
+                   .try_number = 1,
+                   .output = "out \xff",
+                   .error = "exit 1; stderr: \xfe\xff bad \xc3",
+                   .retryable = false};
+    auto back = decode_result(encode_result(r));
+    REQUIRE_OK(back);
+    CHECK(back->error == "exit 1; stderr: \xef\xbf\xbd\xef\xbf\xbd bad \xef\xbf\xbd");
+    CHECK(back->output == "\"out \xef\xbf\xbd\"");
+  }
   SECTION("retryable absent reads as true") {
     auto back = decode_result(R"({"run_id":"r","task_id":"t","try":1,"state":"failed"})");
     REQUIRE_OK(back);
