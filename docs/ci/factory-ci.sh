@@ -33,7 +33,7 @@ factoryd=${FACTORYD:-factoryd}
 report_dir=${REPORT_DIR:-factory-reports}
 idle_ms=${IDLE_MS:-1000}
 dag_test_timeout=${DAG_TEST_TIMEOUT:-10m}
-config=(--config "$project/config")  # the config directory; factoryd >= issue 14: --config-dir
+config=(--config-dir "$project/config")  # the config directory
 export FACTORY_LOG_LEVEL=${FACTORY_LOG_LEVEL:-warn}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/factory-ci.XXXXXX")

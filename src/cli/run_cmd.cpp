@@ -164,6 +164,11 @@ void add_run_command(CLI::App* root, CommandRegistry* registry) {
   auto cmd = std::make_unique<Run>(common);
   CLI::App* app = root->add_subcommand(
       "run", "Run the pipelines of a config directory in the foreground until SIGTERM");
+  // --fail-on first: a usage error comes before any warning about the config dir.
+  registry->add_check(app, [items = &cmd->fail_on_items]() {
+    auto fail_on = parse_fail_on(*items);
+    return fail_on.ok() ? kExitOk : usage_error(fail_on.status().message(), "");
+  });
   auto factory_yaml = std::make_shared<std::string>();
   add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/true, factory_yaml.get());
   registry->add_check(app, [app, common, factory_yaml, dir = &cmd->config_dir]() {

@@ -96,7 +96,7 @@ TEST_CASE("old spellings of the config dir work and warn", "[cli][flags]") {
   }
 }
 
-TEST_CASE("run --config FILE reads factory.yaml; -c FILE too, with a warning", "[cli][flags]") {
+TEST_CASE("run --config FILE reads factory.yaml, and -c FILE too with a warning", "[cli][flags]") {
   Env env;
   for (std::string flag : {"--config", "-c"}) {
     fs::remove_all(env.data());

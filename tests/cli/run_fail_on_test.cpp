@@ -64,7 +64,7 @@ class Project {
 
   // `factoryd run` until idle, with `extra` arguments (e.g. --fail-on ...).
   ProcessResult run(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"run",  "--config",         config(), "--data-dir",
+    std::vector<std::string> args = {"run",  "--config-dir",     config(), "--data-dir",
                                      data(), "--exit-when-idle", "300"};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_factoryd(std::move(args));
