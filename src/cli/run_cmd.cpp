@@ -4,6 +4,8 @@
 // CONFIG_DIR/topics.yaml when present, loads plugins, starts the engine. The first signal
 // drains (in-flight batches finish and commit, then exit 0; exit 1 if the drain deadline
 // passes); a second signal exits at once (143) — still losing nothing acknowledged.
+// While it runs, the API listens on <data-dir>/api.sock (owner-only, no token) and daemon.json
+// points at it, so every CLI command on the data dir works beside it (serve_api.h).
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 
 #include "cli/common.h"
 #include "cli/host.h"
+#include "cli/serve_api.h"
 #include "obs/logger.h"
 
 namespace factory::cli {
@@ -40,6 +43,7 @@ class Run : public Command {
     auto host = Host::open(
         *common_, {.config_dir = config_dir, .background_retention = true, .start_workers = true});
     if (!host) return kExitRuntime;
+    auto api = start_local_api(host.get(), common_->data_dir, config_dir);
     obs::info("factoryd running",
               {{"config", config_dir},
                {"data_dir", common_->data_dir},
@@ -78,6 +82,7 @@ class Run : public Command {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+    if (api) api->stop(drain_timeout_ms);  // before the Host it serves; removes daemon.json
     Status s = host->close(drain_timeout_ms);
     if (!s.ok()) {
       obs::error("drain deadline passed", {{"error", s.to_string()}});
