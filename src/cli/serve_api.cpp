@@ -165,6 +165,9 @@ std::unique_ptr<ApiServer> start_local_api(Host* host, const std::string& data_d
   if (!config.ok()) return unavailable(config.status().message());
   config->server.unix_socket = socket;
   config->server.tls = {};  // the socket's owner-only mode is the access control
+  // A few CLI commands beside the run, not a service's traffic: fewer idle threads.
+  config->server.handler_threads = 2;
+  config->server.long_poll_limit = 8;
   config->public_url.clear();
   // The server reports its own failure; this says what it means for the run.
   auto api = ApiServer::start(*config);
