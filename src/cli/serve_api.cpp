@@ -152,15 +152,11 @@ std::unique_ptr<ApiServer> start_local_api(Host* host, const std::string& data_d
   std::string socket = local_api_socket(data_dir);
   auto unavailable = [&](std::string_view why) {
     obs::warn(
-        "no local API: other factoryd commands on this data dir will find it held; use a "
-        "shorter --data-dir, or `factoryd serve`",
+        "no local API: other factoryd commands on this data dir will find it held; use "
+        "`factoryd serve` instead",
         {{"socket", socket}, {"reason", std::string(why)}});
     return nullptr;
   };
-  if (socket.size() > http::kMaxUnixSocketPath) {
-    return unavailable(fmt::format("the socket path is {} bytes, over the system's limit of {}",
-                                   socket.size(), http::kMaxUnixSocketPath));
-  }
   auto config = load_factory_config("", {{"data_dir", data_dir}, {"config_dir", config_dir}}, {});
   if (!config.ok()) return unavailable(config.status().message());
   config->server.unix_socket = socket;

@@ -55,10 +55,10 @@ std::unique_ptr<ApiServer> start_api_server(Host* host, const std::string& data_
 // The unix socket of a data dir's local API: <data-dir>/api.sock, absolute.
 std::string local_api_socket(const std::string& data_dir);
 
-// For `run`: the API on local_api_socket(data_dir) (owner-only, no token: http/server.h),
-// attached to `host`. When it cannot listen (a socket path over the system's 107 bytes, a
-// second server on the socket) logs a warning that says what CLI commands beside this process
-// will miss, and returns nullptr: the caller goes on without it.
+// For `run`: the API on local_api_socket(data_dir) (owner-only, no token: http/server.h; any
+// path length: http/unix_socket_path.h), attached to `host`. When it cannot listen (a second
+// server on the socket) logs a warning that says what CLI commands beside this process will
+// miss, and returns nullptr: the caller goes on without it.
 std::unique_ptr<ApiServer> start_local_api(Host* host, const std::string& data_dir,
                                            const std::string& config_dir);
 

@@ -13,7 +13,7 @@
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
 
-#include "http/server.h"  // kMaxUnixSocketPath
+#include "http/unix_socket_path.h"
 
 namespace factory::http {
 
@@ -80,10 +80,16 @@ struct Client::Impl {
   }
 
   Status open_unix() {
+    auto usable = UnixSocketPath::open(unix_path);  // held until connected
+    if (!usable.ok()) {
+      return Status::unavailable(
+          fmt::format("cannot connect to {}: {}", shown_url, usable.status().message()));
+    }
     beast::error_code ec;
     local.emplace(ioc);
     local->expires_after(std::chrono::milliseconds(options.timeout_ms));
-    local->async_connect(local_stream::endpoint(unix_path), [&](beast::error_code e) { ec = e; });
+    local->async_connect(local_stream::endpoint(usable->usable()),
+                         [&](beast::error_code e) { ec = e; });
     run_io();
     if (ec) {
       reset();
@@ -191,10 +197,9 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (options.url.rfind(kUnixScheme, 0) == 0) {
     // unix:///abs/path: the path as it is (no percent-encoding), so any data dir works.
     std::string path = options.url.substr(kUnixScheme.size());
-    if (path.empty() || path.front() != '/' || path.size() > kMaxUnixSocketPath) {
+    if (path.empty() || path.front() != '/') {
       return Status::invalid_argument(
-          fmt::format("'{}' is not a unix socket URL; use unix:///ABSOLUTE/PATH (at most {} bytes)",
-                      options.url, kMaxUnixSocketPath));
+          fmt::format("'{}' is not a unix socket URL; use unix:///ABSOLUTE/PATH", options.url));
     }
     auto impl = std::make_unique<Impl>();
     impl->options = options;

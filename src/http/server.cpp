@@ -37,6 +37,7 @@
 #include "http/request_guard.h"
 #include "http/request_target.h"
 #include "http/tls_context.h"
+#include "http/unix_socket_path.h"
 #include "obs/logger.h"
 #include "store/run_rows.h"
 
@@ -725,14 +726,9 @@ Status listen_tcp(Server::Impl* impl) {
 // and listen: until listen() every connect is refused, so nobody gets in before the chmod.
 Status listen_unix(Server::Impl* impl) {
   const std::string& path = impl->options.unix_socket;
-  if (path.front() != '/') {
-    return Status::invalid_argument(fmt::format("unix socket path '{}' is not absolute", path));
-  }
-  if (path.size() > kMaxUnixSocketPath) {
-    return Status::invalid_argument(
-        fmt::format("unix socket path '{}' is {} bytes, over the system's limit of {}", path,
-                    path.size(), kMaxUnixSocketPath));
-  }
+  auto usable = UnixSocketPath::open(path);  // a long path through its directory's descriptor
+  if (!usable.ok()) return usable.status();
+  local_stream::endpoint endpoint(usable->usable());
   boost::system::error_code ec;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -742,7 +738,7 @@ Status listen_unix(Server::Impl* impl) {
     }
     // A server that answers there is alive; one that refuses left the file behind (kill -9).
     local_stream::socket probe(impl->ioc);
-    probe.connect(local_stream::endpoint(path), ec);
+    probe.connect(endpoint, ec);
     if (!ec) {
       return Status::io_error(
           fmt::format("cannot listen on {}: another process serves there", path));
@@ -753,7 +749,6 @@ Status listen_unix(Server::Impl* impl) {
     }
   }
   impl->unix_acceptor.emplace(impl->ioc);
-  local_stream::endpoint endpoint(path);
   impl->unix_acceptor->open(endpoint.protocol(), ec);
   if (!ec) impl->unix_acceptor->bind(endpoint, ec);
   if (!ec && ::chmod(path.c_str(), 0600) != 0) {

@@ -75,7 +75,7 @@ struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 7070;  // 0 = any free port (see Server::port())
   // An absolute path: listen on this unix-domain socket instead of address:port (no TLS).
-  // At most kMaxUnixSocketPath bytes.
+  // Any length (unix_socket_path.h).
   std::string unix_socket;
   TlsOptions tls;
   std::vector<TokenEntry> tokens;  // empty and no jwt: no auth (refused unless loopback)
@@ -110,15 +110,12 @@ struct ServerHooks {
   std::function<void(store::AuditRow)> audit;            // may be null: no audit
 };
 
-// The longest unix_socket path (sockaddr_un's sun_path, less its terminating NUL).
-constexpr size_t kMaxUnixSocketPath = 107;
-
 class Server {
  public:
   // Validates the options (InvalidArgument: no tokens on a non-loopback address, a token
   // with a bad hash, TLS files missing or unreadable — naming the file, bad auth.jwt options
-  // or an unreadable jwks_file, a unix_socket path that is relative, too long or not a
-  // socket), loads the JWKS, binds and starts the io and handler threads. IOError when the
+  // or an unreadable jwks_file, a unix_socket path that is relative or not a socket),
+  // loads the JWKS, binds and starts the io and handler threads. IOError when the
   // address or socket cannot be bound (in use).
   // *router must outlive the Server.
   static Result<std::unique_ptr<Server>> start(const ServerOptions& options, const Router* router,
