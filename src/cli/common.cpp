@@ -103,8 +103,7 @@ void report_busy_data_dir(const std::string& data_dir, std::string_view context,
     return;
   }
   runtime_error(
-      fmt::format("data dir '{}' is held by factoryd process {} ({}), which serves no "
-                  "API",
+      fmt::format("data dir '{}' is held by factoryd process {} ({}), which serves no API",
                   data_dir, holder->pid, holder->command),
       "stop it and start `factoryd serve` instead (commands then go through its API), or pass "
       "--server URL");

@@ -129,6 +129,13 @@ TEST_CASE("run serves the API on <data-dir>/api.sock and every command works bes
   json::value audit = env.ok_json({"audit", "list"});
   REQUIRE(audit.as_array().size() >= 1);
   CHECK(audit.as_array()[0].at("actor").as_string().starts_with("unix:"));
+  // A second run cannot go through the API: the error names the first and where it serves.
+  ProcessResult second = env.run({"run", "--config", env.config()});
+  INFO(second.err);
+  CHECK(second.exit_code == 1);
+  CHECK(contains(second.err, "is held by factoryd process " + std::to_string(daemon.pid()) +
+                                 " (factoryd run --config "));
+  CHECK(contains(second.err, "which serves the API at unix://" + env.file("api.sock")));
 
   daemon.kill(SIGTERM);
   ProcessResult r = daemon.wait();
