@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -83,12 +85,47 @@ class ConfigCommand : public Command {
     return kExitOk;
   }
 
+  // The value as its JSON type: numbers and bools bare, lists as arrays of strings, the rest
+  // (and a value that does not read as its type, which a checked config never has) a string.
+  static std::string json_value(const ConfigSetting& s) {
+    using Type = ConfigSetting::Type;
+    switch (s.type) {
+      case Type::kNumber: {
+        double d = 0;
+        auto [end, ec] = std::from_chars(s.value.data(), s.value.data() + s.value.size(), d);
+        bool plain = !s.value.empty() && s.value[0] != '-' && s.value[0] != '+';
+        if (plain && ec == std::errc() && end == s.value.data() + s.value.size() &&
+            std::isfinite(d)) {
+          return s.value;
+        }
+        break;
+      }
+      case Type::kBool:
+        if (s.value == "true" || s.value == "false") return s.value;
+        break;
+      case Type::kList: {
+        std::vector<std::string> items;
+        if (s.value != "[]") {
+          for (std::string_view rest = s.value; !rest.empty();) {
+            size_t comma = rest.find(',');
+            items.push_back(json_quote(rest.substr(0, comma)));
+            rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+          }
+        }
+        return json_array(items);
+      }
+      case Type::kText:
+        break;
+    }
+    return json_quote(s.value);
+  }
+
   int print_settings(const FactoryConfig& c) const {
     if (common_->json()) {
       std::vector<std::string> items;
       for (const ConfigSetting& s : c.settings) {
         JsonObject o;
-        o.str("key", s.key).str("value", s.value);
+        o.str("key", s.key).raw("value", json_value(s));
         if (show_origin) o.str("origin", s.origin);
         items.push_back(o.done());
       }

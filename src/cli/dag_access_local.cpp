@@ -1,5 +1,6 @@
 // DagAccess over the data dir itself: reads from the store beside whoever holds the data dir,
 // changes through a Host's scheduler (dag_access.h).
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <utility>
@@ -54,6 +55,7 @@ class LocalDagAccess : public DagAccess {
   }
 
   int set_paused(const std::string& dag_id, bool paused) override {
+    if (int code = check_dag(dag_id); code != kExitOk) return code;
     auto host = open_host_for_change(common_, config_dir_);
     if (!host) return kExitRuntime;
     Status s = host->scheduler()->set_paused(dag_id, paused, cli_actor());
@@ -69,14 +71,15 @@ class LocalDagAccess : public DagAccess {
 
   Reported<TriggeredRun> trigger(const TriggerRequest& request) override {
     using Out = Reported<TriggeredRun>;
+    // Checked before the data dir is opened (which creates it): a refused trigger leaves no
+    // trace. The conf is checked here for a usage error (exit 2); the scheduler checks it again.
+    if (int code = check_dag(request.dag_id, &request.conf); code != kExitOk) {
+      return Out::failed(code);
+    }
     auto host = open_host_for_change(common_, config_dir_);
     if (!host) return Out::failed(kExitRuntime);
-    const Dag* dag = find_dag(host->scheduler()->dags(), request.dag_id);
-    if (!dag) return Out::failed(dag_not_found(request.dag_id, config_dir_));
-    // Checked here for a usage error (exit 2); the scheduler checks it again.
-    auto resolved = scheduler::resolve_run_conf(*dag, request.conf);
-    if (!resolved.ok()) return Out::failed(trigger_conf_error(request.dag_id, resolved.status()));
-    auto made = host->scheduler()->trigger(request.dag_id, request.conf, request.run_id, "manual");
+    auto made = host->scheduler()->trigger(request.dag_id, request.conf, request.run_id, "manual",
+                                           cli_actor());
     if (!made.ok()) return Out::failed(trigger_error(request.dag_id, made.status()));
     auto row = host->store()->get_run(*made);
     TriggeredRun out;
@@ -125,6 +128,7 @@ class LocalDagAccess : public DagAccess {
   }
 
   int cancel_run(const std::string& run_id) override {
+    if (int code = check_run_exists(run_id); code != kExitOk) return code;
     auto host = open_host_for_change(common_, config_dir_);
     if (!host) return kExitRuntime;
     store::RunRow run;
@@ -141,6 +145,7 @@ class LocalDagAccess : public DagAccess {
                                                 const std::string& task_id,
                                                 bool downstream) override {
     using Out = Reported<std::vector<std::string>>;
+    if (int code = check_run_exists(run_id); code != kExitOk) return Out::failed(code);
     auto host = open_host_for_change(common_, config_dir_);
     if (!host) return Out::failed(kExitRuntime);
     store::RunRow run;
@@ -183,10 +188,12 @@ class LocalDagAccess : public DagAccess {
 
   Reported<json::object> decide(const Decision& d) override {
     using Out = Reported<json::object>;
+    if (int code = check_run_exists(d.run_id); code != kExitOk) return Out::failed(code);
     auto host = open_host_for_change(common_, config_dir_);
     if (!host) return Out::failed(kExitRuntime);
     store::RunRow run;
-    if (int code = check_run_for_change(host.get(), d.run_id, "decide", &run); code != kExitOk) {
+    // An ended run is the scheduler's to explain: it names the approval's state and why.
+    if (int code = check_run_for_change(host.get(), d.run_id, nullptr, &run); code != kExitOk) {
       return Out::failed(code);
     }
     std::string actor = cli_actor();
@@ -227,6 +234,40 @@ class LocalDagAccess : public DagAccess {
   }
 
  private:
+  // check_dag and check_run_exists run before a change opens the data dir (opening it creates
+  // it), so a change that fails them leaves no data dir behind. kExitOk to go on, else the
+  // reported error's exit code.
+
+  // The DAG is in the config dir and, when given, *conf suits it. The files are parsed
+  // without plugins (load_dags_or_report loads them, and must not run beside Host::open); files
+  // that do not parse pass here, as Host::open reports them before it opens the data dir.
+  int check_dag(const std::string& dag_id, const std::string* conf = nullptr) {
+    std::vector<Dag> dags;
+    const std::string dir = config_dir_ + "/dags";
+    if (std::filesystem::is_directory(dir)) {
+      auto loaded = scheduler::load_dags(dir, {});
+      if (!loaded.ok()) return kExitOk;
+      dags = std::move(*loaded);
+    }
+    const Dag* dag = find_dag(dags, dag_id);
+    if (!dag) return dag_not_found(dag_id, config_dir_);
+    if (conf) {
+      auto resolved = scheduler::resolve_run_conf(*dag, *conf);
+      if (!resolved.ok()) return trigger_conf_error(dag_id, resolved.status());
+    }
+    return kExitOk;
+  }
+  // The run is in the store (read beside whoever holds the data dir; no store: no run).
+  int check_run_exists(const std::string& run_id) {
+    auto store = open_store_or_report(common_);
+    if (!store) return kExitRuntime;
+    if (!*store) return run_not_found(common_, run_id);
+    auto row = (*store)->get_run(run_id);
+    if (row.ok()) return kExitOk;
+    if (row.status().is_not_found()) return run_not_found(common_, run_id);
+    return status_error("cannot read run '" + run_id + "'", row.status(), "retry");
+  }
+
   // Checks before a change: the run exists (NotFound → exit 1 naming it) and, when `verb` is
   // given, has not ended. Returns kExitOk to go on.
   int check_run_for_change(Host* host, const std::string& run_id, const char* verb,

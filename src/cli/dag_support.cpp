@@ -1,5 +1,8 @@
 #include "cli/dag_support.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -118,8 +121,18 @@ std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
 }
 
 std::string cli_actor() {
+  // The account the process runs as, not $USER (unset under cron, systemd and most CI runners,
+  // and anyone's to set): the same person gets the same actor in every shell.
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(::getuid(), &pw, buf, sizeof buf, &found) == 0 && found && found->pw_name &&
+      *found->pw_name) {
+    return std::string("cli:") + found->pw_name;
+  }
   const char* user = std::getenv("USER");
-  return std::string("cli:") + (user && *user ? user : "unknown");
+  if (user && *user) return std::string("cli:") + user;
+  return "cli:uid" + std::to_string(::getuid());
 }
 
 std::string format_time(int64_t ms) { return ms > 0 ? base::format_iso8601_utc(ms) : "-"; }

@@ -72,7 +72,8 @@ std::string paused_text(store::MetaStore* store, std::string_view dag_id);
 std::unique_ptr<Host> open_host_for_change(const CommonOptions& common,
                                            const std::string& config_dir);
 
-// Who the CLI acts as in the audit trail: "cli:$USER", else "cli:unknown".
+// Who the CLI acts as in the audit trail (scheduler/audit.h): "cli:<login name>" of the
+// process's user id, else "cli:$USER", else "cli:uid<N>".
 std::string cli_actor();
 
 // --- Formatting ---

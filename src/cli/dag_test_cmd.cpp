@@ -107,28 +107,48 @@ class DagsTest : public Command {
       return usage_error("-c: " + resolved.status().message(),
                          "pass a JSON object that matches the DAG's params schema");
     }
-    // Only this DAG, started by hand: no topic consumer, no cron, no deadline-triggered DAG.
-    Dag dag = *found;
-    dag.trigger = scheduler::Trigger();
-    dag.deadline_trigger_dag.clear();
+    auto with_refs = dags_for_test(*dags, *found);
+    if (!with_refs) return kExitRuntime;
 
     auto dir = ScratchDir::make("factoryd-dags-test");
     if (!dir) return no_scratch_dir();
     CommonOptions tmp = *common_;
     tmp.data_dir = dir->str();
-    return run_in(tmp, std::move(dag));
+    return run_in(tmp, std::move(*with_refs));
   }
 
  private:
-  int run_in(const CommonOptions& tmp, Dag dag) {
+  // This DAG, started by hand: no topic consumer, no cron, no deadline-triggered DAG. Then the
+  // DAGs its error budget names (its postmortem_dag, and theirs), from the same config dir: the
+  // scheduler refuses a budget whose postmortem DAG is not loaded. They too are manual, and
+  // run only if a breach in this test triggers them. nullopt (reported) when one is missing.
+  std::optional<std::vector<Dag>> dags_for_test(const std::vector<Dag>& loaded, const Dag& found) {
+    std::vector<Dag> out = {found};
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i].trigger = scheduler::Trigger();
+      out[i].deadline_trigger_dag.clear();
+      if (!out[i].error_budget || out[i].error_budget->postmortem_dag.empty()) continue;
+      const std::string pm = out[i].error_budget->postmortem_dag;
+      if (find_dag(out, pm)) continue;
+      const Dag* ref = find_dag(loaded, pm);
+      if (!ref) {
+        runtime_error("DAG '" + out[i].dag_id + "': error_budget.postmortem_dag '" + pm +
+                          "' is not in " + config_dir + "/dags",
+                      "add that DAG or fix the name (factoryd dags check)");
+        return std::nullopt;
+      }
+      out.push_back(*ref);
+    }
+    return out;
+  }
+
+  int run_in(const CommonOptions& tmp, std::vector<Dag> dags) {
     auto log = open_log_or_report(tmp);
     if (!log) return kExitRuntime;
     auto store = store::open_sqlite_store({.dir = tmp.data_dir + "/store", .sync = false});
     if (!store.ok()) return status_error("cannot open a scratch store", store.status(), "");
-    std::vector<Dag> one;
-    one.push_back(std::move(dag));
     auto sched =
-        scheduler::Scheduler::create(log.get(), store->get(), std::move(one), {.partitions = 1});
+        scheduler::Scheduler::create(log.get(), store->get(), std::move(dags), {.partitions = 1});
     if (!sched.ok()) return status_error("cannot start the scheduler", sched.status(), "");
     runtime::PipelineConfig tasks;
     tasks.bindings = (*sched)->task_bindings();

@@ -1,16 +1,21 @@
 // factoryd dlq list [TOPIC.dlq] [-n N]
-// factoryd dlq replay TOPIC.dlq (--offset P:O | --all) [--execute]
+// factoryd dlq replay TOPIC.dlq (--offset P:O | --all) [--execute|--dry-run]
 //
 // Dead letters are records on "<topic>.dlq" topics whose headers carry why and where from
 // (factory.dlq.reason, factory.source.topic/partition/offset, factory.stage, factory.attempts).
 // `replay` re-appends the original payload to its source topic. It is a dry run unless
 // --execute, and idempotent: each dead letter is appended at most once, however often replay
-// runs (each dead letter appends as its own idempotent producer "dlq-replay/<dlq>/<p>/<offset>").
+// runs (each dead letter appends as its own idempotent producer "dlq-replay/<dlq>/<p>/<offset>");
+// the dry run says which were already replayed and would be skipped. Where a record carries a
+// header twice (an inherited factory.stage), the last is the dead-lettering binding's.
 // The listing and the replay are http::LogAccess's, so they run the same against a daemon.
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
 #include "cli/log_session.h"
+#include "http/log_views.h"
 
 namespace factory::cli {
 namespace {
@@ -80,6 +85,7 @@ class DlqReplay : public Command {
   std::string at;  // "P:O"
   bool all = false;
   bool execute = false;
+  bool dry_run = false;  // the default; --dry-run only says so
 
   int run() override {
     if (all == !at.empty()) {
@@ -108,6 +114,16 @@ class DlqReplay : public Command {
       }
       return status_error("", s, "");
     }
+    const char* kDryRunNote = "Dry run: nothing was replayed; add --execute to replay.";
+    if (common_->json()) {
+      // The API's answer, {"executed","results":[...]}; the dry run's note on stderr.
+      write_stdout(http::replay_json(execute, *rows) + "\n");
+      if (!execute) {
+        flush_stdout();
+        std::fprintf(stderr, "%s\n", kDryRunNote);
+      }
+      return kExitOk;
+    }
     Table t({"DLQ", "SOURCE-TOPIC", "RESULT"});
     for (const ReplayRow& r : *rows) {
       std::string result;
@@ -116,7 +132,7 @@ class DlqReplay : public Command {
           result = "would replay";
           break;
         case ReplayRow::Result::kAlreadyReplayed:
-          result = "already replayed";
+          result = execute ? "already replayed" : "already replayed; would skip";
           break;
         case ReplayRow::Result::kReplayed:
           result = "replayed to " + std::to_string(r.position.partition) + "/" +
@@ -126,7 +142,7 @@ class DlqReplay : public Command {
       t.add_row({r.dead_letter, r.source_topic, result});
     }
     write_stdout(t.render());
-    if (!execute) write_stdout("Dry run: nothing was replayed; add --execute to replay.\n");
+    if (!execute) write_stdout(std::string(kDryRunNote) + "\n");
     return kExitOk;
   }
 
@@ -155,7 +171,10 @@ void add_dlq_command(CLI::App* root, CommandRegistry* registry) {
     app->add_option("topic", cmd->topic, "The dead-letter topic")->required();
     app->add_option("--offset", cmd->at, "One dead letter, as PARTITION:OFFSET");
     app->add_flag("--all", cmd->all, "Every dead letter on the topic");
-    app->add_flag("--execute", cmd->execute, "Really append (otherwise print the plan)");
+    CLI::Option* execute =
+        app->add_flag("--execute", cmd->execute, "Really append (otherwise print the plan)");
+    app->add_flag("--dry-run", cmd->dry_run, "Only print the plan (the default)")
+        ->excludes(execute);
     add_common_options(app, common);
     registry->add(app, std::move(cmd));
   }

@@ -631,14 +631,29 @@ class Loader {
     return Status::ok_status();
   }
 
+  static ConfigSetting::Type setting_type(Kind kind) {
+    switch (kind) {
+      case Kind::kInt:
+      case Kind::kRate:
+        return ConfigSetting::Type::kNumber;
+      case Kind::kBool:
+        return ConfigSetting::Type::kBool;
+      case Kind::kHosts:
+        return ConfigSetting::Type::kList;
+      default:
+        return ConfigSetting::Type::kText;
+    }
+  }
+
   void settings(const FactoryConfig& c, std::vector<ConfigSetting>* out) const {
     bool tokens_done = false;
     for (const KeySpec& k : keys()) {
       if (k.key.starts_with("auth.") && !tokens_done) {
         tokens_done = true;
         if (tokens_.empty()) {
-          out->push_back(
-              {std::string(kTokensKey), "[]", tokens_origin_.empty() ? "default" : tokens_origin_});
+          out->push_back({std::string(kTokensKey), "[]",
+                          tokens_origin_.empty() ? "default" : tokens_origin_,
+                          ConfigSetting::Type::kList});
         }
         for (size_t i = 0; i < tokens_.size(); ++i) {
           std::string p = std::string(kTokensKey) + "[" + std::to_string(i) + "].";
@@ -649,7 +664,7 @@ class Loader {
         }
       }
       const Value& v = values_.at(k.key);
-      ConfigSetting s{k.key, v.text, v.origin};
+      ConfigSetting s{k.key, v.text, v.origin, setting_type(k.kind)};
       if (k.key == "config_dir" && v.text.empty()) {
         s.value = c.config_dir;
         s.origin = path_.empty() ? "default" : "default (the config file's folder)";

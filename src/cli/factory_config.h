@@ -38,9 +38,13 @@ namespace factory::cli {
 
 // One key as `config show` prints it.
 struct ConfigSetting {
+  // What the value is, for `config show -o json`: a number (an integer or rate key), a bool,
+  // a list (text of comma-separated items; "[]" for the empty tokens list), else text.
+  enum class Type { kText, kNumber, kBool, kList };
   std::string key;     // "server.listen", "auth.tokens[0].role"
   std::string value;   // as text; "<redacted>" for a secret that is set
   std::string origin;  // "default", "config/factory.yaml:12", "env FACTORY_SERVER__LISTEN", "flag"
+  Type type = Type::kText;
 };
 
 struct FactoryConfig {

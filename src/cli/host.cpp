@@ -73,7 +73,10 @@ std::unique_ptr<Host> Host::open(const CommonOptions& common, const HostOptions&
   }
   h->store_ = std::move(*store);
   if (options.adjust_dags) options.adjust_dags(&*dags);
-  auto sched = scheduler::Scheduler::create(h->log_.get(), h->store_.get(), std::move(*dags), {});
+  // Without workers (a one-shot command) nothing is dispatched: a task would show `running`
+  // with a start time while nothing runs it; it stays `scheduled` for the next `run`.
+  auto sched = scheduler::Scheduler::create(h->log_.get(), h->store_.get(), std::move(*dags),
+                                            {.dispatch = options.start_workers});
   if (!sched.ok()) {
     status_error("cannot start the scheduler", sched.status(), "");
     return nullptr;

@@ -170,14 +170,16 @@ class ApprovalsList : public Command {
       write_json_line(*approvals);
       return kExitOk;
     }
-    std::vector<std::string> header = {"RUN", "TASK", "REQUESTED", "EXPIRES"};
+    // BOUND_TO: what a decision approves (the commit), so a person sees it before deciding.
+    std::vector<std::string> header = {"RUN", "TASK", "BOUND_TO", "REQUESTED", "EXPIRES"};
     if (all) header.insert(header.end(), {"STATE", "DECIDED_BY", "COMMENT"});
     Table table(header);
     for (const json::value& v : *approvals) {
       if (!v.is_object()) continue;
       const json::object& a = v.get_object();
       std::vector<std::string> row = {view_text(a, "run_id"), view_text(a, "task_id"),
-                                      view_text(a, "requested"), view_text(a, "expires", "never")};
+                                      view_text(a, "bound_to", "-"), view_text(a, "requested"),
+                                      view_text(a, "expires", "never")};
       if (all) {
         std::string by = view_text(a, "decided_by", "");
         std::string comment = view_text(a, "comment", "");

@@ -77,7 +77,8 @@ class TopicsApply : public Command {
         json_items.push_back(item.done());
       } else {
         std::string line = name + ": " + change_name(*change) + " (" +
-                           std::to_string(entry.spec.partitions) + " partitions)";
+                           std::to_string(entry.spec.partitions) +
+                           (entry.spec.partitions == 1 ? " partition)" : " partitions)");
         for (const std::string& note : entry.notes) line += "; " + note;
         write_stdout(line + "\n");
       }

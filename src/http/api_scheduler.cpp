@@ -22,6 +22,7 @@
 #include "http/json_input.h"
 #include "http/router.h"
 #include "http/scheduler_views.h"
+#include "scheduler/audit.h"
 
 namespace factory::http {
 
@@ -33,8 +34,8 @@ constexpr size_t kSmallBodyLimit = 64 * 1024;  // pause/cancel/clear/approve: a 
 constexpr int64_t kMaxLimit = std::numeric_limits<int>::max();  // the store's limit is an int
 constexpr std::string_view kRunStates[] = {"queued", "running",   "success",
                                            "failed", "cancelled", "unfinished"};
-constexpr std::string_view kApprovalStates[] = {"pending", "approved", "rejected",
-                                                "expired", "cleared",  "all"};
+constexpr std::string_view kApprovalStates[] = {"pending", "approved",  "rejected", "expired",
+                                                "cleared", "cancelled", "all"};
 
 std::string details(std::initializer_list<std::pair<std::string_view, std::string_view>> kv) {
   json::object o;
@@ -233,6 +234,7 @@ Response trigger_dag(ApiContext* ctx, const Request& req) {
   out["dag_paused"] = paused.value_or(false);
   Response resp = view(out, 201);
   resp.headers.emplace_back("Location", "/api/v1/runs/" + *made);
+  resp.audit_detail = scheduler::trigger_detail(*made);
   return resp;
 }
 
@@ -347,7 +349,9 @@ Response clear_task(ApiContext* ctx, const Request& req) {
   if (!s.ok()) return status_response(s, details({{"run_id", run_id}, {"task_id", task_id}}));
   json::array ids;
   for (const std::string& id : cleared) ids.push_back(json::string(id));
-  return view(json::object{{"run_id", run_id}, {"cleared", std::move(ids)}});
+  Response resp = view(json::object{{"run_id", run_id}, {"cleared", std::move(ids)}});
+  if (downstream) resp.audit_detail = "with downstream";  // as the scheduler's own row says
+  return resp;
 }
 
 Response decide(ApiContext* ctx, const Request& req, bool approve) {
@@ -363,16 +367,19 @@ Response decide(ApiContext* ctx, const Request& req, bool approve) {
   std::string_view run_id = req.param("run_id");
   std::string_view task_id = req.param("task_id");
   store::RunRow run;
-  if (auto resp = run_for_change(ctx, run_id, "decide", &run)) return *resp;
+  // An ended run is the scheduler's to explain: it names the approval's state and why.
+  if (auto resp = run_for_change(ctx, run_id, "", &run)) return *resp;
   std::string actor = req.principal.actor();
   Status s = ctx->scheduler->decide(run_id, task_id, approve, actor, comment,
                                     scheduler::AuditMode::kCallerAudits, bound_to);
   if (!s.ok()) return status_response(s, details({{"run_id", run_id}, {"task_id", task_id}}));
-  return view(json::object{{"run_id", run_id},
-                           {"task_id", task_id},
-                           {"state", approve ? "approved" : "rejected"},
-                           {"decided_by", actor},
-                           {"comment", comment}});
+  Response resp = view(json::object{{"run_id", run_id},
+                                    {"task_id", task_id},
+                                    {"state", approve ? "approved" : "rejected"},
+                                    {"decided_by", actor},
+                                    {"comment", comment}});
+  resp.audit_detail = comment;
+  return resp;
 }
 
 Response list_approvals(ApiContext* ctx, const Request& req) {
@@ -435,15 +442,30 @@ void add_scheduler_routes(Router* router, ApiContext* ctx) {
                  .role = Role::kViewer,
                  .handler = [ctx, fn](const Request& req) { return fn(ctx, req); }});
   };
+  // Audited as the scheduler audits the same change from the CLI (scheduler/audit.h): the
+  // object from the path's ids, not the path.
   auto post = [&](std::string pattern, std::string action, Handler handler,
                   size_t body_limit = kSmallBodyLimit) {
+    std::function<std::string(const Request&)> object;
+    if (pattern.find("{task_id}") != std::string::npos) {
+      object = [](const Request& r) {
+        return scheduler::task_object(r.param("run_id"), r.param("task_id"));
+      };
+    } else if (pattern.find("{run_id}") != std::string::npos) {
+      object = [](const Request& r) { return scheduler::run_object(r.param("run_id")); };
+    } else if (pattern.find("{dag_id}") != std::string::npos) {
+      object = [](const Request& r) { return scheduler::dag_object(r.param("dag_id")); };
+    } else if (pattern.starts_with("/api/v1/auto-approval/")) {
+      object = [](const Request&) { return std::string(scheduler::kAutoApprovalObject); };
+    }
     router->add({.method = "POST",
                  .pattern = std::move(pattern),
                  .role = Role::kOperator,
                  .handler = std::move(handler),
                  .body_limit = body_limit,
                  .audited = true,
-                 .action = std::move(action)});
+                 .action = std::move(action),
+                 .audit_object = std::move(object)});
   };
 
   get("/api/v1/dags", list_dags);

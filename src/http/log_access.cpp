@@ -239,8 +239,15 @@ class LocalLogAccess final : public LogAccess {
     std::vector<ReplayRow> rows;
     for (auto& [source, records] : by_source) {
       if (!execute) {
+        auto replayed = replayed_into(source);
+        if (!replayed.ok()) return replayed.status();
         for (const ProducerRecord& r : records) {
-          rows.push_back({r.headers.back().value, source, ReplayRow::Result::kWouldReplay, {}});
+          const std::string& from = r.headers.back().value;
+          rows.push_back({from,
+                          source,
+                          replayed->count(from) ? ReplayRow::Result::kAlreadyReplayed
+                                                : ReplayRow::Result::kWouldReplay,
+                          {}});
         }
         continue;
       }
@@ -313,6 +320,35 @@ class LocalLogAccess final : public LogAccess {
         out.records.push_back(std::move(rec));
       }
       out.partitions.push_back({pos.partition, next, r->log_start, r->log_end});
+    }
+    return out;
+  }
+
+  // The dead letters already replayed into `source`: the factory.replayed_from headers of its
+  // records ("<dlq>/<p>/<o>"). A dry run's answer to what --execute would skip (the log's
+  // producer memory, which decides it, cannot be asked without appending): one read of the
+  // topic. A copy that retention already deleted is not seen (the dry run then says
+  // would_replay; the replay itself still appends nothing). A missing topic: none.
+  Result<std::set<std::string>> replayed_into(const std::string& source) {
+    std::set<std::string> out;
+    auto info = log_->describe_topic(source);
+    if (!info.ok()) {
+      if (info.status().is_not_found()) return out;
+      return info.status();
+    }
+    for (const PartitionInfo& p : info->partitions) {
+      int64_t next = p.log_start.value();
+      while (next < p.log_end.value()) {
+        auto r = log_->read(source, p.partition, Offset(next), {.max_records = 1000});
+        if (!r.ok()) return r.status();
+        if (r->records.empty()) break;
+        for (const Record& rec : r->records) {
+          next = rec.offset.value() + 1;
+          for (const Header& h : rec.headers) {
+            if (h.key == "factory.replayed_from") out.insert(h.value);
+          }
+        }
+      }
     }
     return out;
   }

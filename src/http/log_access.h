@@ -79,7 +79,9 @@ class LogAccess {
   virtual Result<std::vector<DeadLetter>> list_dead_letters(std::string_view topic,
                                                             int64_t limit) = 0;
   // Re-appends the chosen dead letters' key, value and non-factory headers (plus
-  // factory.replayed_from) to their source topics; with execute=false only plans. Each dead
+  // factory.replayed_from) to their source topics; with execute=false only plans, and a letter
+  // whose copy is already on its source topic (its factory.replayed_from found there) is
+  // planned as kAlreadyReplayed, the rest as kWouldReplay. Each dead
   // letter is its own idempotent producer ("dlq-replay/<dlq>/<p>/<o>", sequence 0), so a
   // letter is appended at most once however often replay runs. NotFound when the topic is
   // missing or nothing matches the selector; InvalidArgument when a chosen record has no

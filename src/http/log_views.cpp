@@ -214,8 +214,10 @@ std::string_view topic_change_name(TopicChange change) {
 }
 
 std::string DeadLetter::header(std::string_view name) const {
-  for (const Header& h : record.headers) {
-    if (h.key == name) return h.value;
+  // The last: a record forwarded twice (an output of stage A, dead-lettered by B) carries the
+  // headers it inherited first and the dead-lettering binding's appended after them.
+  for (auto it = record.headers.rbegin(); it != record.headers.rend(); ++it) {
+    if (it->key == name) return it->value;
   }
   return "";
 }

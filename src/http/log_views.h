@@ -66,7 +66,9 @@ struct MultiFetch {
 struct DeadLetter {
   std::string topic;
   Record record;
-  std::string header(std::string_view name) const;  // "" when absent
+  // The header's last value ("" when absent): the one the dead-lettering binding appended,
+  // after any the record inherited (an output carries its producing stage's factory.stage).
+  std::string header(std::string_view name) const;
 };
 
 // Which dead letters to replay: all of a topic, or the one at partition/offset.

@@ -78,6 +78,9 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   Headers headers;  // extra headers (Retry-After, Location, ...)
+  // The detail of the request's audit row (a decision's comment, the run a trigger made);
+  // never sent. Empty for routes that say nothing more than their action and object.
+  std::string audit_detail;
 };
 
 // A 2xx JSON response with an already-encoded body.
@@ -107,6 +110,10 @@ struct Route {
   size_t body_limit = kDefaultBodyLimit;  // bytes; larger bodies get 413 unread
   bool audited = false;  // a write: the server appends an audit row with its outcome
   std::string action;    // audit action ("topic.create"); "" = derived from method + pattern
+  // The audited object from the request's path parameters ("run/<id>", scheduler/audit.h), so
+  // a change through the API is recorded as the same change through the CLI. Null: the path
+  // after /api/v1/.
+  std::function<std::string(const Request&)> audit_object;
   // The handler may wait for up to the request's `wait_ms` query value (a long-poll): with a
   // nonzero wait_ms it runs on the server's long-poll pool, not the shared handler pool.
   bool long_poll = false;

@@ -236,7 +236,7 @@ struct Server::Impl {
   }
 
   void audit(const Request& req, const Route& route, int status, std::string_view message,
-             int64_t left_out) {
+             int64_t left_out, std::string_view detail = {}) {
     if (!hooks.audit) return;
     store::AuditRow row;
     row.at_ms = base::SystemClock().now_ms();
@@ -245,7 +245,8 @@ struct Server::Impl {
     std::string_view object = req.path;
     constexpr std::string_view kApi = "/api/v1/";
     if (object.substr(0, kApi.size()) == kApi) object.remove_prefix(kApi.size());
-    row.object = audit_object(object);
+    row.object = route.audit_object ? audit_object(route.audit_object(req)) : audit_object(object);
+    row.detail = std::string(detail);
     row.result = status < 400 ? "ok" : fmt::format("{} {}", status, message);
     if (left_out > 0) {
       row.result += fmt::format(" (+{} refusals from {} before this one not recorded one by one)",
@@ -524,7 +525,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (route_->audited) {
       if (auto left_out = server_->admit_audit_row(*req_, r.status)) {
-        server_->audit(*req_, *route_, r.status, error_message(r), *left_out);
+        server_->audit(*req_, *route_, r.status, error_message(r), *left_out, r.audit_detail);
       }
     }
     asio::dispatch(

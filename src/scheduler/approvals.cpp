@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include "obs/logger.h"
+#include "scheduler/audit.h"
 #include "scheduler/state_machine.h"
 
 namespace factory::scheduler {
@@ -100,9 +101,9 @@ void StateMachine::resolve_approval(Run& r, int t, bool approve, std::string_vie
   a.bound_to = ti.approval_bound_to;
   fx_.batch.approvals.push_back(a);
   if (audit) {
-    fx_.batch.audit.push_back({a.decided_ms, std::string(actor),
-                               approve ? "approval.approve" : "approval.reject",
-                               "run/" + a.run_id + "/task/" + a.task_id, "ok", a.comment, ""});
+    fx_.batch.audit.push_back(audit_row(a.decided_ms, actor,
+                                        approve ? "approval.approve" : "approval.reject",
+                                        task_object(a.run_id, a.task_id), a.comment));
   }
   if (approve) {
     json::object out;
@@ -207,6 +208,51 @@ void StateMachine::expire_approval(Run& r, int t, int64_t at_ms) {
   fx_.batch.approvals.push_back(a);
   ti.error = "approval expired";
   set_state(r, t, TaskState::kFailed);
+}
+
+// Closes approval task t, awaiting a decision its run will never take (the run is being
+// cancelled): its row leaves `pending` for `state` with the reason as its comment, decided by
+// `actor`, and the closing is audited (a consequence of the command, so audited whatever the
+// command's own audit mode). The task's own state is the caller's to set.
+void StateMachine::close_approval(Run& r, int t, std::string_view state, std::string_view actor,
+                                  std::string_view reason) {
+  const TaskInst& ti = r.tasks[t];
+  store::ApprovalRow a;
+  a.run_id = r.row.run_id;
+  a.task_id = r.dag->tasks[t].id;
+  a.state = std::string(state);
+  a.decided_by = std::string(actor);
+  a.decided_ms = now();
+  a.comment = std::string(reason);
+  a.requested_ms = ti.approval_requested_ms;
+  a.expires_ms = ti.approval_expires_ms;
+  a.bound_to = ti.approval_bound_to;
+  fx_.batch.audit.push_back(audit_row(a.decided_ms, a.decided_by, "approval." + a.state,
+                                      task_object(a.run_id, a.task_id), a.comment));
+  fx_.batch.approvals.push_back(std::move(a));
+}
+
+void StateMachine::close_open_approvals(Run& r, std::string_view state, std::string_view actor,
+                                        std::string_view reason) {
+  for (int a : dag_states_.find(r.row.dag_id)->second.approvals) {
+    if (r.tasks[a].state == TaskState::kAwaitingApproval)
+      close_approval(r, a, state, actor, reason);
+  }
+}
+
+// A pending row whose run the machine does not hold (it ended while the row stayed pending, as
+// cancel did before it closed approvals): closed as `cancelled` when the run was, else
+// `expired`, so no list shows an approval nobody can decide.
+void StateMachine::close_stale_approval(const store::ApprovalRow& pending,
+                                        std::string_view run_state) {
+  store::ApprovalRow a = pending;
+  a.state = run_state == run_state_name(RunState::kCancelled) ? "cancelled" : "expired";
+  a.decided_by = "scheduler";
+  a.decided_ms = now();
+  a.comment = "its run ended (" + std::string(run_state) + ") before a decision";
+  fx_.batch.audit.push_back(audit_row(a.decided_ms, a.decided_by, "approval." + a.state,
+                                      task_object(a.run_id, a.task_id), a.comment));
+  fx_.batch.approvals.push_back(std::move(a));
 }
 
 // A decided approval is cleared too: run again, it asks again (for what it then binds to), so

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "obs/logger.h"
+#include "scheduler/audit.h"
 #include "scheduler/scheduler_impl.h"
 
 namespace factory::scheduler {
@@ -95,7 +96,7 @@ void Scheduler::Impl::on_budget_event(const std::string& dag_id, const ErrorBudg
                                       std::string_view action, std::string_view event) {
   ErrorBudgetState s = budget.state();
   batch().audit.push_back(
-      {now(), kBudgetActor, std::string(action), "dag/" + dag_id, "ok", budget_summary(s), ""});
+      audit_row(now(), kBudgetActor, action, dag_object(dag_id), budget_summary(s)));
   json::object e;
   e["event"] = event;
   e["dag_id"] = dag_id;
@@ -143,16 +144,18 @@ void Scheduler::Impl::on_budget_breached(const std::string& dag_id, ErrorBudget&
                  {{"dag_id", dag_id},
                   {"postmortem_dag", spec.postmortem_dag},
                   {"error", made.status().to_string()}});
-      batch().audit.push_back({now(), kBudgetActor, "run.trigger", "dag/" + spec.postmortem_dag,
-                               made.status().to_string(), "postmortem of " + dag_id, ""});
+      store::AuditRow row = audit_row(now(), kBudgetActor, "run.trigger",
+                                      dag_object(spec.postmortem_dag), "postmortem of " + dag_id);
+      row.result = made.status().to_string();
+      batch().audit.push_back(std::move(row));
     }
   }
   on_budget_event(dag_id, budget, "error_budget.breach", "error_budget_breached");
   if (spec.pause_auto_approval && !auto_approval_paused.exchange(true)) {
     batch().kv.emplace_back(kAutoApprovalPausedKey, "1");
-    batch().audit.push_back({now(), kBudgetActor, "approval.auto_pause", "scheduler/auto_approval",
-                             "ok", "error budget of DAG '" + dag_id + "' breached: " + summary,
-                             ""});
+    batch().audit.push_back(audit_row(now(), kBudgetActor, "approval.auto_pause",
+                                      kAutoApprovalObject,
+                                      "error budget of DAG '" + dag_id + "' breached: " + summary));
   }
 }
 

@@ -80,7 +80,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
                                         MachineOptions{.results_topic = options.results_topic,
                                                        .dispatch_prefix = options.dispatch_prefix,
                                                        .clock = m.clock,
-                                                       .stages = m.stages},
+                                                       .stages = m.stages,
+                                                       .dispatch = options.dispatch},
                                         std::move(hooks), m.live_tries);
   FACTORY_RETURN_IF_ERROR(m.load_state());
   m.refresh_budget_view();
@@ -162,10 +163,19 @@ Status Scheduler::Impl::load_state() {
     }
     sm->restore_run(row, by_run[row.run_id], missed);
   }
-  // Approvals still pending get their expiry timers back.
+  // Approvals still pending get their expiry timers back; one whose run has ended is closed.
   auto pending = store->list_approvals("pending");
   if (!pending.ok()) return pending.status();
-  for (const store::ApprovalRow& a : *pending) sm->restore_approval(a);
+  for (const store::ApprovalRow& a : *pending) {
+    if (sm->find_run(a.run_id)) {
+      sm->restore_approval(a);
+      continue;
+    }
+    auto run = store->get_run(a.run_id);
+    if (!run.ok() && !run.status().is_not_found()) return run.status();
+    auto state = run.ok() ? parse_run_state(run->state) : std::nullopt;
+    if (state && is_terminal(*state)) sm->close_stale_approval(a, run->state);
+  }
   sm->redispatch_running();
   // Those end now, before any worker runs their old dispatch: loading again (after a crash or
   // a failed transaction) decides the same.

@@ -7,6 +7,7 @@
 
 #include "obs/logger.h"
 #include "runtime/stage_registry.h"
+#include "scheduler/audit.h"
 #include "scheduler/scheduler_impl.h"
 #include "scheduler/scheduler_metrics.h"
 #include "scheduler/task_records.h"
@@ -409,12 +410,17 @@ void Scheduler::stop() {
 }
 
 Result<std::string> Scheduler::trigger(std::string_view dag_id, std::string_view conf_json,
-                                       std::string run_id, std::string trigger) {
+                                       std::string run_id, std::string trigger,
+                                       std::string_view actor) {
   std::string out;
   Status s = impl_->run_command([&]() -> Status {
     auto r = impl_->sm->create_run(dag_id, conf_json, run_id, trigger);
     if (!r.ok()) return r.status();
     out = *r;
+    if (!actor.empty()) {
+      impl_->batch().audit.push_back(
+          audit_row(impl_->now(), actor, "run.trigger", dag_object(dag_id), trigger_detail(out)));
+    }
     return Status();
   });
   if (!s.ok()) return s;
@@ -425,9 +431,39 @@ Status Scheduler::decide(std::string_view run_id, std::string_view task_id, bool
                          std::string_view actor, std::string_view comment, AuditMode audit,
                          std::string_view bound_to) {
   return impl_->run_command([&]() -> Status {
-    return impl_->sm->decide(run_id, task_id, approve, actor, comment, audit == AuditMode::kAudit,
-                             bound_to);
+    Status s = impl_->sm->decide(run_id, task_id, approve, actor, comment,
+                                 audit == AuditMode::kAudit, bound_to);
+    if (s.is_failed_precondition() && !impl_->sm->find_run(run_id)) {
+      return impl_->ended_approval(run_id, task_id, approve, std::move(s));
+    }
+    return s;
   });
+}
+
+Status Scheduler::Impl::ended_approval(std::string_view run_id, std::string_view task_id,
+                                       bool approve, Status fallback) {
+  auto run = store->get_run(run_id);
+  if (!run.ok()) return fallback;
+  // Rare (a decision on an ended run): a scan of the approvals is fine here.
+  auto rows = store->list_approvals("");
+  if (!rows.ok()) return fallback;
+  const std::string where =
+      "approval '" + std::string(task_id) + "' of run '" + std::string(run_id) + "'";
+  const std::string fix = "; nothing to " + std::string(approve ? "approve" : "reject") +
+                          " (run it again with 'factoryd tasks clear " + std::string(run_id) + " " +
+                          std::string(task_id) + "', or trigger a new run)";
+  for (const store::ApprovalRow& a : *rows) {
+    if (a.run_id != run_id || a.task_id != task_id) continue;
+    // A closing's comment is its reason ("run cancelled by cli:ana"); a decision's is the
+    // decider's own words, so it names who decided instead.
+    bool closed = (a.state == "cancelled" || a.state == "expired") && !a.comment.empty();
+    std::string why = closed ? a.comment
+                             : (a.decided_by.empty() ? "" : "by " + a.decided_by + "; ") +
+                                   "its run " + run->state;
+    return Status::failed_precondition(where + " is " + a.state + " (" + why + ")" + fix);
+  }
+  return Status::failed_precondition(where + " was never requested: the run " + run->state +
+                                     " before it" + fix);
 }
 
 Status Scheduler::set_auto_approval_paused(bool paused, std::string_view actor, AuditMode audit) {
@@ -435,9 +471,9 @@ Status Scheduler::set_auto_approval_paused(bool paused, std::string_view actor, 
   auto persist = [m = impl_.get(), paused, actor = std::string(actor), audit]() -> Status {
     m->batch().kv.emplace_back(kAutoApprovalPausedKey, paused ? "1" : "0");
     if (audit == AuditMode::kAudit) {
-      m->batch().audit.push_back({m->now(), actor,
-                                  paused ? "approval.auto_pause" : "approval.auto_resume",
-                                  "scheduler/auto_approval", "ok", "", ""});
+      m->batch().audit.push_back(audit_row(m->now(), actor,
+                                           paused ? "approval.auto_pause" : "approval.auto_resume",
+                                           kAutoApprovalObject));
     }
     return Status();
   };

@@ -63,6 +63,10 @@ struct SchedulerOptions {
   int64_t tick_ms = 100;               // longest wait when nothing happens
   int task_concurrency = 4;            // workers per stage for dispatched tasks
   const base::Clock* clock = nullptr;  // null: system clock
+  // false: ready tasks stay `scheduled` and nothing is dispatched — for a one-shot command
+  // (the CLI's trigger, clear, decide) beside which no worker runs: the next scheduler that
+  // dispatches (`factoryd run`, `serve`) sends them. A task shown `running` is dispatched.
+  bool dispatch = true;
 };
 
 // One task instance as the CLI and API show it.
@@ -100,11 +104,14 @@ class Scheduler {
   // Stops the loop after its current step. Idempotent.
   void stop();
 
-  // Creates a run (durable when this returns) and returns its id. NotFound for an unknown DAG,
-  // InvalidArgument for a conf that is not a JSON object or fails the DAG's params schema,
-  // AlreadyExists when run_id is taken.
+  // Creates a run (durable when this returns) and returns its id. With an actor, the same step
+  // writes its audit row (run.trigger, scheduler/audit.h); without, the caller audits (the
+  // API's server) or nobody does (dags test). NotFound for an unknown DAG, InvalidArgument for
+  // a conf that is not a JSON object or fails the DAG's params schema, AlreadyExists when
+  // run_id is taken.
   Result<std::string> trigger(std::string_view dag_id, std::string_view conf_json,
-                              std::string run_id = "", std::string trigger = "manual");
+                              std::string run_id = "", std::string trigger = "manual",
+                              std::string_view actor = {});
   // Resolves an approval task that is awaiting_approval. `bound_to`, when not empty, names what
   // the decider reviewed (a commit, or a prefix of at least 7 characters of it): the decision
   // applies only to an approval bound to exactly that (docs/dags.md "Approvals").
@@ -112,7 +119,8 @@ class Scheduler {
   // match what the approval is bound to, or when that binding changed since it was requested
   // (an upstream made a new commit: the approval is asked again for it, and must be decided
   // again), and an approval while what it is bound to is being rebuilt (its upstream has no
-  // output right now).
+  // output right now). For a run that has ended, the message names the approval's state
+  // (cancelled, expired, approved, ...) and why.
   Status decide(std::string_view run_id, std::string_view task_id, bool approve,
                 std::string_view actor, std::string_view comment,
                 AuditMode audit = AuditMode::kAudit, std::string_view bound_to = {});

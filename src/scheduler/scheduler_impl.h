@@ -148,6 +148,10 @@ struct Scheduler::Impl {
 
   // ---- recovery (recovery.cpp) ----
   Status load_state();
+  // Why the approval task_id of run_id, which the machine no longer holds, cannot be decided:
+  // its stored state and the reason (FailedPrecondition), or `fallback` when no row says more.
+  Status ended_approval(std::string_view run_id, std::string_view task_id, bool approve,
+                        Status fallback);
   Result<std::vector<std::string>> load_missed_deadlines(const store::RunRow& row, const Dag& dag);
   Status reload();
 

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include "obs/logger.h"
+#include "scheduler/audit.h"
 #include "scheduler/dag_parser.h"
 #include "scheduler/retry_delay.h"
 #include "scheduler/scheduler_metrics.h"
@@ -496,8 +497,8 @@ void StateMachine::fire_timers() {
         rec.value = json::serialize(e);
         fx_.events.push_back(std::move(rec));
         fx_.batch.audit.push_back(
-            {t_now, "scheduler", "deadline.missed", "run/" + r.row.run_id, "ok",
-             tm.task < 0 ? "run deadline" : "task " + r.dag->tasks[tm.task].id, ""});
+            audit_row(t_now, "scheduler", "deadline.missed", run_object(r.row.run_id),
+                      tm.task < 0 ? "run deadline" : "task " + r.dag->tasks[tm.task].id));
         if (tm.task < 0 && !r.dag->deadline_trigger_dag.empty()) {
           json::object conf;
           conf["missed_run_id"] = r.row.run_id;
@@ -560,8 +561,8 @@ Status StateMachine::set_paused(std::string_view dag_id, bool paused, std::strin
   ds->paused = paused;
   fx_.batch.kv.emplace_back("scheduler.paused." + std::string(dag_id), paused ? "1" : "0");
   if (audit) {
-    fx_.batch.audit.push_back({now(), std::string(actor), paused ? "dag.pause" : "dag.unpause",
-                               "dag/" + std::string(dag_id), "ok", "", ""});
+    fx_.batch.audit.push_back(
+        audit_row(now(), actor, paused ? "dag.pause" : "dag.unpause", dag_object(dag_id)));
   }
   return Status();
 }
@@ -570,6 +571,10 @@ Status StateMachine::set_paused(std::string_view dag_id, bool paused, std::strin
 void StateMachine::decide_and_dispatch() {
   drain_evaluations();
   start_waiting_runs();
+  if (!options_.dispatch) {
+    drain_evaluations();
+    return;
+  }
   for (;;) {
     dispatch_ready();
     if (to_evaluate_.empty()) break;
@@ -603,6 +608,8 @@ Status StateMachine::cancel(std::string_view run_id, std::string_view actor, boo
   // Cancelled first, so finishing its tasks below decides nothing downstream.
   const RunState previous = r.state;
   r.state = RunState::kCancelled;
+  // Before the tasks leave awaiting_approval: nobody can decide them once the run has ended.
+  close_open_approvals(r, "cancelled", actor, "run cancelled by " + std::string(actor));
   for (size_t t = 0; t < r.tasks.size(); ++t) {
     TaskState s = r.tasks[t].state;
     if (is_finished(s)) continue;
@@ -616,8 +623,7 @@ Status StateMachine::cancel(std::string_view run_id, std::string_view actor, boo
   r.row_dirty = true;
   record_run_end(r);
   if (audit) {
-    fx_.batch.audit.push_back(
-        {now(), std::string(actor), "run.cancel", "run/" + std::string(run_id), "ok", "", ""});
+    fx_.batch.audit.push_back(audit_row(now(), actor, "run.cancel", run_object(run_id)));
   }
   return Status();
 }
@@ -666,9 +672,9 @@ Status StateMachine::clear(std::string_view run_id, std::unique_ptr<Run> ended,
     touch(*r, t);
   }
   if (audit) {
-    fx_.batch.audit.push_back({now(), std::string(actor), "task.clear",
-                               "run/" + r->row.run_id + "/task/" + std::string(task_id), "ok",
-                               downstream ? "with downstream" : "", ""});
+    fx_.batch.audit.push_back(audit_row(now(), actor, "task.clear",
+                                        task_object(r->row.run_id, task_id),
+                                        downstream ? "with downstream" : ""));
   }
   // A queued run decides its tasks when it starts.
   if (r->state == RunState::kRunning) {

@@ -171,6 +171,7 @@ struct MachineOptions {
   const base::Clock* clock = nullptr;  // null: system clock
   // Stages with a dispatch topic (approval_notify among them when registered).
   std::set<std::string> stages;
+  bool dispatch = true;  // false: ready tasks stay scheduled (SchedulerOptions::dispatch)
 };
 
 class StateMachine {
@@ -186,8 +187,9 @@ class StateMachine {
                                  std::string run_id, std::string trigger);
   // Applies a worker's result to the try it names; another try's result changes nothing.
   void apply_result(const ResultRecord& result);
-  // Cancels an active run: unfinished tasks fail (running) or are skipped. FailedPrecondition
-  // when the run is not active.
+  // Cancels an active run: unfinished tasks fail (running) or are skipped, and its approvals
+  // awaiting a decision are closed as `cancelled` (audited as approval.cancelled, by actor).
+  // FailedPrecondition when the run is not active.
   Status cancel(std::string_view run_id, std::string_view actor, bool audit);
   // Clears task_id (and with downstream its downstream) back to none so it runs again. A run
   // the machine no longer holds is passed as `ended` (load_run of its rows) and runs again.
@@ -208,7 +210,8 @@ class StateMachine {
   std::optional<int64_t> next_timer_ms() const;
 
   // ---- deciding ----
-  // Decides queued tasks, starts waiting runs, dispatches ready tasks, until nothing changes.
+  // Decides queued tasks, starts waiting runs, dispatches ready tasks (unless
+  // MachineOptions::dispatch is false), until nothing changes.
   void decide_and_dispatch();
   // Fails the try of a dispatch the log refused after its step was written.
   void fail_refused_dispatch(const DispatchOwner& owner, const std::string& topic,
@@ -228,6 +231,9 @@ class StateMachine {
   void restore_run(const store::RunRow& row, const std::vector<store::TaskRow>& tasks,
                    const std::vector<std::string>& missed_deadlines);
   void restore_approval(const store::ApprovalRow& a);
+  // Closes a pending approval row whose run ended (run_state: the run's stored state), in the
+  // next step's transaction: `cancelled` for a cancelled run, else `expired`, audited.
+  void close_stale_approval(const store::ApprovalRow& pending, std::string_view run_state);
   // Queues the dispatch of every restored running task again, in sequence order; one that no
   // longer renders or fits fails its task.
   void redispatch_running();
@@ -274,6 +280,11 @@ class StateMachine {
                         std::string_view comment, bool audit);
   void expire_approval(Run& r, int t, int64_t at_ms);
   void clear_approval(Run& r, int t, std::string_view actor);
+  void close_approval(Run& r, int t, std::string_view state, std::string_view actor,
+                      std::string_view reason);
+  // Closes every approval of r awaiting a decision (close_approval).
+  void close_open_approvals(Run& r, std::string_view state, std::string_view actor,
+                            std::string_view reason);
   void notify_approval(const Run& r, int t, const ApprovalNotify& notify);
   std::vector<std::string> approved_commits(const Run& r) const;
 

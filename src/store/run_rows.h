@@ -41,7 +41,7 @@ struct TaskRow {
 struct ApprovalRow {
   std::string run_id;
   std::string task_id;
-  std::string state;  // pending | approved | rejected | expired
+  std::string state;  // pending | approved | rejected | expired | cleared | cancelled
   int64_t requested_ms = 0;
   int64_t expires_ms = 0;  // 0: never
   std::string decided_by;

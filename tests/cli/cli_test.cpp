@@ -134,6 +134,62 @@ TEST_CASE("topics apply reports each topic with its notes and as JSON", "[cli]")
   json::value list = f.ok_json({"topics", "list"});
   CHECK(json::serialize(list) == R"(["feature-specs","jira-events"])");
   CHECK(f.ok({"topics", "list"}).out == "feature-specs\njira-events\n");
+
+  // One partition is singular.
+  write_file(file, "topics:\n  - name: one\n    partitions: 1\n");
+  CHECK(f.ok({"topics", "apply", "-f", file}).out == "one: created (1 partition)\n");
+}
+
+TEST_CASE("dlq list names the binding that dead-lettered, replay dry run tells replayed ones",
+          "[cli]") {
+  Factoryd f;
+  f.ok({"topics", "create", "src", "--partitions", "1"});
+  f.ok({"topics", "create", "src.dlq", "--partitions", "1"});
+  // Two dead letters as the runtime writes them, each an output of `ingest` (its factory.stage
+  // inherited) that `codegen` dead-lettered (its own appended after).
+  for (const char* offset : {"0", "1"}) {
+    f.ok({"produce", "src.dlq", "-H", "factory.stage=ingest", "-H", "factory.source.event_id=e1",
+          "-H", "factory.dlq.reason=boom", "-H", "factory.source.topic=src", "-H",
+          "factory.source.partition=0", "-H", std::string("factory.source.offset=") + offset, "-H",
+          "factory.stage=codegen", "-H", "factory.attempts=3"},
+         std::string("v") + offset + "\n");
+  }
+  json::value listed = f.ok_json({"dlq", "list"});
+  REQUIRE(listed.as_array().size() == 2);
+  CHECK(listed.at(0).at("stage").as_string() == "codegen");
+  ProcessResult table = f.ok({"dlq", "list", "src.dlq"});
+  CHECK(table.out.find("codegen") != std::string::npos);
+  CHECK(table.out.find("ingest") == std::string::npos);
+
+  f.ok({"dlq", "replay", "src.dlq", "--offset", "0:0", "--execute"});
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"dlq", "replay", "src.dlq", "--all"},
+        {"dlq", "replay", "src.dlq", "--all", "--dry-run"}}) {
+    ProcessResult dry = f.ok(args);
+    auto lines = lines_of(dry.out);
+    REQUIRE(lines.size() == 4);  // header, two letters, the dry-run note
+    CHECK(lines[1].find("src.dlq/0/0") != std::string::npos);
+    CHECK(lines[1].find("already replayed; would skip") != std::string::npos);
+    CHECK(lines[2].find("src.dlq/0/1") != std::string::npos);
+    CHECK(lines[2].find("would replay") != std::string::npos);
+    CHECK(lines[2].find("skip") == std::string::npos);
+    CHECK(lines[3] == "Dry run: nothing was replayed; add --execute to replay.");
+  }
+  // -o json: the API's shape; the note on stderr.
+  ProcessResult js = f.ok({"dlq", "replay", "src.dlq", "--all", "-o", "json"});
+  json::value plan = json::parse(js.out);
+  CHECK(plan.at("executed") == false);
+  REQUIRE(plan.at("results").as_array().size() == 2);
+  CHECK(plan.at("results").at(0).at("result") == "already_replayed");
+  CHECK(plan.at("results").at(1).at("result") == "would_replay");
+  CHECK(js.err.find("Dry run") != std::string::npos);
+  // Nothing was appended by the dry runs: src holds the one replayed record.
+  CHECK(f.ok_json({"topics", "describe", "src"}).at("partitions").at(0).at("log_end") == 1);
+  json::value done = f.ok_json({"dlq", "replay", "src.dlq", "--all", "--execute"});
+  CHECK(done.at("executed") == true);
+  CHECK(done.at("results").at(0).at("result") == "already_replayed");
+  CHECK(done.at("results").at(1).at("result") == "replayed");
+  require_usage_error(f.run({"dlq", "replay", "src.dlq", "--all", "--dry-run", "--execute"}));
 }
 
 TEST_CASE("topics create then describe then delete", "[cli]") {

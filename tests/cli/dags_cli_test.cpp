@@ -40,6 +40,16 @@ constexpr char kGated[] =
     "  approve: {stage: approval, upstream: [build]}\n"
     "  deploy: {stage: noop, upstream: [approve]}\n";
 
+constexpr char kBound[] =
+    "dag_id: bound\n"
+    "tasks:\n"
+    "  build: {stage: noop, params: {commit: 3f9c2a1d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a}}\n"
+    "  approve:\n"
+    "    stage: approval\n"
+    "    upstream: [build]\n"
+    "    params: {bind_to: \"{{ tasks.build.output.commit }}\"}\n"
+    "  deploy: {stage: noop, upstream: [approve]}\n";
+
 // A temp dir holding a data dir (data/) and a config dir (config/dags/*.yaml).
 class DagEnv {
  public:
@@ -242,6 +252,13 @@ TEST_CASE("dags trigger then factoryd run completes the run and runs show has ea
     CHECK(json::serialize(cleared.at("cleared")) == R"(["b","c"])");
     CHECK(env.run_state("r1") == "running");
     CHECK(env.task_states("r1").at("a") == "success");
+    // Nothing runs b until `factoryd run`: it waits scheduled, with no start time (not
+    // `running` since the moment it was cleared).
+    json::value waiting = env.ok_json({"runs", "show", "r1"});
+    CHECK(waiting.at("tasks").at(1).at("state").as_string() == "scheduled");
+    CHECK(waiting.at("tasks").at(1).at("started").is_null());
+    CHECK(waiting.at("tasks").at(2).at("state").as_string() == "none");
+    CHECK(contains(row_of(env.ok({"tasks", "list", "r1"}).out, "b"), "scheduled"));
     env.run_until_idle();
     json::value again = env.ok_json({"runs", "show", "r1"});
     CHECK(again.at("state").as_string() == "success");
@@ -317,19 +334,19 @@ TEST_CASE("tasks test runs one task alone and saves nothing", "[cli]") {
 TEST_CASE("runs cancel stops an unfinished run", "[cli]") {
   DagEnv env;
   env.ok({"dags", "trigger", "chain", "-r", "c1"}, true, true);
-  CHECK(env.run_state("c1") == "running");  // a is dispatched; no worker has run it
+  CHECK(env.run_state("c1") == "running");
+  // A one-shot command dispatches nothing (no worker would run it): a waits scheduled.
+  CHECK(env.task_states("c1").at("a") == "scheduled");
   ProcessResult r = env.ok({"runs", "cancel", "c1"});
   CHECK(contains(r.out, "cancelled"));
   CHECK(env.run_state("c1") == "cancelled");
   auto states = env.task_states("c1");
-  CHECK(states.at("a") == "failed");  // it was running
-  // The others never run (the scheduler marks them upstream_failed from a's failure, or
-  // skipped).
-  for (const char* t : {"b", "c"}) {
+  // None of them ran.
+  for (const char* t : {"a", "b", "c"}) {
     INFO(t << ": " << states.at(t));
     CHECK((states.at(t) == "skipped" || states.at(t) == "upstream_failed"));
   }
-  // A worker that now runs a's dispatch changes nothing.
+  // A later `run` runs nothing of it.
   env.run_until_idle();
   CHECK(env.run_state("c1") == "cancelled");
   require_error(env.run({"runs", "cancel", "c1"}), 1, "already ended (cancelled)");
@@ -372,6 +389,87 @@ TEST_CASE("approvals: list pending, approve and reject with a comment", "[cli]")
   }
   CHECK(comments == std::map<std::string, std::string>{{"g1", "approved: ship it"},
                                                        {"g2", "rejected: not today"}});
+}
+
+TEST_CASE("approvals list shows BOUND_TO, a cancelled run has its approval closed, not pending",
+          "[cli]") {
+  DagEnv env;
+  env.write("bound.yaml", kBound);
+  const std::string commit = "3f9c2a1d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
+  env.ok({"dags", "trigger", "bound", "-r", "b1"}, true, true);
+  env.run_until_idle();
+  CHECK(env.task_states("b1").at("approve") == "awaiting_approval");
+  ProcessResult table = env.ok({"approvals", "list"}, false);
+  CHECK(contains(table.out.substr(0, table.out.find('\n')), "BOUND_TO"));
+  CHECK(contains(row_of(table.out, "b1"), commit));
+  json::value pending = env.ok_json({"approvals", "list"}, false);
+  REQUIRE(pending.as_array().size() == 1);
+  CHECK(pending.at(0).at("bound_to") == commit.c_str());
+
+  env.ok({"runs", "cancel", "b1"});
+  CHECK(env.ok_json({"approvals", "list"}, false).as_array().empty());
+  json::value all = env.ok_json({"approvals", "list", "--all"}, false);
+  REQUIRE(all.as_array().size() == 1);
+  CHECK(all.at(0).at("state") == "cancelled");
+  std::string by(all.at(0).at("decided_by").as_string());
+  CHECK(by.rfind("cli:", 0) == 0);
+  CHECK(all.at(0).at("comment") == ("run cancelled by " + by).c_str());
+  CHECK(all.at(0).at("bound_to") == commit.c_str());
+  CHECK(contains(row_of(env.ok({"approvals", "list", "--all"}, false).out, "b1"), "cancelled"));
+  // Deciding it now names its state and why.
+  require_error(env.run({"approvals", "approve", "b1", "approve"}), 1,
+                "approval 'approve' of run 'b1' is cancelled (run cancelled by " + by +
+                    "); nothing to approve");
+  require_error(env.run({"approvals", "reject", "b1", "approve"}), 1, "nothing to reject");
+  // The closing is audited.
+  bool audited = false;
+  json::value audit = env.ok_json({"audit", "list"}, false);
+  for (const json::value& row : audit.as_array()) {
+    if (row.at("action") == "approval.cancelled" && row.at("object") == "run/b1/task/approve") {
+      audited = row.at("actor") == by.c_str();
+    }
+  }
+  CHECK(audited);
+}
+
+TEST_CASE("a command refused by its checks creates no data dir", "[cli]") {
+  DagEnv env;
+  require_error(env.run({"dags", "trigger", "nope"}, true, true), 1, "DAG 'nope' not found");
+  require_error(env.run({"dags", "trigger", "chain", "-c", "[1]"}, true, true), 2, "-c:");
+  require_error(env.run({"dags", "pause", "nope"}), 1, "DAG 'nope' not found");
+  require_error(env.run({"runs", "cancel", "ghost"}), 1, "run 'ghost' not found");
+  require_error(env.run({"tasks", "clear", "ghost", "a"}), 1, "run 'ghost' not found");
+  require_error(env.run({"approvals", "approve", "ghost", "approve"}), 1, "run 'ghost' not found");
+  CHECK_FALSE(std::filesystem::exists(env.data()));
+  // The first accepted change makes it.
+  env.ok({"dags", "trigger", "chain"}, true, true);
+  CHECK(std::filesystem::exists(env.data() + "/store"));
+}
+
+TEST_CASE("dags test and tasks test run the repository's software_factory DAG", "[cli]") {
+  // Its error budget names the postmortem DAG, which dags test loads from the same config dir.
+  // Run from the repository, as the docs do: the stages find config/projects/ from there.
+  TempDir dir;
+  const std::string src = FACTORY_SOURCE_DIR;
+  std::ifstream in(src + "/config/samples/tickets/04-inv-104-ticket.json");
+  std::string ticket((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(!ticket.empty());
+  auto in_repo = [&](const std::string& command) {
+    return run_process({"/bin/sh", "-c", "cd \"$SRC\" && exec \"$BIN\" " + command}, "",
+                       {"SRC=" + src, "BIN=" + std::string(FACTORYD_BIN), "TICKET=" + ticket,
+                        "DATA=" + dir.str() + "/data", "TMPDIR=" + dir.str()});
+  };
+  ProcessResult r =
+      in_repo("dags test software_factory -c \"$TICKET\" --config config --data-dir \"$DATA\"");
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.err.find("is not loaded") == std::string::npos);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, ": success in "));
+  ProcessResult t = in_repo(
+      "tasks test software_factory ingest -c \"$TICKET\" --config config --data-dir \"$DATA\"");
+  INFO("stdout: " << t.out << "\nstderr: " << t.err);
+  CHECK(t.exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(dir.str() + "/data"));
 }
 
 TEST_CASE("while factoryd run holds the data dir, reads and changes go through its local API",

@@ -2,6 +2,10 @@
 // command goes through the API (the daemon holds the data dir), changes take effect, errors
 // keep their exit codes, and once the daemon is gone the same read commands on the data dir
 // itself print exactly what they printed through the daemon.
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -204,6 +208,80 @@ TEST_CASE("DAG commands through a running daemon print what they print locally",
     CHECK(local.exit_code == refused_remote[i].exit_code);
     if (i != 2) CHECK(local.err == refused_remote[i].err);
   }
+}
+
+// The rows of `audit list -o json` by `actor`, as "action object detail" (oldest first).
+std::vector<std::string> audit_rows_of(RemoteEnv& env, const std::string& actor) {
+  json::value audit = env.ok_json({"audit", "list", "-n", "0"});
+  std::vector<std::string> out;
+  for (const json::value& row : audit.as_array()) {
+    if (row.at("actor") != actor.c_str()) continue;
+    // A cancel closes the run's waiting approvals (its own rows, scheduler/audit.h) when the
+    // run has reached one: not the change compared here.
+    if (row.at("action") == "approval.cancelled") continue;
+    out.insert(out.begin(), std::string(row.at("action").as_string()) + " " +
+                                std::string(row.at("object").as_string()) + " " +
+                                std::string(row.at("detail").as_string()));
+  }
+  return out;
+}
+
+TEST_CASE("a change through the CLI and through the API writes the same audit row", "[cli][e2e]") {
+  RemoteEnv env;
+  const std::string c = "--config=" + env.config();
+  // Locally: the scheduler writes the rows, as the login name running the command.
+  env.ok({"dags", "trigger", "gated", "-r", "L", c});
+  env.ok({"dags", "pause", "chain", c});
+  env.ok({"dags", "unpause", "chain", c});
+  env.ok({"runs", "cancel", "L", c});
+  env.ok({"tasks", "clear", "L", "deploy", c});
+  struct passwd* pw = ::getpwuid(::getuid());
+  REQUIRE(pw != nullptr);
+  const std::string me = std::string("cli:") + pw->pw_name;
+  CHECK(audit_rows_of(env, me) == std::vector<std::string>{
+                                      "run.trigger dag/gated run L",
+                                      "dag.pause dag/chain ",
+                                      "dag.unpause dag/chain ",
+                                      "run.cancel run/L ",
+                                      "task.clear run/L/task/deploy ",
+                                  });
+
+  // Through the API: the server writes them from its route table, in the same shape.
+  std::string err;
+  auto daemon = Daemon::start(env.dir.str(), "", &err, {}, env.config());
+  INFO(err);
+  REQUIRE(daemon != nullptr);
+  env.ok({"dags", "trigger", "gated", "-r", "R"});
+  REQUIRE(
+      eventually([&] { return env.task_state("R", "approve") == "awaiting_approval"; }, 20'000));
+  env.ok({"approvals", "approve", "R", "approve", "--comment", "ship it"});
+  env.ok({"dags", "pause", "chain"});
+  env.ok({"dags", "unpause", "chain"});
+  REQUIRE(eventually([&] { return env.run_state("R") == "success"; }, 20'000));
+  env.ok({"tasks", "clear", "R", "deploy", "--downstream"});
+  env.ok({"dags", "trigger", "gated", "-r", "R2"});
+  env.ok({"runs", "cancel", "R2"});
+  CHECK(audit_rows_of(env, "token:local") == std::vector<std::string>{
+                                                 "run.trigger dag/gated run R",
+                                                 "approval.approve run/R/task/approve ship it",
+                                                 "dag.pause dag/chain ",
+                                                 "dag.unpause dag/chain ",
+                                                 "task.clear run/R/task/deploy with downstream",
+                                                 "run.trigger dag/gated run R2",
+                                                 "run.cancel run/R2 ",
+                                             });
+  REQUIRE(daemon->stop().exit_code == 0);
+  // And the local decision's row has the API's shape too.
+  env.ok({"dags", "trigger", "gated", "-r", "L2", c});
+  ChildProcess run = spawn_factoryd({"run", "--config", env.config(), "--data-dir", env.data()});
+  REQUIRE(
+      eventually([&] { return env.task_state("L2", "approve") == "awaiting_approval"; }, 20'000));
+  run.kill(SIGTERM);
+  REQUIRE(run.wait().exit_code == 0);
+  env.ok({"approvals", "reject", "L2", "approve", "--comment", "not now", c});
+  std::vector<std::string> mine = audit_rows_of(env, me);
+  REQUIRE(!mine.empty());
+  CHECK(mine.back() == "approval.reject run/L2/task/approve not now");
 }
 
 }  // namespace

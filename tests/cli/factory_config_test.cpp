@@ -430,6 +430,23 @@ TEST_CASE("config validate and show, token hash", "[config][cli]") {
   auto json = factoryd({"config", "show", "-c", path, "-o", "json"}, {"GH_SECRET=hunter2hunter2"});
   REQUIRE(json.exit_code == 0);
   CHECK(json.out.find(R"({"key":"server.listen","value":"127.0.0.1:7100"})") != std::string::npos);
+  // Values keep their JSON type: numbers and bools bare, lists as arrays.
+  CHECK(json.out.find(R"({"key":"server.io_threads","value":)") != std::string::npos);
+  CHECK(json.out.find(R"({"key":"server.io_threads","value":")") == std::string::npos);
+  CHECK(json.out.find(R"({"key":"server.tls.require_client_cert","value":false})") !=
+        std::string::npos);
+  CHECK(json.out.find(R"({"key":"webhooks.github.enabled","value":true})") != std::string::npos);
+  CHECK(json.out.find(R"({"key":"auth.rate_limit.requests_per_s","value":0})") !=
+        std::string::npos);
+  CHECK(json.out.find(R"({"key":"auth.tokens","value":[]})") != std::string::npos);
+  CHECK(json.out.find(R"({"key":"server.allowed_hosts","value":[]})") != std::string::npos);
+  auto hosts = factoryd({"config", "show", "-c", path, "-o", "json", "--set",
+                         "server.allowed_hosts=a.example,b.example:8443"},
+                        {"GH_SECRET=hunter2hunter2"});
+  REQUIRE(hosts.exit_code == 0);
+  CHECK(
+      hosts.out.find(R"({"key":"server.allowed_hosts","value":["a.example","b.example:8443"]})") !=
+      std::string::npos);
 
   auto hash = factoryd({"token", "hash", "--name", "ci", "--role", "operator"}, {},
                        "correct-horse-battery-staple\n");

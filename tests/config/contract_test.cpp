@@ -23,7 +23,7 @@ TEST_CASE("a contract checks JSON against its schema and names each violation's 
   CHECK_THAT((*c)->validate("{not json").message(), Contains("payload is not valid JSON"));
 }
 
-TEST_CASE("an empty schema accepts any JSON value; a bad schema names its owner", "[config]") {
+TEST_CASE("an empty schema accepts any JSON value, and a bad schema names its owner", "[config]") {
   auto any = Contract::compile("  \n", "empty");
   REQUIRE_OK(any.status());
   REQUIRE_OK((*any)->validate("42"));

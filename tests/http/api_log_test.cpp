@@ -564,6 +564,23 @@ ProducerRecord dead_letter(const std::string& value, const std::string& source_o
   return r;
 }
 
+TEST_CASE("a dead letter's stage is the binding that dead-lettered it, not the inherited one",
+          "[http][log]") {
+  Api api;
+  api.create("src.dlq", 1);
+  // An output of `ingest` (its factory.stage) that `codegen` dead-lettered: both headers.
+  ProducerRecord r = dead_letter("v0", "7");
+  r.headers.insert(r.headers.begin(),
+                   {{"factory.stage", "ingest"}, {"factory.source.event_id", "abc"}});
+  test::append_ok(api.log.get(), "src.dlq", {r});
+  json::value list = api.ok("GET", "/api/v1/dead-letters");
+  REQUIRE(list.at("dead_letters").as_array().size() == 1);
+  CHECK(list.at("dead_letters").at(0).at("stage").as_string() == "codegen");
+  auto parsed = parse_dead_letters(list);
+  REQUIRE_OK(parsed);
+  CHECK(parsed->at(0).header("factory.stage") == "codegen");
+}
+
 TEST_CASE("dead letters: list and replay, dry run unless execute", "[http][log]") {
   Api api;
   api.create("src", 1);
@@ -602,6 +619,13 @@ TEST_CASE("dead letters: list and replay, dry run unless execute", "[http][log]"
   REQUIRE(one.at("results").as_array().size() == 1);
   CHECK(one.at("results").at(0).at("result").as_string() == "replayed");
   CHECK(one.at("results").at(0).at("offset").as_int64() == 0);
+  // A dry run tells the letter already replayed (which a replay skips) from the other.
+  json::value planned =
+      api.ok("POST", "/api/v1/dead-letters/replay", R"({"topic":"src.dlq","all":true})");
+  CHECK(!planned.at("executed").as_bool());
+  CHECK(planned.at("results").at(0).at("result").as_string() == "would_replay");
+  CHECK(planned.at("results").at(1).at("result").as_string() == "already_replayed");
+  CHECK(planned.at("results").at(1).at("dead_letter").as_string() == "src.dlq/0/1");
   json::value again = api.ok("POST", "/api/v1/dead-letters/replay",
                              R"({"topic":"src.dlq","all":true,"execute":true})");
   CHECK(again.at("results").at(0).at("result").as_string() == "replayed");

@@ -220,9 +220,11 @@ TEST_CASE("reject fails the approval and the run", "[http][scheduler]") {
   json::value rejected = api.ok("GET", "/api/v1/approvals?state=rejected").body;
   REQUIRE(rejected.at("approvals").as_array().size() == 1);
   CHECK(rejected.at("approvals").at(0).at("comment") == "not today");
-  // Deciding again: the run ended.
+  // Deciding again: the run ended; the answer names the approval's state and why.
   require_error(api.call("POST", "/api/v1/runs/r2/tasks/approve/approve"), 409,
-                "failed_precondition", "already ended (failed)");
+                "failed_precondition", "approval 'approve' of run 'r2' is rejected (by ");
+  require_error(api.call("POST", "/api/v1/runs/r2/tasks/approve/approve"), 409,
+                "failed_precondition", "its run failed); nothing to approve");
 }
 
 TEST_CASE("cancel a run parked on an approval", "[http][scheduler]") {
@@ -235,6 +237,14 @@ TEST_CASE("cancel a run parked on an approval", "[http][scheduler]") {
   CHECK(api.task_state("r3", "deploy") == "skipped");
   require_error(api.call("POST", "/api/v1/runs/r3/cancel", "{}"), 409, "failed_precondition",
                 "nothing to cancel");
+  // Its approval was closed with it: no longer pending, and not decidable.
+  CHECK(api.ok("GET", "/api/v1/approvals").body.at("approvals").as_array().empty());
+  json::value closed = api.ok("GET", "/api/v1/approvals?state=cancelled").body;
+  REQUIRE(closed.at("approvals").as_array().size() == 1);
+  CHECK(closed.at("approvals").at(0).at("run_id") == "r3");
+  require_error(api.call("POST", "/api/v1/runs/r3/tasks/approve/approve"), 409,
+                "failed_precondition",
+                "approval 'approve' of run 'r3' is cancelled (run cancelled by ");
   json::value cancelled = api.ok("GET", "/api/v1/runs?state=cancelled").body;
   CHECK(cancelled.at("runs").as_array().size() == 1);
   CHECK(api.ok("GET", "/api/v1/runs?state=success").body.at("runs").as_array().empty());

@@ -140,7 +140,7 @@ TEST_CASE("jwks: a rewritten JWKS file is re-read on an unknown kid", "[http][jw
   CHECK(v.unknown_kid);
 }
 
-TEST_CASE("jwks: start refuses bad options and files; an unreachable URL is retried",
+TEST_CASE("jwks: start refuses bad options and files, and an unreachable URL is retried",
           "[http][jwt]") {
   factory::test::TempDir dir;
   std::string path = (dir.path() / "jwks.json").string();

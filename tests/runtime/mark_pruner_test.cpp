@@ -31,7 +31,7 @@ TEST_CASE("marks are kept until retention drops every record noted at a snapshot
   CHECK(*pruner.observe(kT0 + 4000, at(25, 9), at(30, 9), 0) == kT0 + 3000 - kMargin);
 }
 
-TEST_CASE("a deleted topic has dropped everything; a topic that keeps everything never prunes",
+TEST_CASE("a deleted topic has dropped everything, and a topic that keeps everything never prunes",
           "[runtime]") {
   SECTION("deleted and created again under another id") {
     MarkPruner pruner;

@@ -80,7 +80,8 @@ Dag parse(const std::string& yaml) {
 }
 
 struct Harness : test::SchedulerHarness {
-  explicit Harness(std::vector<Dag> d) : SchedulerHarness(std::move(d)) {}
+  explicit Harness(std::vector<Dag> d, test::SchedulerHarnessOptions o = {})
+      : SchedulerHarness(std::move(d), std::move(o)) {}
 
   std::string task_state(const std::string& run, const std::string& task) {
     auto v = sched->show_run(run);
@@ -411,4 +412,86 @@ tasks:
   auto v = h.sched->wait_for_run(*run, 20'000);
   REQUIRE_OK(v);
   CHECK(v->run.state == "success");
+}
+
+TEST_CASE("cancelling a run closes its waiting approvals, deciding one then names its state",
+          "[scheduler][approval]") {
+  Harness h({parse(kBoundDag)});
+  auto run = h.sched->trigger("bound", "{}");
+  REQUIRE_OK(run);
+  REQUIRE(h.awaiting(*run));
+  std::string commit = h.commit_of(*run);
+  REQUIRE_OK(h.sched->cancel(*run, "cli:ana"));
+
+  store::ApprovalRow a = h.approval(*run, "approve");
+  CHECK(a.state == "cancelled");
+  CHECK(a.decided_by == "cli:ana");
+  CHECK(a.comment == "run cancelled by cli:ana");
+  CHECK(a.bound_to == commit);
+  CHECK(a.decided_ms > 0);
+  auto pending = h.store->list_approvals("pending");
+  REQUIRE_OK(pending);
+  CHECK(pending->empty());
+  // The closing is audited, as the person who cancelled.
+  auto audit = h.store->list_audit(20);
+  REQUIRE_OK(audit);
+  bool audited = false;
+  for (const store::AuditRow& row : *audit) {
+    if (row.action == "approval.cancelled" && row.object == "run/" + *run + "/task/approve" &&
+        row.actor == "cli:ana" && row.detail == "run cancelled by cli:ana") {
+      audited = true;
+    }
+  }
+  CHECK(audited);
+
+  for (bool approve : {true, false}) {
+    Status s = h.sched->decide(*run, "approve", approve, "bob", "");
+    CHECK(s.code() == Status::Code::kFailedPrecondition);
+    INFO(s.message());
+    CHECK(s.message().find("approval 'approve' of run '" + *run +
+                           "' is cancelled (run cancelled by cli:ana); nothing to " +
+                           (approve ? "approve" : "reject")) != std::string::npos);
+  }
+  CHECK(h.approval(*run, "approve").state == "cancelled");
+}
+
+TEST_CASE("a pending approval left from before, whose run ended, is closed at start",
+          "[scheduler][approval]") {
+  Harness h({parse(kBoundDag)}, {.start = false});
+  store::SchedulerBatch b;
+  for (const char* state : {"cancelled", "failed"}) {
+    store::RunRow r;
+    r.run_id = std::string("old_") + state;
+    r.dag_id = "bound";
+    r.state = state;
+    r.conf_json = "{}";
+    r.created_ms = r.started_ms = 1000;
+    r.ended_ms = 2000;
+    b.runs.push_back(r);
+    store::ApprovalRow a;
+    a.run_id = r.run_id;
+    a.task_id = "approve";
+    a.state = "pending";
+    a.requested_ms = 1500;
+    a.bound_to = "abc1234";
+    b.approvals.push_back(a);
+  }
+  REQUIRE_OK(h.store->apply_scheduler_batch(b));
+  h.start();
+  REQUIRE(test::eventually([&] {
+    auto p = h.store->list_approvals("pending");
+    return p.ok() && p->empty();
+  }));
+  store::ApprovalRow cancelled = h.approval("old_cancelled", "approve");
+  CHECK(cancelled.state == "cancelled");
+  CHECK(cancelled.decided_by == "scheduler");
+  CHECK(cancelled.comment == "its run ended (cancelled) before a decision");
+  CHECK(cancelled.bound_to == "abc1234");
+  store::ApprovalRow expired = h.approval("old_failed", "approve");
+  CHECK(expired.state == "expired");
+  CHECK(expired.comment == "its run ended (failed) before a decision");
+  Status s = h.sched->decide("old_failed", "approve", true, "bob", "");
+  CHECK(s.code() == Status::Code::kFailedPrecondition);
+  CHECK(s.message().find("is expired (its run ended (failed) before a decision)") !=
+        std::string::npos);
 }
