@@ -622,6 +622,14 @@ void accept_failed(Server::Impl* impl, const beast::error_code& ec) {
   });
 }
 
+// An accept worked: ends a burst of failures (accept_failed), saying so once.
+void accept_succeeded(Server::Impl* impl) {
+  if (impl->accept_failures == 0) return;
+  obs::warn("http accept recovered", {{"failed_attempts", std::to_string(impl->accept_failures)}});
+  impl->accept_failures = 0;
+  impl->accept_backoff_ms = 0;
+}
+
 // The user of the process at the other end of a unix socket: {"unix:<user>", kAdmin}.
 Principal unix_peer(int fd) {
   ucred cred{};
@@ -645,8 +653,7 @@ void accept_unix(Server::Impl* impl) {
           return accept_failed(impl, ec);
         }
         if (impl->stopping) return;
-        impl->accept_failures = 0;
-        impl->accept_backoff_ms = 0;
+        accept_succeeded(impl);
         bool reject = impl->connections.load() >= impl->options.max_connections;
         Principal peer = unix_peer(socket.native_handle());
         std::make_shared<Session<LocalStream>>(impl, LocalStream(std::move(socket)), "unix", "unix",
@@ -665,12 +672,7 @@ void do_accept(Server::Impl* impl) {
           return accept_failed(impl, ec);
         }
         if (impl->stopping) return;
-        if (impl->accept_failures > 0) {
-          obs::warn("http accept recovered",
-                    {{"failed_attempts", std::to_string(impl->accept_failures)}});
-          impl->accept_failures = 0;
-          impl->accept_backoff_ms = 0;
-        }
+        accept_succeeded(impl);
         beast::error_code ignored;
         bool reject = impl->connections.load() >= impl->options.max_connections;
         if (reject && impl->tls) {
