@@ -10,10 +10,12 @@
 #include <system_error>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "base/coding.h"
 #include "base/escape.h"
 #include "cli/factory_config_keys.h"
+#include "cli/remote.h"
 
 namespace factory::cli {
 
@@ -266,6 +268,33 @@ int topic_not_found(const CommonOptions& common, std::string_view topic) {
   return runtime_error(what, how);
 }
 
+namespace {
+
+// The data dir's log is held by another process: says which (holder.json) and how to proceed.
+void report_busy_data_dir(const std::string& data_dir, std::string_view context, const Status& s) {
+  auto holder = live_holder(data_dir);
+  if (!holder) {  // not recorded (an older factoryd), or it just exited
+    status_error(context, s, "");
+    return;
+  }
+  std::string url = live_daemon_url(data_dir);
+  if (!url.empty()) {
+    // Commands that can go through the API did; this one cannot run beside a daemon.
+    runtime_error(fmt::format("data dir '{}' is held by factoryd process {} ({}), which serves "
+                              "the API at {}; this command needs the data dir to itself",
+                              data_dir, holder->pid, holder->command, http::redact_url(url)),
+                  "stop that process, or use another --data-dir");
+    return;
+  }
+  runtime_error(
+      fmt::format("data dir '{}' is held by factoryd process {} ({}), which serves no API",
+                  data_dir, holder->pid, holder->command),
+      "stop it and start `factoryd serve` instead (commands then go through its API), or pass "
+      "--server URL");
+}
+
+}  // namespace
+
 std::unique_ptr<Log> open_log_or_report(const CommonOptions& common, bool background_retention) {
   std::error_code ec;
   std::filesystem::create_directories(common.data_dir, ec);
@@ -282,10 +311,7 @@ std::unique_ptr<Log> open_log_or_report(const CommonOptions& common, bool backgr
     const Status& s = log.status();
     std::string context = "cannot open the log in '" + options.dir + "'";
     if (s.is_busy()) {
-      status_error(context, s,
-                   "another factoryd process holds this data dir; stop it or "
-                   "use another "
-                   "--data-dir");
+      report_busy_data_dir(common.data_dir, context, s);
     } else if (s.code() == Status::Code::kCorruption) {
       status_error(context, s, "the data is damaged; restore the data dir from a backup");
     } else {
@@ -293,6 +319,7 @@ std::unique_ptr<Log> open_log_or_report(const CommonOptions& common, bool backgr
     }
     return nullptr;
   }
+  record_holder(common.data_dir);
   return std::move(*log);
 }
 

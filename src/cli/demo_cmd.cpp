@@ -12,7 +12,8 @@
 // letters and where the generated repository and releases are. The codegen provider is the
 // DAG's (`template`: deterministic and offline). Approval is automatic (the DAG's auto_approve
 // default is set to true) unless --interactive, which asks on the terminal for each one.
-// --serve then keeps the daemon and its HTTP API running (until SIGTERM/SIGINT) to explore.
+// --serve then keeps the daemon and its HTTP API running (until SIGTERM/SIGINT) to explore; from
+// the start, <data-dir>/daemon.json points CLI commands on the data dir at it (serve_api.h).
 //
 // Exit 0 when every ticket reached its expected outcome (deployed or human-review, as
 // config/samples/tickets/README.md lists them) within --timeout-ms, 1 otherwise (a ticket

@@ -8,6 +8,8 @@
 // passes); a second signal exits at once (143) — still losing nothing acknowledged.
 // --fail-on (run_checks.h) makes a clean stop exit 1 when, while this process ran, an event
 // was dead-lettered or a DAG run failed: CI's `run --exit-when-idle MS --fail-on ...`.
+// While it runs, the API listens on <data-dir>/api.sock (owner-only, no token) and daemon.json
+// points at it, so every CLI command on the data dir works beside it (serve_api.h).
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include "cli/factory_config.h"
 #include "cli/host.h"
 #include "cli/run_checks.h"
+#include "cli/serve_api.h"
 #include "obs/logger.h"
 
 namespace factory::cli {
@@ -54,6 +57,7 @@ class Run : public Command {
     auto host = Host::open(
         *common_, {.config_dir = config_dir, .background_retention = true, .start_workers = true});
     if (!host) return kExitRuntime;
+    auto api = start_local_api(host.get(), common_->data_dir, config_dir);
     obs::info("factoryd running",
               {{"config", config_dir},
                {"data_dir", common_->data_dir},
@@ -95,6 +99,7 @@ class Run : public Command {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+    if (api) api->stop(drain_timeout_ms);  // before the Host it serves; removes daemon.json
     Status s = host->close(drain_timeout_ms);
     if (!s.ok()) {
       obs::error("drain deadline passed", {{"error", s.to_string()}});

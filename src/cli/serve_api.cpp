@@ -1,8 +1,11 @@
 #include "cli/serve_api.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/remote.h"
 #include "http/metrics_routes.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
@@ -77,7 +80,9 @@ std::unique_ptr<ApiServer> ApiServer::start(const FactoryConfig& config) {
   }
   api->server_ = std::move(*server);
   api->url_ = config.public_url;
-  if (api->url_.empty()) {
+  if (!options.unix_socket.empty()) {
+    api->url_ = "unix://" + options.unix_socket;
+  } else if (api->url_.empty()) {
     std::string host = options.address == "0.0.0.0" ? "127.0.0.1" : options.address;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     api->url_ = fmt::format("{}://{}:{}", api->server_->tls() ? "https" : "http", host,
@@ -97,9 +102,17 @@ void ApiServer::attach(Host* host) {
   audit_writer_ = std::make_unique<http::AuditWriter>(host->store());
   audit_.store(audit_writer_.get());
   ctx_.ready.store(true, std::memory_order_release);
+  if (Status s = write_daemon_file(ctx_.data_dir, url_); !s.ok()) {
+    obs::warn("cannot write daemon.json; CLI commands on this data dir need --server",
+              {{"error", s.message()}});
+  } else {
+    daemon_file_written_ = true;
+  }
 }
 
 void ApiServer::detach() {
+  if (daemon_file_written_) remove_daemon_file(ctx_.data_dir);
+  daemon_file_written_ = false;
   ctx_.ready.store(false, std::memory_order_release);
   if (ctx_.log) ctx_.log->wake_waiters();  // long-poll fetches return now
 }
@@ -124,6 +137,38 @@ std::unique_ptr<ApiServer> start_api_server(Host* host, const std::string& data_
   }
   auto api = ApiServer::start(*config);
   if (api) api->attach(host);
+  return api;
+}
+
+std::string local_api_socket(const std::string& data_dir) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(data_dir, ec);
+  if (ec) dir = data_dir;
+  return (dir.lexically_normal() / "api.sock").string();
+}
+
+std::unique_ptr<ApiServer> start_local_api(Host* host, const std::string& data_dir,
+                                           const std::string& config_dir) {
+  std::string socket = local_api_socket(data_dir);
+  auto unavailable = [&](std::string_view why) {
+    obs::warn(
+        "no local API: other factoryd commands on this data dir will find it held; use "
+        "`factoryd serve` instead",
+        {{"socket", socket}, {"reason", std::string(why)}});
+    return nullptr;
+  };
+  auto config = load_factory_config("", {{"data_dir", data_dir}, {"config_dir", config_dir}}, {});
+  if (!config.ok()) return unavailable(config.status().message());
+  config->server.unix_socket = socket;
+  config->server.tls = {};  // the socket's owner-only mode is the access control
+  // A few CLI commands beside the run, not a service's traffic: fewer idle threads.
+  config->server.handler_threads = 2;
+  config->server.long_poll_limit = 8;
+  config->public_url.clear();
+  // The server reports its own failure; this says what it means for the run.
+  auto api = ApiServer::start(*config);
+  if (!api) return unavailable("the server did not start (the error above)");
+  api->attach(host);
   return api;
 }
 

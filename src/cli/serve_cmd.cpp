@@ -24,7 +24,6 @@
 #include "cli/common.h"
 #include "cli/factory_config.h"
 #include "cli/host.h"
-#include "cli/remote.h"
 #include "cli/serve_api.h"
 #include "obs/logger.h"
 
@@ -96,10 +95,7 @@ class Serve : public Command {
       api->stop(0);
       return kExitRuntime;
     }
-    api->attach(host.get());
-    if (Status s = write_daemon_file(config->data_dir, url); !s.ok()) {
-      obs::warn("cannot write daemon.json; CLI commands need --server", {{"error", s.message()}});
-    }
+    api->attach(host.get());  // ready, and daemon.json written
     sd_notify("READY=1\nSTATUS=serving " + url);
     obs::info("factoryd serving", {{"url", url},
                                    {"data_dir", config->data_dir},
@@ -111,9 +107,8 @@ class Serve : public Command {
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    api->detach();  // /readyz 503, long-polls return
+    api->detach();  // /readyz 503, long-polls return, daemon.json removed
     sd_notify("STOPPING=1");
-    remove_daemon_file(config->data_dir);
     obs::info("draining",
               {{"signal", sig}, {"deadline_ms", static_cast<long>(config->shutdown_timeout_ms)}});
     // A second signal during the drain exits at once.

@@ -5,12 +5,15 @@
 #include <optional>
 
 #include <boost/asio.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/format.h>
+
+#include "http/unix_socket_path.h"
 
 namespace factory::http {
 
@@ -19,6 +22,10 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
+using local_stream = boost::asio::local::stream_protocol;
+using LocalStream = beast::basic_stream<local_stream>;
+
+constexpr std::string_view kUnixScheme = "unix://";
 
 std::string ClientResponse::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
@@ -44,26 +51,55 @@ struct Client::Impl {
   std::string shown_url;  // options.url without user:password@, for messages
   std::string host;
   std::string port;
+  std::string unix_path;  // unix:///path: the socket, instead of host:port
   bool https = false;
   asio::io_context ioc;
   std::optional<ssl::context> tls;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  std::optional<LocalStream> local;
   beast::flat_buffer buffer;
 
-  beast::tcp_stream& lowest() { return https ? beast::get_lowest_layer(*secure) : *plain; }
-  bool connected() const { return https ? secure.has_value() : plain.has_value(); }
+  bool connected() const { return plain || secure || local; }
+
+  void expires_after(std::chrono::milliseconds d) {
+    if (local) local->expires_after(d);
+    if (plain) plain->expires_after(d);
+    if (secure) beast::get_lowest_layer(*secure).expires_after(d);
+  }
 
   void reset() {
     beast::error_code ec;
     if (plain) plain->socket().close(ec);
     if (secure) beast::get_lowest_layer(*secure).socket().close(ec);
+    if (local) local->socket().close(ec);
     plain.reset();
     secure.reset();
+    local.reset();
     buffer.clear();
   }
 
+  Status open_unix() {
+    auto usable = UnixSocketPath::open(unix_path);  // held until connected
+    if (!usable.ok()) {
+      return Status::unavailable(
+          fmt::format("cannot connect to {}: {}", shown_url, usable.status().message()));
+    }
+    beast::error_code ec;
+    local.emplace(ioc);
+    local->expires_after(std::chrono::milliseconds(options.timeout_ms));
+    local->async_connect(local_stream::endpoint(usable->usable()),
+                         [&](beast::error_code e) { ec = e; });
+    run_io();
+    if (ec) {
+      reset();
+      return Status::unavailable(fmt::format("cannot connect to {}: {}", shown_url, ec.message()));
+    }
+    return Status::ok_status();
+  }
+
   Status open() {
+    if (!unix_path.empty()) return open_unix();
     auto deadline = std::chrono::milliseconds(options.timeout_ms);
     tcp::resolver resolver(ioc);
     beast::error_code ec;
@@ -82,8 +118,9 @@ struct Client::Impl {
     }
     // Beast's expiry applies to asynchronous operations only, so every step runs async on this
     // client's own io_context: a server that stops answering fails the call with TimedOut.
-    lowest().expires_after(deadline);
-    lowest().async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+    expires_after(deadline);
+    beast::tcp_stream& stream = https ? beast::get_lowest_layer(*secure) : *plain;
+    stream.async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
     run_io();
     if (ec) {
       reset();
@@ -91,7 +128,7 @@ struct Client::Impl {
           fmt::format("cannot connect to {}:{}: {}", host, port, ec.message()));
     }
     if (https) {
-      lowest().expires_after(deadline);
+      expires_after(deadline);
       secure->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
       run_io();
       if (ec) {
@@ -157,10 +194,25 @@ struct Client::Impl {
 };
 
 Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
+  if (options.url.rfind(kUnixScheme, 0) == 0) {
+    // unix:///abs/path: the path as it is (no percent-encoding), so any data dir works.
+    std::string path = options.url.substr(kUnixScheme.size());
+    if (path.empty() || path.front() != '/') {
+      return Status::invalid_argument(
+          fmt::format("'{}' is not a unix socket URL; use unix:///ABSOLUTE/PATH", options.url));
+    }
+    auto impl = std::make_unique<Impl>();
+    impl->options = options;
+    impl->shown_url = options.url;
+    impl->unix_path = std::move(path);
+    impl->host = "localhost";
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  }
   auto url = boost::urls::parse_absolute_uri(options.url);
   if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty()) {
     return Status::invalid_argument(
-        fmt::format("'{}' is not a server URL; use http://HOST:PORT or https://HOST:PORT",
+        fmt::format("'{}' is not a server URL; use http://HOST:PORT, https://HOST:PORT or "
+                    "unix:///PATH",
                     redact_url(options.url)));
   }
   auto impl = std::make_unique<Impl>();
@@ -210,7 +262,8 @@ Result<ClientResponse> Client::request(
   req.method_string(method);
   req.target(target);
   req.version(11);
-  req.set(bhttp::field::host, impl_->host + ":" + impl_->port);
+  req.set(bhttp::field::host,
+          impl_->unix_path.empty() ? impl_->host + ":" + impl_->port : impl_->host);
   req.set(bhttp::field::user_agent, "factoryd-client");
   if (!impl_->options.token.empty()) {
     req.set(bhttp::field::authorization, "Bearer " + impl_->options.token);
@@ -238,9 +291,10 @@ Result<ClientResponse> Client::request(
     if (!reused) {
       if (auto s = impl_->open(); !s.ok()) return s;
     }
-    impl_->lowest().expires_after(std::chrono::milliseconds(impl_->options.timeout_ms));
-    Result<ClientResponse> r =
-        impl_->https ? impl_->exchange(*impl_->secure, req) : impl_->exchange(*impl_->plain, req);
+    impl_->expires_after(std::chrono::milliseconds(impl_->options.timeout_ms));
+    Result<ClientResponse> r = impl_->local   ? impl_->exchange(*impl_->local, req)
+                               : impl_->https ? impl_->exchange(*impl_->secure, req)
+                                              : impl_->exchange(*impl_->plain, req);
     if (r.ok()) return r;
     impl_->reset();
     if (!reused || r.status().is_timed_out()) return r;

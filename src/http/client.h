@@ -2,7 +2,8 @@
 // to a running daemon, the tests and `factory-bench http` to drive one.
 //
 // One keep-alive connection, reopened when the server closed it. HTTPS when the URL says so
-// (the server's certificate is verified against ca_file, or the system store when empty).
+// (the server's certificate is verified against ca_file, or the system store when empty); a
+// unix-domain socket for unix:///path.
 //
 // Thread-safety: not thread-safe; one Client per thread.
 //
@@ -25,7 +26,9 @@
 namespace factory::http {
 
 struct ClientOptions {
-  std::string url;        // "http://host:port" or "https://host:port" (no path)
+  // "http://host:port" or "https://host:port" (no path), or "unix:///abs/path" for a server
+  // on a unix socket (http::ServerOptions::unix_socket; the path as it is, not percent-encoded).
+  std::string url;
   std::string token;      // bearer token; "" = none
   std::string ca_file;    // https: CA bundle to verify the server with ("" = system store)
   std::string cert_file;  // https: client certificate for mTLS ("" = none)

@@ -1,5 +1,8 @@
 #include "http/server.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,6 +17,7 @@
 #include <unordered_map>
 
 #include <boost/asio.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,6 +28,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "base/clock.h"
 #include "http/jwks.h"
@@ -31,6 +37,7 @@
 #include "http/request_guard.h"
 #include "http/request_target.h"
 #include "http/tls_context.h"
+#include "http/unix_socket_path.h"
 #include "obs/logger.h"
 #include "store/run_rows.h"
 
@@ -41,6 +48,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
+using local_stream = boost::asio::local::stream_protocol;
+using LocalStream = beast::basic_stream<local_stream>;  // a connection on the unix socket
 
 std::string hash_token(std::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -166,8 +175,9 @@ struct Server::Impl {
   // Last: destroyed first, with the sessions still queued on it, while everything they use
   // (the TLS context, counters, hooks) is alive.
   asio::io_context ioc;
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<asio::steady_timer> accept_timer;  // the backoff after an accept error
+  std::optional<tcp::acceptor> acceptor;                // address:port, or
+  std::optional<local_stream::acceptor> unix_acceptor;  // options.unix_socket
+  std::optional<asio::steady_timer> accept_timer;       // the backoff after an accept error
 
   // Authenticates `authorization` (the header's value, may be empty). Sets *who; returns
   // 0 when accepted, else the HTTP status to refuse with and *why.
@@ -261,15 +271,22 @@ std::string error_message(const Response& r) {
   return m && m->is_string() ? std::string(m->as_string()) : "";
 }
 
-// One connection. Stream is beast::tcp_stream or beast::ssl_stream<beast::tcp_stream>.
+// One connection. Stream is beast::tcp_stream, beast::ssl_stream<beast::tcp_stream>, or
+// LocalStream (the unix socket: the caller is `peer`, whom the socket's mode let in).
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls =
+      !std::is_same_v<Stream, beast::tcp_stream> && !std::is_same_v<Stream, LocalStream>;
+  static constexpr bool kUnix = std::is_same_v<Stream, LocalStream>;
+
  public:
-  Session(Server::Impl* server, Stream stream, std::string remote, std::string local)
+  Session(Server::Impl* server, Stream stream, std::string remote, std::string local,
+          Principal peer = {})
       : server_(server),
         stream_(std::move(stream)),
         remote_(std::move(remote)),
-        local_(std::move(local)) {
+        local_(std::move(local)),
+        peer_(std::move(peer)) {
     ++server_->connections;
   }
   ~Session() { --server_->connections; }
@@ -277,7 +294,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // `reject`: over max_connections (plain HTTP only: a TLS connection over the limit is closed
   // by the acceptor before any handshake work).
   void start(bool reject) {
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    if constexpr (!kTls) {
       if (reject) return reject_busy();
       read_header();
     } else {
@@ -291,13 +308,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
  private:
-  beast::tcp_stream& tcp_layer() {
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      return stream_;
-    } else {
-      return beast::get_lowest_layer(stream_);
-    }
-  }
+  // The stream whose timer and socket the session sets and closes (the TCP or unix stream).
+  auto& tcp_layer() { return beast::get_lowest_layer(stream_); }
 
   void reject_busy() {
     Response r = error_response(503, "unavailable",
@@ -382,7 +394,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
       std::string why;
       auto auth = req.header("authorization");
-      int refused = server_->authenticate(auth.value_or(""), &req.principal, &why);
+      int refused = 0;
+      if constexpr (kUnix) {
+        req.principal = peer_;  // let in by the socket file's owner-only mode
+      } else {
+        refused = server_->authenticate(auth.value_or(""), &req.principal, &why);
+      }
       if (!refused && req.principal.role < route_->role) {
         refused = 403;
         why = fmt::format("token '{}' has role {}; {} {} needs {}", req.principal.name,
@@ -441,8 +458,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   // Host and Origin (request_guard.h), for every request before it is routed.
   std::optional<GuardRefusal> browser_refusal(const Request& req) const {
-    if (auto r = check_host(server_->host_policy, req.header("host"), local_)) return r;
-    return check_origin(server_->host_policy, req.header("origin"), local_);
+    if constexpr (kUnix) {
+      return std::nullopt;  // no browser can reach a unix socket
+    } else {
+      if (auto r = check_host(server_->host_policy, req.header("host"), local_)) return r;
+      return check_origin(server_->host_policy, req.header("origin"), local_);
+    }
   }
 
   void audit_refusal(int status, std::string_view why) {
@@ -557,10 +578,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void close() {
     beast::error_code ec;
-    if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
-      // No TLS close_notify round trip: the peer may be gone; just close the socket.
-    }
-    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    // No TLS close_notify round trip: the peer may be gone; just close the socket.
+    tcp_layer().socket().shutdown(asio::socket_base::shutdown_both, ec);
     tcp_layer().close();
   }
 
@@ -568,6 +587,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   std::string remote_;
   std::string local_;  // the address the connection arrived on (Host may name it)
+  Principal peer_;     // unix socket: the connected process's user
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::empty_body>> header_parser_;
   std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
@@ -602,7 +622,49 @@ void accept_failed(Server::Impl* impl, const beast::error_code& ec) {
   });
 }
 
+// An accept worked: ends a burst of failures (accept_failed), saying so once.
+void accept_succeeded(Server::Impl* impl) {
+  if (impl->accept_failures == 0) return;
+  obs::warn("http accept recovered", {{"failed_attempts", std::to_string(impl->accept_failures)}});
+  impl->accept_failures = 0;
+  impl->accept_backoff_ms = 0;
+}
+
+// The user of the process at the other end of a unix socket: {"unix:<user>", kAdmin}.
+Principal unix_peer(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  std::string user = "unknown";
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    user = std::to_string(cred.uid);
+    passwd pw{};
+    passwd* found = nullptr;
+    char buf[1024];
+    if (::getpwuid_r(cred.uid, &pw, buf, sizeof buf, &found) == 0 && found) user = pw.pw_name;
+  }
+  return Principal{.name = user, .role = Role::kAdmin, .kind = "unix"};
+}
+
+void accept_unix(Server::Impl* impl) {
+  impl->unix_acceptor->async_accept(
+      asio::make_strand(impl->ioc), [impl](beast::error_code ec, local_stream::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || impl->stopping) return;
+          return accept_failed(impl, ec);
+        }
+        if (impl->stopping) return;
+        accept_succeeded(impl);
+        bool reject = impl->connections.load() >= impl->options.max_connections;
+        Principal peer = unix_peer(socket.native_handle());
+        std::make_shared<Session<LocalStream>>(impl, LocalStream(std::move(socket)), "unix", "unix",
+                                               std::move(peer))
+            ->start(reject);
+        do_accept(impl);
+      });
+}
+
 void do_accept(Server::Impl* impl) {
+  if (impl->unix_acceptor) return accept_unix(impl);
   impl->acceptor->async_accept(
       asio::make_strand(impl->ioc), [impl](beast::error_code ec, tcp::socket socket) {
         if (ec) {
@@ -610,12 +672,7 @@ void do_accept(Server::Impl* impl) {
           return accept_failed(impl, ec);
         }
         if (impl->stopping) return;
-        if (impl->accept_failures > 0) {
-          obs::warn("http accept recovered",
-                    {{"failed_attempts", std::to_string(impl->accept_failures)}});
-          impl->accept_failures = 0;
-          impl->accept_backoff_ms = 0;
-        }
+        accept_succeeded(impl);
         beast::error_code ignored;
         bool reject = impl->connections.load() >= impl->options.max_connections;
         if (reject && impl->tls) {
@@ -642,9 +699,83 @@ void do_accept(Server::Impl* impl) {
 
 }  // namespace
 
+namespace {
+
+// Binds impl->acceptor to options.address:port and sets impl->port.
+Status listen_tcp(Server::Impl* impl) {
+  const ServerOptions& options = impl->options;
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(options.address, ec);
+  if (ec) {
+    return Status::invalid_argument(
+        fmt::format("listen address '{}' is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0",
+                    options.address));
+  }
+  tcp::endpoint endpoint(address, options.port);
+  impl->acceptor.emplace(impl->ioc);
+  impl->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor->bind(endpoint, ec);
+  if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::io_error(fmt::format("cannot listen on {}:{}: {}; is another factoryd running?",
+                                        options.address, options.port, ec.message()));
+  }
+  impl->port = impl->acceptor->local_endpoint().port();
+  return Status::ok_status();
+}
+
+// Binds impl->unix_acceptor to options.unix_socket, owner-only. The mode is set between bind
+// and listen: until listen() every connect is refused, so nobody gets in before the chmod.
+Status listen_unix(Server::Impl* impl) {
+  const std::string& path = impl->options.unix_socket;
+  auto usable = UnixSocketPath::open(path);  // a long path through its directory's descriptor
+  if (!usable.ok()) return usable.status();
+  local_stream::endpoint endpoint(usable->usable());
+  boost::system::error_code ec;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return Status::invalid_argument(
+          fmt::format("'{}' exists and is not a socket; move it away", path));
+    }
+    // A server that answers there is alive; one that refuses left the file behind (kill -9).
+    local_stream::socket probe(impl->ioc);
+    probe.connect(endpoint, ec);
+    if (!ec) {
+      return Status::io_error(
+          fmt::format("cannot listen on {}: another process serves there", path));
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::io_error(
+          fmt::format("cannot remove the stale socket {}: {}", path, std::strerror(errno)));
+    }
+  }
+  impl->unix_acceptor.emplace(impl->ioc);
+  impl->unix_acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl->unix_acceptor->bind(endpoint, ec);
+  if (!ec && ::chmod(path.c_str(), 0600) != 0) {
+    ec.assign(errno, boost::system::system_category());
+  }
+  if (!ec) impl->unix_acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    impl->unix_acceptor.reset();
+    ::unlink(path.c_str());
+    return Status::io_error(fmt::format("cannot listen on {}: {}", path, ec.message()));
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, const Router* router,
                                               ServerHooks hooks) {
-  if (options.tokens.empty() && !options.jwt.enabled() && !is_loopback(options.address)) {
+  bool unix_socket = !options.unix_socket.empty();
+  if (unix_socket && (!options.tls.cert_file.empty() || !options.tls.key_file.empty())) {
+    return Status::invalid_argument("a unix socket is served without TLS; drop tls or unix_socket");
+  }
+  if (!unix_socket && options.tokens.empty() && !options.jwt.enabled() &&
+      !is_loopback(options.address)) {
     return Status::invalid_argument(fmt::format(
         "refusing to listen on {} without API tokens: anyone who can reach it could write; add "
         "auth.tokens to the config (hash one with 'factoryd token hash') or listen on 127.0.0.1",
@@ -689,24 +820,8 @@ Result<std::unique_ptr<Server>> Server::start(const ServerOptions& options, cons
     if (!ctx.ok()) return ctx.status();
     impl->tls.emplace(std::move(*ctx));
   }
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(options.address, ec);
-  if (ec) {
-    return Status::invalid_argument(
-        fmt::format("listen address '{}' is not an IP address; use e.g. 127.0.0.1 or 0.0.0.0",
-                    options.address));
-  }
-  tcp::endpoint endpoint(address, options.port);
-  impl->acceptor.emplace(impl->ioc);
-  impl->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor->bind(endpoint, ec);
-  if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::io_error(fmt::format("cannot listen on {}:{}: {}; is another factoryd running?",
-                                        options.address, options.port, ec.message()));
-  }
-  impl->port = impl->acceptor->local_endpoint().port();
+  Status listening = unix_socket ? listen_unix(impl.get()) : listen_tcp(impl.get());
+  if (!listening.ok()) return listening;
   impl->host_policy = {.listen_address = options.address,
                        .port = impl->port,
                        .tls = impl->tls.has_value(),
@@ -735,7 +850,8 @@ void Server::stop(int64_t deadline_ms) {
   impl_->stopping = true;
   asio::post(impl_->ioc, [impl = impl_.get()] {
     boost::system::error_code ec;
-    impl->acceptor->close(ec);
+    if (impl->acceptor) impl->acceptor->close(ec);
+    if (impl->unix_acceptor) impl->unix_acceptor->close(ec);
     impl->accept_timer->cancel();
   });
   {
@@ -747,6 +863,7 @@ void Server::stop(int64_t deadline_ms) {
   for (auto& t : impl_->io_threads) t.join();
   impl_->handlers->join();
   impl_->long_polls->join();
+  if (impl_->unix_acceptor) ::unlink(impl_->options.unix_socket.c_str());
 }
 
 }  // namespace factory::http

@@ -25,6 +25,13 @@
 // TLS (tls.cert_file set): HTTPS only; with tls.client_ca_file and require_client_cert,
 // clients must present a certificate signed by that CA (mTLS).
 //
+// A unix-domain socket (unix_socket set) instead of address:port: the socket file is made
+// owner-only (0600) before the server listens, so only processes of the same user (and root)
+// can connect, and no web page can; every caller on it is {"unix:<user>", kAdmin} (the peer's
+// user from SO_PEERCRED) without a token, and the Host and Origin guards do not apply. A
+// socket file left by a dead server (connect refused) is replaced; one that answers is IOError
+// ("in use"). stop() removes the file.
+//
 // Concurrency: start() and stop() from one thread; everything else is internal.
 // Limitations: HTTP/1.1 only (keep-alive, no pipelining beyond one request at a time).
 #pragma once
@@ -67,6 +74,9 @@ struct RateLimit {
 struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 7070;  // 0 = any free port (see Server::port())
+  // An absolute path: listen on this unix-domain socket instead of address:port (no TLS).
+  // Any length (unix_socket_path.h).
+  std::string unix_socket;
   TlsOptions tls;
   std::vector<TokenEntry> tokens;  // empty and no jwt: no auth (refused unless loopback)
   JwtOptions jwt;                  // OAuth2 access tokens beside the static tokens (jwks.h)
@@ -104,14 +114,15 @@ class Server {
  public:
   // Validates the options (InvalidArgument: no tokens on a non-loopback address, a token
   // with a bad hash, TLS files missing or unreadable — naming the file, bad auth.jwt options
-  // or an unreadable jwks_file), loads the JWKS, binds and starts
-  // the io and handler threads. IOError when the address cannot be bound (in use).
+  // or an unreadable jwks_file, a unix_socket path that is relative or not a socket),
+  // loads the JWKS, binds and starts the io and handler threads. IOError when the
+  // address or socket cannot be bound (in use).
   // *router must outlive the Server.
   static Result<std::unique_ptr<Server>> start(const ServerOptions& options, const Router* router,
                                                ServerHooks hooks);
   ~Server();  // stop()
 
-  uint16_t port() const;  // the bound port (useful with port 0)
+  uint16_t port() const;  // the bound port (useful with port 0); 0 on a unix socket
   bool tls() const;
 
   // Stops accepting, lets in-flight handlers finish for up to deadline_ms, closes every
