@@ -64,7 +64,7 @@ class Env {
   // `factoryd run` on this env, returned once it is ready: its "factoryd running" log line comes
   // after the local API is up and daemon.json written.
   ChildProcess start_run() const {
-    ChildProcess p = spawn_factoryd({"run", "--config", config(), "--data-dir", data()});
+    ChildProcess p = spawn_factoryd({"run", "--config-dir", config(), "--data-dir", data()});
     for (;;) {
       auto line = p.read_stderr_line(60'000);
       REQUIRE(line);
@@ -130,11 +130,11 @@ TEST_CASE("run serves the API on <data-dir>/api.sock and every command works bes
   REQUIRE(audit.as_array().size() >= 1);
   CHECK(audit.as_array()[0].at("actor").as_string().starts_with("unix:"));
   // A second run cannot go through the API: the error names the first and where it serves.
-  ProcessResult second = env.run({"run", "--config", env.config()});
+  ProcessResult second = env.run({"run", "--config-dir", env.config()});
   INFO(second.err);
   CHECK(second.exit_code == 1);
   CHECK(contains(second.err, "is held by factoryd process " + std::to_string(daemon.pid()) +
-                                 " (factoryd run --config "));
+                                 " (factoryd run --config-dir "));
   CHECK(contains(second.err, "which serves the API at unix://" + env.file("api.sock")));
 
   daemon.kill(SIGTERM);
@@ -202,7 +202,7 @@ TEST_CASE("run serves its local API also where <data-dir>/api.sock is over 107 b
   std::string data = (dir.path() / std::string(120, 'd')).string();
   REQUIRE((data + "/api.sock").size() > 107);  // over sockaddr_un's sun_path
   ChildProcess p =
-      spawn_factoryd({"run", "--config", (dir.path() / "config").string(), "--data-dir", data});
+      spawn_factoryd({"run", "--config-dir", (dir.path() / "config").string(), "--data-dir", data});
   for (;;) {
     auto line = p.read_stderr_line(60'000);
     REQUIRE(line);

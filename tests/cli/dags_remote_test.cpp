@@ -280,7 +280,8 @@ TEST_CASE("a change through the CLI and through the API writes the same audit ro
   REQUIRE(daemon->stop().exit_code == 0);
   // And the local decision's row has the API's shape too.
   env.ok({"dags", "trigger", "gated", "-r", "L2", c});
-  ChildProcess run = spawn_factoryd({"run", "--config", env.config(), "--data-dir", env.data()});
+  ChildProcess run =
+      spawn_factoryd({"run", "--config-dir", env.config(), "--data-dir", env.data()});
   REQUIRE(
       eventually([&] { return env.task_state("L2", "approve") == "awaiting_approval"; }, 20'000));
   run.kill(SIGTERM);
