@@ -85,20 +85,29 @@ bool StateMachine::refresh_binding(Run& r, int t) {
   return true;
 }
 
-// Approves or rejects approval task t (awaiting_approval).
-void StateMachine::resolve_approval(Run& r, int t, bool approve, std::string_view actor,
-                                    std::string_view comment, bool audit) {
-  TaskInst& ti = r.tasks[t];
+// The row of approval task t decided now: `state` by `actor`, with `comment`.
+store::ApprovalRow StateMachine::decided_row(const Run& r, int t, std::string_view state,
+                                             std::string_view actor,
+                                             std::string_view comment) const {
+  const TaskInst& ti = r.tasks[t];
   store::ApprovalRow a;
   a.run_id = r.row.run_id;
   a.task_id = r.dag->tasks[t].id;
-  a.state = approve ? "approved" : "rejected";
+  a.state = std::string(state);
   a.decided_by = std::string(actor);
   a.decided_ms = now();
   a.comment = std::string(comment);
   a.requested_ms = ti.approval_requested_ms;
   a.expires_ms = ti.approval_expires_ms;
   a.bound_to = ti.approval_bound_to;
+  return a;
+}
+
+// Approves or rejects approval task t (awaiting_approval).
+void StateMachine::resolve_approval(Run& r, int t, bool approve, std::string_view actor,
+                                    std::string_view comment, bool audit) {
+  TaskInst& ti = r.tasks[t];
+  store::ApprovalRow a = decided_row(r, t, approve ? "approved" : "rejected", actor, comment);
   fx_.batch.approvals.push_back(a);
   if (audit) {
     fx_.batch.audit.push_back(audit_row(a.decided_ms, actor,
@@ -196,16 +205,7 @@ void StateMachine::refresh_bindings(Run& r) {
 void StateMachine::expire_approval(Run& r, int t, int64_t at_ms) {
   TaskInst& ti = r.tasks[t];
   if (ti.state != TaskState::kAwaitingApproval || ti.approval_expires_ms != at_ms) return;
-  store::ApprovalRow a;
-  a.run_id = r.row.run_id;
-  a.task_id = r.dag->tasks[t].id;
-  a.state = "expired";
-  a.decided_by = "scheduler";
-  a.decided_ms = now();
-  a.requested_ms = ti.approval_requested_ms;
-  a.expires_ms = at_ms;
-  a.bound_to = ti.approval_bound_to;
-  fx_.batch.approvals.push_back(a);
+  fx_.batch.approvals.push_back(decided_row(r, t, "expired", "scheduler", ""));
   ti.error = "approval expired";
   set_state(r, t, TaskState::kFailed);
 }
@@ -216,17 +216,7 @@ void StateMachine::expire_approval(Run& r, int t, int64_t at_ms) {
 // command's own audit mode). The task's own state is the caller's to set.
 void StateMachine::close_approval(Run& r, int t, std::string_view state, std::string_view actor,
                                   std::string_view reason) {
-  const TaskInst& ti = r.tasks[t];
-  store::ApprovalRow a;
-  a.run_id = r.row.run_id;
-  a.task_id = r.dag->tasks[t].id;
-  a.state = std::string(state);
-  a.decided_by = std::string(actor);
-  a.decided_ms = now();
-  a.comment = std::string(reason);
-  a.requested_ms = ti.approval_requested_ms;
-  a.expires_ms = ti.approval_expires_ms;
-  a.bound_to = ti.approval_bound_to;
+  store::ApprovalRow a = decided_row(r, t, state, actor, reason);
   fx_.batch.audit.push_back(audit_row(a.decided_ms, a.decided_by, "approval." + a.state,
                                       task_object(a.run_id, a.task_id), a.comment));
   fx_.batch.approvals.push_back(std::move(a));

@@ -276,6 +276,8 @@ class StateMachine {
   void open_approval(Run& r, int t, const ApprovalSettings& settings);
   bool refresh_binding(Run& r, int t);
   void refresh_bindings(Run& r);
+  store::ApprovalRow decided_row(const Run& r, int t, std::string_view state,
+                                 std::string_view actor, std::string_view comment) const;
   void resolve_approval(Run& r, int t, bool approve, std::string_view actor,
                         std::string_view comment, bool audit);
   void expire_approval(Run& r, int t, int64_t at_ms);
