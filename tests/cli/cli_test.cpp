@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "cli/cli_checks.h"
 #include "cli/run_process.h"
 #include "factory/log.h"
 #include "test_util.h"
@@ -32,19 +33,12 @@ class Factoryd {
   }
   // Runs and requires exit code 0, printing stderr otherwise.
   ProcessResult ok(std::vector<std::string> args, std::string stdin_text = {}) {
-    std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
-    ProcessResult r = run(std::move(args), std::move(stdin_text));
-    INFO("factoryd " << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return r;
+    return require_ok(args, run(args, std::move(stdin_text)));
   }
   json::value ok_json(std::vector<std::string> args) {
     args.push_back("-o");
     args.push_back("json");
-    ProcessResult r = ok(std::move(args));
-    INFO("stdout: " << r.out);
-    return json::parse(r.out);
+    return stdout_json(ok(std::move(args)));
   }
   std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
   std::string data_dir() const { return dir_.str(); }

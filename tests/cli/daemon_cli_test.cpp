@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <sys/stat.h>
 
+#include "cli/cli_checks.h"
 #include "cli/run_process.h"
 #include "test_util.h"
 
@@ -47,18 +48,12 @@ class Env {
     return run_factoryd(std::move(args), std::move(stdin_text));
   }
   ProcessResult ok(std::vector<std::string> args, std::string stdin_text = {}) const {
-    std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
-    ProcessResult r = run(std::move(args), std::move(stdin_text));
-    INFO("factoryd " << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return r;
+    return require_ok(args, run(args, std::move(stdin_text)));
   }
   json::value ok_json(std::vector<std::string> args) const {
     args.push_back("-o");
     args.push_back("json");
-    ProcessResult r = ok(std::move(args));
-    return json::parse(r.out);
+    return stdout_json(ok(std::move(args)));
   }
 
   // `factoryd run` on this env, returned once it is ready: its "factoryd running" log line comes

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "cli/cli_checks.h"
 #include "cli/run_process.h"
 #include "test_util.h"
 
@@ -66,10 +67,8 @@ class DagEnv {
   std::string data() const { return (dir_.path() / "data").string(); }
   std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
 
-  // factoryd ARGS --data-dir DATA, plus `--config-dir DIR`. The third argument is unused: it
-  // chose `--config` over `-c` when -c still named the config dir on some commands.
-  ProcessResult run(std::vector<std::string> args, bool with_config = true,
-                    bool /*long_config*/ = false) {
+  // factoryd ARGS --data-dir DATA, plus `--config-dir DIR` unless with_config is false.
+  ProcessResult run(std::vector<std::string> args, bool with_config = true) {
     if (with_config) {
       args.push_back("--config-dir");
       args.push_back(config());
@@ -78,22 +77,13 @@ class DagEnv {
     args.push_back(data());
     return run_factoryd(std::move(args));
   }
-  ProcessResult ok(std::vector<std::string> args, bool with_config = true,
-                   bool long_config = false) {
-    std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
-    ProcessResult r = run(std::move(args), with_config, long_config);
-    INFO("factoryd " << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return r;
+  ProcessResult ok(std::vector<std::string> args, bool with_config = true) {
+    return require_ok(args, run(args, with_config));
   }
-  json::value ok_json(std::vector<std::string> args, bool with_config = true,
-                      bool long_config = false) {
+  json::value ok_json(std::vector<std::string> args, bool with_config = true) {
     args.push_back("-o");
     args.push_back("json");
-    ProcessResult r = ok(std::move(args), with_config, long_config);
-    INFO("stdout: " << r.out);
-    return json::parse(r.out);
+    return stdout_json(ok(std::move(args), with_config));
   }
   // `factoryd run` until nothing is left to do (runs done, or parked on an approval).
   void run_until_idle() {
@@ -206,7 +196,7 @@ TEST_CASE("dags list, show, pause and unpause", "[cli]") {
         std::map<std::string, bool>{{"chain", true}, {"failing", false}, {"gated", false}});
 
   // A run triggered while paused waits queued; unpausing lets `run` finish it.
-  ProcessResult trig = env.ok({"dags", "trigger", "chain", "-r", "while-paused"}, true, true);
+  ProcessResult trig = env.ok({"dags", "trigger", "chain", "-r", "while-paused"});
   CHECK(contains(trig.err, "is paused"));
   CHECK(env.run_state("while-paused") == "queued");
   env.ok({"dags", "unpause", "chain"});
@@ -220,8 +210,7 @@ TEST_CASE("dags list, show, pause and unpause", "[cli]") {
 
 TEST_CASE("dags trigger then factoryd run completes the run and runs show has each task", "[cli]") {
   DagEnv env;
-  json::value made =
-      env.ok_json({"dags", "trigger", "chain", "-c", R"({"x": 7})", "-r", "r1"}, true, true);
+  json::value made = env.ok_json({"dags", "trigger", "chain", "-c", R"({"x": 7})", "-r", "r1"});
   CHECK(made.at("run_id").as_string() == "r1");
   CHECK(made.at("conf").at("x").as_int64() == 7);
 
@@ -270,31 +259,30 @@ TEST_CASE("dags trigger then factoryd run completes the run and runs show has ea
   SECTION("errors name the run or task") {
     require_error(env.run({"runs", "show", "ghost"}), 1, "run 'ghost' not found");
     require_error(env.run({"tasks", "clear", "r1", "zz"}), 1, "task 'zz' not found");
-    require_error(env.run({"dags", "trigger", "chain", "-r", "r1"}, true, true), 1,
-                  "already exists");
+    require_error(env.run({"dags", "trigger", "chain", "-r", "r1"}), 1, "already exists");
     require_error(env.run({"runs", "cancel", "r1"}), 1, "already ended (success)");
   }
 }
 
 TEST_CASE("dags test runs the whole DAG in-process and prints each task's result", "[cli]") {
   DagEnv env;
-  ProcessResult r = env.ok({"dags", "test", "chain", "-c", R"({"x": 5})"}, true, true);
+  ProcessResult r = env.ok({"dags", "test", "chain", "-c", R"({"x": 5})"});
   CHECK(contains(row_of(r.out, "a"), "success"));
   CHECK(contains(row_of(r.out, "b"), R"({"y":5})"));
   CHECK(contains(row_of(r.out, "c"), "success"));
   CHECK(contains(r.out, ": success in "));
   CHECK_FALSE(std::filesystem::exists(env.data()));  // a temporary data dir, not this one
 
-  ProcessResult failed = env.run({"dags", "test", "failing"}, true, true);
+  ProcessResult failed = env.run({"dags", "test", "failing"});
   require_error(failed, 1, "boom (failed)");
   CHECK(contains(row_of(failed.out, "ok"), "success"));
   CHECK(contains(row_of(failed.out, "boom"), "planned retryable failure"));
   CHECK(contains(row_of(failed.out, "after"), "upstream_failed"));
 
-  json::value gated = env.ok_json({"dags", "test", "gated"}, true, true);
+  json::value gated = env.ok_json({"dags", "test", "gated"});
   CHECK(gated.at("state").as_string() == "success");
   CHECK(gated.at("tasks").at(1).at("output").at("approved_by").as_string() == "dags-test");
-  ProcessResult rejected = env.run({"dags", "test", "gated", "--reject-approvals"}, true, true);
+  ProcessResult rejected = env.run({"dags", "test", "gated", "--reject-approvals"});
   require_error(rejected, 1, "approve (failed)");
 }
 
@@ -312,28 +300,28 @@ TEST_CASE("dags test runs the article's DAG", "[cli]") {
 
 TEST_CASE("tasks test runs one task alone and saves nothing", "[cli]") {
   DagEnv env;
-  ProcessResult a = env.ok({"tasks", "test", "chain", "a", "-c", R"({"x": 3})"}, true, true);
+  ProcessResult a = env.ok({"tasks", "test", "chain", "a", "-c", R"({"x": 3})"});
   CHECK(contains(a.out, "success"));
   CHECK(contains(a.out, R"(output: {"x":3})"));
 
   // b reads a's output, which tasks test does not have: -t supplies it.
-  ProcessResult b = env.run({"tasks", "test", "chain", "b"}, true, true);
+  ProcessResult b = env.run({"tasks", "test", "chain", "b"});
   require_error(b, 1, "-t");
-  json::value bj = env.ok_json({"tasks", "test", "chain", "b", "-t", R"({"y": 9})"}, true, true);
+  json::value bj = env.ok_json({"tasks", "test", "chain", "b", "-t", R"({"y": 9})"});
   CHECK(bj.at("state").as_string() == "success");
   CHECK(bj.at("output").at("y").as_int64() == 9);
 
-  ProcessResult boom = env.run({"tasks", "test", "failing", "boom"}, true, true);
+  ProcessResult boom = env.run({"tasks", "test", "failing", "boom"});
   require_error(boom, 1, "planned retryable failure");
   CHECK(contains(boom.out, "failed"));
-  require_error(env.run({"tasks", "test", "gated", "approve"}, true, true), 1, "approval task");
-  require_error(env.run({"tasks", "test", "chain", "zz"}, true, true), 1, "task 'zz' not found");
+  require_error(env.run({"tasks", "test", "gated", "approve"}), 1, "approval task");
+  require_error(env.run({"tasks", "test", "chain", "zz"}), 1, "task 'zz' not found");
   CHECK_FALSE(std::filesystem::exists(env.data()));
 }
 
 TEST_CASE("runs cancel stops an unfinished run", "[cli]") {
   DagEnv env;
-  env.ok({"dags", "trigger", "chain", "-r", "c1"}, true, true);
+  env.ok({"dags", "trigger", "chain", "-r", "c1"});
   CHECK(env.run_state("c1") == "running");
   // A one-shot command dispatches nothing (no worker would run it): a waits scheduled.
   CHECK(env.task_states("c1").at("a") == "scheduled");
@@ -355,8 +343,8 @@ TEST_CASE("runs cancel stops an unfinished run", "[cli]") {
 
 TEST_CASE("approvals: list pending, approve and reject with a comment", "[cli]") {
   DagEnv env;
-  env.ok({"dags", "trigger", "gated", "-r", "g1"}, true, true);
-  env.ok({"dags", "trigger", "gated", "-r", "g2"}, true, true);
+  env.ok({"dags", "trigger", "gated", "-r", "g1"});
+  env.ok({"dags", "trigger", "gated", "-r", "g2"});
   // `run --exit-when-idle` stops once both runs are parked on their approval.
   env.run_until_idle();
   CHECK(env.task_states("g1").at("approve") == "awaiting_approval");
@@ -396,7 +384,7 @@ TEST_CASE("approvals list shows BOUND_TO, a cancelled run has its approval close
   DagEnv env;
   env.write("bound.yaml", kBound);
   const std::string commit = "3f9c2a1d8e7b6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
-  env.ok({"dags", "trigger", "bound", "-r", "b1"}, true, true);
+  env.ok({"dags", "trigger", "bound", "-r", "b1"});
   env.run_until_idle();
   CHECK(env.task_states("b1").at("approve") == "awaiting_approval");
   ProcessResult table = env.ok({"approvals", "list"}, false);
@@ -434,15 +422,15 @@ TEST_CASE("approvals list shows BOUND_TO, a cancelled run has its approval close
 
 TEST_CASE("a command refused by its checks creates no data dir", "[cli]") {
   DagEnv env;
-  require_error(env.run({"dags", "trigger", "nope"}, true, true), 1, "DAG 'nope' not found");
-  require_error(env.run({"dags", "trigger", "chain", "-c", "[1]"}, true, true), 2, "-c:");
+  require_error(env.run({"dags", "trigger", "nope"}), 1, "DAG 'nope' not found");
+  require_error(env.run({"dags", "trigger", "chain", "-c", "[1]"}), 2, "-c:");
   require_error(env.run({"dags", "pause", "nope"}), 1, "DAG 'nope' not found");
   require_error(env.run({"runs", "cancel", "ghost"}), 1, "run 'ghost' not found");
   require_error(env.run({"tasks", "clear", "ghost", "a"}), 1, "run 'ghost' not found");
   require_error(env.run({"approvals", "approve", "ghost", "approve"}), 1, "run 'ghost' not found");
   CHECK_FALSE(std::filesystem::exists(env.data()));
   // The first accepted change makes it.
-  env.ok({"dags", "trigger", "chain"}, true, true);
+  env.ok({"dags", "trigger", "chain"});
   CHECK(std::filesystem::exists(env.data() + "/store"));
 }
 
@@ -475,13 +463,13 @@ TEST_CASE("dags test and tasks test run the repository's software_factory DAG", 
 TEST_CASE("while factoryd run holds the data dir, reads and changes go through its local API",
           "[cli]") {
   DagEnv env;
-  env.ok({"dags", "trigger", "chain", "-r", "b1"}, true, true);
+  env.ok({"dags", "trigger", "chain", "-r", "b1"});
   ChildProcess daemon =
       spawn_factoryd({"run", "--config-dir", env.config(), "--data-dir", env.data()});
   // Once b1 succeeded, `run` certainly holds the data dir.
   CHECK(eventually([&] { return env.run_state("b1") == "success"; }));
   // A change is made by the run's scheduler (<data-dir>/api.sock, tests/cli/daemon_cli_test.cpp).
-  env.ok({"dags", "trigger", "chain", "-r", "b2"}, true, true);
+  env.ok({"dags", "trigger", "chain", "-r", "b2"});
   CHECK(eventually([&] { return env.run_state("b2") == "success"; }));
   CHECK(env.ok_json({"runs", "list"}, false).as_array().size() == 2);
   CHECK(contains(row_of(env.ok({"dags", "list"}).out, "chain"), "false"));
@@ -497,7 +485,7 @@ TEST_CASE("dag command usage errors exit 2", "[cli]") {
            {"dags", "test", "chain", "--timeout", "soon"},
            {"tasks", "test", "chain", "a", "-t", "nope"},
        }) {
-    ProcessResult r = env.run(args, true, true);
+    ProcessResult r = env.run(args);
     INFO(args[0] << " " << args[1] << "\nstderr: " << r.err);
     CHECK(r.exit_code == 2);
     CHECK(r.err.rfind("factoryd: error: ", 0) == 0);

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include "cli/cli_checks.h"
 #include "cli/run_process.h"
 #include "http/daemon_harness.h"
 #include "test_util.h"
@@ -68,18 +69,11 @@ class RemoteEnv {
     args.push_back(data());
     return run_factoryd(std::move(args));
   }
-  ProcessResult ok(std::vector<std::string> args) {
-    std::string cmd;
-    for (const auto& a : args) cmd += a + " ";
-    ProcessResult r = run(std::move(args));
-    INFO("factoryd " << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exit_code == 0);
-    return r;
-  }
+  ProcessResult ok(std::vector<std::string> args) { return require_ok(args, run(args)); }
   json::value ok_json(std::vector<std::string> args) {
     args.push_back("-o");
     args.push_back("json");
-    return json::parse(ok(std::move(args)).out);
+    return stdout_json(ok(std::move(args)));
   }
   std::string run_state(const std::string& run_id) {
     return std::string(ok_json({"runs", "show", run_id}).at("state").as_string());
