@@ -205,9 +205,12 @@ void leaves(CLI::App* app, std::vector<CLI::App*>* out) {
 std::string footer(CLI::App* root) {
   std::vector<CLI::App*> all;
   leaves(root, &all);
-  std::string without, offset_o;
+  std::string without, offset_o, no_data_dir;
   for (CLI::App* leaf : all) {
     std::string name = command_name(leaf);
+    if (leaf->get_option_no_throw("--data-dir") == nullptr) {
+      no_data_dir += (no_data_dir.empty() ? "" : ", ") + name;
+    }
     if (leaf->get_option_no_throw("--output") == nullptr) {
       without += (without.empty() ? "" : ", ") + name;
     } else if (leaf->get_option_no_throw("-o") != leaf->get_option_no_throw("--output")) {
@@ -215,9 +218,10 @@ std::string footer(CLI::App* root) {
     }
   }
   std::string out =
-      "--data-dir DIR (default $FACTORY_DATA_DIR, else ./data) is taken by every command, "
-      "and\n-o/--output table|json by every command but " +
-      without + "; both are also accepted before the command.\n";
+      "--data-dir DIR (default $FACTORY_DATA_DIR, else ./data) is taken by every command" +
+      (no_data_dir.empty() ? std::string() : " but " + no_data_dir + " (they use a temporary one)") +
+      ",\nand -o/--output table|json by every command but " + without +
+      "; both are also accepted before the command.\n";
   if (!offset_o.empty()) {
     out +=
         "`" + offset_o + "` uses -o for the offset (as kcat does) and --output for the format.\n";

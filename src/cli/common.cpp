@@ -20,16 +20,18 @@
 namespace factory::cli {
 
 void add_common_options(CLI::App* cmd, CommonOptions* common, const std::string& output_names,
-                        bool server) {
-  cmd->add_option("--data-dir", common->data_dir,
-                  "Data directory; the log is <data-dir>/log (env FACTORY_DATA_DIR)")
-      ->capture_default_str();
+                        DataDirUse use) {
+  if (use != DataDirUse::kNone) {
+    cmd->add_option("--data-dir", common->data_dir,
+                    "Data directory; the log is <data-dir>/log (env FACTORY_DATA_DIR)")
+        ->capture_default_str();
+  }
   if (!output_names.empty()) {
     cmd->add_option(output_names, common->output, "Output format")
         ->check(CLI::IsMember({"table", "json"}))
         ->capture_default_str();
   }
-  if (!server) return;
+  if (use != DataDirUse::kLocalOrDaemon) return;
   cmd->add_option("--server", common->server,
                   "URL of a running factoryd to send the command to (env FACTORY_SERVER); "
                   "default: the daemon holding --data-dir, if any");

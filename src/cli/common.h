@@ -55,13 +55,19 @@ struct CommonOptions {
   std::string log_dir() const { return data_dir + "/log"; }
 };
 
-// Adds --data-dir, the output format option and --server/--token to `cmd`. `output_names` is
-// "-o,--output" for all commands but consume ("--output"), and "" for a command that prints
-// no results (run); `server` false for a command that never talks to a daemon (run). A
-// command must not take an option it would ignore: the help footer and the global options
-// before the command (app.cpp) go by what each command takes.
+// What a command does with a data dir, and so which of --data-dir, --server and --token it
+// takes: reads or changes one, itself or through the daemon holding it (kLocalOrDaemon: all
+// three); holds one itself (kHolds, run: --data-dir only); or uses none (kNone, dags test and
+// tasks test: they run on a temporary one).
+enum class DataDirUse { kLocalOrDaemon, kHolds, kNone };
+
+// Adds the data-dir options `use` calls for and the output format option to `cmd`.
+// `output_names` is "-o,--output" for all commands but consume ("--output"), and "" for a
+// command that prints no results (run). A command must not take an option it would ignore: the
+// help footer and the global options before the command (app.cpp) go by what each command takes.
 void add_common_options(CLI::App* cmd, CommonOptions* common,
-                        const std::string& output_names = "-o,--output", bool server = true);
+                        const std::string& output_names = "-o,--output",
+                        DataDirUse use = DataDirUse::kLocalOrDaemon);
 
 // One leaf command (e.g. `topics create`): its options are members bound into
 // CLI11; run() executes it once parsing succeeded and returns the exit code.

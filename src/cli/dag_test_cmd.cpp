@@ -496,7 +496,7 @@ void add_dags_test_command(CLI::App* dags, CommandRegistry* registry) {
   app->add_option("--junit", cmd->junit_path,
                   "Also write the result as JUnit XML to FILE, a test case per task (for CI)");
   add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
-  add_common_options(app, common);
+  add_common_options(app, common, "-o,--output", DataDirUse::kNone);
   registry->add(app, std::move(cmd));
 }
 
@@ -511,7 +511,7 @@ void add_tasks_test_command(CLI::App* tasks, CommandRegistry* registry) {
   app->add_option("-t,--task-params", cmd->task_params,
                   "A JSON object whose keys replace the task's params before templates render");
   add_config_dir_option(app, registry, &cmd->config_dir, /*dash_c=*/false);
-  add_common_options(app, common);
+  add_common_options(app, common, "-o,--output", DataDirUse::kNone);
   registry->add(app, std::move(cmd));
 }
 

@@ -188,7 +188,7 @@ void add_run_command(CLI::App* root, CommandRegistry* registry) {
                   "Exit 1 when, during this run, an event was dead-lettered (dlq) or a DAG run "
                   "failed (failed-run); e.g. --fail-on dlq,failed-run")
       ->type_name("CHECKS");
-  add_common_options(app, common, /*output_names=*/"", /*server=*/false);  // prints no results
+  add_common_options(app, common, /*output_names=*/"", DataDirUse::kHolds);  // prints no results
   registry->add(app, std::move(cmd));
 }
 

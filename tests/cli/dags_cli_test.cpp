@@ -67,14 +67,17 @@ class DagEnv {
   std::string data() const { return (dir_.path() / "data").string(); }
   std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
 
-  // factoryd ARGS --data-dir DATA, plus `--config-dir DIR` unless with_config is false.
+  // factoryd ARGS --data-dir DATA, plus `--config-dir DIR` unless with_config is false. `dags
+  // test` and `tasks test` take no --data-dir: they run on a temporary one.
   ProcessResult run(std::vector<std::string> args, bool with_config = true) {
     if (with_config) {
       args.push_back("--config-dir");
       args.push_back(config());
     }
-    args.push_back("--data-dir");
-    args.push_back(data());
+    if (args.size() < 2 || args[1] != "test") {
+      args.push_back("--data-dir");
+      args.push_back(data());
+    }
     return run_factoryd(std::move(args));
   }
   ProcessResult ok(std::vector<std::string> args, bool with_config = true) {
@@ -445,19 +448,19 @@ TEST_CASE("dags test and tasks test run the repository's software_factory DAG", 
   auto in_repo = [&](const std::string& command) {
     return run_process({"/bin/sh", "-c", "cd \"$SRC\" && exec \"$BIN\" " + command}, "",
                        {"SRC=" + src, "BIN=" + std::string(FACTORYD_BIN), "TICKET=" + ticket,
-                        "DATA=" + dir.str() + "/data", "TMPDIR=" + dir.str()});
+                        "TMPDIR=" + dir.str()});
   };
-  ProcessResult r =
-      in_repo("dags test software_factory -c \"$TICKET\" --config config --data-dir \"$DATA\"");
+  ProcessResult r = in_repo("dags test software_factory -c \"$TICKET\" --config-dir config");
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   CHECK(r.err.find("is not loaded") == std::string::npos);
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, ": success in "));
-  ProcessResult t = in_repo(
-      "tasks test software_factory ingest -c \"$TICKET\" --config config --data-dir \"$DATA\"");
+  ProcessResult t =
+      in_repo("tasks test software_factory ingest -c \"$TICKET\" --config-dir config");
   INFO("stdout: " << t.out << "\nstderr: " << t.err);
   CHECK(t.exit_code == 0);
-  CHECK_FALSE(std::filesystem::exists(dir.str() + "/data"));
+  // Their temporary data dirs (under TMPDIR) are gone.
+  CHECK(std::filesystem::is_empty(dir.path()));
 }
 
 TEST_CASE("while factoryd run holds the data dir, reads and changes go through its local API",
@@ -484,6 +487,9 @@ TEST_CASE("dag command usage errors exit 2", "[cli]") {
            {"dags", "trigger", "chain", "-c", "{"},
            {"dags", "test", "chain", "--timeout", "soon"},
            {"tasks", "test", "chain", "a", "-t", "nope"},
+           // They run on a temporary data dir: a --data-dir or --server would be ignored.
+           {"dags", "test", "chain", "--data-dir", "elsewhere"},
+           {"tasks", "test", "chain", "a", "--server", "http://127.0.0.1:1"},
        }) {
     ProcessResult r = env.run(args);
     INFO(args[0] << " " << args[1] << "\nstderr: " << r.err);
