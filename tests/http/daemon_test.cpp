@@ -2,6 +2,7 @@
 // HTTP client (http::Client) and raw sockets where a test misbehaves on purpose.
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -433,7 +434,16 @@ TEST_CASE("serve: /metrics is valid Prometheus exposition with the factory metri
   REQUIRE(c->request("POST", "/api/v1/topics/jira-events/records",
                      R"({"records":[{"key":"a","value":"b"}]})")
               ->status == 200);
-  auto r = c->request("GET", "/metrics");
+  // A group's lag is there once the engine's workers have joined their groups, which ready
+  // does not wait for: scrape until it is (a family with no samples is not written).
+  std::optional<http::ClientResponse> r;
+  CHECK(eventually([&] {
+    auto got = c->request("GET", "/metrics");
+    if (got.ok()) r = *got;
+    return r && r->status == 200 &&
+           r->body.find("\nfactory_consumer_group_lag{") != std::string::npos;
+  }));
+  REQUIRE(r);
   REQUIRE(r->status == 200);
   CHECK(r->header("content-type").find("text/plain; version=0.0.4") == 0);
   Exposition e = parse_exposition(r->body);
