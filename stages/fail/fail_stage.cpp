@@ -62,14 +62,16 @@ class FailStage final : public Stage {
     FailConfig config;
     std::string why;
     if (parse_config(std::string(config_json), &config, &why)) return Status();
-    return Status::invalid_argument("fail stage: " + why + "; fix the binding's config:");
+    return Status::invalid_argument(
+        "fail stage: " + why + "; fix the binding's config, e.g. {failures: 2, mode: retryable}");
   }
 
   StageResult process(const Event& event, StageContext& ctx) override {
     FailConfig config;
     std::string why;
     if (!parse_config(ctx.config(), &config, &why)) {
-      return StageResult::permanent("fail stage: " + why + "; fix the binding's config:");
+      return StageResult::permanent(
+          "fail stage: " + why + "; fix the binding's config, e.g. {failures: 2, mode: retryable}");
     }
     if (event.attempt <= config.failures) {
       std::string reason = "fail stage: planned " +
