@@ -219,7 +219,8 @@ std::string footer(CLI::App* root) {
   }
   std::string out =
       "--data-dir DIR (default $FACTORY_DATA_DIR, else ./data) is taken by every command" +
-      (no_data_dir.empty() ? std::string() : " but " + no_data_dir + " (they use a temporary one)") +
+      (no_data_dir.empty() ? std::string()
+                           : " but " + no_data_dir + " (they use a temporary one)") +
       ",\nand -o/--output table|json by every command but " + without +
       "; both are also accepted before the command.\n";
   if (!offset_o.empty()) {
