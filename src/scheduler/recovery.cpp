@@ -63,6 +63,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
   }
   for (const std::string& stage : m.stages) {
     FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage));
+    // Its task binding's dead letters: a dispatch there failed its try (take_dead_dispatch).
+    FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage + kDeadLetterSuffix));
   }
   for (const Dag& dag : m.dags) {
     if (!dag.error_budget) continue;
@@ -180,8 +182,12 @@ Status Scheduler::Impl::load_state() {
   // Those end now, before any worker runs their old dispatch: loading again (after a crash or
   // a failed transaction) decides the same.
   end_tries(&sm->effects().ended_tries);
+  std::vector<std::string> topics = {options.results_topic};
+  for (const std::string& stage : stages) {
+    topics.push_back(options.dispatch_prefix + stage + kDeadLetterSuffix);
+  }
   auto sub = log->subscribe({.group = "factory.scheduler",
-                             .topics = {options.results_topic},
+                             .topics = std::move(topics),
                              .client_id = "scheduler",
                              .sync_commits = false});
   if (!sub.ok()) return sub.status();

@@ -310,6 +310,7 @@ void Scheduler::Impl::refuse_result(const ConsumerRecord& cr, const Status& why)
 // Reads one polled result record and applies it; one that is not authentic or cannot be
 // read is dead-lettered with the reason and counted (refuse_result()).
 void Scheduler::Impl::take_result(const ConsumerRecord& cr) {
+  if (cr.topic != options.results_topic) return take_dead_dispatch(cr);
   if (!cr.record.value) {
     metrics().results_malformed.labels({cr.topic})->inc();
     refuse_result(cr, Status::invalid_argument("the record has no value"));
@@ -328,6 +329,39 @@ void Scheduler::Impl::take_result(const ConsumerRecord& cr) {
     return;
   }
   sm->apply_result(*result);
+}
+
+// A dispatch its task binding dead-lettered: the worker could not finish the try (e.g. its
+// result record is over the results topic's max.message.bytes), so no result will come and
+// the try would stay running. It fails, without retry, with the letter's reason. Only an
+// authentic dispatch from the dead-letter topic's own dispatch topic counts: a letter the
+// binding refused as not authentic, or one stored by reference (no value), changes nothing.
+void Scheduler::Impl::take_dead_dispatch(const ConsumerRecord& cr) {
+  auto last_header = [&](std::string_view name) -> std::string {
+    std::string v;
+    for (const Header& h : cr.record.headers) {
+      if (h.key == name) v = h.value;
+    }
+    return v;
+  };
+  const std::string source =
+      cr.topic.substr(0, cr.topic.size() - std::string_view(kDeadLetterSuffix).size());
+  if (!cr.record.value || last_header("factory.source.topic") != source ||
+      !auth->verify(source, cr.record.key, *cr.record.value, cr.record.headers).ok()) {
+    obs::warn("dead-lettered dispatch not applied (not authentic, or stored by reference)",
+              {{"topic", cr.topic}, {"offset", std::to_string(cr.record.offset.value())}});
+    return;
+  }
+  auto d = decode_dispatch(*cr.record.value);
+  if (!d.ok()) return;
+  ResultRecord r{.run_id = d->run_id,
+                 .task_id = d->task_id,
+                 .try_number = d->try_number,
+                 .success = false,
+                 .error = "the task's dispatch was dead-lettered to " + cr.topic + ": " +
+                          last_header("factory.dlq.reason"),
+                 .retryable = false};
+  sm->apply_result(r);
 }
 
 int64_t Scheduler::Impl::wait_budget_ms() {

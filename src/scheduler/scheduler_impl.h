@@ -137,6 +137,7 @@ struct Scheduler::Impl {
   Status seal(const std::string& topic, ProducerRecord* rec);
   void take_result(const ConsumerRecord& cr);
   void refuse_result(const ConsumerRecord& cr, const Status& why);
+  void take_dead_dispatch(const ConsumerRecord& cr);
   void poll_triggers();
   void fire_cron();
   Status commit_step(Effects* fx);

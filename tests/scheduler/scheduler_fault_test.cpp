@@ -498,3 +498,39 @@ tasks:
   REQUIRE_OK(row);
   CHECK(row->state == "running");  // a deadline is an alert
 }
+
+TEST_CASE(
+    "a result record the log refuses (over max.message.bytes) fails its task instead of leaving "
+    "it running",
+    "[scheduler][fault]") {
+  // The worker runs the try, but its result is over the results topic's limit: the engine
+  // dead-letters the dispatch, and before, no result ever came and the run never ended.
+  test::SchedulerHarness h({parse(R"(
+dag_id: sized
+tasks:
+  a: {stage: fault-echo, params: {blob: "{{ run.conf.blob }}"}}
+  after: {stage: fault-echo, upstream: [a], trigger_rule: all_done, params: {x: 1}}
+)")},
+                           {.start = false});
+  TopicSpec spec{.name = "factory.task-results", .partitions = 4};
+  spec.config.max_message_bytes = 2000;
+  REQUIRE_OK(h.log->create_topic(spec));
+  h.start();
+  auto big = h.sched->trigger("sized", R"({"blob":")" + std::string(3000, 'x') + R"("})");
+  REQUIRE_OK(big);
+  auto small = h.sched->trigger("sized", R"({"blob":"s"})");
+  REQUIRE_OK(small);
+  auto v = h.sched->wait_for_run(*big, 20'000);
+  REQUIRE_OK(v);
+  CHECK(v->run.state == "success");  // its leaf ran: all_done
+  const store::TaskRow& a = task(*v, "a");
+  CHECK(a.state == "failed");
+  CHECK(a.try_number == 1);  // not retried: the same result would be refused again
+  INFO(a.error);
+  CHECK(a.error.find("dead-lettered to factory.dispatch.fault-echo.dlq") != std::string::npos);
+  CHECK(a.error.find("max.message.bytes") != std::string::npos);
+  CHECK(task(*v, "after").state == "success");
+  auto sv = h.sched->wait_for_run(*small, 20'000);
+  REQUIRE_OK(sv);
+  CHECK(sv->run.state == "success");
+}
