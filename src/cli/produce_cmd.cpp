@@ -28,6 +28,25 @@
 namespace factory::cli {
 namespace {
 
+// -K's separator as kcat reads it: \t, \r and \\ are a tab, a carriage return and a backslash
+// (a shell passes '\t' as two characters); any other backslash stays as it is.
+std::string unescape_separator(const std::string& in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && i + 1 < in.size()) {
+      const char next = in[i + 1];
+      const char c = next == 't' ? '\t' : next == 'r' ? '\r' : next == '\\' ? '\\' : 0;
+      if (c) {
+        out.push_back(c);
+        ++i;
+        continue;
+      }
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
 constexpr size_t kMaxBatchRecords = 1000;
 constexpr size_t kMaxBatchBytes = 4 << 20;
 constexpr size_t kMaxRemoteBatchBytes = 1 << 20;  // JSON escaping grows a body up to 6x
@@ -114,6 +133,7 @@ class Produce : public Command {
       }
       headers.push_back({kv->first, kv->second});
     }
+    if (key_separator) *key_separator = unescape_separator(*key_separator);
     if (key_separator && key_separator->empty()) {
       return usage_error("-K needs a non-empty separator", "e.g. -K : for lines like key:value");
     }
@@ -228,7 +248,7 @@ void add_produce_command(CLI::App* root, CommandRegistry* registry) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app->add_option("-K,--key-delimiter", cmd->key_separator,
-                  "Split each line at the first SEP into key and value")
+                  "Split each line at the first SEP into key and value (\\t: a tab)")
       ->excludes(key);
   app->add_flag("--acks", cmd->acks,
                 "Print 'PARTITION OFFSET' per record once it is stored, in input order");

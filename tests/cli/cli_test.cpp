@@ -297,6 +297,10 @@ TEST_CASE("produce -k and -K keys land on Kafka's murmur2 partition", "[cli]") {
     f.ok({"produce", "t", "-K", ":", "-p", "0"}, "no-separator\n");
     CHECK(f.ok({"consume", "t", "-e", "-f", "[%k][%K][%s]\\n"}).out == "[][-1][no-separator]\n");
   }
+  SECTION("-K '\\t' is a tab, as in kcat (a shell passes backslash-t)") {
+    f.ok({"produce", "t", "-K", "\\t", "-p", "0"}, "k1\tv\\t1\n");
+    CHECK(f.ok({"consume", "t", "-e", "-f", "[%k][%s]\\n"}).out == "[k1][v\\t1]\n");
+  }
 }
 
 TEST_CASE("consume -e prints kcat formats and JSON", "[cli]") {
