@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "factory/types.h"
@@ -15,6 +16,16 @@ struct Header {
   std::string value;
   bool operator==(const Header&) const = default;
 };
+
+// The value of the last header named `name`, or "" when there is none. The last, because a
+// record forwarded twice (an output of stage A, dead-lettered by B) carries the headers it
+// inherited first and those of the binding that forwarded it last after them.
+inline std::string last_header(const std::vector<Header>& headers, std::string_view name) {
+  for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+    if (it->key == name) return it->value;
+  }
+  return "";
+}
 
 // One record to append. Partition choice: `partition` when set; else Kafka's murmur2 of the key
 // (the Java client's default partitioner, so a key lands where Kafka would put it); else a sticky

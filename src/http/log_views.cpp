@@ -214,12 +214,7 @@ std::string_view topic_change_name(TopicChange change) {
 }
 
 std::string DeadLetter::header(std::string_view name) const {
-  // The last: a record forwarded twice (an output of stage A, dead-lettered by B) carries the
-  // headers it inherited first and the dead-lettering binding's appended after them.
-  for (auto it = record.headers.rbegin(); it != record.headers.rend(); ++it) {
-    if (it->key == name) return it->value;
-  }
-  return "";
+  return last_header(record.headers, name);
 }
 
 namespace {

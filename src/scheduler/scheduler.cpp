@@ -337,16 +337,9 @@ void Scheduler::Impl::take_result(const ConsumerRecord& cr) {
 // authentic dispatch from the dead-letter topic's own dispatch topic counts: a letter the
 // binding refused as not authentic, or one stored by reference (no value), changes nothing.
 void Scheduler::Impl::take_dead_dispatch(const ConsumerRecord& cr) {
-  auto last_header = [&](std::string_view name) -> std::string {
-    std::string v;
-    for (const Header& h : cr.record.headers) {
-      if (h.key == name) v = h.value;
-    }
-    return v;
-  };
   const std::string source =
       cr.topic.substr(0, cr.topic.size() - std::string_view(kDeadLetterSuffix).size());
-  if (!cr.record.value || last_header("factory.source.topic") != source ||
+  if (!cr.record.value || last_header(cr.record.headers, "factory.source.topic") != source ||
       !auth->verify(source, cr.record.key, *cr.record.value, cr.record.headers).ok()) {
     obs::warn("dead-lettered dispatch not applied (not authentic, or stored by reference)",
               {{"topic", cr.topic}, {"offset", std::to_string(cr.record.offset.value())}});
@@ -359,7 +352,7 @@ void Scheduler::Impl::take_dead_dispatch(const ConsumerRecord& cr) {
                  .try_number = d->try_number,
                  .success = false,
                  .error = "the task's dispatch was dead-lettered to " + cr.topic + ": " +
-                          last_header("factory.dlq.reason"),
+                          last_header(cr.record.headers, "factory.dlq.reason"),
                  .retryable = false};
   sm->apply_result(r);
 }
