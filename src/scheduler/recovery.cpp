@@ -62,9 +62,21 @@ Result<std::unique_ptr<Scheduler>> Scheduler::create(Log* log, store::MetaStore*
     m.sources.emplace(dag.dag_id, std::move(src));
   }
   for (const std::string& stage : m.stages) {
-    FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage));
-    // Its task binding's dead letters: a dispatch there failed its try (take_dead_dispatch).
-    FACTORY_RETURN_IF_ERROR(ensure_topic(options.dispatch_prefix + stage + kDeadLetterSuffix));
+    const std::string dispatch = options.dispatch_prefix + stage;
+    FACTORY_RETURN_IF_ERROR(ensure_topic(dispatch));
+    // Its task binding's dead letters, which the loop reads (a dispatch there failed its try:
+    // take_dead_dispatch), exist before the loop subscribes. As the engine makes a binding's
+    // dead-letter topic: the input's partitions and at least its record limit, so a letter
+    // keeps its dispatch whole (one stored by reference could not be applied).
+    if (!log->describe_topic(dispatch + kDeadLetterSuffix).ok()) {
+      auto in = log->describe_topic(dispatch);
+      if (!in.ok()) return in.status();
+      TopicSpec dlq{.name = dispatch + kDeadLetterSuffix, .partitions = in->spec.partitions};
+      dlq.config.max_message_bytes =
+          std::max(dlq.config.max_message_bytes, in->spec.config.max_message_bytes);
+      Status s = log->create_topic(dlq);
+      if (!s.ok() && !s.is_already_exists()) return s;
+    }
   }
   for (const Dag& dag : m.dags) {
     if (!dag.error_budget) continue;

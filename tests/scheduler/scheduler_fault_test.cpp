@@ -515,7 +515,16 @@ tasks:
   TopicSpec spec{.name = "factory.task-results", .partitions = 4};
   spec.config.max_message_bytes = 2000;
   REQUIRE_OK(h.log->create_topic(spec));
+  // A dispatch topic whose limit was raised: its dead letters must fit whole (one stored by
+  // reference has no dispatch to apply).
+  TopicSpec dispatch{.name = "factory.dispatch.fault-echo", .partitions = 3};
+  dispatch.config.max_message_bytes = 4 << 20;
+  REQUIRE_OK(h.log->create_topic(dispatch));
   h.start();
+  auto dlq = h.log->describe_topic("factory.dispatch.fault-echo.dlq");
+  REQUIRE_OK(dlq);
+  CHECK(dlq->spec.partitions == 3);
+  CHECK(dlq->spec.config.max_message_bytes >= 4 << 20);
   auto big = h.sched->trigger("sized", R"({"blob":")" + std::string(3000, 'x') + R"("})");
   REQUIRE_OK(big);
   auto small = h.sched->trigger("sized", R"({"blob":"s"})");
